@@ -1,0 +1,1 @@
+//! Importers (Meta .pth, HF safetensors, GGUF) and exporters (GGUF, safetensors) for llamapack.

@@ -1,0 +1,437 @@
+//! Zero-copy reader: validates the whole index up front, then hands out borrowed slices.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bytemuck::Pod;
+use half::{bf16, f16};
+
+use crate::DType;
+use crate::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
+use crate::error::{Error, Result};
+use crate::header::{
+    ALIGN, BlobEntry, Header, MAGIC, MAX_DIMS, MAX_HEADER_LEN, PREAMBLE_LEN, Preamble, TensorEntry,
+    VERSION_MAJOR,
+};
+use crate::meta::{Metadata, ModelConfig, Provenance, TokenizerData};
+
+/// A parsed `.lpk` over some bytes: an mmap ([`Lpk::open`]) or any buffer ([`Lpk::parse`]).
+#[derive(Debug)]
+pub struct Lpk<B = memmap2::Mmap> {
+    bytes: B,
+    file: String,
+    preamble: Preamble,
+    header: Header,
+    dtypes: Vec<DType>,
+    by_name: HashMap<String, usize>,
+}
+
+/// A borrowed view of one tensor's bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorView<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape, outermost first.
+    pub shape: &'a [u64],
+    /// The raw bytes (64-byte aligned when the buffer is).
+    pub bytes: &'a [u8],
+    /// Stored crc32c.
+    pub crc32c: u32,
+}
+
+/// A block type that can be viewed in place.
+pub trait Block: Pod {
+    /// Its dtype.
+    const DTYPE: DType;
+}
+impl Block for BlockQ8_0 {
+    const DTYPE: DType = DType::Q8_0;
+}
+impl Block for BlockQ4_0 {
+    const DTYPE: DType = DType::Q4_0;
+}
+impl Block for BlockQ4K {
+    const DTYPE: DType = DType::Q4K;
+}
+impl Block for BlockQ6K {
+    const DTYPE: DType = DType::Q6K;
+}
+impl Block for f32 {
+    const DTYPE: DType = DType::F32;
+}
+impl Block for f16 {
+    const DTYPE: DType = DType::F16;
+}
+impl Block for bf16 {
+    const DTYPE: DType = DType::BF16;
+}
+
+impl<'a> TensorView<'a> {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().map(|&d| d as usize).product()
+    }
+
+    /// Rows (product of all but the last dimension).
+    pub fn rows(&self) -> usize {
+        self.shape[..self.shape.len() - 1]
+            .iter()
+            .map(|&d| d as usize)
+            .product()
+    }
+
+    /// Elements per row (the last dimension).
+    pub fn row_len(&self) -> usize {
+        self.shape[self.shape.len() - 1] as usize
+    }
+
+    /// Views the bytes as `&[T]` without copying; fails on a dtype mismatch or misalignment.
+    pub fn as_slice<T: Block>(&self) -> Result<&'a [T]> {
+        if self.dtype != T::DTYPE {
+            return Err(Error::WrongDType {
+                tensor: self.name.to_owned(),
+                expected: T::DTYPE,
+                found: self.dtype,
+            });
+        }
+        bytemuck::try_cast_slice(self.bytes).map_err(|e| Error::BadTensor {
+            file: String::new(),
+            tensor: self.name.to_owned(),
+            reason: format!("cannot view as {}: {e:?}", T::DTYPE),
+        })
+    }
+
+    /// Recomputes the checksum.
+    pub fn checksum_ok(&self) -> bool {
+        crc32c::crc32c(self.bytes) == self.crc32c
+    }
+}
+
+impl Lpk<memmap2::Mmap> {
+    /// Memory-maps and validates `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, "open", e))?;
+        // SAFETY: the map is read-only; a concurrent writer truncating the file could fault,
+        // which is the documented limit of every mmap reader (safetensors, llama.cpp). Our own
+        // writer never modifies a finished file: it writes a sibling and renames.
+        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(path, "mmap", e))?;
+        Lpk::parse(map, path.display().to_string())
+    }
+}
+
+impl<B: AsRef<[u8]>> Lpk<B> {
+    /// Parses and validates a `.lpk` held in `bytes`. `file` names it in errors.
+    pub fn parse(bytes: B, file: impl Into<String>) -> Result<Self> {
+        let file = file.into();
+        let data = bytes.as_ref();
+        let len = data.len() as u64;
+        let Some(pre) = data.get(..PREAMBLE_LEN) else {
+            return Err(Error::Truncated {
+                file,
+                found: len,
+                expected: PREAMBLE_LEN as u64,
+            });
+        };
+        let (magic, flags, pre) = Preamble::from_bytes(pre.try_into().expect("64 bytes"));
+        if magic != MAGIC {
+            return Err(Error::BadMagic {
+                file,
+                found: magic,
+                expected: MAGIC,
+            });
+        }
+        if pre.major > VERSION_MAJOR {
+            return Err(Error::UnsupportedVersion {
+                file,
+                major: pre.major,
+                minor: pre.minor,
+                supported: VERSION_MAJOR,
+            });
+        }
+        let bad = |reason: String| Error::BadPreamble {
+            file: file.clone(),
+            reason,
+        };
+        if pre.major == 0 {
+            return Err(bad("major version 0 was never written".into()));
+        }
+        if flags != 0 {
+            return Err(bad(format!("unknown flags {flags:#x}")));
+        }
+        if pre.file_len > len {
+            return Err(Error::Truncated {
+                file,
+                found: len,
+                expected: pre.file_len,
+            });
+        }
+        if pre.file_len < len {
+            return Err(bad(format!(
+                "{} trailing bytes after the recorded end",
+                len - pre.file_len
+            )));
+        }
+        if pre.header_len > MAX_HEADER_LEN {
+            return Err(bad(format!(
+                "header of {} bytes exceeds the {MAX_HEADER_LEN} limit",
+                pre.header_len
+            )));
+        }
+        let header_end = pre
+            .header_offset
+            .checked_add(pre.header_len)
+            .filter(|&e| pre.header_offset >= PREAMBLE_LEN as u64 && e <= len)
+            .ok_or_else(|| {
+                bad(format!(
+                    "header at {}+{} lies outside the file of {len} bytes",
+                    pre.header_offset, pre.header_len
+                ))
+            })?;
+        let hbytes = &data[pre.header_offset as usize..header_end as usize];
+        let crc = crc32c::crc32c(hbytes);
+        if crc != pre.header_crc32c {
+            return Err(bad(format!(
+                "header checksum {crc:08x} does not match the recorded {:08x}",
+                pre.header_crc32c
+            )));
+        }
+        let header: Header =
+            serde_json::from_slice(hbytes).map_err(|source| Error::HeaderJson {
+                file: file.clone(),
+                source,
+            })?;
+        let (dtypes, by_name) = validate(&file, &header, &pre)?;
+        Ok(Lpk {
+            bytes,
+            file,
+            preamble: pre,
+            header,
+            dtypes,
+            by_name,
+        })
+    }
+
+    /// The name used in errors (the path, for an opened file).
+    pub fn file_name(&self) -> &str {
+        &self.file
+    }
+
+    /// Format version `(major, minor)`.
+    pub fn version(&self) -> (u16, u16) {
+        (self.preamble.major, self.preamble.minor)
+    }
+
+    /// Total file length.
+    pub fn file_len(&self) -> u64 {
+        self.preamble.file_len
+    }
+
+    /// The model config.
+    pub fn config(&self) -> &ModelConfig {
+        &self.header.meta.config
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &TokenizerData {
+        &self.header.meta.tokenizer
+    }
+
+    /// The provenance.
+    pub fn provenance(&self) -> &Provenance {
+        &self.header.meta.provenance
+    }
+
+    /// Config, tokenizer and provenance together.
+    pub fn metadata(&self) -> &Metadata {
+        &self.header.meta
+    }
+
+    /// The raw index entries, in file order.
+    pub fn entries(&self) -> &[TensorEntry] {
+        &self.header.tensors
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.header.tensors.len()
+    }
+
+    /// True when the file has no tensors.
+    pub fn is_empty(&self) -> bool {
+        self.header.tensors.is_empty()
+    }
+
+    /// Every tensor, in file order.
+    pub fn tensors(&self) -> impl Iterator<Item = TensorView<'_>> {
+        (0..self.header.tensors.len()).map(|i| self.view(i))
+    }
+
+    /// True when a tensor of that name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// The tensor `name`.
+    pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
+        self.by_name
+            .get(name)
+            .map(|&i| self.view(i))
+            .ok_or_else(|| Error::MissingTensor {
+                file: self.file.clone(),
+                tensor: name.to_owned(),
+            })
+    }
+
+    /// The blob `name` (e.g. `tokenizer.model`), if stored.
+    pub fn blob(&self, name: &str) -> Option<&[u8]> {
+        self.header
+            .blobs
+            .iter()
+            .find(|b| b.name == name)
+            .map(|b| self.range(b.offset, b.nbytes))
+    }
+
+    /// The blob index.
+    pub fn blobs(&self) -> &[BlobEntry] {
+        &self.header.blobs
+    }
+
+    /// Recomputes every checksum; returns the names of tensors and blobs whose bytes changed.
+    pub fn verify(&self) -> Vec<String> {
+        let mut bad: Vec<String> = self
+            .tensors()
+            .filter(|t| !t.checksum_ok())
+            .map(|t| t.name.to_owned())
+            .collect();
+        for b in &self.header.blobs {
+            if crc32c::crc32c(self.range(b.offset, b.nbytes)) != b.crc32c {
+                bad.push(format!("blob:{}", b.name));
+            }
+        }
+        bad
+    }
+
+    fn range(&self, offset: u64, nbytes: u64) -> &[u8] {
+        // Bounds were validated in `parse`.
+        &self.bytes.as_ref()[offset as usize..(offset + nbytes) as usize]
+    }
+
+    fn view(&self, i: usize) -> TensorView<'_> {
+        let e = &self.header.tensors[i];
+        TensorView {
+            name: &e.name,
+            dtype: self.dtypes[i],
+            shape: &e.shape,
+            bytes: self.range(e.offset, e.nbytes),
+            crc32c: e.crc32c,
+        }
+    }
+}
+
+type Validated = (Vec<DType>, HashMap<String, usize>);
+
+/// Checks the whole index against the file: dtypes, shapes, sizes, bounds, alignment, overlap.
+fn validate(file: &str, h: &Header, pre: &Preamble) -> Result<Validated> {
+    h.meta
+        .config
+        .validate()
+        .map_err(|reason| Error::BadConfig {
+            file: file.to_owned(),
+            reason,
+        })?;
+    h.meta
+        .tokenizer
+        .validate()
+        .map_err(|reason| Error::BadTokenizer {
+            file: file.to_owned(),
+            reason,
+        })?;
+    let bad = |tensor: &str, reason: String| Error::BadTensor {
+        file: file.to_owned(),
+        tensor: tensor.to_owned(),
+        reason,
+    };
+    let data_start = PREAMBLE_LEN as u64;
+    let data_end = pre.header_offset;
+    let mut spans: Vec<(u64, u64, &str)> = Vec::with_capacity(h.tensors.len() + h.blobs.len());
+    let mut dtypes = Vec::with_capacity(h.tensors.len());
+    let mut by_name = HashMap::with_capacity(h.tensors.len());
+    let check_span = |name: &'_ str, offset: u64, nbytes: u64| -> Result<()> {
+        if offset % ALIGN != 0 {
+            return Err(bad(
+                name,
+                format!("offset {offset} is not a multiple of {ALIGN}"),
+            ));
+        }
+        let end = offset
+            .checked_add(nbytes)
+            .ok_or_else(|| bad(name, "offset + length overflows".into()))?;
+        if offset < data_start || end > data_end {
+            return Err(bad(
+                name,
+                format!(
+                    "bytes {offset}..{end} lie outside the data region {data_start}..{data_end}"
+                ),
+            ));
+        }
+        Ok(())
+    };
+    for (i, t) in h.tensors.iter().enumerate() {
+        let dtype = DType::from_name(&t.dtype)
+            .filter(|d| d.info().storable)
+            .ok_or_else(|| bad(&t.name, format!("unknown dtype `{}`", t.dtype)))?;
+        if t.shape.is_empty() || t.shape.len() > MAX_DIMS {
+            return Err(bad(
+                &t.name,
+                format!("{} dimensions (expected 1..={MAX_DIMS})", t.shape.len()),
+            ));
+        }
+        if t.shape.contains(&0) {
+            return Err(bad(
+                &t.name,
+                format!("shape {:?} has a zero dimension", t.shape),
+            ));
+        }
+        let expected = dtype.tensor_bytes(&t.shape).ok_or_else(|| {
+            bad(
+                &t.name,
+                format!(
+                    "shape {:?} is not storable as {dtype} (row not a multiple of {} or size overflows)",
+                    t.shape,
+                    dtype.block_len()
+                ),
+            )
+        })?;
+        if expected as u64 != t.nbytes {
+            return Err(bad(
+                &t.name,
+                format!(
+                    "{} bytes recorded, but {dtype} {:?} needs {expected}",
+                    t.nbytes, t.shape
+                ),
+            ));
+        }
+        check_span(&t.name, t.offset, t.nbytes)?;
+        if by_name.insert(t.name.clone(), i).is_some() {
+            return Err(bad(&t.name, "appears twice in the index".into()));
+        }
+        dtypes.push(dtype);
+        spans.push((t.offset, t.nbytes, &t.name));
+    }
+    for b in &h.blobs {
+        check_span(&b.name, b.offset, b.nbytes)?;
+        spans.push((b.offset, b.nbytes, &b.name));
+    }
+    spans.sort_unstable();
+    for w in spans.windows(2) {
+        let (a_off, a_len, a) = w[0];
+        let (b_off, _, b) = w[1];
+        if a_off + a_len > b_off {
+            return Err(bad(b, format!("overlaps `{a}`")));
+        }
+    }
+    Ok((dtypes, by_name))
+}

@@ -1,0 +1,2 @@
+//! The `llamapack` command line.
+fn main() {}
