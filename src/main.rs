@@ -1,2 +1,52 @@
-//! The `llamapack` command line.
-fn main() {}
+//! The `llamapack` command line: convert, quantize, run, evaluate and export Llama 2 models.
+//!
+//! Each subcommand lives in its own module under `cmd/`; this file only parses arguments,
+//! dispatches, and turns errors into one clear line and an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cmd;
+mod ui;
+
+/// Take Meta's Llama 2 checkpoints to deployable artifacts, and prove they are accurate.
+///
+/// A typical session:
+///
+///   llamapack convert llama-2-7b/ -o 7b.lpk          # Meta or HF checkpoint → packed file
+///   llamapack quantize 7b.lpk -o 7b-q4.lpk --type q4_k_m
+///   llamapack eval 7b-q4.lpk --reference 7b.lpk --text wiki.txt
+///   llamapack export 7b-q4.lpk --format gguf -o 7b-q4.gguf
+///
+/// Run `llamapack demo` to see the whole pipeline on the bundled fixture model.
+#[derive(Debug, Parser)]
+#[command(name = "llamapack", version, about, long_about, verbatim_doc_comment)]
+struct Cli {
+    /// Print the full chain of causes for an error.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cmd::run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            if ui::is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err}");
+            if cli.verbose {
+                for cause in err.chain().skip(1) {
+                    eprintln!("  caused by: {cause}");
+                }
+            } else if err.chain().nth(1).is_some() {
+                eprintln!("  (run with --verbose for the cause)");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,4 @@
-//! Integration tests.
+//! End-to-end tests over the `llamapack` CLI, on fixtures, in temp dirs.
+
+mod common;
+mod inspect_verify;
