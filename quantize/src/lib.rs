@@ -1,1 +1,105 @@
-//! ggml-compatible block quantization kernels (scalar reference, AVX2, AVX-512 VNNI, NEON), recipes and error statistics.
+//! ggml-compatible block quantization for llamapack: the q8_0, q4_0, q4_k, q6_k and q8_k block
+//! formats and f16/bf16 rows, each with a scalar reference (`*_ref`, the specification) and
+//! SIMD kernels (AVX2, AVX-512 VNNI, NEON) chosen once at run time.
+//!
+//! The free functions — [`quantize_row`], [`dequantize_row`], [`vec_dot`] — work on raw row
+//! bytes (as stored in a `.lpk` file) and dispatch to the best [`Level`] the CPU supports;
+//! `LLAMAPACK_SIMD=scalar|avx2|avx512` forces a lower one, and [`kernels_for`] gives any level's
+//! table (tests run every level in one process).
+//!
+//! ```
+//! use llamapack_format::DType;
+//! use llamapack_quantize::{dequantize_row, quantize_row, vec_dot, vec_dot_type};
+//!
+//! let w: Vec<f32> = (0..256).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+//! let x: Vec<f32> = (0..256).map(|i| ((i * 11 % 13) as f32 - 6.0) / 6.0).collect();
+//!
+//! // Quantize a weight row to q4_k and the activation to its dot format (q8_k).
+//! let mut wq = vec![0u8; DType::Q4K.row_bytes(256).unwrap()];
+//! quantize_row(DType::Q4K, &w, &mut wq)?;
+//! let act = vec_dot_type(DType::Q4K);
+//! let mut xq = vec![0u8; act.row_bytes(256).unwrap()];
+//! quantize_row(act, &x, &mut xq)?;
+//!
+//! let exact: f32 = w.iter().zip(&x).map(|(a, b)| a * b).sum();
+//! let approx = vec_dot(DType::Q4K, 256, &wq, &xq);
+//! let norms = (w.iter().map(|v| v * v).sum::<f32>() * x.iter().map(|v| v * v).sum::<f32>()).sqrt();
+//! assert!((exact - approx).abs() < 0.02 * norms, "{exact} vs {approx}");
+//!
+//! // Round trip: q4_k keeps each value within about half a quantization step.
+//! let mut back = vec![0f32; 256];
+//! dequantize_row(DType::Q4K, &wq, &mut back)?;
+//! assert!(w.iter().zip(&back).all(|(a, b)| (a - b).abs() < 0.1));
+//!
+//! // NaN and infinities are rejected with their index.
+//! let mut bad = w.clone();
+//! bad[7] = f32::NAN;
+//! assert!(quantize_row(DType::Q4K, &bad, &mut wq).unwrap_err().to_string().contains("index 7"));
+//! # Ok::<(), llamapack_quantize::Error>(())
+//! ```
+//!
+//! # Exactness contract
+//! - Encoders: q8_0, q4_0 and q8_k are byte-identical to ggml's `quantize_row_*_ref` at every
+//!   level; q4_k and q6_k run the scalar reference (ggml's algorithm, same float operation
+//!   order) at every level.
+//! - Decoders: bit-identical to the reference at every level.
+//! - Dots: q4_k·q8_k and q6_k·q8_k return the reference's bits at every level (exact integer
+//!   sums per super-block, same f32 steps); q8_0·q8_0, q4_0·q8_0 and the float dots accumulate
+//!   in SIMD lanes and agree with the reference to within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|`.
+//! - q8_k activations must carry true `bsums` (as [`quantize_row`] writes them); quants of
+//!   q8_0/q8_k activations are in −127..=127, which every encoder here guarantees.
+//!
+//! Byte slices may have any alignment; the scalar level views aligned slices in place and copies
+//! misaligned blocks to the stack, the SIMD levels use unaligned loads.
+
+mod dispatch;
+mod error;
+pub mod float;
+pub mod q4_0;
+pub mod q4_k;
+pub mod q6_k;
+pub mod q8_0;
+pub mod q8_k;
+mod rounding;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use dispatch::{Kernels, Level, kernels, kernels_for, simd_level};
+pub use error::Error;
+pub use llamapack_format::DType;
+
+/// The activation format a weight of type `weight` is dotted with: q8_0 for q8_0/q4_0, q8_k for
+/// the k-quants, f32 for plain float weights.
+pub fn vec_dot_type(weight: DType) -> DType {
+    match weight {
+        DType::Q8_0 | DType::Q4_0 => DType::Q8_0,
+        DType::Q4K | DType::Q6K | DType::Q8K => DType::Q8K,
+        _ => DType::F32,
+    }
+}
+
+/// Encodes one row of `src.len()` values as `dtype` into `dst`.
+///
+/// `dtype` is any storable type or q8_k; for f32/f16/bf16 this is a conversion. `dst.len()` must
+/// equal `dtype.row_bytes(src.len())`. A NaN or ±inf in `src` is an [`Error::NonFinite`] naming
+/// its index; finite values too large for an f16 scale behave as in ggml (the scale becomes inf).
+pub fn quantize_row(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), Error> {
+    kernels().quantize_row(dtype, src, dst)
+}
+
+/// Decodes one row of `dtype` bytes into `dst.len()` values.
+pub fn dequantize_row(dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<(), Error> {
+    kernels().dequantize_row(dtype, src, dst)
+}
+
+/// Dot product of a `weight` row of `n` values with an activation row of `n` values in
+/// [`vec_dot_type`]`(weight)` format (f32 bytes for float weights). Does not allocate.
+///
+/// # Panics
+/// If a slice does not hold exactly `n` values of its type (a bug in the caller: the kernels
+/// read through raw pointers, so this is checked in release builds too).
+#[inline]
+pub fn vec_dot(weight: DType, n: usize, w_row: &[u8], act: &[u8]) -> f32 {
+    kernels().vec_dot(weight, n, w_row, act)
+}

@@ -1,0 +1,336 @@
+//! Run-time selection of the kernel table.
+//!
+//! The best level the CPU supports is chosen once ([`kernels`]); `LLAMAPACK_SIMD=scalar|avx2|
+//! avx512|neon` asks for a lower one (a level the CPU lacks is never used: the request is
+//! ignored). [`kernels_for`] hands out any supported level, so one test process can check them
+//! all.
+
+use std::sync::OnceLock;
+
+use llamapack_format::DType;
+
+use crate::{Error, scalar};
+
+/// An instruction-set level with its own kernel table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Level {
+    /// Portable Rust: the `*_ref` kernels.
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL + VNNI (on top of AVX2).
+    Avx512,
+    /// aarch64 Advanced SIMD.
+    Neon,
+}
+
+impl Level {
+    /// Every level, lowest first.
+    pub const ALL: [Level; 4] = [Level::Scalar, Level::Avx2, Level::Avx512, Level::Neon];
+
+    /// Lower-case name, as accepted by `LLAMAPACK_SIMD`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+            Level::Neon => "neon",
+        }
+    }
+
+    /// Parses a name of [`Level::name`].
+    pub fn from_name(s: &str) -> Option<Level> {
+        Level::ALL
+            .into_iter()
+            .find(|l| l.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Whether this CPU can run the level.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Level::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => {
+                Level::Avx2.is_supported()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+pub(crate) type QuantizeFn = fn(&[f32], &mut [u8]);
+pub(crate) type DequantizeFn = fn(&[u8], &mut [f32]);
+pub(crate) type DotFn = fn(usize, &[u8], &[u8]) -> f32;
+
+/// The three kernels of one dtype. They receive slices whose lengths [`Kernels`] has checked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Format {
+    pub(crate) quantize: QuantizeFn,
+    pub(crate) dequantize: DequantizeFn,
+    pub(crate) vec_dot: DotFn,
+}
+
+/// A table of kernels for every dtype at one [`Level`].
+///
+/// The methods check lengths and inputs, then call the level's kernels; the free functions of
+/// the crate root use the table of [`kernels`].
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    level: Level,
+    f32: Format,
+    f16: Format,
+    bf16: Format,
+    q8_0: Format,
+    q4_0: Format,
+    q4_k: Format,
+    q6_k: Format,
+    q8_k: Format,
+}
+
+impl Kernels {
+    /// The level of this table.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    fn format(&self, dtype: DType) -> Result<&Format, Error> {
+        Ok(match dtype {
+            DType::F32 => &self.f32,
+            DType::F16 => &self.f16,
+            DType::BF16 => &self.bf16,
+            DType::Q8_0 => &self.q8_0,
+            DType::Q4_0 => &self.q4_0,
+            DType::Q4K => &self.q4_k,
+            DType::Q6K => &self.q6_k,
+            DType::Q8K => &self.q8_k,
+            other => return Err(Error::Unsupported(other)),
+        })
+    }
+
+    /// See [`crate::quantize_row`].
+    pub fn quantize_row(&self, dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), Error> {
+        let f = self.format(dtype)?;
+        check_bytes(dtype, src.len(), dst.len())?;
+        if let Some(index) = src.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                index,
+                value: src[index],
+            });
+        }
+        (f.quantize)(src, dst);
+        Ok(())
+    }
+
+    /// See [`crate::dequantize_row`].
+    pub fn dequantize_row(&self, dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<(), Error> {
+        let f = self.format(dtype)?;
+        check_bytes(dtype, dst.len(), src.len())?;
+        (f.dequantize)(src, dst);
+        Ok(())
+    }
+
+    /// See [`crate::vec_dot`].
+    ///
+    /// # Panics
+    /// If `n` is not a whole number of blocks or a slice does not hold exactly `n` values.
+    #[inline]
+    pub fn vec_dot(&self, weight: DType, n: usize, w_row: &[u8], act: &[u8]) -> f32 {
+        let f = self.format(weight).expect("vec_dot: dtype without kernels");
+        let act_type = crate::vec_dot_type(weight);
+        assert!(
+            weight.row_bytes(n) == Some(w_row.len()) && act_type.row_bytes(n) == Some(act.len()),
+            "vec_dot: {weight} row of {n} values needs {:?} + {:?} bytes, got {} + {}",
+            weight.row_bytes(n),
+            act_type.row_bytes(n),
+            w_row.len(),
+            act.len()
+        );
+        (f.vec_dot)(n, w_row, act)
+    }
+}
+
+fn check_bytes(dtype: DType, len: usize, bytes: usize) -> Result<(), Error> {
+    let block_len = dtype.block_len();
+    if len % block_len != 0 {
+        return Err(Error::RowLength {
+            dtype,
+            len,
+            block_len,
+        });
+    }
+    match dtype.row_bytes(len) {
+        Some(expected) if expected == bytes => Ok(()),
+        expected => Err(Error::ByteLength {
+            dtype,
+            len,
+            expected: expected.unwrap_or(usize::MAX),
+            found: bytes,
+        }),
+    }
+}
+
+static SCALAR: Kernels = Kernels {
+    level: Level::Scalar,
+    f32: Format {
+        quantize: scalar::quantize_f32,
+        dequantize: scalar::dequantize_f32,
+        vec_dot: scalar::vec_dot_f32,
+    },
+    f16: Format {
+        quantize: scalar::quantize_f16,
+        dequantize: scalar::dequantize_f16,
+        vec_dot: scalar::vec_dot_f16,
+    },
+    bf16: Format {
+        quantize: scalar::quantize_bf16,
+        dequantize: scalar::dequantize_bf16,
+        vec_dot: scalar::vec_dot_bf16,
+    },
+    q8_0: Format {
+        quantize: scalar::quantize_q8_0,
+        dequantize: scalar::dequantize_q8_0,
+        vec_dot: scalar::vec_dot_q8_0,
+    },
+    q4_0: Format {
+        quantize: scalar::quantize_q4_0,
+        dequantize: scalar::dequantize_q4_0,
+        vec_dot: scalar::vec_dot_q4_0,
+    },
+    q4_k: Format {
+        quantize: scalar::quantize_q4_k,
+        dequantize: scalar::dequantize_q4_k,
+        vec_dot: scalar::vec_dot_q4_k,
+    },
+    q6_k: Format {
+        quantize: scalar::quantize_q6_k,
+        dequantize: scalar::dequantize_q6_k,
+        vec_dot: scalar::vec_dot_q6_k,
+    },
+    q8_k: Format {
+        quantize: scalar::quantize_q8_k,
+        dequantize: scalar::dequantize_q8_k,
+        vec_dot: scalar::vec_dot_q8_k,
+    },
+};
+
+// Each closure below calls a `#[target_feature]` kernel. SAFETY (for all of them): these
+// tables are only reachable through `kernels_for`, which returns them only after
+// `Level::is_supported` has detected every feature the kernels enable.
+#[cfg(target_arch = "x86_64")]
+static AVX2: Kernels = {
+    use crate::x86::avx2 as k;
+    Kernels {
+        level: Level::Avx2,
+        f32: Format {
+            quantize: scalar::quantize_f32,
+            dequantize: scalar::dequantize_f32,
+            vec_dot: |n, w, a| unsafe { k::vec_dot_f32(n, w, a) },
+        },
+        f16: Format {
+            quantize: |x, y| unsafe { k::quantize_f16(x, y) },
+            dequantize: |x, y| unsafe { k::dequantize_f16(x, y) },
+            vec_dot: |n, w, a| unsafe { k::vec_dot_f16(n, w, a) },
+        },
+        bf16: Format {
+            quantize: |x, y| unsafe { k::quantize_bf16(x, y) },
+            dequantize: |x, y| unsafe { k::dequantize_bf16(x, y) },
+            vec_dot: |n, w, a| unsafe { k::vec_dot_bf16(n, w, a) },
+        },
+        q8_0: Format {
+            quantize: |x, y| unsafe { k::quantize_q8_0(x, y) },
+            dequantize: |x, y| unsafe { k::dequantize_q8_0(x, y) },
+            vec_dot: |n, w, a| unsafe { k::vec_dot_q8_0_q8_0(n, w, a) },
+        },
+        q4_0: Format {
+            quantize: |x, y| unsafe { k::quantize_q4_0(x, y) },
+            dequantize: |x, y| unsafe { k::dequantize_q4_0(x, y) },
+            vec_dot: |n, w, a| unsafe { k::vec_dot_q4_0_q8_0(n, w, a) },
+        },
+        q4_k: Format {
+            quantize: scalar::quantize_q4_k,
+            dequantize: |x, y| unsafe { k::dequantize_q4_k(x, y) },
+            vec_dot: |n, w, a| unsafe { k::vec_dot_q4_k_q8_k(n, w, a) },
+        },
+        q6_k: Format {
+            quantize: scalar::quantize_q6_k,
+            dequantize: |x, y| unsafe { k::dequantize_q6_k(x, y) },
+            vec_dot: |n, w, a| unsafe { k::vec_dot_q6_k_q8_k(n, w, a) },
+        },
+        q8_k: Format {
+            quantize: |x, y| unsafe { k::quantize_q8_k(x, y) },
+            dequantize: |x, y| unsafe { k::dequantize_q8_k(x, y) },
+            vec_dot: scalar::vec_dot_q8_k,
+        },
+    }
+};
+
+#[cfg(target_arch = "x86_64")]
+static AVX512: Kernels = Kernels {
+    level: Level::Avx512,
+    ..AVX2
+};
+
+/// The kernel table of `level`, or `None` if this CPU (or build target) cannot run it.
+pub fn kernels_for(level: Level) -> Option<&'static Kernels> {
+    if !level.is_supported() {
+        return None;
+    }
+    match level {
+        Level::Scalar => Some(&SCALAR),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => Some(&AVX2),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => Some(&AVX512),
+        #[cfg(target_arch = "aarch64")]
+        Level::Neon => Some(&NEON),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// The best supported level, lowered by `LLAMAPACK_SIMD` if it names a supported level.
+fn choose() -> Level {
+    let best = [Level::Avx512, Level::Avx2, Level::Neon]
+        .into_iter()
+        .find(|l| l.is_supported())
+        .unwrap_or(Level::Scalar);
+    match std::env::var("LLAMAPACK_SIMD")
+        .ok()
+        .as_deref()
+        .and_then(Level::from_name)
+    {
+        Some(asked) if asked.is_supported() => asked,
+        _ => best,
+    }
+}
+
+/// The kernel table chosen for this process (detected once).
+pub fn kernels() -> &'static Kernels {
+    static CHOSEN: OnceLock<&'static Kernels> = OnceLock::new();
+    CHOSEN.get_or_init(|| kernels_for(choose()).unwrap_or(&SCALAR))
+}
+
+/// The level of [`kernels`].
+pub fn simd_level() -> Level {
+    kernels().level
+}

@@ -1,0 +1,66 @@
+//! q8_0: blocks of 32 int8 values with one f16 scale (8.5 bits per weight).
+//!
+//! `x[j] = d · qs[j]`, `d = amax / 127` computed in f32 and stored as f16,
+//! `qs[j] = roundf(x[j] / d)` (round half away from zero). Byte-identical to ggml's
+//! `quantize_row_q8_0_ref` and gguf-py's `Q8_0.quantize`.
+
+use half::f16;
+use llamapack_format::blocks::{BlockQ8_0, QK8_0};
+
+use crate::rounding::{c_f32_to_i8, roundf};
+
+/// Quantizes `x` (a multiple of 32 values) into `y` (`x.len() / 32` blocks).
+///
+/// Edge cases, as in ggml: an all-zero block gets `d = 0` and zero quants; when `amax / 127`
+/// overflows f16 (|x| > 8.3e6) the stored scale is `+inf` while the quants are still computed
+/// from the f32 scale; when `1 / d` overflows f32 (amax < 3.7e-37) the quants are 0 — in C
+/// that is `(int8_t)` of ±inf/NaN, which is 0 on x86-64.
+pub fn quantize_row_q8_0_ref(x: &[f32], y: &mut [BlockQ8_0]) {
+    assert_eq!(
+        x.len(),
+        y.len() * QK8_0,
+        "q8_0: row length must be 32 × blocks"
+    );
+    for (xb, yb) in x.chunks_exact(QK8_0).zip(y.iter_mut()) {
+        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        yb.d = f16::from_f32(d);
+        for (q, &v) in yb.qs.iter_mut().zip(xb) {
+            *q = c_f32_to_i8(roundf(v * id));
+        }
+    }
+}
+
+/// Dequantizes `x` into `y` (`32 · x.len()` values): `y = f32(qs) · f32(d)`.
+pub fn dequantize_row_q8_0_ref(x: &[BlockQ8_0], y: &mut [f32]) {
+    assert_eq!(
+        y.len(),
+        x.len() * QK8_0,
+        "q8_0: output length must be 32 × blocks"
+    );
+    for (xb, yb) in x.iter().zip(y.chunks_exact_mut(QK8_0)) {
+        let d = xb.d.to_f32();
+        for (o, &q) in yb.iter_mut().zip(&xb.qs) {
+            *o = f32::from(q) * d;
+        }
+    }
+}
+
+/// One block's contribution to a q8_0·q8_0 dot: `i32 Σ x·y` times `(dx · dy)` in f32.
+#[inline(always)]
+pub(crate) fn block_dot(x: &BlockQ8_0, y: &BlockQ8_0) -> f32 {
+    let sumi: i32 =
+        x.qs.iter()
+            .zip(&y.qs)
+            .map(|(&a, &b)| i32::from(a) * i32::from(b))
+            .sum();
+    sumi as f32 * (x.d.to_f32() * y.d.to_f32())
+}
+
+/// Dot product of a q8_0 row with a q8_0 row: blocks in order, each an exact integer sum
+/// scaled in f32, accumulated in f32.
+pub fn vec_dot_q8_0_q8_0_ref(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
+    assert_eq!(x.len(), y.len(), "q8_0 dot: block counts differ");
+    x.iter().zip(y).fold(0.0, |s, (a, b)| s + block_dot(a, b))
+}

@@ -1,0 +1,314 @@
+//! q4_k, q6_k and q8_k (256-value super-blocks) with AVX2.
+//!
+//! Offsets: q4_k = d 0, dmin 2, scales 4..16, qs 16..144; q6_k = ql 0..128, qh 128..192,
+//! scales 192..208, d 208; q8_k = d 0 (f32), qs 4..260, bsums 260..292.
+
+use std::arch::x86_64::*;
+
+use crate::q4_k::unpack_scales_mins;
+use crate::x86::{f16_to_f32, hmax_f32, hsum_i32, pack_i32x32_to_i8, rd_f32, rd_u16};
+
+const Q4K: usize = 144;
+const Q6K: usize = 210;
+const Q8K: usize = 292;
+
+/// Loads 32 bytes at `off`.
+///
+/// # Safety
+/// `off + 32 <= b.len()`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn ld256(b: &[u8], off: usize) -> __m256i {
+    debug_assert!(off + 32 <= b.len());
+    // SAFETY: guaranteed by the caller.
+    unsafe { _mm256_loadu_si256(b.as_ptr().add(off).cast()) }
+}
+
+/// q8_k encoder, byte-identical to [`crate::q8_k::quantize_row_q8_k_ref`].
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn quantize_q8_k(x: &[f32], y: &mut [u8]) {
+    let nb = x.len() / 256;
+    assert!(x.len() == 256 * nb && y.len() == Q8K * nb);
+    let sign = _mm256_set1_ps(-0.0);
+    for (xb, out) in x.chunks_exact(256).zip(y.chunks_exact_mut(Q8K)) {
+        let mut v = [_mm256_setzero_ps(); 32];
+        for (k, r) in v.iter_mut().enumerate() {
+            // SAFETY: xb has 256 floats; 8k..8k+8 is in range for k < 32.
+            *r = unsafe { _mm256_loadu_ps(xb.as_ptr().add(8 * k)) };
+        }
+        let mut m = _mm256_setzero_ps();
+        for r in &v {
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, *r));
+        }
+        let amax = hmax_f32(m);
+        if amax == 0.0 {
+            out.fill(0);
+            continue;
+        }
+        let am = _mm256_set1_ps(amax);
+        let mut max = 0.0f32;
+        for (k, r) in v.iter().enumerate() {
+            let hit =
+                _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_andnot_ps(sign, *r), am));
+            if hit != 0 {
+                max = xb[8 * k + hit.trailing_zeros() as usize];
+                break;
+            }
+        }
+        let iscale = -127.0 / max;
+        out[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+        if iscale.is_infinite() {
+            out[4..].fill(0); // ggml's nearest_int(±inf/NaN) → low byte 0
+            continue;
+        }
+        let (isv, top) = (_mm256_set1_ps(iscale), _mm256_set1_epi32(127));
+        let mut quad = [_mm256_setzero_si256(); 8];
+        for (c, qd) in quad.iter_mut().enumerate() {
+            let q = pack_i32x32_to_i8(std::array::from_fn(|k| {
+                _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[4 * c + k], isv)), top)
+            }));
+            // SAFETY: out is 292 bytes; the quants of chunk c are at 4+32c..36+32c.
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(4 + 32 * c).cast(), q) };
+            // sums of 4 → lanes 0..3 belong to group 2c, lanes 4..7 to group 2c+1
+            *qd = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(_mm256_set1_epi8(1), q),
+                _mm256_set1_epi16(1),
+            );
+        }
+        // [G0 G2 G4 G6 | G1 G3 G5 G7] and [G8 .. G14 | G9 .. G15]
+        let h0 = _mm256_hadd_epi32(
+            _mm256_hadd_epi32(quad[0], quad[1]),
+            _mm256_hadd_epi32(quad[2], quad[3]),
+        );
+        let h1 = _mm256_hadd_epi32(
+            _mm256_hadd_epi32(quad[4], quad[5]),
+            _mm256_hadd_epi32(quad[6], quad[7]),
+        );
+        let p = _mm256_packs_epi32(h0, h1); // [G0 G2 .. G14 | G1 G3 .. G15] as i16
+        let (even, odd) = (_mm256_castsi256_si128(p), _mm256_extracti128_si256::<1>(p));
+        // SAFETY: out is 292 bytes; the 16 sums are at 260..292.
+        unsafe {
+            _mm_storeu_si128(
+                out.as_mut_ptr().add(260).cast(),
+                _mm_unpacklo_epi16(even, odd),
+            );
+            _mm_storeu_si128(
+                out.as_mut_ptr().add(276).cast(),
+                _mm_unpackhi_epi16(even, odd),
+            );
+        }
+    }
+}
+
+/// q8_k decoder, exact.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q8_k(x: &[u8], y: &mut [f32]) {
+    let nb = y.len() / 256;
+    assert!(y.len() == 256 * nb && x.len() == Q8K * nb);
+    for (blk, out) in x.chunks_exact(Q8K).zip(y.chunks_exact_mut(256)) {
+        let d = _mm256_set1_ps(rd_f32(blk, 0));
+        for k in 0..32 {
+            // SAFETY: quant bytes 4+8k..12+8k < 260 and floats 8k..8k+8 < 256 for k < 32.
+            unsafe {
+                let q = _mm_loadl_epi64(blk.as_ptr().add(4 + 8 * k).cast());
+                let f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+                _mm256_storeu_ps(out.as_mut_ptr().add(8 * k), _mm256_mul_ps(d, f));
+            }
+        }
+    }
+}
+
+/// Widens 8 bytes (unsigned) to f32 and computes `d·q − m` (multiply, then subtract).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn scale_sub(q8: __m128i, d: __m256, m: __m256) -> __m256 {
+    _mm256_sub_ps(
+        _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q8))),
+        m,
+    )
+}
+
+/// q4_k decoder, exact.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q4_k(x: &[u8], y: &mut [f32]) {
+    let nb = y.len() / 256;
+    assert!(y.len() == 256 * nb && x.len() == Q4K * nb);
+    let mask = _mm256_set1_epi8(0x0f);
+    for (blk, out) in x.chunks_exact(Q4K).zip(y.chunks_exact_mut(256)) {
+        let d = f16_to_f32(rd_u16(blk, 0));
+        let min = f16_to_f32(rd_u16(blk, 2));
+        let sm = unpack_scales_mins(blk[4..16].try_into().expect("12 scale bytes"));
+        for (j, o) in out.chunks_exact_mut(64).enumerate() {
+            // SAFETY: qs bytes 16+32j..48+32j lie inside the 144-byte block for j < 4.
+            let q = unsafe { ld256(blk, 16 + 32 * j) };
+            let lo = _mm256_and_si256(q, mask);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask);
+            for (half, nib) in [lo, hi].into_iter().enumerate() {
+                let s = 2 * j + half;
+                let dv = _mm256_set1_ps(d * f32::from(sm[s]));
+                let mv = _mm256_set1_ps(min * f32::from(sm[8 + s]));
+                let (a, b) = (
+                    _mm256_castsi256_si128(nib),
+                    _mm256_extracti128_si256::<1>(nib),
+                );
+                let parts = [a, _mm_srli_si128::<8>(a), b, _mm_srli_si128::<8>(b)];
+                for (k, p) in parts.into_iter().enumerate() {
+                    // SAFETY: o has 64 floats; 32·half + 8k + 8 <= 64.
+                    unsafe {
+                        _mm256_storeu_ps(
+                            o.as_mut_ptr().add(32 * half + 8 * k),
+                            scale_sub(p, dv, mv),
+                        )
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// q4_k·q8_k dot: same per-block integers and f32 operations as the reference (same bits).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = n / 256;
+    assert!(w.len() == Q4K * nb && a.len() == Q8K * nb);
+    let mask = _mm256_set1_epi8(0x0f);
+    let mut sumf = 0.0f32;
+    for (bw, ba) in w.chunks_exact(Q4K).zip(a.chunks_exact(Q8K)) {
+        let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
+        let mut acc = _mm256_setzero_si256();
+        for j in 0..4 {
+            // SAFETY: qs bytes 16+32j..48+32j < 144 and q8 bytes 4+64j..68+64j < 260 for j < 4.
+            let (q, ylo, yhi) = unsafe {
+                (
+                    ld256(bw, 16 + 32 * j),
+                    ld256(ba, 4 + 64 * j),
+                    ld256(ba, 36 + 64 * j),
+                )
+            };
+            let lo = _mm256_maddubs_epi16(_mm256_and_si256(q, mask), ylo);
+            let hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16::<4>(q), mask), yhi);
+            let lo = _mm256_madd_epi16(lo, _mm256_set1_epi16(i16::from(sm[2 * j])));
+            let hi = _mm256_madd_epi16(hi, _mm256_set1_epi16(i16::from(sm[2 * j + 1])));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(lo, hi));
+        }
+        // Σ_j m_j·(bsums[2j] + bsums[2j+1])
+        // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
+        let bsums = unsafe { ld256(ba, 260) };
+        let mins = _mm_cvtepu8_epi16(_mm_set_epi64x(
+            0,
+            i64::from_le_bytes(sm[8..].try_into().expect("8 mins")),
+        ));
+        let mins = _mm256_set_m128i(
+            _mm_unpackhi_epi16(mins, mins),
+            _mm_unpacklo_epi16(mins, mins),
+        );
+        let summ = hsum_i32(_mm256_madd_epi16(bsums, mins));
+        let sumi = hsum_i32(acc);
+        let dy = rd_f32(ba, 0);
+        let d = f16_to_f32(rd_u16(bw, 0)) * dy;
+        let dmin = f16_to_f32(rd_u16(bw, 2)) * dy;
+        sumf += d * sumi as f32 - dmin * summ as f32;
+    }
+    sumf
+}
+
+/// The four 32-byte vectors of 6-bit quants (0..=63) of half `h` of a q6_k block: vector k
+/// holds elements 32k..32k+32 of the half.
+///
+/// # Safety
+/// `blk` has at least 210 bytes and `h < 2`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q6_half(blk: &[u8], h: usize) -> [__m256i; 4] {
+    debug_assert!(blk.len() >= Q6K && h < 2);
+    // SAFETY: ql bytes 64h..64h+64 < 128 and qh bytes 128+32h..160+32h < 192.
+    let (qa, qb, qh) = unsafe {
+        (
+            ld256(blk, 64 * h),
+            ld256(blk, 64 * h + 32),
+            ld256(blk, 128 + 32 * h),
+        )
+    };
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m2 = _mm256_set1_epi8(0x30);
+    [
+        _mm256_or_si256(
+            _mm256_and_si256(qa, m4),
+            _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m2),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(qb, m4),
+            _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m2),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(qa), m4),
+            _mm256_and_si256(qh, m2),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(qb), m4),
+            _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m2),
+        ),
+    ]
+}
+
+/// q6_k decoder, exact.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q6_k(x: &[u8], y: &mut [f32]) {
+    let nb = y.len() / 256;
+    assert!(y.len() == 256 * nb && x.len() == Q6K * nb);
+    for (blk, out) in x.chunks_exact(Q6K).zip(y.chunks_exact_mut(256)) {
+        let d = f16_to_f32(rd_u16(blk, 208));
+        for h in 0..2 {
+            // SAFETY: blk is 210 bytes, h < 2.
+            let qs = unsafe { q6_half(blk, h) };
+            for (k, q) in qs.into_iter().enumerate() {
+                let q = _mm256_sub_epi8(q, _mm256_set1_epi8(32));
+                let (a, b) = (_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+                for (p, part) in [a, _mm_srli_si128::<8>(a), b, _mm_srli_si128::<8>(b)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let sc = blk[192 + 8 * h + 2 * k + p / 2] as i8;
+                    let ds = _mm256_set1_ps(d * f32::from(sc));
+                    let f = _mm256_mul_ps(ds, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(part)));
+                    // SAFETY: out has 256 floats; 128h + 32k + 8p + 8 <= 256.
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(128 * h + 32 * k + 8 * p), f) };
+                }
+            }
+        }
+    }
+}
+
+/// q6_k·q8_k dot: `Σ_j sc_j·Σ q·y − 32·Σ_j sc_j·bsum_j` (exact integers), then the reference's
+/// f32 operations (same bits).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = n / 256;
+    assert!(w.len() == Q6K * nb && a.len() == Q8K * nb);
+    let mut sumf = 0.0f32;
+    for (bw, ba) in w.chunks_exact(Q6K).zip(a.chunks_exact(Q8K)) {
+        // SAFETY: the 16 int8 scales are at 192..208 of the 210-byte block.
+        let sc8 = unsafe { _mm_loadu_si128(bw.as_ptr().add(192).cast()) };
+        let mut acc = _mm256_setzero_si256();
+        for h in 0..2 {
+            // SAFETY: bw is 210 bytes, h < 2.
+            let qs = unsafe { q6_half(bw, h) };
+            for (k, q) in qs.into_iter().enumerate() {
+                let s = 8 * h + 2 * k;
+                // SAFETY: q8 bytes 4 + 128h + 32k + 32 <= 260.
+                let y = unsafe { ld256(ba, 4 + 128 * h + 32 * k) };
+                let p = _mm256_maddubs_epi16(q, y);
+                let (sa, sb) = (i16::from(bw[192 + s] as i8), i16::from(bw[193 + s] as i8));
+                let sc = _mm256_set_m128i(_mm_set1_epi16(sb), _mm_set1_epi16(sa));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
+            }
+        }
+        // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
+        let bsums = unsafe { ld256(ba, 260) };
+        let corr = _mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(sc8));
+        let sumi = hsum_i32(_mm256_sub_epi32(acc, _mm256_slli_epi32::<5>(corr)));
+        let d = f16_to_f32(rd_u16(bw, 208)) * rd_f32(ba, 0);
+        sumf += d * sumi as f32;
+    }
+    sumf
+}

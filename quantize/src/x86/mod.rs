@@ -1,0 +1,93 @@
+//! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL, VNNI).
+//!
+//! Every kernel is a safe `#[target_feature]` function that checks its slice lengths on entry
+//! and then reads through raw pointers with unaligned loads; calling it is only sound on a CPU
+//! with the features, which [`crate::dispatch`] guarantees by detecting them first.
+
+pub(crate) mod avx2;
+pub(crate) mod avx512;
+
+use std::arch::x86_64::*;
+
+/// Sum of the 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// Sum of the 8 lanes (pairwise tree).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn hsum_f32(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Largest of the 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn hmax_f32(v: __m256) -> f32 {
+    let s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// f16 bits → f32 (exact, same as `half`).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(crate) fn f16_to_f32(bits: u16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+}
+
+/// f32 → f16 bits, round to nearest even (same as `half::f16::from_f32`).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(crate) fn f32_to_f16(x: f32) -> u16 {
+    _mm_extract_epi16::<0>(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(x))) as u16
+}
+
+/// Little-endian u16 at `off` (bounds-checked).
+#[inline(always)]
+pub(crate) fn rd_u16(b: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes([b[off], b[off + 1]])
+}
+
+/// Little-endian f32 at `off` (bounds-checked).
+#[inline(always)]
+pub(crate) fn rd_f32(b: &[u8], off: usize) -> f32 {
+    f32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+/// Packs four vectors of 8 i32 (each in −128..=127 after the caller's clamping) into 32
+/// bytes in element order.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn pack_i32x32_to_i8(v: [__m256i; 4]) -> __m256i {
+    let p01 = _mm256_packs_epi32(v[0], v[1]);
+    let p23 = _mm256_packs_epi32(v[2], v[3]);
+    let p = _mm256_packs_epi16(p01, p23);
+    _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+/// C's `roundf` on 8 lanes: truncate |x|, add 1 if the dropped fraction is ≥ 0.5, restore the
+/// sign. Exact for every finite input.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn roundf_ps(x: __m256) -> __m256 {
+    let sign = _mm256_set1_ps(-0.0);
+    let a = _mm256_andnot_ps(sign, x);
+    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(a);
+    let f = _mm256_sub_ps(a, t);
+    let up = _mm256_and_ps(
+        _mm256_cmp_ps::<_CMP_GE_OQ>(f, _mm256_set1_ps(0.5)),
+        _mm256_set1_ps(1.0),
+    );
+    _mm256_or_ps(_mm256_add_ps(t, up), _mm256_and_ps(x, sign))
+}
