@@ -1,0 +1,391 @@
+//! What both importers produce — a list of output tensors, each a recipe over borrowed source
+//! bytes — and the one streaming writer that turns it into a `.lpk`.
+//!
+//! A recipe never materialises a merged tensor: dim-0 merges append each shard, dim-1 merges
+//! interleave the shards' rows, the Q/K un-permutation emits rows in Meta order, and each piece
+//! is converted in small chunks on its way to the output file. Peak memory is therefore a few
+//! MB plus, only for non-contiguous `.pth` views, one gathered shard of one tensor.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use llamapack_format::{
+    DType, LpkWriter, Metadata, ModelConfig, Provenance, SourceFile, TOOL_VERSION, TokenizerData,
+};
+
+use crate::dtype::{Converter, SourceDType};
+use crate::error::{Error, Result};
+use crate::permute::hf_row_for_meta_row;
+use crate::pth::PthTensor;
+use crate::source::{Mapped, check_output, hash_all};
+use crate::{ConvertOptions, ConvertSummary, OutputDType, SourceFormat, Warning};
+
+/// How an output tensor is assembled from its pieces (one piece per shard, or one in all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Pieces appended (model-parallel split on dim 0, or a single piece).
+    Concat0,
+    /// Row `r` of the output is row `r` of every piece in turn (split on dim 1).
+    Concat1,
+    /// Every piece is the same; they must agree bit for bit.
+    Replicated,
+    /// One piece in HF's rotary row order; emitted in Meta's.
+    UnpermuteRows {
+        /// Rows per head.
+        head_dim: usize,
+    },
+}
+
+/// Where a piece's bytes come from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PieceSrc<'a> {
+    /// Contiguous bytes of a mapped file.
+    Slice(&'a [u8]),
+    /// A `.pth` view, gathered if it is not contiguous.
+    Pth(&'a PthTensor<'a>),
+}
+
+/// One piece of an output tensor.
+#[derive(Clone, Debug)]
+pub(crate) struct Piece<'a> {
+    /// File it comes from (for errors).
+    pub file: String,
+    /// Its shape.
+    pub shape: Vec<u64>,
+    /// Its bytes.
+    pub src: PieceSrc<'a>,
+}
+
+impl<'a> Piece<'a> {
+    fn bytes(&self) -> Result<Cow<'a, [u8]>> {
+        match self.src {
+            PieceSrc::Slice(s) => Ok(Cow::Borrowed(s)),
+            PieceSrc::Pth(t) => t.bytes(),
+        }
+    }
+}
+
+/// One output tensor.
+#[derive(Clone, Debug)]
+pub(crate) struct Planned<'a> {
+    /// Meta name.
+    pub name: String,
+    /// Name in the source, when different (HF).
+    pub source_name: Option<String>,
+    /// Output shape.
+    pub shape: Vec<u64>,
+    /// Source float type (the same in every piece).
+    pub dtype: SourceDType,
+    /// Assembly.
+    pub layout: Layout,
+    /// Pieces.
+    pub pieces: Vec<Piece<'a>>,
+}
+
+impl Planned<'_> {
+    pub fn source_bytes(&self) -> u64 {
+        let per = crate::pth::numel(&self.shape).unwrap_or(0) * self.dtype.size() as u64;
+        match self.layout {
+            Layout::Replicated => per * self.pieces.len() as u64,
+            _ => per,
+        }
+    }
+}
+
+/// A complete conversion, ready to write.
+#[derive(Debug)]
+pub(crate) struct Plan<'a> {
+    pub format: SourceFormat,
+    pub config: ModelConfig,
+    pub tensors: Vec<Planned<'a>>,
+    pub tokenizer: TokenizerData,
+    /// Original tokenizer files stored as blobs (name, bytes).
+    pub blobs: Vec<(String, &'a [u8])>,
+    /// Every file read (hashed into provenance, and never overwritten).
+    pub inputs: Vec<&'a Mapped>,
+    pub warnings: Vec<Warning>,
+}
+
+/// Meta tensor names in the canonical output order, with their shapes for `cfg`.
+pub(crate) fn canonical(cfg: &ModelConfig) -> Vec<(String, Vec<u64>)> {
+    let (dim, ffn, vocab) = (cfg.dim as u64, cfg.ffn_dim as u64, cfg.vocab_size as u64);
+    let hd = (cfg.dim / cfg.n_heads.max(1)) as u64;
+    let q = cfg.n_heads as u64 * hd;
+    let kv = cfg.n_kv_heads as u64 * hd;
+    let mut v = vec![("tok_embeddings.weight".to_owned(), vec![vocab, dim])];
+    for l in 0..cfg.n_layers {
+        let p = format!("layers.{l}.");
+        v.push((format!("{p}attention.wq.weight"), vec![q, dim]));
+        v.push((format!("{p}attention.wk.weight"), vec![kv, dim]));
+        v.push((format!("{p}attention.wv.weight"), vec![kv, dim]));
+        v.push((format!("{p}attention.wo.weight"), vec![dim, q]));
+        v.push((format!("{p}feed_forward.w1.weight"), vec![ffn, dim]));
+        v.push((format!("{p}feed_forward.w2.weight"), vec![dim, ffn]));
+        v.push((format!("{p}feed_forward.w3.weight"), vec![ffn, dim]));
+        v.push((format!("{p}attention_norm.weight"), vec![dim]));
+        v.push((format!("{p}ffn_norm.weight"), vec![dim]));
+    }
+    v.push(("norm.weight".to_owned(), vec![dim]));
+    if !cfg.tied_output {
+        v.push(("output.weight".to_owned(), vec![vocab, dim]));
+    }
+    v
+}
+
+/// Flat element index → coordinates.
+fn coords(mut i: u64, shape: &[u64]) -> Vec<u64> {
+    let mut c = vec![0; shape.len()];
+    for (k, &d) in shape.iter().enumerate().rev() {
+        if d > 0 {
+            c[k] = i % d;
+            i /= d;
+        }
+    }
+    c
+}
+
+fn target_dtype(want: OutputDType, src: SourceDType, name: &str) -> Result<DType> {
+    let keep = src.to_lpk().ok_or_else(|| Error::Tensor {
+        file: String::new(),
+        tensor: name.to_owned(),
+        reason: format!("dtype {src} is not a float type (f32, f16 or bf16)"),
+    })?;
+    Ok(match want {
+        OutputDType::Keep => keep,
+        OutputDType::F32 => DType::F32,
+        OutputDType::F16 => DType::F16,
+        OutputDType::BF16 => DType::BF16,
+    })
+}
+
+struct Progress<'p> {
+    f: &'p dyn Fn(u64, u64),
+    total: u64,
+    converted: u64,
+    hashed: &'p AtomicU64,
+}
+
+impl Progress<'_> {
+    fn report(&self) {
+        (self.f)(
+            self.converted + self.hashed.load(Ordering::Relaxed),
+            self.total,
+        );
+    }
+}
+
+fn write_tensor(
+    w: &mut LpkWriter,
+    t: &Planned<'_>,
+    dst: DType,
+    prog: &mut Progress<'_>,
+) -> Result<crate::dtype::Scan> {
+    let src = t.dtype.to_lpk().expect("checked by target_dtype");
+    let es = t.dtype.size();
+    let mut conv = Converter::new(src, dst);
+    let mut sink = w.begin_tensor(&t.name, dst, &t.shape)?;
+    match t.layout {
+        Layout::Concat0 => {
+            for p in &t.pieces {
+                let b = p.bytes()?;
+                for c in b.chunks(1 << 22) {
+                    conv.feed(c, &mut sink)?;
+                    prog.converted += c.len() as u64;
+                    prog.report();
+                }
+            }
+        }
+        Layout::Concat1 => {
+            let bufs: Vec<Cow<'_, [u8]>> =
+                t.pieces.iter().map(Piece::bytes).collect::<Result<_>>()?;
+            let rows = t.shape[0] as usize;
+            let widths: Vec<usize> = t.pieces.iter().map(|p| p.shape[1] as usize * es).collect();
+            for r in 0..rows {
+                for (b, &wd) in bufs.iter().zip(&widths) {
+                    conv.feed(&b[r * wd..(r + 1) * wd], &mut sink)?;
+                }
+                prog.converted += widths.iter().sum::<usize>() as u64;
+                if r % 256 == 255 {
+                    prog.report();
+                }
+            }
+        }
+        Layout::Replicated => {
+            let first = t.pieces[0].bytes()?;
+            for p in &t.pieces[1..] {
+                let b = p.bytes()?;
+                if let Some(i) = first.iter().zip(b.iter()).position(|(x, y)| x != y) {
+                    return Err(Error::ReplicaMismatch {
+                        file: p.file.clone(),
+                        tensor: t.name.clone(),
+                        index: (i / es) as u64,
+                    });
+                }
+                prog.converted += b.len() as u64;
+            }
+            conv.feed(&first, &mut sink)?;
+            prog.converted += first.len() as u64;
+        }
+        Layout::UnpermuteRows { head_dim } => {
+            let b = t.pieces[0].bytes()?;
+            let rows = t.shape[0] as usize;
+            let wd = t.shape[1] as usize * es;
+            for m in 0..rows {
+                let h = hf_row_for_meta_row(m, head_dim);
+                conv.feed(&b[h * wd..(h + 1) * wd], &mut sink)?;
+            }
+            prog.converted += b.len() as u64;
+        }
+    }
+    sink.finish()?;
+    prog.report();
+    Ok(conv.scan)
+}
+
+/// Writes `plan` to `out`, hashing the inputs on background threads meanwhile.
+pub(crate) fn write(
+    plan: Plan<'_>,
+    out: &Path,
+    opts: &ConvertOptions,
+    progress: &dyn Fn(u64, u64),
+) -> Result<ConvertSummary> {
+    let paths: Vec<&Path> = plan.inputs.iter().map(|m| m.path.as_path()).collect();
+    check_output(out, &paths)?;
+    // Resolve every dtype before creating the output.
+    let dtypes: Vec<DType> = plan
+        .tensors
+        .iter()
+        .map(|t| {
+            target_dtype(opts.dtype, t.dtype, &t.name).map_err(|e| match e {
+                Error::Tensor { tensor, reason, .. } => Error::Tensor {
+                    file: t.pieces.first().map(|p| p.file.clone()).unwrap_or_default(),
+                    tensor,
+                    reason,
+                },
+                e => e,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let tensor_bytes: u64 = plan.tensors.iter().map(Planned::source_bytes).sum();
+    let file_bytes: u64 = plan.inputs.iter().map(|m| m.map.len() as u64).sum();
+    let hashed = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let mut prog = Progress {
+        f: progress,
+        total: tensor_bytes + file_bytes,
+        converted: 0,
+        hashed: &hashed,
+    };
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+    } else {
+        opts.threads
+    };
+    let mut warnings = plan.warnings.clone();
+    let (written, sources): (Result<(PathBuf, u64)>, Vec<SourceFile>) = std::thread::scope(|s| {
+        let hasher = s.spawn(|| hash_all(&plan.inputs, threads, &hashed, &stop));
+        let written = (|| {
+            let mut w = LpkWriter::create(out)?;
+            for (t, &dst) in plan.tensors.iter().zip(&dtypes) {
+                let scan = write_tensor(&mut w, t, dst, &mut prog)?;
+                if let Some((i, value)) = scan.first_nonfinite {
+                    warnings.push(Warning::NonFinite {
+                        tensor: t.name.clone(),
+                        count: scan.nonfinite,
+                        first_index: coords(i, &t.shape),
+                        value,
+                    });
+                }
+                if let Some((i, value)) = scan.first_overflow {
+                    warnings.push(Warning::Overflow {
+                        tensor: t.name.clone(),
+                        count: scan.overflow,
+                        first_index: coords(i, &t.shape),
+                        value,
+                    });
+                }
+            }
+            for (name, bytes) in &plan.blobs {
+                w.write_blob(name, bytes)?;
+            }
+            while !hasher.is_finished() {
+                prog.report();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(w)
+        })();
+        if written.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let sources = hasher.join().expect("hash thread panicked");
+        let written = written.and_then(|w| {
+            let mut notes = std::collections::BTreeMap::new();
+            notes.insert(
+                "convert".to_owned(),
+                serde_json::json!({ "dtype": opts.dtype.name() }),
+            );
+            if !warnings.is_empty() {
+                let list: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+                notes.insert("warnings".to_owned(), serde_json::json!(list));
+            }
+            let meta = Metadata {
+                config: plan.config.clone(),
+                tokenizer: plan.tokenizer.clone(),
+                provenance: Provenance {
+                    tool: TOOL_VERSION.to_owned(),
+                    source_format: plan.format.name().to_owned(),
+                    sources: sources.clone(),
+                    notes,
+                    ..Provenance::default()
+                },
+            };
+            let bytes = w.position();
+            Ok((w.finish(&meta)?, bytes))
+        });
+        (written, sources)
+    });
+    let (path, bytes_written) = written?;
+    prog.report();
+    Ok(ConvertSummary {
+        out: path,
+        format: plan.format,
+        config: plan.config,
+        tensors: plan.tensors.len(),
+        bytes_read: tensor_bytes,
+        bytes_written,
+        sources,
+        warnings,
+    })
+}
+
+/// The shape error for a tensor that disagrees with the config. `split` is the number of
+/// shards and `split_dim` the dimension they were merged on, to hint at a missing shard.
+pub(crate) fn shape_error(
+    file: &str,
+    name: &str,
+    expected: &[u64],
+    found: &[u64],
+    split: Option<(usize, usize)>,
+) -> Error {
+    let mut hint = String::new();
+    if let Some((n, d)) = split {
+        if let (Some(&e), Some(&f)) = (expected.get(d), found.get(d)) {
+            if expected.len() == found.len() && f > 0 && f != e && (e % (f / n as u64).max(1) == 0)
+            {
+                hint = format!(
+                    ": merged from {n} shard(s) along dim {d}; {} shard(s) would give {e} — is a shard missing or extra?",
+                    e / (f / n as u64).max(1)
+                );
+            }
+        }
+    }
+    Error::Shape {
+        file: file.to_owned(),
+        tensor: name.to_owned(),
+        expected: expected.to_vec(),
+        found: found.to_vec(),
+        hint,
+    }
+}
