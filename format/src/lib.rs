@@ -55,6 +55,7 @@
 
 pub mod blocks;
 pub mod dtype;
+pub mod edit;
 pub mod error;
 pub mod header;
 pub mod meta;
