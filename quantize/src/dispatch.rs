@@ -285,9 +285,19 @@ static AVX2: Kernels = {
 };
 
 #[cfg(target_arch = "x86_64")]
-static AVX512: Kernels = Kernels {
-    level: Level::Avx512,
-    ..AVX2
+static AVX512: Kernels = {
+    use crate::x86::avx512 as k;
+    Kernels {
+        level: Level::Avx512,
+        f32: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_f32(n, w, a) }, ..AVX2.f32 },
+        f16: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_f16(n, w, a) }, ..AVX2.f16 },
+        bf16: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_bf16(n, w, a) }, ..AVX2.bf16 },
+        q8_0: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_q8_0_q8_0(n, w, a) }, ..AVX2.q8_0 },
+        q4_0: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_q4_0_q8_0(n, w, a) }, ..AVX2.q4_0 },
+        q4_k: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_q4_k_q8_k(n, w, a) }, ..AVX2.q4_k },
+        q6_k: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_q6_k_q8_k(n, w, a) }, ..AVX2.q6_k },
+        q8_k: AVX2.q8_k,
+    }
 };
 
 /// The kernel table of `level`, or `None` if this CPU (or build target) cannot run it.
