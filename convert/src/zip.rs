@@ -226,7 +226,7 @@ impl<'a> ZipArchive<'a> {
     /// The stored bytes of an entry, zero-copy. Errors for compressed or encrypted entries.
     pub fn data(&self, e: &ZipEntry) -> Result<&'a [u8]> {
         if e.flags & 1 != 0 {
-            return Err(self.entry_err(e, "entry is encrypted".into()));
+            return Err(self.entry_err(e, "encrypted entries are not supported".into()));
         }
         if e.method != 0 {
             let how = match e.method {
@@ -239,7 +239,7 @@ impl<'a> ZipArchive<'a> {
             return Err(self.entry_err(
                 e,
                 format!(
-                    "entry is compressed with method {}{how}; only stored (uncompressed) entries are supported, as torch.save writes them",
+                    "compressed with method {}{how}; only stored (uncompressed) entries are supported, as torch.save writes them",
                     e.method
                 ),
             ));

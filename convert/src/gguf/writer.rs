@@ -33,6 +33,7 @@ pub struct GgufWriter {
     pos: u64,
     tensors: Vec<(TensorDesc, u64)>,
     next: usize,
+    done: bool,
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -179,6 +180,7 @@ impl GgufWriter {
             pos: 0,
             tensors: tensors.into_iter().zip(offsets).collect(),
             next: 0,
+            done: false,
         };
         w.put(&head)?;
         Ok(w)
@@ -246,13 +248,15 @@ impl GgufWriter {
         f.sync_all().map_err(|e| Error::io(&self.tmp, "sync", e))?;
         drop(f);
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, "rename", e))?;
+        self.done = true;
         Ok(self.dest.clone())
     }
 }
 
 impl Drop for GgufWriter {
     fn drop(&mut self) {
-        if self.out.take().is_some() {
+        if !self.done {
+            self.out = None;
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
