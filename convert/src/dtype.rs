@@ -83,6 +83,8 @@ impl std::fmt::Display for SourceDType {
 
 /// Elements converted per chunk.
 const CHUNK: usize = 1 << 15;
+/// Elements per on-stack f16 buffer (8 KB).
+const HALF_CHUNK: usize = 1 << 12;
 
 /// What the converter saw in one tensor.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -119,8 +121,8 @@ pub(crate) fn decode_f32(src: DType, bytes: &[u8], out: &mut [f32]) {
             }
         }
         DType::F16 => {
-            let mut bits = [f16::ZERO; CHUNK];
-            for (o, c) in out.chunks_mut(CHUNK).zip(bytes.chunks(CHUNK * 2)) {
+            let mut bits = [f16::ZERO; HALF_CHUNK];
+            for (o, c) in out.chunks_mut(HALF_CHUNK).zip(bytes.chunks(HALF_CHUNK * 2)) {
                 let b = &mut bits[..o.len()];
                 for (h, x) in b.iter_mut().zip(c.chunks_exact(2)) {
                     *h = f16::from_bits(u16::from_le_bytes([x[0], x[1]]));
@@ -165,8 +167,8 @@ pub(crate) fn encode(dst: DType, vals: &[f32], out: &mut Vec<u8>) {
             }
         }
         DType::F16 => {
-            let mut h = [f16::ZERO; CHUNK];
-            for c in vals.chunks(CHUNK) {
+            let mut h = [f16::ZERO; HALF_CHUNK];
+            for c in vals.chunks(HALF_CHUNK) {
                 let h = &mut h[..c.len()];
                 h.convert_from_f32_slice(c);
                 for x in h.iter() {

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::dtype::SourceDType;
+
 /// Errors from reading a checkpoint or converting it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -66,9 +68,9 @@ pub enum Error {
         /// The tensor.
         tensor: String,
         /// Shape implied by the config.
-        expected: Vec<u64>,
+        expected: Box<[u64]>,
         /// Shape found.
-        found: Vec<u64>,
+        found: Box<[u64]>,
         /// Extra explanation (may be empty; starts with `: ` otherwise).
         hint: String,
     },
@@ -106,13 +108,13 @@ pub enum Error {
         /// The tensor.
         tensor: String,
         /// Shape in shard 0.
-        expected: Vec<u64>,
+        expected: Box<[u64]>,
         /// Dtype in shard 0.
-        expected_dtype: String,
+        expected_dtype: SourceDType,
         /// Shape in this shard.
-        found: Vec<u64>,
+        found: Box<[u64]>,
         /// Dtype in this shard.
-        found_dtype: String,
+        found_dtype: SourceDType,
     },
     /// Replicated (1-D) tensors differ between shards.
     #[error("{file}: replicated tensor `{tensor}` differs from shard 0 at element {index}")]

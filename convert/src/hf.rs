@@ -201,12 +201,12 @@ pub fn parse_config(c: &Value, file: &str, context_length: Option<u32>) -> Resul
     }
     let dim = need("hidden_size")?;
     let n_heads = need("num_attention_heads")?;
-    if let Some(hd) = cfg_u32(c, "head_dim", file)? {
-        if n_heads == 0 || hd != dim / n_heads {
-            return Err(err(format!(
-                "head_dim {hd} is not hidden_size / num_attention_heads ({dim} / {n_heads})"
-            )));
-        }
+    if let Some(hd) = cfg_u32(c, "head_dim", file)?
+        && (n_heads == 0 || hd != dim / n_heads)
+    {
+        return Err(err(format!(
+            "head_dim {hd} is not hidden_size / num_attention_heads ({dim} / {n_heads})"
+        )));
     }
     let num = |k: &str, default: f64| -> Result<f64> {
         match c.get(k) {

@@ -31,7 +31,7 @@ fn contains_type(v: &Value, ty: &str) -> bool {
     }
 }
 
-/// Whether the normalizer or pre-tokenizer prepends `▁` (SentencePiece's dummy prefix).
+/// Whether the normalizer or pre-tokenizer prepends `▁` (`SentencePiece`'s dummy prefix).
 fn prepends_space(json: &Value) -> bool {
     fn walk(v: &Value) -> bool {
         match v {
@@ -176,9 +176,9 @@ pub fn parse(
         .zip(&added)
         .map(|(p, a)| {
             let t = match a {
+                _ if Some(p.as_str()) == unk => TokenType::Unknown,
                 Some(true) => TokenType::Control,
                 Some(false) => TokenType::UserDefined,
-                None if Some(p.as_str()) == unk => TokenType::Unknown,
                 None if byte_fallback && is_byte_piece(p) => TokenType::Byte,
                 None => TokenType::Normal,
             };

@@ -274,7 +274,10 @@ fn detect(path: &Path) -> Result<Kind> {
             .filter_map(std::result::Result::ok)
             .any(|e| {
                 let n = e.file_name().to_string_lossy().into_owned();
-                n.starts_with("consolidated.") && n.ends_with(".pth")
+                n.starts_with("consolidated.")
+                    && Path::new(&n)
+                        .extension()
+                        .is_some_and(|x| x.eq_ignore_ascii_case("pth"))
             });
         if has_shard || path.join("params.json").is_file() {
             return Ok(Kind::MetaDir);
@@ -321,13 +324,16 @@ fn open_tokenizer(path: &Path, base: &Path) -> Result<Vec<Mapped>> {
     Ok(v)
 }
 
+/// A named byte string stored in the `.lpk` beside the tensors.
+type Blob<'a> = (String, &'a [u8]);
+
 /// Parses the tokenizer files of [`open_tokenizer`]; checks it against the vocabulary size.
 fn parse_tokenizer<'a>(
     files: &'a [Mapped],
     model_config: Option<&serde_json::Value>,
     vocab: u32,
     warnings: &mut Vec<Warning>,
-) -> Result<(TokenizerData, Vec<(String, &'a [u8])>)> {
+) -> Result<(TokenizerData, Vec<Blob<'a>>)> {
     let main = &files[0];
     let is_json = main.path.extension().is_some_and(|e| e == "json");
     let (data, blobs) = if is_json {

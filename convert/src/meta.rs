@@ -3,7 +3,7 @@
 //!
 //! Meta's `model.py` splits each weight across the shards as fairscale's parallel layers do:
 //! `ColumnParallelLinear` (wq, wk, wv, w1, w3, output) on dim 0, `RowParallelLinear` (wo, w2)
-//! and `ParallelEmbedding` (tok_embeddings) on dim 1; norms are replicated.
+//! and `ParallelEmbedding` (`tok_embeddings`) on dim 1; norms are replicated.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -33,9 +33,9 @@ pub struct Params {
     pub multiple_of: u64,
     /// FFN size multiplier (Llama 2 70B: 1.3).
     pub ffn_dim_multiplier: Option<f64>,
-    /// RMSNorm epsilon.
+    /// `RMSNorm` epsilon.
     pub norm_eps: f32,
-    /// RoPE base.
+    /// `RoPE` base.
     pub rope_theta: f32,
 }
 
@@ -206,10 +206,10 @@ impl MetaSource {
         if here.is_file() {
             return Ok(here);
         }
-        if let Some(up) = self.dir.parent().map(|p| p.join("tokenizer.model")) {
-            if up.is_file() {
-                return Ok(up);
-            }
+        if let Some(up) = self.dir.parent().map(|p| p.join("tokenizer.model"))
+            && up.is_file()
+        {
+            return Ok(up);
         }
         Err(Error::Tokenizer {
             file: self.dir.display().to_string(),
@@ -330,10 +330,10 @@ pub(crate) fn plan_tensors<'a>(
                 return Err(Error::ShardMismatch {
                     file: files[k].clone(),
                     tensor: name.clone(),
-                    expected: t0.shape.clone(),
-                    expected_dtype: t0.dtype.to_string(),
-                    found: t.shape.clone(),
-                    found_dtype: t.dtype.to_string(),
+                    expected: t0.shape.as_slice().into(),
+                    expected_dtype: t0.dtype,
+                    found: t.shape.as_slice().into(),
+                    found_dtype: t.dtype,
                 });
             }
             pieces.push(Piece {
@@ -343,7 +343,6 @@ pub(crate) fn plan_tensors<'a>(
             });
         }
         let (merged, split) = match layout {
-            Layout::Replicated => (t0.shape.clone(), None),
             Layout::Concat0 if !t0.shape.is_empty() => {
                 let mut s = t0.shape.clone();
                 s[0] = s[0].saturating_mul(n_shards as u64);

@@ -1,6 +1,6 @@
 //! The rotary row permutation between Meta's and Hugging Face's Q/K weights.
 //!
-//! Meta's RoPE rotates adjacent pairs (rows `2i`, `2i+1` of each head); HF's rotates halves
+//! Meta's `RoPE` rotates adjacent pairs (rows `2i`, `2i+1` of each head); HF's rotates halves
 //! (rows `i`, `i + head_dim/2`). transformers' `convert_llama_weights_to_hf.py` therefore
 //! stores `wq`/`wk` as
 //!
@@ -25,7 +25,7 @@ pub fn hf_row_for_meta_row(meta_row: usize, head_dim: usize) -> usize {
 /// Meta → HF row order (what transformers' converter does), on a row-major `[rows, cols]` matrix.
 pub fn permute_meta_to_hf<T: Copy>(w: &[T], rows: usize, cols: usize, head_dim: usize) -> Vec<T> {
     assert_eq!(w.len(), rows * cols);
-    assert!(head_dim % 2 == 0 && rows % head_dim == 0);
+    assert!(head_dim.is_multiple_of(2) && rows.is_multiple_of(head_dim));
     let mut out = w.to_vec();
     for m in 0..rows {
         let h = hf_row_for_meta_row(m, head_dim);
@@ -38,7 +38,7 @@ pub fn permute_meta_to_hf<T: Copy>(w: &[T], rows: usize, cols: usize, head_dim: 
 /// row by row while streaming, with [`hf_row_for_meta_row`].
 pub fn unpermute_hf_to_meta<T: Copy>(w: &[T], rows: usize, cols: usize, head_dim: usize) -> Vec<T> {
     assert_eq!(w.len(), rows * cols);
-    assert!(head_dim % 2 == 0 && rows % head_dim == 0);
+    assert!(head_dim.is_multiple_of(2) && rows.is_multiple_of(head_dim));
     let mut out = Vec::with_capacity(w.len());
     for m in 0..rows {
         let h = hf_row_for_meta_row(m, head_dim);

@@ -370,22 +370,23 @@ pub(crate) fn shape_error(
     split: Option<(usize, usize)>,
 ) -> Error {
     let mut hint = String::new();
-    if let Some((n, d)) = split {
-        if let (Some(&e), Some(&f)) = (expected.get(d), found.get(d)) {
-            if expected.len() == found.len() && f > 0 && f != e && (e % (f / n as u64).max(1) == 0)
-            {
-                hint = format!(
-                    ": merged from {n} shard(s) along dim {d}; {} shard(s) would give {e} — is a shard missing or extra?",
-                    e / (f / n as u64).max(1)
-                );
-            }
-        }
+    if let Some((n, d)) = split
+        && let (Some(&e), Some(&f)) = (expected.get(d), found.get(d))
+        && expected.len() == found.len()
+        && f > 0
+        && f != e
+        && (e % (f / n as u64).max(1) == 0)
+    {
+        hint = format!(
+            ": merged from {n} shard(s) along dim {d}; {} shard(s) would give {e} — is a shard missing or extra?",
+            e / (f / n as u64).max(1)
+        );
     }
     Error::Shape {
         file: file.to_owned(),
         tensor: name.to_owned(),
-        expected: expected.to_vec(),
-        found: found.to_vec(),
+        expected: expected.into(),
+        found: found.into(),
         hint,
     }
 }

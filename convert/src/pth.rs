@@ -1,4 +1,4 @@
-//! PyTorch `.pth` files (`torch.save`'s zip format): `<root>/data.pkl` describes the state
+//! `PyTorch` `.pth` files (`torch.save`'s zip format): `<root>/data.pkl` describes the state
 //! dict, `<root>/data/<key>` holds each storage's raw little-endian bytes.
 
 use std::borrow::Cow;

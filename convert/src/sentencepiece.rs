@@ -1,4 +1,4 @@
-//! SentencePiece `tokenizer.model` files: a minimal protobuf decoder for `ModelProto`.
+//! `SentencePiece` `tokenizer.model` files: a minimal protobuf decoder for `ModelProto`.
 //!
 //! Fields read (numbers from `sentencepiece_model.proto`):
 //! `ModelProto { 1: repeated SentencePiece pieces, 2: TrainerSpec, 3: NormalizerSpec }`,
@@ -175,7 +175,7 @@ fn parse_inner(bytes: &[u8]) -> Result<SentencePieceModel, String> {
                 while let Some(f) = p.next() {
                     match f? {
                         (1, Field::Bytes(s)) => {
-                            normalizer = String::from_utf8_lossy(s).into_owned()
+                            normalizer = String::from_utf8_lossy(s).into_owned();
                         }
                         (3, Field::Varint(v)) => add_dummy_prefix = v != 0,
                         (4, Field::Varint(v)) => remove_extra_whitespaces = v != 0,

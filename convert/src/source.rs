@@ -55,11 +55,11 @@ pub(crate) fn sha256_hex(data: &[u8], progress: &AtomicU64, stop: &AtomicBool) -
         progress.fetch_add(c.len() as u64, Ordering::Relaxed);
     }
     let digest = h.finalize();
-    let mut s = String::with_capacity(64);
-    for b in digest.iter() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        use std::fmt::Write;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// Hashes every file (on up to `threads` threads), reporting bytes to `progress`; returns the
@@ -108,10 +108,10 @@ pub(crate) fn rel_name(path: &Path, base: &Path) -> String {
             .join("/"),
         _ => {
             // e.g. `../tokenizer.model` in Meta's layout, or an explicit --tokenizer path.
-            if let (Some(pp), Some(n)) = (path.parent(), path.file_name()) {
-                if base.parent() == Some(pp) {
-                    return format!("../{}", n.to_string_lossy());
-                }
+            if let (Some(pp), Some(n)) = (path.parent(), path.file_name())
+                && base.parent() == Some(pp)
+            {
+                return format!("../{}", n.to_string_lossy());
             }
             path.file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -1,4 +1,4 @@
-//! A read-only zip reader over a byte slice (an mmap), for PyTorch's checkpoint container.
+//! A read-only zip reader over a byte slice (an mmap), for `PyTorch`'s checkpoint container.
 //!
 //! `torch.save` writes an uncompressed ("stored") zip whose entries are 64-byte aligned via
 //! padding in the local header's extra field, with ZIP64 records once the file passes 4 GiB.

@@ -28,12 +28,15 @@ fn merges_shards_exactly_as_torch_cat_does() {
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     let lpk = Lpk::open(&out).unwrap();
     assert!(lpk.verify().is_empty());
-    let merged: Value = serde_json::from_str(
-        &std::fs::read_to_string(common::pth("meta_ok/merged.json")).unwrap(),
-    )
-    .unwrap();
+    let merged: Value =
+        serde_json::from_str(&std::fs::read_to_string(common::pth("meta_ok/merged.json")).unwrap())
+            .unwrap();
     let merged = merged.as_object().unwrap();
-    assert_eq!(lpk.len(), merged.len(), "rope.freqs is dropped, nothing else");
+    assert_eq!(
+        lpk.len(),
+        merged.len(),
+        "rope.freqs is dropped, nothing else"
+    );
     for (name, want) in merged {
         let t = lpk.tensor(name).unwrap();
         assert_eq!(t.dtype, DType::F32);
@@ -52,7 +55,10 @@ fn merges_shards_exactly_as_torch_cat_does() {
         (cfg.dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads),
         (16, 1, 2, 1)
     );
-    assert_eq!((cfg.ffn_dim, cfg.vocab_size, cfg.context_length), (48, 512, 4096));
+    assert_eq!(
+        (cfg.ffn_dim, cfg.vocab_size, cfg.context_length),
+        (48, 512, 4096)
+    );
     // Deterministic order: tok_embeddings, the layer, norm, output.
     let names: Vec<&str> = lpk.entries().iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names[0], "tok_embeddings.weight");
@@ -65,7 +71,12 @@ fn merges_shards_exactly_as_torch_cat_does() {
     let srcs: Vec<&str> = prov.sources.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         srcs,
-        ["../tokenizer.model", "consolidated.00.pth", "consolidated.01.pth", "params.json"]
+        [
+            "../tokenizer.model",
+            "consolidated.00.pth",
+            "consolidated.01.pth",
+            "params.json"
+        ]
     );
     assert!(prov.sources.iter().all(|s| s.sha256.len() == 64));
     assert_eq!(
@@ -118,12 +129,14 @@ fn nan_is_a_warning_with_name_and_index() {
     let out = t.path().join("out.lpk");
     let s = convert(&dir, &out, &opts(OutputDType::F16), &quiet).unwrap();
     match s.warnings.as_slice() {
-        [Warning::NonFinite {
-            tensor,
-            count,
-            first_index,
-            value,
-        }] => {
+        [
+            Warning::NonFinite {
+                tensor,
+                count,
+                first_index,
+                value,
+            },
+        ] => {
             assert_eq!(tensor, "layers.0.feed_forward.w2.weight");
             assert_eq!((*count, first_index.as_slice()), (1, &[3u64, 5][..]));
             assert!(value.is_nan());
@@ -150,9 +163,18 @@ fn no_output_left(dir: &Path) {
 fn missing_shard_is_refused() {
     let (t, dir) = meta_case("meta_ok");
     std::fs::remove_file(dir.join("consolidated.00.pth")).unwrap();
-    let e = convert(&dir, &t.path().join("o.lpk"), &opts(OutputDType::Keep), &quiet).unwrap_err();
+    let e = convert(
+        &dir,
+        &t.path().join("o.lpk"),
+        &opts(OutputDType::Keep),
+        &quiet,
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Shards { .. }), "{e:?}");
-    assert!(e.to_string().contains("missing shard consolidated.00.pth"), "{e}");
+    assert!(
+        e.to_string().contains("missing shard consolidated.00.pth"),
+        "{e}"
+    );
     no_output_left(t.path());
 }
 
@@ -160,7 +182,13 @@ fn missing_shard_is_refused() {
 fn a_lone_first_shard_is_caught_by_the_shapes() {
     let (t, dir) = meta_case("meta_ok");
     std::fs::remove_file(dir.join("consolidated.01.pth")).unwrap();
-    let e = convert(&dir, &t.path().join("o.lpk"), &opts(OutputDType::Keep), &quiet).unwrap_err();
+    let e = convert(
+        &dir,
+        &t.path().join("o.lpk"),
+        &opts(OutputDType::Keep),
+        &quiet,
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::Shape { .. }), "{e:?}");
     assert!(msg.contains("shard missing or extra"), "{msg}");
@@ -170,15 +198,31 @@ fn a_lone_first_shard_is_caught_by_the_shapes() {
 #[test]
 fn an_extra_shard_is_caught() {
     let (t, dir) = meta_case("meta_ok");
-    std::fs::copy(dir.join("consolidated.01.pth"), dir.join("consolidated.02.pth")).unwrap();
-    let e = convert(&dir, &t.path().join("o.lpk"), &opts(OutputDType::Keep), &quiet).unwrap_err();
+    std::fs::copy(
+        dir.join("consolidated.01.pth"),
+        dir.join("consolidated.02.pth"),
+    )
+    .unwrap();
+    let e = convert(
+        &dir,
+        &t.path().join("o.lpk"),
+        &opts(OutputDType::Keep),
+        &quiet,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("shard missing or extra"), "{e}");
 }
 
 #[test]
 fn shards_with_different_shapes_are_refused() {
     let (t, dir) = meta_case("meta_shard_mismatch");
-    let e = convert(&dir, &t.path().join("o.lpk"), &opts(OutputDType::Keep), &quiet).unwrap_err();
+    let e = convert(
+        &dir,
+        &t.path().join("o.lpk"),
+        &opts(OutputDType::Keep),
+        &quiet,
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, Error::ShardMismatch { .. }), "{e:?}");
     assert!(
@@ -201,8 +245,13 @@ fn params_disagreeing_with_tensors_are_refused() {
         let changed = text.replace(edit, needle);
         assert_ne!(text, changed, "{edit}");
         std::fs::write(&p, changed).unwrap();
-        let e =
-            convert(&dir, &t.path().join("o.lpk"), &opts(OutputDType::Keep), &quiet).unwrap_err();
+        let e = convert(
+            &dir,
+            &t.path().join("o.lpk"),
+            &opts(OutputDType::Keep),
+            &quiet,
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::Shape { .. }), "{needle}: {e:?}");
         assert!(e.to_string().contains("expected"), "{e}");
         no_output_left(t.path());
@@ -221,7 +270,11 @@ fn output_over_an_input_is_refused_and_the_input_survives() {
         dir.join("../model/./consolidated.01.pth"),
     ] {
         let e = convert(&dir, &out, &opts(OutputDType::Keep), &quiet).unwrap_err();
-        assert!(matches!(e, Error::OutputIsInput { .. }), "{}: {e:?}", out.display());
+        assert!(
+            matches!(e, Error::OutputIsInput { .. }),
+            "{}: {e:?}",
+            out.display()
+        );
     }
     // A hard link to an input is the same file.
     let link = t.path().join("link.lpk");
@@ -230,7 +283,13 @@ fn output_over_an_input_is_refused_and_the_input_survives() {
     assert!(matches!(e, Error::OutputIsInput { .. }), "{e:?}");
     assert_eq!(std::fs::read(&shard).unwrap(), before);
     // Writing into the input directory under a new name is fine.
-    convert(&dir, &dir.join("model.lpk"), &opts(OutputDType::Keep), &quiet).unwrap();
+    convert(
+        &dir,
+        &dir.join("model.lpk"),
+        &opts(OutputDType::Keep),
+        &quiet,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -239,7 +298,13 @@ fn missing_tokenizer_is_a_clear_error_and_explicit_path_works() {
     let tok = t.path().join("tokenizer.model");
     let elsewhere = t.path().join("tok.model");
     std::fs::rename(&tok, &elsewhere).unwrap();
-    let e = convert(&dir, &t.path().join("o.lpk"), &opts(OutputDType::Keep), &quiet).unwrap_err();
+    let e = convert(
+        &dir,
+        &t.path().join("o.lpk"),
+        &opts(OutputDType::Keep),
+        &quiet,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("no tokenizer.model"), "{e}");
     let mut o = opts(OutputDType::Keep);
     o.tokenizer = Some(elsewhere);
@@ -262,7 +327,10 @@ fn inspect_shows_the_merged_view() {
     assert_eq!((wo.shape.as_slice(), wo.pieces), (&[16u64, 16][..], 2));
     assert_eq!(wo.dtype, SourceDType::BF16);
     assert!(l.tensors.iter().all(|t| t.name != "rope.freqs"));
-    assert_eq!(l.files, ["params.json", "consolidated.00.pth", "consolidated.01.pth"]);
+    assert_eq!(
+        l.files,
+        ["params.json", "consolidated.00.pth", "consolidated.01.pth"]
+    );
 }
 
 #[test]
@@ -283,8 +351,13 @@ fn a_single_pth_with_params_beside_it_converts() {
 #[test]
 fn not_a_checkpoint() {
     let t = tempfile::tempdir().unwrap();
-    let e = convert(t.path(), &t.path().join("o.lpk"), &ConvertOptions::default(), &quiet)
-        .unwrap_err();
+    let e = convert(
+        t.path(),
+        &t.path().join("o.lpk"),
+        &ConvertOptions::default(),
+        &quiet,
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::UnknownSource { .. }), "{e:?}");
     let e = inspect_source(&t.path().join("nope")).unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e:?}");

@@ -1,5 +1,5 @@
 //! The allow-list interpreter: gives meaning to the inert values of [`super::vm`] for exactly
-//! the globals a PyTorch state dict uses, and nothing else.
+//! the globals a `PyTorch` state dict uses, and nothing else.
 //!
 //! | global | meaning |
 //! |---|---|
@@ -150,17 +150,17 @@ impl Interp<'_> {
             Obj::Tuple(v) | Obj::List(v) | Obj::Set(v) => Val::Seq(self.all(v, d)?),
             Obj::Dict(pairs) => Val::Dict(self.pairs(pairs, d)?),
             Obj::Global { module, name } => {
-                if module == "torch" {
-                    if let Some(dt) = storage_dtype(name) {
-                        return Ok(Val::StorageType(dt));
-                    }
+                if module == "torch"
+                    && let Some(dt) = storage_dtype(name)
+                {
+                    return Ok(Val::StorageType(dt));
                 }
                 Val::Callable(format!("{module}.{name}"))
             }
             Obj::Reduce { func, args } => {
                 let f = self.eval(*func, d)?;
                 let a = self.eval(*args, d)?;
-                self.call(&f, a)?
+                Self::call(&f, a)?
             }
             Obj::NewObj { cls, .. } => {
                 let c = self.eval(*cls, d)?;
@@ -232,7 +232,7 @@ impl Interp<'_> {
         }
     }
 
-    fn call(&mut self, f: &Val, args: Val) -> R<Val> {
+    fn call(f: &Val, args: Val) -> R<Val> {
         let Val::Callable(name) = f else {
             return Err(format!("calling {} is not supported", f.kind()));
         };

@@ -1,6 +1,6 @@
 //! A pickle virtual machine that never executes anything.
 //!
-//! Written from the opcode table in CPython's `pickletools` (protocols 2 to 5 — what
+//! Written from the opcode table in `CPython`'s `pickletools` (protocols 2 to 5 — what
 //! `torch.save` writes — plus the few protocol-0/1 opcodes that are pure data). Instead of
 //! importing and calling, `GLOBAL`/`STACK_GLOBAL` produce an inert [`Obj::Global`] (refused
 //! unless the caller's allow-list accepts `module.name`), and `REDUCE`, `NEWOBJ`, `BUILD`,
@@ -273,7 +273,7 @@ impl Vm<'_, '_> {
     }
 
     fn pairs(&self, items: &[Id]) -> R<Vec<(Id, Id)>> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return self.bad("odd number of items for a dict");
         }
         Ok(items.chunks_exact(2).map(|p| (p[0], p[1])).collect())
@@ -313,8 +313,7 @@ impl Vm<'_, '_> {
 
     fn set_items(&mut self, target: Id, items: Vec<(Id, Id)>) -> R<()> {
         match &mut self.objs[target as usize] {
-            Obj::Dict(d) => d.extend(items),
-            Obj::SetItems { items: d, .. } => d.extend(items),
+            Obj::Dict(d) | Obj::SetItems { items: d, .. } => d.extend(items),
             Obj::Reduce { .. } | Obj::NewObj { .. } | Obj::Build { .. } => {
                 self.wrap(target, |obj| Obj::SetItems { obj, items })?;
             }
@@ -328,8 +327,7 @@ impl Vm<'_, '_> {
 
     fn appends(&mut self, target: Id, items: Vec<Id>) -> R<()> {
         match &mut self.objs[target as usize] {
-            Obj::List(l) => l.extend(items),
-            Obj::Appends { items: l, .. } => l.extend(items),
+            Obj::List(l) | Obj::Appends { items: l, .. } => l.extend(items),
             Obj::Reduce { .. } | Obj::NewObj { .. } | Obj::Build { .. } => {
                 self.wrap(target, |obj| Obj::Appends { obj, items })?;
             }
