@@ -1,7 +1,63 @@
 //! Reference Llama 2 forward pass, tokenizer, sampler and accuracy metrics over .lpk files.
+//!
+//! Shaped like llama2.c's `run.c`: a [`Config`], the [`Weights`] borrowed from the memory-mapped
+//! `.lpk` (quantized matrices are never copied), a [`State`] that owns every buffer (allocated
+//! once, including the KV cache), and one readable forward pass whose semantics are those of
+//! Meta's `model.py`. Matmuls run on the kernels of `llamapack-quantize`, activations converted
+//! to each weight's dot format as ggml does, split over a dedicated rayon pool.
+//!
+//! - [`Model::load`] / [`Model::load_with_threads`] borrow a model from an [`Lpk`](llamapack_format::Lpk).
+//! - [`Model::forward_batch`] runs a prompt as matrix × matrix; [`Model::forward`] one token
+//!   as matrix × vector; [`Model::prefill`] and [`Model::logits_all`] chunk longer inputs.
+//! - [`Model::generate`] samples with a [`Sampler`] (greedy or temperature + top-p, seeded).
+//! - [`Tokenizer`] is `SentencePiece` BPE (ids identical to `sentencepiece`'s);
+//!   [`chat_prompt`] builds Llama 2 Chat prompts.
+//! - [`metrics`] compares logits (KL divergence, top-1, perplexity); [`npy`] reads and writes
+//!   `.npy` arrays.
+//!
+//! ```
+//! use llamapack_format::{testing, Lpk};
+//! use llamapack_runner::{Logits, Model, Sampler, Tokenizer, testing::random_model};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("tiny.lpk");
+//! random_model(&path, &testing::tiny_config(), llamapack_format::DType::F32, 1)?;
+//! let lpk = Lpk::open(&path)?;
+//! let model = Model::load_with_threads(&lpk, 2)?;
+//! let tok = Tokenizer::from_data(lpk.tokenizer())?;
+//!
+//! let prompt = tok.encode("abc", true)?;
+//! let mut state = model.new_state(8);
+//! // Every position's logits of the prompt, as one batch.
+//! let all = model.forward_batch(&mut state, &prompt, 0, Logits::All)?;
+//! assert_eq!(all.len(), prompt.len() * model.config.vocab_size);
+//!
+//! // Greedy generation of 5 tokens from a fresh state.
+//! let mut state = model.new_state(8);
+//! let ids = model.generate(&mut state, &prompt, 5, &mut Sampler::greedy(), |_| true)?;
+//! let _text = tok.decode(&ids)?;
+//! assert_eq!(ids.len(), 5);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod error;
+pub mod forward;
+pub mod generate;
+mod matmul;
+pub mod metrics;
+pub mod model;
+pub mod npy;
+pub mod ops;
+pub mod sampler;
+pub mod state;
+pub mod testing;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
+pub use forward::{Logits, Model, default_threads};
+pub use generate::chat_prompt;
+pub use llamapack_quantize::Level;
+pub use model::{Config, LayerWeights, Matrix, Weights};
+pub use sampler::Sampler;
+pub use state::State;
 pub use tokenizer::{Decoder, Tokenizer};

@@ -1,0 +1,339 @@
+//! `Model` and the forward pass. Each step is commented with the line of Meta's `model.py`
+//! (llama/model.py of the Llama 2 release) it implements.
+
+use llamapack_format::Lpk;
+use llamapack_quantize::{Kernels, Level};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::matmul::{self, project};
+use crate::model::{Config, Weights};
+use crate::ops::{add, axpy, dot, rmsnorm, rope, silu, softmax};
+use crate::state::State;
+
+/// Which logits a forward pass computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// None (prompt chunks whose logits nobody reads).
+    None,
+    /// The last token's only: `[vocab]`.
+    Last,
+    /// Every token's: `[n, vocab]` (teacher forcing, evaluation).
+    All,
+}
+
+/// A loaded model: config, borrowed weights and the thread pool its matmuls run on.
+#[derive(Debug)]
+pub struct Model<'a> {
+    /// Hyper-parameters.
+    pub config: Config,
+    /// Tensors, borrowed from the `.lpk`.
+    pub weights: Weights<'a>,
+    pool: rayon::ThreadPool,
+    kernels: &'static Kernels,
+}
+
+/// Threads used when none is asked for: the cores the OS gives this process.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+impl<'a> Model<'a> {
+    /// Loads `lpk` with [`default_threads`] threads.
+    pub fn load<B: AsRef<[u8]>>(lpk: &'a Lpk<B>) -> Result<Model<'a>> {
+        Model::load_with_threads(lpk, default_threads())
+    }
+
+    /// Loads `lpk`; matmuls and attention run on a dedicated pool of `threads` threads.
+    pub fn load_with_threads<B: AsRef<[u8]>>(lpk: &'a Lpk<B>, threads: usize) -> Result<Model<'a>> {
+        let config = Config::from_model_config(lpk.config())?;
+        let weights = Weights::load(lpk, &config)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("llamapack-{i}"))
+            .build()
+            .map_err(|e| Error::ThreadPool(e.to_string()))?;
+        Ok(Model {
+            config,
+            weights,
+            pool,
+            kernels: llamapack_quantize::kernels(),
+        })
+    }
+
+    /// Threads of the pool.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// The SIMD level of the kernels in use (the best the CPU has, unless lowered by
+    /// `LLAMAPACK_SIMD` or [`Model::set_simd_level`]).
+    pub fn simd_level(&self) -> Level {
+        self.kernels.level()
+    }
+
+    /// Runs the matmuls on the kernels of `level` (tests compare every level in one process).
+    pub fn set_simd_level(&mut self, level: Level) -> Result<()> {
+        self.kernels = llamapack_quantize::kernels_for(level).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "SIMD level {} is not supported by this CPU",
+                level.name()
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// A [`State`] for batches of up to `max_batch` tokens and the full context window.
+    pub fn new_state(&self, max_batch: usize) -> State {
+        State::new(&self.config, max_batch)
+    }
+
+    /// One token at `pos` (generation, matrix × vector); returns its logits `[vocab]`.
+    pub fn forward<'s>(&self, s: &'s mut State, token: u32, pos: usize) -> Result<&'s [f32]> {
+        self.forward_batch(s, &[token], pos, Logits::Last)
+    }
+
+    /// Processes `tokens` at positions `start_pos..` as one batch (matrix × matrix), filling
+    /// the KV cache, and returns the logits asked for (`[vocab]`, `[n, vocab]` or empty).
+    /// `tokens.len()` must be at most `s.max_batch`; see [`Model::prefill`] for longer prompts.
+    pub fn forward_batch<'s>(
+        &self,
+        s: &'s mut State,
+        tokens: &[u32],
+        start_pos: usize,
+        logits: Logits,
+    ) -> Result<&'s [f32]> {
+        let n = tokens.len();
+        let vocab = self.config.vocab_size;
+        if n == 0 || n > s.max_batch {
+            return Err(Error::Invalid(format!(
+                "a batch of {n} tokens (this state takes 1..={})",
+                s.max_batch
+            )));
+        }
+        if start_pos + n > s.ctx {
+            return Err(Error::Context {
+                pos: start_pos,
+                n,
+                ctx: s.ctx,
+            });
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Error::TokenId { id, vocab });
+        }
+        self.pool
+            .install(|| self.forward_impl(s, tokens, start_pos, logits))?;
+        Ok(match logits {
+            Logits::None => &s.logits[..0],
+            Logits::Last => &s.logits[..vocab],
+            Logits::All => &s.logits[..n * vocab],
+        })
+    }
+
+    /// Processes a prompt of any length in batches of `s.max_batch`; returns the logits of
+    /// its last token.
+    pub fn prefill<'s>(
+        &self,
+        s: &'s mut State,
+        tokens: &[u32],
+        start_pos: usize,
+    ) -> Result<&'s [f32]> {
+        if tokens.is_empty() {
+            return Err(Error::Invalid("an empty prompt".into()));
+        }
+        let b = s.max_batch;
+        let last = (tokens.len() - 1) / b;
+        for (i, chunk) in tokens.chunks(b).enumerate().take(last) {
+            self.forward_batch(s, chunk, start_pos + i * b, Logits::None)?;
+        }
+        self.forward_batch(s, &tokens[last * b..], start_pos + last * b, Logits::Last)
+    }
+
+    /// Logits of every position of `tokens` (teacher forcing): `[tokens.len(), vocab]`.
+    pub fn logits_all(&self, s: &mut State, tokens: &[u32], start_pos: usize) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(tokens.len() * self.config.vocab_size);
+        for (i, chunk) in tokens.chunks(s.max_batch).enumerate() {
+            let l = self.forward_batch(s, chunk, start_pos + i * s.max_batch, Logits::All)?;
+            out.extend_from_slice(l);
+        }
+        Ok(out)
+    }
+
+    /// The forward pass over `n = tokens.len()` tokens. Buffers are rows of `State`; nothing
+    /// is allocated here.
+    fn forward_impl(
+        &self,
+        s: &mut State,
+        tokens: &[u32],
+        start: usize,
+        want: Logits,
+    ) -> Result<()> {
+        let c = &self.config;
+        let w = &self.weights;
+        let kern = self.kernels;
+        let n = tokens.len();
+        let (dim, hd, kv_dim, hidden) = (c.dim, c.head_dim, c.kv_dim, c.hidden_dim);
+        let qd = c.n_heads * hd;
+        let half = hd / 2;
+        let ctx = s.ctx;
+        let State {
+            x,
+            xb,
+            xb2,
+            q,
+            k,
+            v,
+            hb,
+            hb2,
+            att,
+            logits,
+            key_cache,
+            value_cache,
+            rope_cos,
+            rope_sin,
+            act_scratch,
+            mm_scratch,
+            ..
+        } = s;
+
+        // h = self.tok_embeddings(tokens)                               (Transformer.forward)
+        for (t, &tok) in tokens.iter().enumerate() {
+            let e = &w.tok_embeddings;
+            matmul::dequantize_row(
+                kern,
+                e.dtype,
+                e.row(tok as usize),
+                &mut x[t * dim..(t + 1) * dim],
+            )?;
+        }
+
+        for (l, lw) in w.layers.iter().enumerate() {
+            // self.attention_norm(x)                                   (TransformerBlock.forward)
+            for t in 0..n {
+                let r = t * dim..(t + 1) * dim;
+                rmsnorm(&mut xb[r.clone()], &x[r], &lw.attention_norm, c.norm_eps);
+            }
+            // xq, xk, xv = self.wq(x), self.wk(x), self.wv(x)           (Attention.forward)
+            project(
+                kern,
+                &xb[..n * dim],
+                n,
+                dim,
+                act_scratch,
+                mm_scratch,
+                &mut [
+                    (&lw.wq, &mut q[..]),
+                    (&lw.wk, &mut k[..]),
+                    (&lw.wv, &mut v[..]),
+                ],
+            )?;
+            // xq, xk = apply_rotary_emb(xq, xk, freqs_cis=freqs_cis)
+            for t in 0..n {
+                let p = (start + t) * half;
+                let (cos, sin) = (&rope_cos[p..p + half], &rope_sin[p..p + half]);
+                rope(&mut q[t * qd..(t + 1) * qd], hd, cos, sin);
+                rope(&mut k[t * kv_dim..(t + 1) * kv_dim], hd, cos, sin);
+            }
+            // self.cache_k[:bsz, start_pos : start_pos + seqlen] = xk   (and cache_v = xv)
+            let layer = l * ctx * kv_dim..(l + 1) * ctx * kv_dim;
+            let (kc, vc) = (&mut key_cache[layer.clone()], &mut value_cache[layer]);
+            let span = start * kv_dim..(start + n) * kv_dim;
+            kc[span.clone()].copy_from_slice(&k[..n * kv_dim]);
+            vc[span].copy_from_slice(&v[..n * kv_dim]);
+            let (kc, vc) = (&*kc, &*vc);
+
+            // keys = repeat_kv(keys, self.n_rep); values = repeat_kv(values, self.n_rep)
+            // scores = torch.matmul(xq, keys.transpose(2, 3)) / math.sqrt(self.head_dim)
+            // scores = scores + mask;  scores = F.softmax(scores.float(), dim=-1)
+            // output = torch.matmul(scores, values)
+            // One task per (token, head); query head h reads KV head h / n_rep.
+            let scale = 1.0 / (hd as f32).sqrt();
+            let q = &*q;
+            xb[..n * qd]
+                .par_chunks_mut(hd)
+                .zip(att.par_chunks_mut(ctx))
+                .enumerate()
+                .for_each(|(i, (out, att))| {
+                    let (t, h) = (i / c.n_heads, i % c.n_heads);
+                    let pos = start + t;
+                    let kvh = (h / c.kv_mul) * hd;
+                    let qh = &q[t * qd + h * hd..][..hd];
+                    // The causal mask: position `pos` sees positions 0..=pos.
+                    let att = &mut att[..=pos];
+                    for (p, a) in att.iter_mut().enumerate() {
+                        *a = dot(qh, &kc[p * kv_dim + kvh..][..hd]) * scale;
+                    }
+                    softmax(att);
+                    out.fill(0.0);
+                    for (p, &a) in att.iter().enumerate() {
+                        axpy(out, a, &vc[p * kv_dim + kvh..][..hd]);
+                    }
+                });
+            // return self.wo(output)
+            project(
+                kern,
+                &xb[..n * qd],
+                n,
+                qd,
+                act_scratch,
+                mm_scratch,
+                &mut [(&lw.wo, &mut xb2[..])],
+            )?;
+            // h = x + self.attention(self.attention_norm(x), ...)
+            add(&mut x[..n * dim], &xb2[..n * dim]);
+
+            // self.ffn_norm(h)
+            for t in 0..n {
+                let r = t * dim..(t + 1) * dim;
+                rmsnorm(&mut xb[r.clone()], &x[r], &lw.ffn_norm, c.norm_eps);
+            }
+            // self.w1(x), self.w3(x)                                    (FeedForward.forward)
+            project(
+                kern,
+                &xb[..n * dim],
+                n,
+                dim,
+                act_scratch,
+                mm_scratch,
+                &mut [(&lw.w1, &mut hb[..]), (&lw.w3, &mut hb2[..])],
+            )?;
+            // F.silu(self.w1(x)) * self.w3(x)
+            for (a, &b) in hb[..n * hidden].iter_mut().zip(&hb2[..n * hidden]) {
+                *a = silu(*a) * b;
+            }
+            // self.w2(...)
+            project(
+                kern,
+                &hb[..n * hidden],
+                n,
+                hidden,
+                act_scratch,
+                mm_scratch,
+                &mut [(&lw.w2, &mut xb2[..])],
+            )?;
+            // out = h + self.feed_forward(self.ffn_norm(h))
+            add(&mut x[..n * dim], &xb2[..n * dim]);
+        }
+
+        // h = self.norm(h); output = self.output(h).float()         (Transformer.forward)
+        let rows = match want {
+            Logits::None => return Ok(()),
+            Logits::Last => n - 1..n,
+            Logits::All => 0..n,
+        };
+        let m = rows.len();
+        for (i, t) in rows.enumerate() {
+            let (o, src) = (i * dim..(i + 1) * dim, t * dim..(t + 1) * dim);
+            rmsnorm(&mut xb[o], &x[src], &w.norm, c.norm_eps);
+        }
+        project(
+            kern,
+            &xb[..m * dim],
+            m,
+            dim,
+            act_scratch,
+            mm_scratch,
+            &mut [(&w.output, &mut logits[..])],
+        )
+    }
+}

@@ -1,0 +1,260 @@
+//! Matrix × vector and matrix × matrix over any weight dtype, split over rayon threads.
+//!
+//! As ggml does, an activation row is converted once per matmul to the format the weight's dot
+//! kernel pairs with (`q8_0` for `q8_0/q4_0`, `q8_k` for the k-quants, plain f32 for float
+//! weights), then every weight row is dotted with it. In the batched path each weight row is
+//! read once and dotted with every token's activation before moving on, so a prompt of `n`
+//! tokens streams the weights from memory once, not `n` times.
+//!
+//! The kernels are `llamapack-quantize`'s; this is the only module that calls them.
+
+use llamapack_format::DType;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::model::Matrix;
+use llamapack_quantize::{Kernels, vec_dot_type};
+
+/// Rows per rayon task: a few tasks per thread for load balance, never tiny ones.
+fn chunk_rows(rows: usize) -> usize {
+    let tasks = rayon::current_num_threads() * 8;
+    rows.div_ceil(tasks).max(16)
+}
+
+/// Checks that matrices of `dtype` can be multiplied (before any forward pass runs).
+pub(crate) fn check_supported(name: &str, dtype: DType) -> Result<()> {
+    if dtype.info().storable {
+        Ok(())
+    } else {
+        Err(Error::DType {
+            tensor: name.into(),
+            dtype,
+            reason: "an activation format, not a weight format".into(),
+        })
+    }
+}
+
+/// Dequantizes one row (any dtype) into f32.
+pub(crate) fn dequantize_row(k: &Kernels, dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<()> {
+    k.dequantize_row(dtype, src, dst)
+        .map_err(|e| Error::Kernel {
+            dtype,
+            reason: e.to_string(),
+        })
+}
+
+/// Bytes of activation scratch a batch of `n` rows of `cols` needs, for any weight dtype.
+pub(crate) fn act_scratch_bytes(n: usize, cols: usize) -> usize {
+    [DType::Q8_0, DType::Q8K]
+        .iter()
+        .filter_map(|d| d.row_bytes(cols.next_multiple_of(d.block_len())))
+        .max()
+        .unwrap_or(0)
+        * n
+}
+
+/// Activations of `n` tokens in the dot format of some weight dtype.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Acts<'s> {
+    /// The activation format (`vec_dot_type` of the weight).
+    pub dtype: DType,
+    /// Elements per row.
+    pub cols: usize,
+    /// Bytes per row.
+    pub row_bytes: usize,
+    /// Number of rows (tokens).
+    pub n: usize,
+    /// `n` rows.
+    pub bytes: &'s [u8],
+}
+
+impl<'s> Acts<'s> {
+    /// Converts `x` (`n` rows of `cols` f32) into `scratch` in `dtype`, the dot format of
+    /// some weight (nothing to do for f32).
+    pub fn convert(
+        k: &Kernels,
+        dtype: DType,
+        x: &[f32],
+        n: usize,
+        cols: usize,
+        scratch: &mut [u8],
+    ) -> Result<()> {
+        if dtype == DType::F32 {
+            return Ok(());
+        }
+        let kerr = |reason: String| Error::Kernel { dtype, reason };
+        let row_bytes = dtype
+            .row_bytes(cols)
+            .ok_or_else(|| kerr(format!("a row of {cols} is not a whole number of blocks")))?;
+        let dst = scratch
+            .get_mut(..n * row_bytes)
+            .ok_or_else(|| kerr(format!("activation scratch too small for {n}×{cols}")))?;
+        dst.par_chunks_mut(row_bytes)
+            .zip(x[..n * cols].par_chunks(cols))
+            .try_for_each(|(d, s)| k.quantize_row(dtype, s, d))
+            .map_err(|e| kerr(e.to_string()))
+    }
+
+    /// Views activations already converted by [`Acts::convert`] (or `x` itself for f32).
+    pub fn view(dtype: DType, x: &'s [f32], n: usize, cols: usize, scratch: &'s [u8]) -> Acts<'s> {
+        let (row_bytes, bytes) = if dtype == DType::F32 {
+            (cols * 4, bytemuck::cast_slice(&x[..n * cols]))
+        } else {
+            let rb = dtype.row_bytes(cols).expect("checked by convert");
+            (rb, &scratch[..n * rb])
+        };
+        Acts {
+            dtype,
+            cols,
+            row_bytes,
+            n,
+            bytes,
+        }
+    }
+
+    fn row(&self, t: usize) -> &'s [u8] {
+        &self.bytes[t * self.row_bytes..(t + 1) * self.row_bytes]
+    }
+}
+
+/// Multiplies the `n` rows of `x` (`cols` wide) by each matrix, writing each product to its
+/// output. Consecutive matrices whose dot format is the same share one conversion of `x`
+/// (q, k and v; w1 and w3).
+pub(crate) fn project(
+    k: &Kernels,
+    x: &[f32],
+    n: usize,
+    cols: usize,
+    scratch: &mut [u8],
+    tr: &mut [f32],
+    targets: &mut [(&Matrix<'_>, &mut [f32])],
+) -> Result<()> {
+    let mut converted = None;
+    for (w, out) in targets.iter_mut() {
+        let dtype = vec_dot_type(w.dtype);
+        if converted != Some(dtype) {
+            Acts::convert(k, dtype, x, n, cols, scratch)?;
+            converted = Some(dtype);
+        }
+        let a = Acts::view(dtype, x, n, cols, scratch);
+        matmul(k, w, &a, out, tr);
+    }
+    Ok(())
+}
+
+/// `out[t][r] = W[r] · x[t]` for the `a.n` tokens: `out` is `[a.n, w.rows]`.
+///
+/// One token is a matrix × vector product split by rows. Several tokens go through `tr`, a
+/// `[w.rows, a.n]` scratch that each task fills for its rows (every row dotted with all tokens
+/// while it is in cache), then transposed into `out`.
+pub(crate) fn matmul(k: &Kernels, w: &Matrix<'_>, a: &Acts<'_>, out: &mut [f32], tr: &mut [f32]) {
+    debug_assert_eq!(a.dtype, vec_dot_type(w.dtype));
+    debug_assert_eq!(a.cols, w.cols);
+    let (rows, n) = (w.rows, a.n);
+    let chunk = chunk_rows(rows);
+    if n == 1 {
+        let act = a.row(0);
+        out[..rows]
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(c, o)| {
+                for (j, y) in o.iter_mut().enumerate() {
+                    *y = k.vec_dot(w.dtype, w.cols, w.row(c * chunk + j), act);
+                }
+            });
+        return;
+    }
+    let tr = &mut tr[..rows * n];
+    tr.par_chunks_mut(chunk * n)
+        .enumerate()
+        .for_each(|(c, block)| {
+            for (j, ys) in block.chunks_exact_mut(n).enumerate() {
+                let row = w.row(c * chunk + j);
+                for (t, y) in ys.iter_mut().enumerate() {
+                    *y = k.vec_dot(w.dtype, w.cols, row, a.row(t));
+                }
+            }
+        });
+    let tr = &*tr;
+    out[..n * rows]
+        .par_chunks_mut(rows)
+        .enumerate()
+        .for_each(|(t, o)| {
+            for (r, y) in o.iter_mut().enumerate() {
+                *y = tr[r * n + t];
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Rng;
+    use llamapack_quantize::{Level, kernels_for};
+
+    /// Every weight format, every level, 1 and 5 tokens: each output equals the f64 dot of the
+    /// dequantized weight row with the dequantized (converted) activation row.
+    #[test]
+    fn matmul_equals_dequantized_products() {
+        let (rows, cols) = (40, 512);
+        let mut rng = Rng::new(11);
+        let w32: Vec<f32> = (0..rows * cols).map(|_| rng.next_f32()).collect();
+        let x: Vec<f32> = (0..5 * cols).map(|_| rng.next_f32()).collect();
+        let scalar = kernels_for(Level::Scalar).unwrap();
+        for dtype in [
+            DType::F32,
+            DType::F16,
+            DType::BF16,
+            DType::Q8_0,
+            DType::Q4_0,
+            DType::Q4K,
+            DType::Q6K,
+        ] {
+            let rb = dtype.row_bytes(cols).unwrap();
+            let mut bytes = vec![0u8; rows * rb];
+            for (r, b) in w32.chunks(cols).zip(bytes.chunks_mut(rb)) {
+                scalar.quantize_row(dtype, r, b).unwrap();
+            }
+            let w = Matrix {
+                name: "w",
+                dtype,
+                rows,
+                cols,
+                row_bytes: rb,
+                bytes: &bytes,
+            };
+            let vdt = vec_dot_type(dtype);
+            for level in Level::ALL.into_iter().filter(|l| l.is_supported()) {
+                let k = kernels_for(level).unwrap();
+                for n in [1, 5] {
+                    let mut scratch = vec![0u8; act_scratch_bytes(n, cols)];
+                    let mut tr = vec![0f32; rows * n];
+                    let mut out = vec![0f32; rows * n];
+                    Acts::convert(k, vdt, &x, n, cols, &mut scratch).unwrap();
+                    let a = Acts::view(vdt, &x, n, cols, &scratch);
+                    matmul(k, &w, &a, &mut out, &mut tr);
+                    for t in 0..n {
+                        let mut xa = vec![0f32; cols];
+                        scalar.dequantize_row(vdt, a.row(t), &mut xa).unwrap();
+                        for r in 0..rows {
+                            let mut wr = vec![0f32; cols];
+                            scalar.dequantize_row(dtype, w.row(r), &mut wr).unwrap();
+                            let exact: f64 =
+                                wr.iter().zip(&xa).map(|(p, q)| f64::from(p * q)).sum();
+                            let mag: f64 = wr
+                                .iter()
+                                .zip(&xa)
+                                .map(|(p, q)| f64::from((p * q).abs()))
+                                .sum();
+                            let got = f64::from(out[t * rows + r]);
+                            assert!(
+                                (got - exact).abs() <= 1e-5 * mag,
+                                "{dtype} {level:?} n={n} t={t} r={r}: {got} vs {exact}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
