@@ -9,8 +9,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args().nth(1).ok_or("usage: write_tiny OUT.lpk")?;
     let mut w = LpkWriter::create(&path)?;
     let emb: Vec<f32> = (0..16 * 64).map(|i| (i as f32 * 0.1).sin()).collect();
-    w.write_tensor("tok_embeddings.weight", DType::F32, &[16, 64], bytemuck::cast_slice(&emb))?;
-    w.write_tensor("layers.0.attention.wq.weight", DType::Q4_0, &[2, 64], &[7u8; 4 * 18])?;
+    w.write_tensor(
+        "tok_embeddings.weight",
+        DType::F32,
+        &[16, 64],
+        bytemuck::cast_slice(&emb),
+    )?;
+    w.write_tensor(
+        "layers.0.attention.wq.weight",
+        DType::Q4_0,
+        &[2, 64],
+        &[7u8; 4 * 18],
+    )?;
     w.write_blob("tokenizer.model", b"not a real tokenizer")?;
     w.finish(&testing::tiny_metadata())?;
     Ok(())

@@ -65,19 +65,19 @@ impl ModelConfig {
                 self.arch
             ));
         }
-        if self.dim % self.n_heads != 0 {
+        if !self.dim.is_multiple_of(self.n_heads) {
             return Err(format!(
                 "dim {} is not divisible by n_heads {}",
                 self.dim, self.n_heads
             ));
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(format!(
                 "n_heads {} is not a multiple of n_kv_heads {}",
                 self.n_heads, self.n_kv_heads
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(format!(
                 "head_dim {} is odd; RoPE needs pairs",
                 self.head_dim()
@@ -221,12 +221,12 @@ impl TokenizerData {
             ("unk", self.unk_id),
             ("pad", self.pad_id),
         ] {
-            if let Some(id) = id {
-                if id as usize >= n {
-                    return Err(format!(
-                        "{name}_id {id} is not below the vocabulary size {n}"
-                    ));
-                }
+            if let Some(id) = id
+                && id as usize >= n
+            {
+                return Err(format!(
+                    "{name}_id {id} is not below the vocabulary size {n}"
+                ));
             }
         }
         if let Some(i) = self

@@ -360,7 +360,7 @@ fn validate(file: &str, h: &Header, pre: &Preamble) -> Result<Validated> {
     let mut dtypes = Vec::with_capacity(h.tensors.len());
     let mut by_name = HashMap::with_capacity(h.tensors.len());
     let check_span = |name: &'_ str, offset: u64, nbytes: u64| -> Result<()> {
-        if offset % ALIGN != 0 {
+        if !offset.is_multiple_of(ALIGN) {
             return Err(bad(
                 name,
                 format!("offset {offset} is not a multiple of {ALIGN}"),

@@ -8,8 +8,10 @@ fn valid() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("v.lpk");
     let mut w = LpkWriter::create(&p).unwrap();
-    w.write_tensor("a", DType::F32, &[2, 4], &[1u8; 32]).unwrap();
-    w.write_tensor("b", DType::Q8_0, &[1, 32], &[2u8; 34]).unwrap();
+    w.write_tensor("a", DType::F32, &[2, 4], &[1u8; 32])
+        .unwrap();
+    w.write_tensor("b", DType::Q8_0, &[1, 32], &[2u8; 34])
+        .unwrap();
     w.write_blob("tokenizer.model", b"spm").unwrap();
     w.finish(&testing::tiny_metadata()).unwrap();
     std::fs::read(p).unwrap()
@@ -45,7 +47,10 @@ fn parse(bytes: Vec<u8>) -> Error {
 
 fn assert_msg(e: &Error, parts: &[&str]) {
     let s = e.to_string();
-    assert!(s.starts_with("evil.lpk"), "error does not name the file: {s}");
+    assert!(
+        s.starts_with("evil.lpk"),
+        "error does not name the file: {s}"
+    );
     for p in parts {
         assert!(s.contains(p), "`{s}` does not mention `{p}`");
     }
@@ -82,7 +87,10 @@ fn newer_major_version() {
     let mut b = valid();
     b[8..10].copy_from_slice(&2u16.to_le_bytes());
     let e = parse(b);
-    assert!(matches!(e, Error::UnsupportedVersion { major: 2, .. }), "{e}");
+    assert!(
+        matches!(e, Error::UnsupportedVersion { major: 2, .. }),
+        "{e}"
+    );
     assert_msg(&e, &["2.0", "newer"]);
 }
 
@@ -100,7 +108,10 @@ fn newer_minor_version_with_unknown_fields_is_read() {
 #[test]
 fn header_pointing_past_the_end() {
     let mut b = valid();
-    let pre = header::Preamble { header_offset: u64::MAX - 3, ..preamble(&b) };
+    let pre = header::Preamble {
+        header_offset: u64::MAX - 3,
+        ..preamble(&b)
+    };
     b[..64].copy_from_slice(&pre.to_bytes());
     assert_msg(&parse(b), &["outside the file"]);
 }
@@ -108,7 +119,10 @@ fn header_pointing_past_the_end() {
 #[test]
 fn huge_header_length() {
     let mut b = valid();
-    let pre = header::Preamble { header_len: 1 << 40, ..preamble(&b) };
+    let pre = header::Preamble {
+        header_len: 1 << 40,
+        ..preamble(&b)
+    };
     b[..64].copy_from_slice(&pre.to_bytes());
     assert_msg(&parse(b), &["limit"]);
 }
@@ -129,7 +143,9 @@ fn corrupt_json() {
 
 #[test]
 fn tensor_offset_past_the_end() {
-    let e = parse(with_header(|v| v["tensors"][1]["offset"] = json!(1u64 << 50)));
+    let e = parse(with_header(|v| {
+        v["tensors"][1]["offset"] = json!(1u64 << 50);
+    }));
     assert_msg(&e, &["`b`", "outside the data region"]);
 }
 
@@ -159,9 +175,13 @@ fn shape_times_dtype_is_not_the_length() {
 
 #[test]
 fn absurd_dimensions_overflow() {
-    let e = parse(with_header(|v| v["tensors"][0]["shape"] = json!([u64::MAX, u64::MAX, 4])));
+    let e = parse(with_header(|v| {
+        v["tensors"][0]["shape"] = json!([u64::MAX, u64::MAX, 4]);
+    }));
     assert_msg(&e, &["`a`", "overflows"]);
-    let e = parse(with_header(|v| v["tensors"][0]["shape"] = json!([1, 1, 1, 1, 1, 8])));
+    let e = parse(with_header(|v| {
+        v["tensors"][0]["shape"] = json!([1, 1, 1, 1, 1, 8]);
+    }));
     assert_msg(&e, &["`a`", "dimensions"]);
     let e = parse(with_header(|v| v["tensors"][0]["shape"] = json!([0, 8])));
     assert_msg(&e, &["`a`", "zero dimension"]);

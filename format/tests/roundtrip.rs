@@ -13,15 +13,17 @@ fn arb_tensor() -> impl Strategy<Value = (DType, Vec<u64>, Vec<u8>)> {
         DType::Q4K,
         DType::Q6K,
     ]);
-    (dtypes, 1u64..4, 1u64..3, prop::option::of(1u64..3)).prop_flat_map(|(dt, blocks, rows, outer)| {
-        let row = blocks * dt.block_len() as u64;
-        let shape = match outer {
-            Some(o) => vec![o, rows, row],
-            None => vec![rows, row],
-        };
-        let n = dt.tensor_bytes(&shape).unwrap();
-        (Just(dt), Just(shape), prop::collection::vec(any::<u8>(), n))
-    })
+    (dtypes, 1u64..4, 1u64..3, prop::option::of(1u64..3)).prop_flat_map(
+        |(dt, blocks, rows, outer)| {
+            let row = blocks * dt.block_len() as u64;
+            let shape = match outer {
+                Some(o) => vec![o, rows, row],
+                None => vec![rows, row],
+            };
+            let n = dt.tensor_bytes(&shape).unwrap();
+            (Just(dt), Just(shape), prop::collection::vec(any::<u8>(), n))
+        },
+    )
 }
 
 fn write(path: &std::path::Path, tensors: &[(DType, Vec<u64>, Vec<u8>)], blob: &[u8]) {
@@ -74,13 +76,24 @@ fn typed_slices_are_zero_copy() {
     let p = dir.path().join("t.lpk");
     let mut w = LpkWriter::create(&p).unwrap();
     let h: Vec<f16> = (0..64).map(|i| f16::from_f32(i as f32)).collect();
-    w.write_tensor("h", DType::F16, &[2, 32], bytemuck::cast_slice(&h)).unwrap();
-    let q = vec![BlockQ4_0 { d: f16::ONE, qs: [0x21; 16] }; 4];
-    w.write_tensor("q", DType::Q4_0, &[2, 64], bytemuck::cast_slice(&q)).unwrap();
+    w.write_tensor("h", DType::F16, &[2, 32], bytemuck::cast_slice(&h))
+        .unwrap();
+    let q = vec![
+        BlockQ4_0 {
+            d: f16::ONE,
+            qs: [0x21; 16]
+        };
+        4
+    ];
+    w.write_tensor("q", DType::Q4_0, &[2, 64], bytemuck::cast_slice(&q))
+        .unwrap();
     w.finish(&testing::tiny_metadata()).unwrap();
     let lpk = Lpk::open(&p).unwrap();
     assert_eq!(lpk.tensor("h").unwrap().as_slice::<f16>().unwrap(), &h[..]);
-    assert_eq!(lpk.tensor("q").unwrap().as_slice::<BlockQ4_0>().unwrap(), &q[..]);
+    assert_eq!(
+        lpk.tensor("q").unwrap().as_slice::<BlockQ4_0>().unwrap(),
+        &q[..]
+    );
     let err = lpk.tensor("h").unwrap().as_slice::<f32>().unwrap_err();
     assert!(err.to_string().contains("is f16, not f32"), "{err}");
 }
@@ -103,10 +116,16 @@ fn writer_rejects_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = LpkWriter::create(dir.path().join("t.lpk")).unwrap();
     w.write_tensor("a", DType::F32, &[4], &[0u8; 16]).unwrap();
-    let dup = w.write_tensor("a", DType::F32, &[4], &[0u8; 16]).unwrap_err();
+    let dup = w
+        .write_tensor("a", DType::F32, &[4], &[0u8; 16])
+        .unwrap_err();
     assert!(dup.to_string().contains("`a`"), "{dup}");
-    let blocks = w.write_tensor("q", DType::Q4_0, &[1, 33], &[0u8; 18]).unwrap_err();
+    let blocks = w
+        .write_tensor("q", DType::Q4_0, &[1, 33], &[0u8; 18])
+        .unwrap_err();
     assert!(blocks.to_string().contains("whole number"), "{blocks}");
-    let q8k = w.write_tensor("k", DType::Q8K, &[1, 256], &[0u8; 292]).unwrap_err();
+    let q8k = w
+        .write_tensor("k", DType::Q8K, &[1, 256], &[0u8; 292])
+        .unwrap_err();
     assert!(q8k.to_string().contains("activation"), "{q8k}");
 }

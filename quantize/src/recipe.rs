@@ -33,14 +33,10 @@ pub struct Recipe {
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Every 2-D weight gets this type (f16, bf16, f32, q8_0, q4_0, q4_k, q6_k).
-    Uniform(#[serde(serialize_with = "ser_dtype")] DType),
+    Uniform(DType),
     /// llama.cpp's `Q4_K_M` mixture for llama models: `output.weight` → q6_k; `wv` and `w2` →
     /// q6_k on the `use_more_bits` layers; every other 2-D weight → q4_k.
     Q4KM,
-}
-
-fn ser_dtype<S: serde::Serializer>(d: &DType, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(d.name())
 }
 
 /// The type chosen for one tensor, and why it differs from the recipe's wish, if it does.
@@ -91,21 +87,20 @@ impl Recipe {
         if shape.len() < 2 {
             return Choice { dtype: DType::F32, fallback: None };
         }
-        let wanted = if name == "output.weight" && self.output_type.is_some() {
-            self.output_type.expect("checked")
-        } else if name == "tok_embeddings.weight" && self.embedding_type.is_some() {
-            self.embedding_type.expect("checked")
-        } else {
-            match self.kind {
-                Kind::Uniform(d) => d,
-                Kind::Q4KM => q4_k_m(name, n_layers),
-            }
+        let overridden = match name {
+            "output.weight" => self.output_type,
+            "tok_embeddings.weight" => self.embedding_type,
+            _ => None,
         };
+        let wanted = overridden.unwrap_or(match self.kind {
+            Kind::Uniform(d) => d,
+            Kind::Q4KM => q4_k_m(name, n_layers),
+        });
         let row = shape[shape.len() - 1] as usize;
-        if row % wanted.block_len() == 0 {
+        if row.is_multiple_of(wanted.block_len()) {
             return Choice { dtype: wanted, fallback: None };
         }
-        let dtype = if row % DType::Q8_0.block_len() == 0 { DType::Q8_0 } else { DType::F16 };
+        let dtype = if row.is_multiple_of(DType::Q8_0.block_len()) { DType::Q8_0 } else { DType::F16 };
         Choice {
             dtype,
             fallback: Some(format!(

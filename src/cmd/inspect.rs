@@ -10,15 +10,21 @@ use serde_json::json;
 
 use crate::ui::human_bytes;
 
-/// Show a .lpk file's config, tokenizer, provenance and tensor table.
+/// Show what is in a .lpk file — or in a checkpoint before converting it.
 ///
-/// Prints the model config, a tokenizer summary, where the file came from (source files with
-/// their sha256, tool version, quantization recipe, stored accuracy report) and one row per
-/// tensor: name, dtype, shape, bytes and crc32c. Use --json for scripts.
+/// For a .lpk: the model config, a tokenizer summary, where the file came from (source files
+/// with their sha256, tool version, quantization recipe, stored accuracy report) and one row
+/// per tensor: name, dtype, shape, bytes and crc32c.
+///
+/// For a Meta directory, a Hugging Face directory, a .pth or a .safetensors file: the tensors
+/// it holds (for a directory, the merged view under Meta names: what the .lpk will hold) and
+/// the model config read from params.json / config.json.
+///
+/// Use --json for scripts.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The file to inspect.
+    /// A .lpk file, or a checkpoint directory / .pth / .safetensors file.
     pub file: PathBuf,
     /// Emit JSON: {"config", "tokenizer", "provenance", "tensors": [{"name", "dtype", "shape",
     /// "bytes", "checksum"}], ...}.
@@ -27,6 +33,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if is_checkpoint(&args.file) {
+        return inspect_checkpoint(args);
+    }
     let lpk = Lpk::open(&args.file)?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -109,7 +118,12 @@ fn summary(lpk: &Lpk) -> serde_json::Value {
 fn print_text(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
     let c = lpk.config();
     let (major, minor) = lpk.version();
-    writeln!(out, "{} — .lpk v{major}.{minor}, {}", lpk.file_name(), human_bytes(lpk.file_len()))?;
+    writeln!(
+        out,
+        "{} — .lpk v{major}.{minor}, {}",
+        lpk.file_name(),
+        human_bytes(lpk.file_len())
+    )?;
     writeln!(out, "\nconfig")?;
     writeln!(
         out,
@@ -129,7 +143,11 @@ fn print_text(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
         c.norm_eps,
         c.rope_theta,
         c.context_length,
-        if c.tied_output { "tied to embeddings" } else { "separate" }
+        if c.tied_output {
+            "tied to embeddings"
+        } else {
+            "separate"
+        }
     )?;
     let t = lpk.tokenizer();
     let id = |v: Option<u32>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
@@ -145,11 +163,19 @@ fn print_text(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
         id(t.pad_id),
         t.byte_fallback,
         t.add_dummy_prefix,
-        if t.merges.is_empty() { String::new() } else { format!(" · {} merges", t.merges.len()) }
+        if t.merges.is_empty() {
+            String::new()
+        } else {
+            format!(" · {} merges", t.merges.len())
+        }
     )?;
     let p = lpk.provenance();
     writeln!(out, "\nprovenance")?;
-    writeln!(out, "  written by {} from {} input", p.tool, p.source_format)?;
+    writeln!(
+        out,
+        "  written by {} from {} input",
+        p.tool, p.source_format
+    )?;
     for s in &p.sources {
         writeln!(out, "  {}  {}  {}", s.sha256, human_bytes(s.bytes), s.name)?;
     }
@@ -158,7 +184,11 @@ fn print_text(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(out, "  quantization recipe: {recipe}")?;
     }
     if let Some(a) = &p.accuracy {
-        writeln!(out, "  accuracy: {}", serde_json::to_string(a).unwrap_or_default())?;
+        writeln!(
+            out,
+            "  accuracy: {}",
+            serde_json::to_string(a).unwrap_or_default()
+        )?;
     }
     for (k, v) in &p.notes {
         writeln!(out, "  {k}: {v}")?;
@@ -171,10 +201,24 @@ fn print_text(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
         s["n_params"],
         s["bits_per_weight"].as_f64().unwrap_or(0.0)
     )?;
-    let width = lpk.tensors().map(|t| t.name.len()).max().unwrap_or(4).max(4);
-    writeln!(out, "  {:width$}  {:6}  {:>16}  {:>12}  {:8}", "name", "dtype", "shape", "bytes", "crc32c")?;
+    let width = lpk
+        .tensors()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "  {:width$}  {:6}  {:>16}  {:>12}  {:8}",
+        "name", "dtype", "shape", "bytes", "crc32c"
+    )?;
     for t in lpk.tensors() {
-        let shape = t.shape.iter().map(u64::to_string).collect::<Vec<_>>().join("×");
+        let shape = t
+            .shape
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("×");
         writeln!(
             out,
             "  {:width$}  {:6}  {:>16}  {:>12}  {:08x}",
@@ -186,4 +230,99 @@ fn print_text(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// True for what `inspect_source` reads rather than a `.lpk`.
+fn is_checkpoint(path: &std::path::Path) -> bool {
+    if path.is_dir() {
+        return true;
+    }
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(ext.as_str(), "pth" | "pt" | "bin" | "safetensors")
+}
+
+fn inspect_checkpoint(args: &Args) -> anyhow::Result<ExitCode> {
+    let listing = llamapack_convert::inspect_source(&args.file)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let tensors: Vec<_> = listing
+            .tensors
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "source_name": t.source_name,
+                    "dtype": t.dtype.to_string(),
+                    "shape": t.shape,
+                    "pieces": t.pieces,
+                })
+            })
+            .collect();
+        let doc = json!({
+            "file": {"path": args.file.display().to_string(), "format": listing.format.name()},
+            "files": listing.files,
+            "config": listing.config,
+            "tensors": tensors,
+        });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{} — {} checkpoint ({} files)",
+        args.file.display(),
+        listing.format.name(),
+        listing.files.len()
+    )?;
+    for f in &listing.files {
+        writeln!(out, "  {f}")?;
+    }
+    if let Some(c) = &listing.config {
+        writeln!(
+            out,
+            "\nconfig\n  dim {} · {} layers · {} heads ({} kv) · ffn {} · vocab {} · context {} · rope_theta {} · eps {:e}",
+            c.dim,
+            c.n_layers,
+            c.n_heads,
+            c.n_kv_heads,
+            c.ffn_dim,
+            c.vocab_size,
+            c.context_length,
+            c.rope_theta,
+            c.norm_eps
+        )?;
+    }
+    writeln!(out, "\ntensors ({})", listing.tensors.len())?;
+    let width = listing
+        .tensors
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    for t in &listing.tensors {
+        let shape = t
+            .shape
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("×");
+        let from = match (&t.source_name, t.pieces) {
+            (Some(s), _) => format!("  ← {s}"),
+            (None, n) if n > 1 => format!("  ← {n} shards"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  {:width$}  {:6}  {:>16}{from}",
+            t.name,
+            t.dtype.to_string(),
+            shape
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

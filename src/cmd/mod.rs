@@ -1,23 +1,78 @@
-//! One module per subcommand.
+//! One module per subcommand, plus the few helpers they share.
 
+use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
 use clap::Subcommand;
 
+mod convert;
 mod inspect;
+mod quantize;
 mod verify;
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Convert(convert::Args),
     Inspect(inspect::Args),
     Verify(verify::Args),
+    Quantize(quantize::Args),
 }
 
 /// Runs a subcommand.
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
+        Command::Convert(a) => convert::run(&a),
         Command::Inspect(a) => inspect::run(&a),
         Command::Verify(a) => verify::run(&a),
+        Command::Quantize(a) => quantize::run(&a),
     }
+}
+
+/// A rayon pool with `threads` workers (default: every core).
+pub fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let n = match threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .context("starting worker threads")
+}
+
+/// Refuses to write `output` over `input` (or over the file it names through a link).
+pub fn refuse_overwrite(input: &Path, output: &Path) -> anyhow::Result<()> {
+    let same = match (input.canonicalize(), output.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        bail!(
+            "refusing to overwrite the input {} with the output",
+            input.display()
+        );
+    }
+    Ok(())
+}
+
+/// Lower-case hex sha256 of a file, streamed.
+pub fn sha256_of(path: &Path) -> anyhow::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

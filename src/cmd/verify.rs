@@ -34,7 +34,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .collect();
     bar.finish_and_clear();
     // Blobs are few and small.
-    let blob_bad: Vec<String> = lpk.verify().into_iter().filter(|n| n.starts_with("blob:")).collect();
+    let blob_bad: Vec<String> = lpk
+        .verify()
+        .into_iter()
+        .filter(|n| n.starts_with("blob:"))
+        .collect();
     bad.extend(blob_bad);
     let bytes: u64 = tensors.iter().map(|t| t.bytes.len() as u64).sum();
     let mut out = std::io::stdout().lock();
@@ -62,7 +66,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if bad.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("error: {}: {} of {} tensors are corrupt", args.file.display(), bad.len(), tensors.len());
+        eprintln!(
+            "error: {}: {} of {} tensors are corrupt",
+            args.file.display(),
+            bad.len(),
+            tensors.len()
+        );
         Ok(ExitCode::FAILURE)
     }
 }
