@@ -55,13 +55,17 @@
 mod dispatch;
 mod error;
 pub mod float;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod q4_0;
 pub mod q4_k;
 pub mod q6_k;
 pub mod q8_0;
 pub mod q8_k;
+pub mod recipe;
 mod rounding;
 mod scalar;
+pub mod stats;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
