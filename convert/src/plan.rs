@@ -59,6 +59,14 @@ pub(crate) struct Piece<'a> {
 }
 
 impl<'a> Piece<'a> {
+    /// The mapped bytes this piece reads (the whole storage for a `.pth` view).
+    fn raw(&self) -> &'a [u8] {
+        match self.src {
+            PieceSrc::Slice(s) => s,
+            PieceSrc::Pth(t) => t.storage(),
+        }
+    }
+
     fn bytes(&self) -> Result<Cow<'a, [u8]>> {
         match self.src {
             PieceSrc::Slice(s) => Ok(Cow::Borrowed(s)),
@@ -181,6 +189,7 @@ fn write_tensor(
     t: &Planned<'_>,
     dst: DType,
     prog: &mut Progress<'_>,
+    inputs: &[&Mapped],
 ) -> Result<crate::dtype::Scan> {
     let src = t.dtype.to_lpk().expect("checked by target_dtype");
     let es = t.dtype.size();
@@ -241,6 +250,12 @@ fn write_tensor(
     }
     sink.finish()?;
     prog.report();
+    for p in &t.pieces {
+        let raw = p.raw();
+        for m in inputs {
+            m.release(raw);
+        }
+    }
     Ok(conv.scan)
 }
 
@@ -284,12 +299,12 @@ pub(crate) fn write(
         opts.threads
     };
     let mut warnings = plan.warnings.clone();
-    let (written, sources): (Result<(PathBuf, u64)>, Vec<SourceFile>) = std::thread::scope(|s| {
+    let written: Result<(PathBuf, u64, Vec<SourceFile>)> = std::thread::scope(|s| {
         let hasher = s.spawn(|| hash_all(&plan.inputs, threads, &hashed, &stop));
         let written = (|| {
             let mut w = LpkWriter::create(out)?;
             for (t, &dst) in plan.tensors.iter().zip(&dtypes) {
-                let scan = write_tensor(&mut w, t, dst, &mut prog)?;
+                let scan = write_tensor(&mut w, t, dst, &mut prog, &plan.inputs)?;
                 if let Some((i, value)) = scan.first_nonfinite {
                     warnings.push(Warning::NonFinite {
                         tensor: t.name.clone(),
@@ -320,7 +335,8 @@ pub(crate) fn write(
             stop.store(true, Ordering::Relaxed);
         }
         let sources = hasher.join().expect("hash thread panicked");
-        let written = written.and_then(|w| {
+        written.and_then(|w| {
+            let sources = sources?;
             let mut notes = std::collections::BTreeMap::new();
             notes.insert(
                 "convert".to_owned(),
@@ -342,11 +358,10 @@ pub(crate) fn write(
                 },
             };
             let bytes = w.position();
-            Ok((w.finish(&meta)?, bytes))
-        });
-        (written, sources)
+            Ok((w.finish(&meta)?, bytes, sources))
+        })
     });
-    let (path, bytes_written) = written?;
+    let (path, bytes_written, sources) = written?;
     prog.report();
     Ok(ConvertSummary {
         out: path,

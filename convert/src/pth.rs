@@ -43,6 +43,11 @@ impl<'a> PthTensor<'a> {
         self.numel() * self.dtype.size() as u64
     }
 
+    /// The bytes of the whole storage this view points into.
+    pub(crate) fn storage(&self) -> &'a [u8] {
+        self.storage
+    }
+
     /// Whether the view is row-major contiguous (dimensions of size 1 may have any stride).
     pub fn is_contiguous(&self) -> bool {
         let mut expect = 1u64;

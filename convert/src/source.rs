@@ -38,38 +38,85 @@ impl Mapped {
         })
     }
 
+    /// Drops the pages of `bytes` (a slice of this map) from this process's resident set once a
+    /// conversion is done with them, so peak RSS stays near one tensor rather than growing to
+    /// the whole checkpoint. A no-op for slices of other buffers.
+    pub fn release(&self, bytes: &[u8]) {
+        let base = self.map.as_ptr() as usize;
+        let start = bytes.as_ptr() as usize;
+        if bytes.is_empty() || start < base || start + bytes.len() > base + self.map.len() {
+            return;
+        }
+        const PAGE: usize = 4096;
+        let off = (start - base).div_ceil(PAGE) * PAGE;
+        let end = (start - base + bytes.len()) / PAGE * PAGE;
+        if end > off {
+            #[cfg(unix)]
+            // SAFETY: the map is a shared, read-only mapping of a file. MADV_DONTNEED only
+            // removes this process's page-table entries for the range; a later read faults the
+            // same bytes back in from the page cache, so slices borrowed from the map stay
+            // valid and unchanged (memmap2 marks the advice unsafe for private writable maps,
+            // whose modifications it would discard; this map has none).
+            unsafe {
+                let _ = self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    off,
+                    end - off,
+                );
+            }
+        }
+    }
+
     /// The label used in error messages: the path as given.
     pub fn label(&self) -> String {
         self.path.display().to_string()
     }
 }
 
-/// Lower-case hex sha256 of `data`, feeding `progress` with the bytes hashed.
-pub(crate) fn sha256_hex(data: &[u8], progress: &AtomicU64, stop: &AtomicBool) -> String {
+/// Lower-case hex sha256 of the file at `path`, feeding `progress` with the bytes hashed.
+/// Read with `read(2)` rather than through the map, so hashing adds nothing to the RSS.
+pub(crate) fn sha256_hex(
+    path: &Path,
+    progress: &AtomicU64,
+    stop: &AtomicBool,
+) -> Result<(String, u64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, "open", e))?;
     let mut h = Sha256::new();
-    for c in data.chunks(1 << 22) {
+    let mut buf = vec![0u8; 1 << 22];
+    let mut total = 0u64;
+    loop {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        h.update(c);
-        progress.fetch_add(c.len() as u64, Ordering::Relaxed);
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, "read", e)),
+        };
+        h.update(&buf[..n]);
+        total += n as u64;
+        progress.fetch_add(n as u64, Ordering::Relaxed);
     }
     let digest = h.finalize();
-    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+    let hex = digest.iter().fold(String::with_capacity(64), |mut s, b| {
         use std::fmt::Write;
         let _ = write!(s, "{b:02x}");
         s
-    })
+    });
+    Ok((hex, total))
 }
 
 /// Hashes every file (on up to `threads` threads), reporting bytes to `progress`; returns the
 /// provenance records sorted by name. Setting `stop` abandons the work (results are then junk).
+/// A file whose length changed since it was mapped is an error.
 pub(crate) fn hash_all(
     files: &[&Mapped],
     threads: usize,
     progress: &AtomicU64,
     stop: &AtomicBool,
-) -> Vec<SourceFile> {
+) -> Result<Vec<SourceFile>> {
     let next = AtomicU64::new(0);
     let mut out: Vec<SourceFile> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads.clamp(1, files.len().max(1)))
@@ -79,11 +126,17 @@ pub(crate) fn hash_all(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                         let Some(f) = files.get(i) else { break };
-                        done.push(SourceFile {
-                            name: f.name.clone(),
-                            sha256: sha256_hex(&f.map, progress, stop),
-                            bytes: f.map.len() as u64,
-                        });
+                        done.push(sha256_hex(&f.path, progress, stop).map(|(sha256, n)| {
+                            (
+                                n,
+                                SourceFile {
+                                    name: f.name.clone(),
+                                    sha256,
+                                    bytes: f.map.len() as u64,
+                                },
+                                f,
+                            )
+                        }));
                     }
                     done
                 })
@@ -92,10 +145,24 @@ pub(crate) fn hash_all(
         workers
             .into_iter()
             .flat_map(|w| w.join().expect("hash worker panicked"))
-            .collect()
-    });
+            .map(|r| {
+                let (n, sf, f) = r?;
+                if n != sf.bytes && !stop.load(Ordering::Relaxed) {
+                    return Err(Error::io(
+                        &f.path,
+                        "hash",
+                        std::io::Error::other(format!(
+                            "the file changed while being converted ({} bytes, now {n})",
+                            sf.bytes
+                        )),
+                    ));
+                }
+                Ok(sf)
+            })
+            .collect::<Result<_>>()
+    })?;
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    Ok(out)
 }
 
 /// Provenance name of `path` relative to `base` (`/`-separated), or its file name.
