@@ -1,1 +1,99 @@
-fn main() {}
+//! Kernel throughput per format and dispatch level.
+//!
+//! - `quantize/<type>/<level>`: one 4096-value row per iteration; throughput counts the f32
+//!   input bytes (16 KiB) — what a quantizer reads.
+//! - `vec_dot/<type>/<level>`: 64 rows × 4096 values against one activation row (the weights
+//!   stay in L2, so this measures the kernel, not DRAM); throughput counts the bytes of the
+//!   weight rows.
+//!
+//! Run: `cargo bench -p llamapack-quantize -- --warm-up-time 1 --measurement-time 2`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use llamapack_quantize::{DType, Level, kernels_for, vec_dot_type};
+
+const N: usize = 4096;
+const ROWS: usize = 64;
+
+fn data(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+fn quantize(c: &mut Criterion) {
+    let x = data(N, 1);
+    for dtype in [
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4K,
+        DType::Q6K,
+        DType::Q8K,
+        DType::F16,
+        DType::BF16,
+    ] {
+        let mut g = c.benchmark_group(format!("quantize/{dtype}"));
+        g.throughput(Throughput::Bytes((4 * N) as u64));
+        let mut out = vec![0u8; dtype.row_bytes(N).unwrap()];
+        for level in Level::ALL {
+            let Some(k) = kernels_for(level) else {
+                continue;
+            };
+            g.bench_function(level.name(), |b| {
+                b.iter(|| k.quantize_row(dtype, black_box(&x), &mut out).unwrap());
+            });
+        }
+        g.finish();
+    }
+}
+
+fn vec_dot(c: &mut Criterion) {
+    let scalar = kernels_for(Level::Scalar).unwrap();
+    let w = data(N * ROWS, 2);
+    let a = data(N, 3);
+    for dtype in [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4K,
+        DType::Q6K,
+    ] {
+        let rb = dtype.row_bytes(N).unwrap();
+        let mut wq = vec![0u8; rb * ROWS];
+        for (x, out) in w.chunks_exact(N).zip(wq.chunks_exact_mut(rb)) {
+            scalar.quantize_row(dtype, x, out).unwrap();
+        }
+        let act = vec_dot_type(dtype);
+        let mut aq = vec![0u8; act.row_bytes(N).unwrap()];
+        scalar.quantize_row(act, &a, &mut aq).unwrap();
+        let mut g = c.benchmark_group(format!("vec_dot/{dtype}"));
+        g.throughput(Throughput::Bytes((rb * ROWS) as u64));
+        for level in Level::ALL {
+            let Some(k) = kernels_for(level) else {
+                continue;
+            };
+            g.bench_function(level.name(), |b| {
+                b.iter(|| {
+                    let mut s = 0.0f32;
+                    for row in wq.chunks_exact(rb) {
+                        s += k.vec_dot(dtype, N, black_box(row), &aq);
+                    }
+                    s
+                });
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, quantize, vec_dot);
+criterion_main!(benches);

@@ -233,9 +233,30 @@ static SCALAR: Kernels = Kernels {
     },
 };
 
-// Each closure below calls a `#[target_feature]` kernel. SAFETY (for all of them): these
-// tables are only reachable through `kernels_for`, which returns them only after
-// `Level::is_supported` has detected every feature the kernels enable.
+/// Wraps a `#[target_feature]` kernel in a closure that coerces to a plain `fn` pointer.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! tf {
+    (dot $f:path) => {
+        |n: usize, w: &[u8], a: &[u8]| -> f32 {
+            // SAFETY: the SIMD tables are only handed out by `kernels_for`, after
+            // `Level::is_supported` detected every feature this kernel enables.
+            unsafe { $f(n, w, a) }
+        }
+    };
+    (quant $f:path) => {
+        |x: &[f32], y: &mut [u8]| {
+            // SAFETY: as above, the table is only reachable once its features are detected.
+            unsafe { $f(x, y) }
+        }
+    };
+    (dequant $f:path) => {
+        |x: &[u8], y: &mut [f32]| {
+            // SAFETY: as above, the table is only reachable once its features are detected.
+            unsafe { $f(x, y) }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 static AVX2: Kernels = {
     use crate::x86::avx2 as k;
@@ -244,41 +265,41 @@ static AVX2: Kernels = {
         f32: Format {
             quantize: scalar::quantize_f32,
             dequantize: scalar::dequantize_f32,
-            vec_dot: |n, w, a| unsafe { k::vec_dot_f32(n, w, a) },
+            vec_dot: tf!(dot k::vec_dot_f32),
         },
         f16: Format {
-            quantize: |x, y| unsafe { k::quantize_f16(x, y) },
-            dequantize: |x, y| unsafe { k::dequantize_f16(x, y) },
-            vec_dot: |n, w, a| unsafe { k::vec_dot_f16(n, w, a) },
+            quantize: tf!(quant k::quantize_f16),
+            dequantize: tf!(dequant k::dequantize_f16),
+            vec_dot: tf!(dot k::vec_dot_f16),
         },
         bf16: Format {
-            quantize: |x, y| unsafe { k::quantize_bf16(x, y) },
-            dequantize: |x, y| unsafe { k::dequantize_bf16(x, y) },
-            vec_dot: |n, w, a| unsafe { k::vec_dot_bf16(n, w, a) },
+            quantize: tf!(quant k::quantize_bf16),
+            dequantize: tf!(dequant k::dequantize_bf16),
+            vec_dot: tf!(dot k::vec_dot_bf16),
         },
         q8_0: Format {
-            quantize: |x, y| unsafe { k::quantize_q8_0(x, y) },
-            dequantize: |x, y| unsafe { k::dequantize_q8_0(x, y) },
-            vec_dot: |n, w, a| unsafe { k::vec_dot_q8_0_q8_0(n, w, a) },
+            quantize: tf!(quant k::quantize_q8_0),
+            dequantize: tf!(dequant k::dequantize_q8_0),
+            vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
         },
         q4_0: Format {
-            quantize: |x, y| unsafe { k::quantize_q4_0(x, y) },
-            dequantize: |x, y| unsafe { k::dequantize_q4_0(x, y) },
-            vec_dot: |n, w, a| unsafe { k::vec_dot_q4_0_q8_0(n, w, a) },
+            quantize: tf!(quant k::quantize_q4_0),
+            dequantize: tf!(dequant k::dequantize_q4_0),
+            vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
         },
         q4_k: Format {
             quantize: scalar::quantize_q4_k,
-            dequantize: |x, y| unsafe { k::dequantize_q4_k(x, y) },
-            vec_dot: |n, w, a| unsafe { k::vec_dot_q4_k_q8_k(n, w, a) },
+            dequantize: tf!(dequant k::dequantize_q4_k),
+            vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
         },
         q6_k: Format {
             quantize: scalar::quantize_q6_k,
-            dequantize: |x, y| unsafe { k::dequantize_q6_k(x, y) },
-            vec_dot: |n, w, a| unsafe { k::vec_dot_q6_k_q8_k(n, w, a) },
+            dequantize: tf!(dequant k::dequantize_q6_k),
+            vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
         },
         q8_k: Format {
-            quantize: |x, y| unsafe { k::quantize_q8_k(x, y) },
-            dequantize: |x, y| unsafe { k::dequantize_q8_k(x, y) },
+            quantize: tf!(quant k::quantize_q8_k),
+            dequantize: tf!(dequant k::dequantize_q8_k),
             vec_dot: scalar::vec_dot_q8_k,
         },
     }
@@ -289,14 +310,72 @@ static AVX512: Kernels = {
     use crate::x86::avx512 as k;
     Kernels {
         level: Level::Avx512,
-        f32: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_f32(n, w, a) }, ..AVX2.f32 },
-        f16: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_f16(n, w, a) }, ..AVX2.f16 },
-        bf16: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_bf16(n, w, a) }, ..AVX2.bf16 },
-        q8_0: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_q8_0_q8_0(n, w, a) }, ..AVX2.q8_0 },
-        q4_0: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_q4_0_q8_0(n, w, a) }, ..AVX2.q4_0 },
-        q4_k: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_q4_k_q8_k(n, w, a) }, ..AVX2.q4_k },
-        q6_k: Format { vec_dot: |n, w, a| unsafe { k::vec_dot_q6_k_q8_k(n, w, a) }, ..AVX2.q6_k },
+        f32: Format {
+            vec_dot: tf!(dot k::vec_dot_f32),
+            ..AVX2.f32
+        },
+        f16: Format {
+            vec_dot: tf!(dot k::vec_dot_f16),
+            ..AVX2.f16
+        },
+        bf16: Format {
+            vec_dot: tf!(dot k::vec_dot_bf16),
+            ..AVX2.bf16
+        },
+        q8_0: Format {
+            vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
+            ..AVX2.q8_0
+        },
+        q4_0: Format {
+            vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
+            ..AVX2.q4_0
+        },
+        q4_k: Format {
+            vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
+            ..AVX2.q4_k
+        },
+        q6_k: Format {
+            vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
+            ..AVX2.q6_k
+        },
         q8_k: AVX2.q8_k,
+    }
+};
+
+#[cfg(target_arch = "aarch64")]
+static NEON: Kernels = {
+    use crate::neon as k;
+    Kernels {
+        level: Level::Neon,
+        f32: Format {
+            vec_dot: tf!(dot k::vec_dot_f32),
+            ..SCALAR.f32
+        },
+        f16: Format {
+            vec_dot: tf!(dot k::vec_dot_f16),
+            ..SCALAR.f16
+        },
+        bf16: Format {
+            vec_dot: tf!(dot k::vec_dot_bf16),
+            ..SCALAR.bf16
+        },
+        q8_0: Format {
+            vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
+            ..SCALAR.q8_0
+        },
+        q4_0: Format {
+            vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
+            ..SCALAR.q4_0
+        },
+        q4_k: Format {
+            vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
+            ..SCALAR.q4_k
+        },
+        q6_k: Format {
+            vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
+            ..SCALAR.q6_k
+        },
+        q8_k: SCALAR.q8_k,
     }
 };
 

@@ -49,7 +49,9 @@ pub struct Choice {
 }
 
 /// Names accepted by [`Recipe::parse`].
-pub const RECIPE_NAMES: [&str; 8] = ["q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m", "f16", "bf16", "f32"];
+pub const RECIPE_NAMES: [&str; 8] = [
+    "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m", "f16", "bf16", "f32",
+];
 
 /// llama.cpp's rule for the layers that get more bits in the `_M` mixtures.
 pub fn use_more_bits(i_layer: u32, n_layers: u32) -> bool {
@@ -59,7 +61,11 @@ pub fn use_more_bits(i_layer: u32, n_layers: u32) -> bool {
 
 /// The layer index of a Meta tensor name (`layers.12.attention.wv.weight` → 12).
 pub fn layer_index(name: &str) -> Option<u32> {
-    name.strip_prefix("layers.")?.split('.').next()?.parse().ok()
+    name.strip_prefix("layers.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl Recipe {
@@ -75,7 +81,12 @@ impl Recipe {
             }
             Kind::Uniform(d)
         };
-        Some(Recipe { name: lower, kind, output_type: None, embedding_type: None })
+        Some(Recipe {
+            name: lower,
+            kind,
+            output_type: None,
+            embedding_type: None,
+        })
     }
 
     /// The type for tensor `name` of `shape` in a model of `n_layers` layers.
@@ -85,7 +96,10 @@ impl Recipe {
     /// row, else f16), with the reason in [`Choice::fallback`].
     pub fn choose(&self, name: &str, shape: &[u64], n_layers: u32) -> Choice {
         if shape.len() < 2 {
-            return Choice { dtype: DType::F32, fallback: None };
+            return Choice {
+                dtype: DType::F32,
+                fallback: None,
+            };
         }
         let overridden = match name {
             "output.weight" => self.output_type,
@@ -98,9 +112,16 @@ impl Recipe {
         });
         let row = shape[shape.len() - 1] as usize;
         if row.is_multiple_of(wanted.block_len()) {
-            return Choice { dtype: wanted, fallback: None };
+            return Choice {
+                dtype: wanted,
+                fallback: None,
+            };
         }
-        let dtype = if row.is_multiple_of(DType::Q8_0.block_len()) { DType::Q8_0 } else { DType::F16 };
+        let dtype = if row.is_multiple_of(DType::Q8_0.block_len()) {
+            DType::Q8_0
+        } else {
+            DType::F16
+        };
         Choice {
             dtype,
             fallback: Some(format!(
@@ -115,7 +136,8 @@ fn q4_k_m(name: &str, n_layers: u32) -> DType {
     if name == "output.weight" {
         return DType::Q6K;
     }
-    let more_bits_tensor = name.ends_with(".attention.wv.weight") || name.ends_with(".feed_forward.w2.weight");
+    let more_bits_tensor =
+        name.ends_with(".attention.wv.weight") || name.ends_with(".feed_forward.w2.weight");
     match layer_index(name) {
         Some(i) if more_bits_tensor && use_more_bits(i, n_layers) => DType::Q6K,
         _ => DType::Q4K,
@@ -130,7 +152,10 @@ mod tests {
     fn use_more_bits_matches_llama_cpp_for_32_layers() {
         // llama.cpp Q4_K_M on a 32-layer model: layers 0-3, 28-31 and every third from 6.
         let picked: Vec<u32> = (0..32).filter(|&i| use_more_bits(i, 32)).collect();
-        assert_eq!(picked, vec![0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
+        assert_eq!(
+            picked,
+            vec![0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]
+        );
         // 4 layers (the fixture): n/8 = 0, 7n/8 = 3.
         let picked: Vec<u32> = (0..4).filter(|&i| use_more_bits(i, 4)).collect();
         assert_eq!(picked, vec![2, 3]);
@@ -140,11 +165,26 @@ mod tests {
     fn q4_k_m_mixture() {
         let r = Recipe::parse("Q4_K_M").unwrap();
         let mat = [4096u64, 4096];
-        assert_eq!(r.choose("layers.3.attention.wq.weight", &mat, 32).dtype, DType::Q4K);
-        assert_eq!(r.choose("layers.3.attention.wv.weight", &mat, 32).dtype, DType::Q6K);
-        assert_eq!(r.choose("layers.4.attention.wv.weight", &mat, 32).dtype, DType::Q4K);
-        assert_eq!(r.choose("tok_embeddings.weight", &[32000, 4096], 32).dtype, DType::Q4K);
-        assert_eq!(r.choose("output.weight", &[32000, 4096], 32).dtype, DType::Q6K);
+        assert_eq!(
+            r.choose("layers.3.attention.wq.weight", &mat, 32).dtype,
+            DType::Q4K
+        );
+        assert_eq!(
+            r.choose("layers.3.attention.wv.weight", &mat, 32).dtype,
+            DType::Q6K
+        );
+        assert_eq!(
+            r.choose("layers.4.attention.wv.weight", &mat, 32).dtype,
+            DType::Q4K
+        );
+        assert_eq!(
+            r.choose("tok_embeddings.weight", &[32000, 4096], 32).dtype,
+            DType::Q4K
+        );
+        assert_eq!(
+            r.choose("output.weight", &[32000, 4096], 32).dtype,
+            DType::Q6K
+        );
         assert_eq!(r.choose("norm.weight", &[4096], 32).dtype, DType::F32);
     }
 
@@ -154,11 +194,21 @@ mod tests {
         r.output_type = Some(DType::Q8_0);
         r.embedding_type = Some(DType::F16);
         assert_eq!(r.choose("output.weight", &[10, 64], 2).dtype, DType::Q8_0);
-        assert_eq!(r.choose("tok_embeddings.weight", &[10, 64], 2).dtype, DType::F16);
+        assert_eq!(
+            r.choose("tok_embeddings.weight", &[10, 64], 2).dtype,
+            DType::F16
+        );
         let c = r.choose("layers.0.attention.wq.weight", &[8, 48], 2);
         assert_eq!(c.dtype, DType::F16);
-        assert!(c.fallback.unwrap().contains("`layers.0.attention.wq.weight`"));
-        let k = Recipe::parse("q4_k").unwrap().choose("layers.0.feed_forward.w1.weight", &[8, 352], 2);
+        assert!(
+            c.fallback
+                .unwrap()
+                .contains("`layers.0.attention.wq.weight`")
+        );
+        let k =
+            Recipe::parse("q4_k")
+                .unwrap()
+                .choose("layers.0.feed_forward.w1.weight", &[8, 352], 2);
         assert_eq!(k.dtype, DType::Q8_0);
         assert!(Recipe::parse("q8_k").is_none());
         assert!(Recipe::parse("q5_k").is_none());

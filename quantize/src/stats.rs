@@ -63,13 +63,21 @@ impl ErrorStats {
 
     /// Root mean square error.
     pub fn rmse(&self) -> f64 {
-        if self.n == 0 { 0.0 } else { (self.sum_sq_err / self.n as f64).sqrt() }
+        if self.n == 0 {
+            0.0
+        } else {
+            (self.sum_sq_err / self.n as f64).sqrt()
+        }
     }
 
     /// RMSE relative to the RMS of the weights (0 for an all-zero tensor quantized exactly).
     pub fn rel_rms_err(&self) -> f64 {
         if self.sum_sq_w == 0.0 {
-            if self.sum_sq_err == 0.0 { 0.0 } else { f64::INFINITY }
+            if self.sum_sq_err == 0.0 {
+                0.0
+            } else {
+                f64::INFINITY
+            }
         } else {
             (self.sum_sq_err / self.sum_sq_w).sqrt()
         }

@@ -47,7 +47,10 @@ fn unrolled4(pairs: usize, mut step: impl FnMut(usize, __m512) -> __m512) -> f32
     for p in full..pairs {
         acc[0] = step(p, acc[0]);
     }
-    _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+    _mm512_reduce_add_ps(_mm512_add_ps(
+        _mm512_add_ps(acc[0], acc[1]),
+        _mm512_add_ps(acc[2], acc[3]),
+    ))
 }
 
 /// `Σ x·y` of signed bytes (x, y in −127..=127) as 16 i32 lanes, with `vpdpbusd`.
@@ -69,15 +72,25 @@ pub(crate) fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let (i, j) = (2 * p, 2 * p + 1);
         // SAFETY: j < nb, so bytes QB·j + 2 .. QB·j + 34 are inside both rows (and those of i).
         let (x, y) = unsafe {
-            (join(ld256(w, QB * i + 2), ld256(w, QB * j + 2)), join(ld256(a, QB * i + 2), ld256(a, QB * j + 2)))
+            (
+                join(ld256(w, QB * i + 2), ld256(w, QB * j + 2)),
+                join(ld256(a, QB * i + 2), ld256(a, QB * j + 2)),
+            )
         };
-        _mm512_fmadd_ps(scales2(d(i), d(j)), _mm512_cvtepi32_ps(dot_i8x64(x, y)), acc)
+        _mm512_fmadd_ps(
+            scales2(d(i), d(j)),
+            _mm512_cvtepi32_ps(dot_i8x64(x, y)),
+            acc,
+        )
     });
     if nb % 2 == 1 {
         let i = nb - 1;
         // SAFETY: block i is the last block of both rows.
         let (x, y) = unsafe { (ld256(w, QB * i + 2), ld256(a, QB * i + 2)) };
-        let p = _mm512_castsi512_si256(dot_i8x64(_mm512_castsi256_si512(x), _mm512_castsi256_si512(y)));
+        let p = _mm512_castsi512_si256(dot_i8x64(
+            _mm512_castsi256_si512(x),
+            _mm512_castsi256_si512(y),
+        ));
         sum += hsum_f32(_mm256_mul_ps(_mm256_set1_ps(d(i)), _mm256_cvtepi32_ps(p)));
     }
     sum
@@ -94,7 +107,10 @@ unsafe fn nibbles(b: &[u8], off: usize) -> __m256i {
     // SAFETY: bytes off+2..off+18 are inside b.
     let q = unsafe { _mm_loadu_si128(b.as_ptr().add(off + 2).cast()) };
     let m = _mm_set1_epi8(0x0f);
-    _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(q), m), _mm_and_si128(q, m))
+    _mm256_set_m128i(
+        _mm_and_si128(_mm_srli_epi16::<4>(q), m),
+        _mm_and_si128(q, m),
+    )
 }
 
 /// `Σ (x − 8)·y` for unsigned nibbles x and signed bytes y, as 16 i32 lanes.
@@ -102,7 +118,10 @@ unsafe fn nibbles(b: &[u8], off: usize) -> __m256i {
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 fn dot_q4x64(x: __m512i, y: __m512i) -> __m512i {
     let z = _mm512_setzero_si512();
-    _mm512_sub_epi32(_mm512_dpbusd_epi32(z, x, y), _mm512_dpbusd_epi32(z, _mm512_set1_epi8(8), y))
+    _mm512_sub_epi32(
+        _mm512_dpbusd_epi32(z, x, y),
+        _mm512_dpbusd_epi32(z, _mm512_set1_epi8(8), y),
+    )
 }
 
 /// q4_0·q8_0 dot.
@@ -115,15 +134,25 @@ pub(crate) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let (i, j) = (2 * p, 2 * p + 1);
         // SAFETY: j < nb: both q4_0 blocks and both q8_0 blocks are inside the rows.
         let (x, y) = unsafe {
-            (join(nibbles(w, Q4B * i), nibbles(w, Q4B * j)), join(ld256(a, QB * i + 2), ld256(a, QB * j + 2)))
+            (
+                join(nibbles(w, Q4B * i), nibbles(w, Q4B * j)),
+                join(ld256(a, QB * i + 2), ld256(a, QB * j + 2)),
+            )
         };
-        _mm512_fmadd_ps(scales2(d(i), d(j)), _mm512_cvtepi32_ps(dot_q4x64(x, y)), acc)
+        _mm512_fmadd_ps(
+            scales2(d(i), d(j)),
+            _mm512_cvtepi32_ps(dot_q4x64(x, y)),
+            acc,
+        )
     });
     if nb % 2 == 1 {
         let i = nb - 1;
         // SAFETY: block i is the last block of both rows.
         let (x, y) = unsafe { (nibbles(w, Q4B * i), ld256(a, QB * i + 2)) };
-        let p = _mm512_castsi512_si256(dot_q4x64(_mm512_castsi256_si512(x), _mm512_castsi256_si512(y)));
+        let p = _mm512_castsi512_si256(dot_q4x64(
+            _mm512_castsi256_si512(x),
+            _mm512_castsi256_si512(y),
+        ));
         sum += hsum_f32(_mm256_mul_ps(_mm256_set1_ps(d(i)), _mm256_cvtepi32_ps(p)));
     }
     sum

@@ -11,7 +11,12 @@ use crate::x86::f16_to_f32;
 /// `a` holds `n` f32 (as bytes) and `load(i)` is valid for every `i + 16 <= n`.
 #[inline]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn dot_with(n: usize, a: &[u8], load: impl Fn(usize) -> __m512, tail: impl Fn(usize) -> f32) -> f32 {
+unsafe fn dot_with(
+    n: usize,
+    a: &[u8],
+    load: impl Fn(usize) -> __m512,
+    tail: impl Fn(usize) -> f32,
+) -> f32 {
     debug_assert!(a.len() == 4 * n);
     let act = |i: usize| {
         // SAFETY: i + 16 <= n and a holds 4n bytes.
@@ -28,7 +33,10 @@ unsafe fn dot_with(n: usize, a: &[u8], load: impl Fn(usize) -> __m512, tail: imp
     for i in (n64..n16).step_by(16) {
         acc[0] = _mm512_fmadd_ps(load(i), act(i), acc[0]);
     }
-    let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+    let mut sum = _mm512_reduce_add_ps(_mm512_add_ps(
+        _mm512_add_ps(acc[0], acc[1]),
+        _mm512_add_ps(acc[2], acc[3]),
+    ));
     for i in n16..n {
         sum += tail(i) * f32::from_le_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]);
     }
@@ -78,7 +86,12 @@ pub(crate) fn vec_dot_bf16(n: usize, w: &[u8], a: &[u8]) -> f32 {
                 let h = _mm256_loadu_si256(w.as_ptr().add(2 * i).cast());
                 _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
             },
-            |i| bf16_to_f32(half::bf16::from_bits(u16::from_le_bytes([w[2 * i], w[2 * i + 1]]))),
+            |i| {
+                bf16_to_f32(half::bf16::from_bits(u16::from_le_bytes([
+                    w[2 * i],
+                    w[2 * i + 1],
+                ])))
+            },
         )
     }
 }

@@ -53,7 +53,10 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         for j in 0..4 {
             // SAFETY: qs bytes 16+32j..48+32j < 144; q8 bytes 4+64j..68+64j < 260 (j < 4).
             let (q, y) = unsafe { (ld256(bw, 16 + 32 * j), ld512(ba, 4 + 64 * j)) };
-            let x = join(_mm256_and_si256(q, mask), _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask));
+            let x = join(
+                _mm256_and_si256(q, mask),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask),
+            );
             let p = _mm512_maddubs_epi16(x, y);
             let sc = join(
                 _mm256_set1_epi16(i16::from(sm[2 * j])),
@@ -63,8 +66,14 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         }
         // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
         let bsums = unsafe { ld256(ba, 260) };
-        let mins = _mm_cvtepu8_epi16(_mm_set_epi64x(0, i64::from_le_bytes(sm[8..].try_into().expect("8 mins"))));
-        let mins = _mm256_set_m128i(_mm_unpackhi_epi16(mins, mins), _mm_unpacklo_epi16(mins, mins));
+        let mins = _mm_cvtepu8_epi16(_mm_set_epi64x(
+            0,
+            i64::from_le_bytes(sm[8..].try_into().expect("8 mins")),
+        ));
+        let mins = _mm256_set_m128i(
+            _mm_unpackhi_epi16(mins, mins),
+            _mm_unpacklo_epi16(mins, mins),
+        );
         let summ = hsum_i32(_mm256_madd_epi16(bsums, mins));
         let sumi = _mm512_reduce_add_epi32(acc);
         let dy = rd_f32(ba, 0);
@@ -104,7 +113,10 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
             let xa = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(sh_a, m2));
             // elements 64..128: high nibbles | bits 4-5 and 6-7 of qh
             let sh_b = join(qh, _mm256_srli_epi16::<2>(qh));
-            let xb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4), _mm512_and_si512(sh_b, m2));
+            let xb = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
+                _mm512_and_si512(sh_b, m2),
+            );
             // SAFETY: q8 bytes 4 + 128h + 128 <= 260.
             let (ya, yb) = unsafe { (ld512(ba, 4 + 128 * h), ld512(ba, 68 + 128 * h)) };
             let pa = _mm512_maddubs_epi16(xa, ya);
