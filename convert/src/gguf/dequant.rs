@@ -2,7 +2,7 @@
 //! `ggml-common.h` and its `dequantize_row_*` reference functions (same order of float
 //! operations, so results are bit-identical to ggml's scalar path).
 //!
-//! Import uses them for the types `.lpk` cannot store (q4_1, q5_0, q5_1, q5_k, q8_1); export and
+//! Import uses them for the types `.lpk` cannot store (`q4_1`, `q5_0`, `q5_1`, `q5_k`, `q8_1`); export and
 //! the tests use them for the rest.
 
 use half::{bf16, f16};
@@ -44,7 +44,7 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> bool {
     let bl = ty.block_len() as usize;
     let bb = ty.block_bytes() as usize;
     assert!(
-        dst.len() % bl == 0 && src.len() == dst.len() / bl * bb,
+        dst.len().is_multiple_of(bl) && src.len() == dst.len() / bl * bb,
         "{ty}: {} bytes for {} elements",
         src.len(),
         dst.len()
@@ -159,7 +159,7 @@ fn q4_k(b: &[u8], y: &mut [f32]) {
     }
 }
 
-/// `block_q5_K { f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]; }`: as q4_k with a fifth
+/// `block_q5_K { f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]; }`: as `q4_k` with a fifth
 /// bit per element from `qh` (bit `2k` for the low-nibble sub-block of pair `k`, `2k+1` for
 /// the high one).
 fn q5_k(b: &[u8], y: &mut [f32]) {
@@ -266,7 +266,11 @@ mod tests {
         let y = decode(GgmlType::Q5_0, &b);
         for j in 0..16 {
             let (lo, hi) = expect(j);
-            assert_eq!((y[j], y[j + 16]), ((lo - 16.0) * 0.25, (hi - 16.0) * 0.25), "{j}");
+            assert_eq!(
+                (y[j], y[j + 16]),
+                ((lo - 16.0) * 0.25, (hi - 16.0) * 0.25),
+                "{j}"
+            );
         }
         let mut b = f16b(0.5).to_vec();
         b.extend(f16b(3.0));
@@ -321,10 +325,16 @@ mod tests {
         let m = [0, 1, 2, 3, 60, 5, 6, 7];
         let (d, dmin) = (0.5f32, 0.25f32);
         // Byte l of pair k: low nibble l % 16, high nibble 15 - l % 16.
-        let qs: Vec<u8> = (0..128).map(|i| (i % 16) as u8 | ((15 - (i % 16) as u8) << 4)).collect();
+        let qs: Vec<u8> = (0..128)
+            .map(|i| (i % 16) as u8 | ((15 - (i % 16) as u8) << 4))
+            .collect();
         let nib = |e: usize| -> u8 {
             let (sub, l) = (e / 32, e % 32);
-            if sub % 2 == 0 { (l % 16) as u8 } else { 15 - (l % 16) as u8 }
+            if sub % 2 == 0 {
+                (l % 16) as u8
+            } else {
+                15 - (l % 16) as u8
+            }
         };
         let mut b = f16b(d).to_vec();
         b.extend(f16b(dmin));
@@ -383,7 +393,10 @@ mod tests {
 
     #[test]
     fn gguf_dequant_floats_and_unsupported() {
-        let b: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let b: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
         assert_eq!(decode(GgmlType::F32, &b), [1.5, -2.0]);
         let b: Vec<u8> = [f16b(0.5), f16b(-3.0)].concat();
         assert_eq!(decode(GgmlType::F16, &b), [0.5, -3.0]);

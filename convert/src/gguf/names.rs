@@ -53,7 +53,8 @@ pub fn gguf_to_meta(name: &str) -> Option<String> {
 
 /// Every Meta name of a model with `n_layers` layers (output last; skip it when tied).
 pub fn meta_names(n_layers: u32) -> impl Iterator<Item = String> {
-    let layers = (0..n_layers).flat_map(|i| LAYER.iter().map(move |(m, _)| format!("layers.{i}.{m}")));
+    let layers =
+        (0..n_layers).flat_map(|i| LAYER.iter().map(move |(m, _)| format!("layers.{i}.{m}")));
     std::iter::once(GLOBAL[0].0.to_owned())
         .chain(layers)
         .chain(GLOBAL[1..].iter().map(|(m, _)| (*m).to_owned()))
@@ -73,7 +74,10 @@ mod tests {
             meta_to_gguf("layers.12.feed_forward.w2.weight").as_deref(),
             Some("blk.12.ffn_down.weight")
         );
-        assert_eq!(meta_to_gguf("tok_embeddings.weight").as_deref(), Some("token_embd.weight"));
+        assert_eq!(
+            meta_to_gguf("tok_embeddings.weight").as_deref(),
+            Some("token_embd.weight")
+        );
         assert_eq!(meta_to_gguf("rope.freqs"), None);
         assert_eq!(gguf_to_meta("blk.01.attn_q.weight"), None);
         assert_eq!(gguf_to_meta("blk.x.attn_q.weight"), None);

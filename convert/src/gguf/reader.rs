@@ -42,7 +42,7 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
-    /// Shape outermost first (PyTorch / `.lpk` order): `dims` reversed.
+    /// Shape outermost first (`PyTorch` / `.lpk` order): `dims` reversed.
     pub fn shape(&self) -> Vec<u64> {
         self.dims.iter().rev().copied().collect()
     }
@@ -126,9 +126,7 @@ impl<'a> Cursor<'a> {
         let need = count.saturating_mul(min_size);
         let have = self.remaining();
         if need > have {
-            return Err(Fault::Bad(format!(
-                "count {count} needs at least {need} bytes but only {have} remain"
-            )));
+            return Err(Fault::Short { need, have });
         }
         Ok(count as usize)
     }
@@ -249,8 +247,7 @@ impl<'a> GgufFile<'a> {
         let magic = c.arr::<4>().map_err(|f| fault("magic", 0, f))?;
         if magic != MAGIC {
             return Err(header(format!(
-                "magic {magic:02x?} is not `GGUF` ({:02x?})",
-                MAGIC
+                "magic {magic:02x?} is not `GGUF` ({MAGIC:02x?})"
             )));
         }
         let version = c.u32().map_err(|f| fault("version", 4, f))?;
@@ -307,7 +304,7 @@ impl<'a> GgufFile<'a> {
                 .and_then(|ty| c.value(ty, 0))
                 .map_err(|f| match f {
                     Fault::Bad(r) => bad(r),
-                    short => fault(&what, at, short),
+                    short @ Fault::Short { .. } => fault(&what, at, short),
                 })?;
             if keys.insert(key.clone(), i).is_some() {
                 return Err(bad("key appears twice".into()));
@@ -345,7 +342,7 @@ impl<'a> GgufFile<'a> {
                     tensor: name.clone(),
                     reason,
                 },
-                short => fault(&what, at, short),
+                short @ Fault::Short { .. } => fault(&what, at, short),
             })?;
             if names.insert(name.clone(), i).is_some() {
                 return Err(Error::BadTensor {
@@ -487,7 +484,7 @@ fn read_tensor_info(c: &mut Cursor<'_>, name: String) -> Res<TensorInfo> {
     let numel = dims
         .iter()
         .try_fold(1u64, |a, &d| a.checked_mul(d))
-        .filter(|&n| n <= i64::MAX as u64)
+        .filter(|&n| i64::try_from(n).is_ok())
         .ok_or_else(|| Fault::Bad(format!("dims {dims:?} overflow the element count")))?;
     if dims[0] % ty.block_len() != 0 {
         return Err(Fault::Bad(format!(
@@ -497,7 +494,9 @@ fn read_tensor_info(c: &mut Cursor<'_>, name: String) -> Res<TensorInfo> {
         )));
     }
     let nbytes = ty.tensor_bytes(&dims).ok_or_else(|| {
-        Fault::Bad(format!("{ty} dims {dims:?}: {numel} elements overflow the byte size"))
+        Fault::Bad(format!(
+            "{ty} dims {dims:?}: {numel} elements overflow the byte size"
+        ))
     })?;
     Ok(TensorInfo {
         name,

@@ -64,7 +64,13 @@ pub struct GgmlTypeInfo {
     pub block_bytes: u64,
 }
 
-const fn row(ty: GgmlType, id: u32, name: &'static str, block_len: u64, block_bytes: u64) -> GgmlTypeInfo {
+const fn row(
+    ty: GgmlType,
+    id: u32,
+    name: &'static str,
+    block_len: u64,
+    block_bytes: u64,
+) -> GgmlTypeInfo {
     GgmlTypeInfo {
         ty,
         id,
@@ -76,8 +82,8 @@ const fn row(ty: GgmlType, id: u32, name: &'static str, block_len: u64, block_by
 
 /// The table, in declaration order of [`GgmlType`].
 ///
-/// q8_1 is 36 bytes (`ggml_half d, s; int8 qs[32]`, checked by a `static_assert` in ggml);
-/// gguf-py's `GGML_QUANT_SIZES` still says 40 from before ggml switched those fields to f16.
+/// `q8_1` is 36 bytes (`ggml_half d, s; int8 qs[32]`, checked by a `static_assert` in ggml);
+/// `gguf-py`'s `GGML_QUANT_SIZES` still says 40 from before ggml switched those fields to f16.
 pub const GGML_TYPES: [GgmlTypeInfo; 34] = [
     row(GgmlType::F32, 0, "f32", 1, 4),
     row(GgmlType::F16, 1, "f16", 1, 2),
@@ -147,7 +153,7 @@ impl GgmlType {
         self.info().block_bytes
     }
 
-    /// The `.lpk` dtype with the same bytes, if there is one (q8_k is not storable).
+    /// The `.lpk` dtype with the same bytes, if there is one (`q8_k` is not storable).
     pub fn to_dtype(self) -> Option<DType> {
         DType::from_ggml_id(self.id()).filter(|d| d.info().storable)
     }
