@@ -288,12 +288,12 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
         },
         q4_k: Format {
-            quantize: scalar::quantize_q4_k,
+            quantize: tf!(quant k::quantize_q4_k),
             dequantize: tf!(dequant k::dequantize_q4_k),
             vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
         },
         q6_k: Format {
-            quantize: scalar::quantize_q6_k,
+            quantize: tf!(quant k::quantize_q6_k),
             dequantize: tf!(dequant k::dequantize_q6_k),
             vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
         },

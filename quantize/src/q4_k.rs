@@ -176,46 +176,61 @@ pub fn quantize_row_q4_k_ref(x: &[f32], y: &mut [BlockQ4K]) {
             }
         }
 
-        let inv_scale = if max_scale > 0.0 {
-            63.0 / max_scale
+        finish_block(xb, &scales, &mins, max_scale, max_min, &mut l, yb);
+    }
+}
+
+/// The second half of ggml's q4_k encoder, shared by every level: quantize the 8 sub-block
+/// scales and mins to 6 bits, re-quantize every value against its decoded scale and min (a
+/// sub-block whose decoded scale is 0 keeps the search's quants `l`), pack.
+pub(crate) fn finish_block(
+    xb: &[f32],
+    scales: &[f32; 8],
+    mins: &[f32; 8],
+    max_scale: f32,
+    max_min: f32,
+    l: &mut [u8; QK_K],
+    yb: &mut BlockQ4K,
+) {
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    for j in 0..QK_K / 32 {
+        // C: `uint8_t ls = nearest_int(...)` truncates to the low byte, then MIN(63, ls).
+        let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+        let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+        if j < 4 {
+            yb.scales[j] = ls;
+            yb.scales[j + 4] = lm;
         } else {
-            0.0
-        };
-        let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-        for j in 0..QK_K / 32 {
-            // C: `uint8_t ls = nearest_int(...)` truncates to the low byte, then MIN(63, ls).
-            let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
-            let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
-            if j < 4 {
-                yb.scales[j] = ls;
-                yb.scales[j + 4] = lm;
-            } else {
-                yb.scales[j + 4] = (ls & 0x0f) | ((lm & 0x0f) << 4);
-                yb.scales[j - 4] |= (ls >> 4) << 6;
-                yb.scales[j] |= (lm >> 4) << 6;
-            }
+            yb.scales[j + 4] = (ls & 0x0f) | ((lm & 0x0f) << 4);
+            yb.scales[j - 4] |= (ls >> 4) << 6;
+            yb.scales[j] |= (lm >> 4) << 6;
         }
-        yb.d = f16::from_f32(max_scale / 63.0);
-        yb.dmin = f16::from_f32(max_min / 63.0);
+    }
+    yb.d = f16::from_f32(max_scale / 63.0);
+    yb.dmin = f16::from_f32(max_min / 63.0);
 
-        for j in 0..QK_K / 32 {
-            let (sc, m) = get_scale_min_k4(j, &yb.scales);
-            let d = yb.d.to_f32() * f32::from(sc);
-            if d == 0.0 {
-                continue;
-            }
-            let dm = yb.dmin.to_f32() * f32::from(m);
-            for ii in 0..32 {
-                let q = nearest_int((xb[32 * j + ii] + dm) / d);
-                l[32 * j + ii] = q.clamp(0, 15) as u8;
-            }
+    for j in 0..QK_K / 32 {
+        let (sc, m) = get_scale_min_k4(j, &yb.scales);
+        let d = yb.d.to_f32() * f32::from(sc);
+        if d == 0.0 {
+            continue;
         }
+        let dm = yb.dmin.to_f32() * f32::from(m);
+        for ii in 0..32 {
+            let q = nearest_int((xb[32 * j + ii] + dm) / d);
+            l[32 * j + ii] = q.clamp(0, 15) as u8;
+        }
+    }
 
-        for (jj, q) in yb.qs.chunks_exact_mut(32).enumerate() {
-            let j = 64 * jj;
-            for (i, b) in q.iter_mut().enumerate() {
-                *b = l[j + i] | (l[j + i + 32] << 4);
-            }
+    for (jj, q) in yb.qs.chunks_exact_mut(32).enumerate() {
+        let j = 64 * jj;
+        for (i, b) in q.iter_mut().enumerate() {
+            *b = l[j + i] | (l[j + i + 32] << 4);
         }
     }
 }

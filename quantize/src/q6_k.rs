@@ -100,41 +100,55 @@ pub fn quantize_row_q6_k_ref(x: &[f32], y: &mut [BlockQ6K]) {
                 max_scale = s;
             }
         }
-        if max_abs_scale < GROUP_MAX_EPS {
-            *yb = bytemuck::Zeroable::zeroed();
+        finish_block(xb, &scales, max_scale, max_abs_scale, &mut l, yb);
+    }
+}
+
+/// The second half of ggml's q6_k encoder, shared by every level: quantize the 16 sub-block
+/// scales to int8, re-quantize every value against its decoded scale (a sub-block whose
+/// decoded scale is 0 keeps the search's quants `l`), pack.
+pub(crate) fn finish_block(
+    xb: &[f32],
+    scales: &[f32; 16],
+    max_scale: f32,
+    max_abs_scale: f32,
+    l: &mut [i8; QK_K],
+    yb: &mut BlockQ6K,
+) {
+    if max_abs_scale < GROUP_MAX_EPS {
+        *yb = bytemuck::Zeroable::zeroed();
+        return;
+    }
+    let iscale = -128.0 / max_scale;
+    yb.d = f16::from_f32(1.0 / iscale);
+    for (sc, &s) in yb.scales.iter_mut().zip(scales.iter()) {
+        // C: `int8_t = MIN(127, nearest_int(...))` keeps the low byte.
+        *sc = nearest_int(iscale * s).min(127) as i8;
+    }
+    for j in 0..QK_K / 16 {
+        let d = yb.d.to_f32() * f32::from(yb.scales[j]);
+        if d == 0.0 {
             continue;
         }
-        let iscale = -128.0 / max_scale;
-        yb.d = f16::from_f32(1.0 / iscale);
-        for (sc, &s) in yb.scales.iter_mut().zip(&scales) {
-            // C: `int8_t = MIN(127, nearest_int(...))` keeps the low byte.
-            *sc = nearest_int(iscale * s).min(127) as i8;
+        for ii in 0..16 {
+            let q = nearest_int(xb[16 * j + ii] / d).clamp(-32, 31);
+            l[16 * j + ii] = (q + 32) as i8;
         }
-        for j in 0..QK_K / 16 {
-            let d = yb.d.to_f32() * f32::from(yb.scales[j]);
-            if d == 0.0 {
-                continue;
-            }
-            for ii in 0..16 {
-                let q = nearest_int(xb[16 * j + ii] / d).clamp(-32, 31);
-                l[16 * j + ii] = (q + 32) as i8;
-            }
-        }
-        for h in 0..2 {
-            let (j, ql, qh) = (
-                128 * h,
-                &mut yb.ql[64 * h..64 * h + 64],
-                &mut yb.qh[32 * h..32 * h + 32],
-            );
-            let lq = |i: usize| l[j + i] as u8;
-            for i in 0..32 {
-                ql[i] = (lq(i) & 0x0f) | ((lq(i + 64) & 0x0f) << 4);
-                ql[i + 32] = (lq(i + 32) & 0x0f) | ((lq(i + 96) & 0x0f) << 4);
-                qh[i] = (lq(i) >> 4)
-                    | ((lq(i + 32) >> 4) << 2)
-                    | ((lq(i + 64) >> 4) << 4)
-                    | ((lq(i + 96) >> 4) << 6);
-            }
+    }
+    for h in 0..2 {
+        let (j, ql, qh) = (
+            128 * h,
+            &mut yb.ql[64 * h..64 * h + 64],
+            &mut yb.qh[32 * h..32 * h + 32],
+        );
+        let lq = |i: usize| l[j + i] as u8;
+        for i in 0..32 {
+            ql[i] = (lq(i) & 0x0f) | ((lq(i + 64) & 0x0f) << 4);
+            ql[i + 32] = (lq(i + 32) & 0x0f) | ((lq(i + 96) & 0x0f) << 4);
+            qh[i] = (lq(i) >> 4)
+                | ((lq(i + 32) >> 4) << 2)
+                | ((lq(i + 64) >> 4) << 4)
+                | ((lq(i + 96) >> 4) << 6);
         }
     }
 }

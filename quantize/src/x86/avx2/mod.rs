@@ -7,8 +7,10 @@
 
 mod block32;
 mod float;
+mod kencode;
 mod kquants;
 
 pub(crate) use block32::*;
 pub(crate) use float::*;
+pub(crate) use kencode::*;
 pub(crate) use kquants::*;
