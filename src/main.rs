@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod chart;
 mod cmd;
 mod ui;
 

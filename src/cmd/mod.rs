@@ -6,15 +6,22 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+mod compare;
 mod convert;
+mod demo;
+mod eval;
 mod inspect;
 mod quantize;
+mod scoring;
 mod verify;
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Demo(demo::Args),
     Convert(convert::Args),
+    Eval(eval::Args),
+    Compare(compare::Args),
     Inspect(inspect::Args),
     Verify(verify::Args),
     Quantize(quantize::Args),
@@ -23,20 +30,28 @@ pub enum Command {
 /// Runs a subcommand.
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
+        Command::Demo(a) => demo::run(&a),
         Command::Convert(a) => convert::run(&a),
+        Command::Compare(a) => compare::run(&a),
+        Command::Eval(a) => eval::run(&a),
         Command::Inspect(a) => inspect::run(&a),
         Command::Verify(a) => verify::run(&a),
         Command::Quantize(a) => quantize::run(&a),
     }
 }
 
+/// `--threads`, checked; default: the runner's default (every core).
+pub fn thread_count(threads: Option<usize>) -> anyhow::Result<usize> {
+    match threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(llamapack_runner::default_threads()),
+    }
+}
+
 /// A rayon pool with `threads` workers (default: every core).
 pub fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
-    let n = match threads {
-        Some(0) => bail!("--threads must be at least 1"),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-    };
+    let n = thread_count(threads)?;
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build()

@@ -96,7 +96,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let pool = crate::cmd::thread_pool(args.threads)?;
     let lpk = Lpk::open(&args.input)?;
     let started = Instant::now();
-    let (reports, fallbacks) = pool.install(|| quantize_file(&lpk, &recipe, args))?;
+    let (reports, fallbacks) =
+        pool.install(|| quantize_file(&lpk, &recipe, &args.input, &args.output))?;
     let secs = started.elapsed().as_secs_f64();
 
     let out_len = std::fs::metadata(&args.output)
@@ -164,13 +165,19 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-type Quantized = (Vec<TensorReport>, Vec<String>);
+pub type Quantized = (Vec<TensorReport>, Vec<String>);
 
-fn quantize_file(lpk: &Lpk, recipe: &Recipe, args: &Args) -> anyhow::Result<Quantized> {
+/// Quantizes `lpk` (read from `input`) into `output` with `recipe`, on the current rayon pool.
+pub fn quantize_file(
+    lpk: &Lpk,
+    recipe: &Recipe,
+    input: &std::path::Path,
+    output: &std::path::Path,
+) -> anyhow::Result<Quantized> {
     let n_layers = lpk.config().n_layers;
     let total: u64 = lpk.tensors().map(|t| t.bytes.len() as u64).sum();
     let bar = ui::bytes_bar(total, "quantize");
-    let mut writer = LpkWriter::create(&args.output)?;
+    let mut writer = LpkWriter::create(output)?;
     let mut reports = Vec::new();
     let mut fallbacks = Vec::new();
     let mut types = serde_json::Map::new();
@@ -207,14 +214,13 @@ fn quantize_file(lpk: &Lpk, recipe: &Recipe, args: &Args) -> anyhow::Result<Quan
     }
     bar.finish_and_clear();
     let mut meta: Metadata = lpk.metadata().clone();
-    let input_name = args
-        .input
+    let input_name = input
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let parent = SourceFile {
         name: input_name,
-        sha256: crate::cmd::sha256_of(&args.input)?,
+        sha256: crate::cmd::sha256_of(input)?,
         bytes: lpk.file_len(),
     };
     let p = &mut meta.provenance;

@@ -1,0 +1,258 @@
+//! `llamapack eval`: how far a candidate's predictions are from a reference's, on real text.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail, ensure};
+use llamapack_format::Lpk;
+use llamapack_runner::Tokenizer;
+use llamapack_runner::accuracy::{Summary, Windows};
+use serde_json::json;
+
+use super::scoring::{self, Reference};
+use crate::ui;
+
+/// Measure a quantized model against its fp16 reference: KL divergence, top-1, perplexity.
+///
+/// The text is tokenized with the candidate's tokenizer (BOS first), cut into windows of
+/// --ctx tokens whose first token is replaced by BOS, and only the second half of each window
+/// is scored — exactly as `llama-perplexity --kl-divergence` does, so the figures compare
+/// directly with llama.cpp's. Everything is computed in f64 from full-precision log-softmax.
+///
+/// REFERENCE is a .lpk (normally the f16/bf16 conversion of the same checkpoint; its logits are
+/// computed here on the same tokens) or a .npy of float32/float16 logits with one row per
+/// position of every window ([windows × ctx, vocab]), e.g. from PyTorch, given with --tokens.
+///
+/// Examples:
+///   llamapack eval 7b-q4.lpk --reference 7b-f16.lpk --text wiki.test.raw --ctx 512
+///   llamapack eval 7b-q4.lpk --reference logits.npy --tokens ids.json --ctx 512 --json
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The model to judge (.lpk).
+    pub candidate: PathBuf,
+    /// Reference: a .lpk model or a .npy logits file.
+    #[arg(long)]
+    pub reference: PathBuf,
+    /// Text file to evaluate on.
+    #[arg(long, conflicts_with = "tokens")]
+    pub text: Option<PathBuf>,
+    /// Token ids to evaluate on: a JSON array or a .npy of int32/int64.
+    #[arg(long)]
+    pub tokens: Option<PathBuf>,
+    /// Tokens per window.
+    #[arg(long, default_value_t = 512)]
+    pub ctx: usize,
+    /// Evaluate at most this many windows (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub chunks: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Store the summary in the candidate's provenance (shown by `inspect`).
+    #[arg(long)]
+    pub store: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let threads = super::thread_count(args.threads)?;
+    ensure!(args.ctx >= 4, "--ctx must be at least 4");
+    let (summary, windows, n_tokens) = {
+        let cand_lpk = Lpk::open(&args.candidate)?;
+        let tok = Tokenizer::from_data(cand_lpk.tokenizer())?;
+        let tokens = scoring::load_tokens(&tok, args.text.as_deref(), args.tokens.as_deref())?;
+        let bos = if tok.data().add_bos {
+            tok.bos_id()
+        } else {
+            None
+        };
+        let windows = Windows::new(tokens.len(), args.ctx, args.chunks, bos);
+        if windows.n == 0 {
+            bail!(
+                "{} tokens are fewer than one window of --ctx {}; use a longer text or a smaller --ctx",
+                tokens.len(),
+                args.ctx
+            );
+        }
+        let vocab = cand_lpk.config().vocab_size as usize;
+        let ref_lpk;
+        let mut reference = if scoring::is_logits_file(&args.reference) {
+            Reference::Logits(scoring::read_reference_logits(
+                &args.reference,
+                &windows,
+                vocab,
+            )?)
+        } else {
+            ref_lpk = Lpk::open(&args.reference)?;
+            ensure!(
+                ref_lpk.config().vocab_size as usize == vocab,
+                "the reference has a vocabulary of {} but the candidate {vocab}",
+                ref_lpk.config().vocab_size
+            );
+            let (m, s) = scoring::model_for(&ref_lpk, threads, args.ctx)?;
+            Reference::Model(Box::new(m), s)
+        };
+        let mut cands = vec![scoring::model_for(&cand_lpk, threads, args.ctx)?];
+        let bar = ui::count_bar(windows.n as u64, "eval");
+        let accs = scoring::score_all(
+            &mut reference,
+            &mut cands,
+            &tokens,
+            &windows,
+            vocab,
+            |done, accs| {
+                let (ppl, kld) = accs[0].running();
+                bar.set_position(done as u64);
+                bar.set_message(format!("PPL {ppl:.3} KLD {kld:.5}"));
+            },
+        )?;
+        bar.finish_and_clear();
+        (accs[0].summary(), windows, tokens.len())
+    };
+    if args.store {
+        let text = args
+            .text
+            .as_ref()
+            .or(args.tokens.as_ref())
+            .expect("one of them");
+        let record = json!({
+            "reference": file_name(&args.reference),
+            "data": file_name(text),
+            "data_sha256": super::sha256_of(text)?,
+            "ctx": windows.ctx,
+            "windows": windows.n,
+            "summary": summary,
+        });
+        llamapack_format::edit::rewrite_metadata(&args.candidate, |m| {
+            m.provenance.accuracy = Some(record)
+        })
+        .with_context(|| format!("storing the report in {}", args.candidate.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let mut doc = serde_json::to_value(&summary)?;
+        doc["ctx"] = json!(windows.ctx);
+        doc["windows"] = json!(windows.n);
+        doc["text_tokens"] = json!(n_tokens);
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        writeln!(
+            out,
+            "{} vs {}: {} windows of {} tokens, {} tokens scored",
+            args.candidate.display(),
+            args.reference.display(),
+            windows.n,
+            windows.ctx,
+            summary.n_tokens
+        )?;
+        print_summary(&mut out, &summary)?;
+        if args.store {
+            writeln!(
+                out,
+                "\nstored in the provenance of {}",
+                args.candidate.display()
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn file_name(p: &std::path::Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// The report in llama.cpp's layout.
+pub fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
+    writeln!(out, "\n====== Perplexity statistics ======")?;
+    writeln!(
+        out,
+        "Mean PPL(Q)                   : {:10.6} ± {:10.6}",
+        s.ppl, s.ppl_unc
+    )?;
+    writeln!(
+        out,
+        "Mean PPL(base)                : {:10.6} ± {:10.6}",
+        s.ppl_base, s.ppl_base_unc
+    )?;
+    writeln!(
+        out,
+        "Cor(ln(PPL(Q)), ln(PPL(base))): {:6.2}%",
+        100.0 * s.ln_ppl_correlation
+    )?;
+    writeln!(
+        out,
+        "Mean ln(PPL(Q)/PPL(base))     : {:10.6} ± {:10.6}",
+        s.ln_ppl_ratio, s.ln_ppl_ratio_unc
+    )?;
+    writeln!(
+        out,
+        "Mean PPL(Q)/PPL(base)         : {:10.6} ± {:10.6}",
+        s.ppl_ratio, s.ppl_ratio_unc
+    )?;
+    writeln!(
+        out,
+        "Mean PPL(Q)-PPL(base)         : {:10.6} ± {:10.6}",
+        s.ppl_diff, s.ppl_diff_unc
+    )?;
+    writeln!(out, "\n====== KL divergence statistics ======")?;
+    writeln!(out, "Mean    KLD: {:10.6} ± {:10.6}", s.kld_mean, s.kld_unc)?;
+    for (label, v) in [
+        ("Maximum", s.kld_max),
+        ("99.9%  ", s.kld_p999),
+        ("99.0%  ", s.kld_p99),
+        ("95.0%  ", s.kld_p95),
+        ("90.0%  ", s.kld_p90),
+        ("Median ", s.kld_median),
+        ("10.0%  ", s.kld_p10),
+        (" 5.0%  ", s.kld_p5),
+        (" 1.0%  ", s.kld_p1),
+        (" 0.1%  ", s.kld_p01),
+        ("Minimum", s.kld_min),
+    ] {
+        writeln!(out, "{label} KLD: {v:10.6}")?;
+    }
+    writeln!(out, "\n====== Token probability statistics ======")?;
+    writeln!(
+        out,
+        "Mean    Δp: {:6.3} ± {:5.3} %",
+        100.0 * s.dp_mean,
+        100.0 * s.dp_unc
+    )?;
+    for (label, v) in [
+        ("Maximum", s.dp_max),
+        ("99.9%  ", s.dp_p999),
+        ("99.0%  ", s.dp_p99),
+        ("95.0%  ", s.dp_p95),
+        ("90.0%  ", s.dp_p90),
+        ("75.0%  ", s.dp_p75),
+        ("Median ", s.dp_median),
+        ("25.0%  ", s.dp_p25),
+        ("10.0%  ", s.dp_p10),
+        (" 5.0%  ", s.dp_p5),
+        (" 1.0%  ", s.dp_p1),
+        (" 0.1%  ", s.dp_p01),
+        ("Minimum", s.dp_min),
+    ] {
+        writeln!(out, "{label} Δp: {:6.3}%", 100.0 * v)?;
+    }
+    writeln!(
+        out,
+        "RMS Δp    : {:6.3} ± {:5.3} %",
+        100.0 * s.rms_dp,
+        100.0 * s.rms_dp_unc
+    )?;
+    writeln!(
+        out,
+        "Same top p: {:6.3} ± {:5.3} %",
+        100.0 * s.top1_agreement,
+        100.0 * s.top1_unc
+    )?;
+    Ok(())
+}
