@@ -90,3 +90,27 @@ pub fn chat_prompt(tok: &Tokenizer, system: Option<&str>, dialog: &[&str]) -> Re
     }
     Ok(ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llamapack_format::testing::tiny_tokenizer;
+
+    #[test]
+    fn chat_prompt_follows_meta_chat_completion() {
+        let tok = Tokenizer::from_data(&tiny_tokenizer()).unwrap();
+        let enc = |s: &str| tok.encode(s, false).unwrap();
+        // As in Meta's code the system block is prepended first and the whole content stripped.
+        let one = chat_prompt(&tok, Some("be brief"), &["hi "]).unwrap();
+        let mut want = vec![1];
+        want.extend(enc("[INST] <<SYS>>\nbe brief\n<</SYS>>\n\nhi [/INST]"));
+        assert_eq!(one, want);
+        let two = chat_prompt(&tok, None, &["a", "b", "c"]).unwrap();
+        let mut want = vec![1];
+        want.extend(enc("[INST] a [/INST] b "));
+        want.extend([2, 1]);
+        want.extend(enc("[INST] c [/INST]"));
+        assert_eq!(two, want);
+        assert!(chat_prompt(&tok, None, &["a", "b"]).is_err());
+    }
+}

@@ -153,7 +153,21 @@ impl<'a> Weights<'a> {
         })
     }
 
-    /// Every matrix, for sizing scratch buffers and reporting the dtype mix.
+    /// Bytes of matrix weights per dtype name (the tied output counted once), for reports.
+    pub fn dtype_mix(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut mix = std::collections::BTreeMap::new();
+        let tied = std::ptr::eq(self.output.bytes, self.tok_embeddings.bytes);
+        for (i, m) in self.matrices().enumerate() {
+            // `matrices` ends with tok_embeddings, output.
+            if tied && i == self.layers.len() * 7 + 1 {
+                continue;
+            }
+            *mix.entry(m.dtype.name()).or_insert(0) += m.bytes.len();
+        }
+        mix
+    }
+
+    /// Every matrix (the tied output appears twice), for sizing buffers and reports.
     pub fn matrices(&self) -> impl Iterator<Item = &Matrix<'a>> {
         self.layers
             .iter()

@@ -44,8 +44,22 @@ pub struct Tokenizer {
 impl Tokenizer {
     /// Builds the tokenizer. Fails on an inconsistent vocabulary (no unknown piece, duplicate
     /// pieces, byte fallback without the 256 byte pieces).
+    ///
+    /// A GPT-2 byte-level vocabulary is accepted (its ids can still be looked up with
+    /// [`Tokenizer::piece`]) but encoding and decoding it is not implemented yet.
     pub fn from_data(data: &TokenizerData) -> Result<Tokenizer> {
         data.validate().map_err(Error::Tokenizer)?;
+        if data.kind == TokenizerKind::Gpt2Bpe {
+            return Ok(Tokenizer {
+                data: data.clone(),
+                pieces: HashMap::new(),
+                reserved: HashMap::new(),
+                user_defined: HashMap::new(),
+                byte_ids: Vec::new(),
+                byte_of: HashMap::new(),
+                unk_id: data.unk_id.unwrap_or(0),
+            });
+        }
         let mut pieces = HashMap::with_capacity(data.len());
         let mut reserved = HashMap::new();
         let mut user_defined: HashMap<u8, Vec<String>> = HashMap::new();
@@ -94,10 +108,7 @@ impl Tokenizer {
         let unk_id = unk
             .or(data.unk_id)
             .ok_or_else(|| Error::Tokenizer("no unknown piece".into()))?;
-        if data.kind == TokenizerKind::SentencePiece
-            && data.byte_fallback
-            && byte_ids.contains(&u32::MAX)
-        {
+        if data.byte_fallback && byte_ids.contains(&u32::MAX) {
             return Err(Error::Tokenizer(
                 "byte_fallback is on but the 256 <0xNN> pieces are not all present".into(),
             ));

@@ -185,9 +185,13 @@ fn rejects_inconsistent_vocabularies_and_gpt2() {
     assert!(Tokenizer::from_data(&d).is_err());
     let mut d = vocab(BASE, &[], false);
     d.kind = TokenizerKind::Gpt2Bpe;
+    d.types = vec![1; d.pieces.len()]; // GPT-2 vocabularies have no unknown piece
+    d.unk_id = None;
     let t = Tokenizer::from_data(&d).unwrap();
     let e = t.encode("a", false).unwrap_err().to_string();
     assert_eq!(e, "encoding with a gpt2 vocabulary is not supported yet");
+    let e = t.decode(&[3]).unwrap_err().to_string();
+    assert_eq!(e, "decoding with a gpt2 vocabulary is not supported yet");
 }
 
 #[test]
