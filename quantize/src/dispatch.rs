@@ -171,7 +171,7 @@ impl Kernels {
 
 fn check_bytes(dtype: DType, len: usize, bytes: usize) -> Result<(), Error> {
     let block_len = dtype.block_len();
-    if len % block_len != 0 {
+    if !len.is_multiple_of(block_len) {
         return Err(Error::RowLength {
             dtype,
             len,

@@ -31,7 +31,7 @@ pub fn quantize_row_q4_0_ref(x: &[f32], y: &mut [BlockQ4_0]) {
             }
         }
         let d = max / -8.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
         yb.d = f16::from_f32(d);
         let q = |v: f32| c_f32_to_i8(v * id + 8.5).min(15) as u8;
         for j in 0..QK4_0 / 2 {

@@ -16,6 +16,7 @@ const GROUP_MAX_EPS: f32 = 1e-15;
 /// ggml's `make_qx_quants` with `rmse_type = 1`: symmetric quants `L` in 0..2·nmax (stored with
 /// the `+nmax` offset) and the scale minimizing `Σ w·(x − scale·l)²`, searching 18 perturbed
 /// inverse scales around `−nmax/max`. Weights are `qw` if given (importance matrix), else `x²`.
+#[allow(clippy::needless_range_loop)] // indexes x, l and the weights in lockstep, as ggml does
 pub(crate) fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8], qw: Option<&[f32]>) -> f32 {
     let n = x.len();
     let (mut amax, mut max) = (0.0f32, 0.0f32);
@@ -41,7 +42,7 @@ pub(crate) fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8], qw: Option<&[f3
         sumlx += w * x[i] * qf;
         suml2 += w * qf * qf;
     }
-    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
+    let mut scale = if suml2 == 0.0 { 0.0 } else { sumlx / suml2 };
     let mut best = scale * sumlx;
     for is in -9..=9 {
         if is == 0 {

@@ -24,7 +24,7 @@ pub fn quantize_row_q8_0_ref(x: &[f32], y: &mut [BlockQ8_0]) {
     for (xb, yb) in x.chunks_exact(QK8_0).zip(y.iter_mut()) {
         let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
         yb.d = f16::from_f32(d);
         for (q, &v) in yb.qs.iter_mut().zip(xb) {
             *q = c_f32_to_i8(roundf(v * id));

@@ -47,7 +47,7 @@ pub(crate) fn quantize_q8_0(x: &[f32], y: &mut [u8]) {
         // SAFETY: i < nb, so block i is inside x.
         let v = unsafe { load_block(x, i) };
         let d = abs_max(&v) / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
         out[..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
         let q = if id.is_infinite() {
             _mm256_setzero_si256() // C: (int8_t) of ±inf/NaN is 0 on x86-64
@@ -131,7 +131,7 @@ pub(crate) fn quantize_q4_0(x: &[f32], y: &mut [u8]) {
             }
         }
         let d = max / -8.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
         out[..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
         let packed = if id.is_infinite() {
             _mm_setzero_si128() // C: (int8_t) of ±inf/NaN is 0, MIN(15, 0) = 0

@@ -158,8 +158,8 @@ pub(crate) fn dequantize_q4_k(x: &[u8], y: &mut [f32]) {
                         _mm256_storeu_ps(
                             o.as_mut_ptr().add(32 * half + 8 * k),
                             scale_sub(p, dv, mv),
-                        )
-                    };
+                        );
+                    }
                 }
             }
         }
