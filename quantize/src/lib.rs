@@ -38,19 +38,39 @@
 //! # Ok::<(), llamapack_quantize::Error>(())
 //! ```
 //!
-//! # Exactness contract
-//! - Encoders: q8_0, q4_0 and q8_k are byte-identical to ggml's `quantize_row_*_ref` at every
-//!   level; q4_k and q6_k run the scalar reference (ggml's algorithm, same float operation
-//!   order) at every level.
-//! - Decoders: bit-identical to the reference at every level.
-//! - Dots: q4_k·q8_k and q6_k·q8_k return the reference's bits at every level (exact integer
-//!   sums per super-block, same f32 steps); q8_0·q8_0, q4_0·q8_0 and the float dots accumulate
-//!   in SIMD lanes and agree with the reference to within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|`.
-//! - q8_k activations must carry true `bsums` (as [`quantize_row`] writes them); quants of
-//!   q8_0/q8_k activations are in −127..=127, which every encoder here guarantees.
+//! # Levels and exactness
+//!
+//! | kernel | scalar | AVX2 (+FMA, F16C) | AVX-512 (F/BW/VL/VNNI) | NEON |
+//! |---|---|---|---|---|
+//! | quantize q8_0, q4_0, q8_k, f16, bf16 | ref | SIMD, byte-identical | = AVX2 | ref |
+//! | quantize q4_k, q6_k | ref | SIMD (sub-blocks in lanes), byte-identical | = AVX2 | ref |
+//! | dequantize (every type) | ref | SIMD, bit-identical | = AVX2 | ref |
+//! | dot q4_k·q8_k, q6_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
+//! | dot q8_0·q8_0, q4_0·q8_0 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
+//! | dot f32/f16/bf16·f32 | ref | SIMD | SIMD | SIMD |
+//!
+//! - Encoders: q8_0, q4_0 and q8_k are byte-identical to ggml's `quantize_row_*_ref`; q4_k and
+//!   q6_k follow ggml's reference algorithm operation for operation (its weighted searches,
+//!   `nearest_int`, f32 order, no fused multiply-add), so their error equals `llama-quantize`'s
+//!   without an importance matrix. Every level produces the same bytes.
+//! - Decoders are exact: every level returns the reference's bits.
+//! - The k-quant dots compute exact integer sums per super-block and then the reference's f32
+//!   steps, so every level returns the same bits. The q8_0/q4_0 dots accumulate blocks in SIMD
+//!   lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference; the float dots within
+//!   `2·ε·(n + 16)·Σ|wᵢ·aᵢ|`.
+//! - Dots assume activations made by [`quantize_row`]: q8_0/q8_k quants in −127..=127 and true
+//!   q8_k `bsums`.
 //!
 //! Byte slices may have any alignment; the scalar level views aligned slices in place and copies
 //! misaligned blocks to the stack, the SIMD levels use unaligned loads.
+//!
+//! # ggml edge cases reproduced
+//! - A scale that overflows f16 is stored as ±inf, as ggml does (q8_0 above |x| ≈ 8.3e6, q4_0
+//!   above ≈ 5.2e5, q4_k/q6_k around 1e9); decoding such a block yields inf/NaN.
+//! - An all-zero q4_0 block stores `d = −0` (ggml's `0 / −8`), nibbles 8.
+//! - When `1/d` overflows f32 (|x| < ~3.7e-37 in a block) the quants are 0, as C's float → int8
+//!   conversion gives on x86-64.
+//! - q8_k uses ggml's current `−127/max` (older ggml used −128).
 
 mod dispatch;
 mod error;

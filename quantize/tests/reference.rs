@@ -262,3 +262,31 @@ fn dispatch_reports_a_supported_level() {
         assert_ne!(level, llamapack_quantize::Level::Scalar);
     }
 }
+
+/// `LLAMAPACK_SIMD` lowers the level (re-runs this test binary with the variable set).
+#[test]
+fn env_var_forces_a_lower_level_never_a_higher_one() {
+    use llamapack_quantize::Level;
+    if let Ok(want) = std::env::var("LLAMAPACK_SIMD_EXPECT") {
+        assert_eq!(llamapack_quantize::simd_level().name(), want);
+        return;
+    }
+    let best = [Level::Avx512, Level::Avx2, Level::Neon]
+        .into_iter()
+        .find(|l| l.is_supported())
+        .unwrap_or(Level::Scalar);
+    for (asked, expect) in [
+        ("scalar", Level::Scalar),
+        ("avx2", if Level::Avx2.is_supported() { Level::Avx2 } else { best }),
+        ("avx512", if Level::Avx512.is_supported() { Level::Avx512 } else { best }),
+        ("bogus", best),
+    ] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "env_var_forces_a_lower_level_never_a_higher_one", "--test-threads=1"])
+            .env("LLAMAPACK_SIMD", asked)
+            .env("LLAMAPACK_SIMD_EXPECT", expect.name())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "LLAMAPACK_SIMD={asked}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
