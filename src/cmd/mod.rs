@@ -6,13 +6,17 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+mod bench;
 mod compare;
 mod convert;
 mod demo;
 mod eval;
 mod inspect;
+mod logits;
 mod quantize;
+mod run;
 mod scoring;
+mod tokenize;
 mod verify;
 
 /// Subcommands.
@@ -20,6 +24,10 @@ mod verify;
 pub enum Command {
     Demo(demo::Args),
     Convert(convert::Args),
+    Run(run::Args),
+    Logits(logits::Args),
+    Tokenize(tokenize::Args),
+    Bench(bench::Args),
     Eval(eval::Args),
     Compare(compare::Args),
     Inspect(inspect::Args),
@@ -33,6 +41,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(&a),
         Command::Convert(a) => convert::run(&a),
         Command::Compare(a) => compare::run(&a),
+        Command::Run(a) => run::run(&a),
+        Command::Logits(a) => logits::run(&a),
+        Command::Tokenize(a) => tokenize::run(&a),
+        Command::Bench(a) => bench::run(&a),
         Command::Eval(a) => eval::run(&a),
         Command::Inspect(a) => inspect::run(&a),
         Command::Verify(a) => verify::run(&a),

@@ -1,0 +1,59 @@
+//! `llamapack tokenize`: text → token ids with a model's (or a tokenizer.model's) vocabulary.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use llamapack_format::Lpk;
+use llamapack_runner::Tokenizer;
+use serde_json::json;
+
+/// Show how a text is tokenized: ids and pieces.
+///
+/// SOURCE is a .lpk model or a SentencePiece tokenizer.model. Ids are exactly sentencepiece's.
+///
+/// Example:
+///   llamapack tokenize tokenizer.model --text "Hello world" --json
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// A .lpk file or a tokenizer.model.
+    pub source: PathBuf,
+    /// The text.
+    #[arg(long)]
+    pub text: String,
+    /// Prepend BOS (as a prompt is).
+    #[arg(long)]
+    pub bos: bool,
+    /// Print {"ids": [...], "pieces": [...]} as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let data = if args.source.extension().is_some_and(|e| e == "lpk") {
+        Lpk::open(&args.source)?.tokenizer().clone()
+    } else {
+        let bytes = std::fs::read(&args.source)
+            .with_context(|| format!("reading {}", args.source.display()))?;
+        llamapack_convert::sentencepiece::parse(&bytes, &args.source.display().to_string())?.data
+    };
+    let tok = Tokenizer::from_data(&data)?;
+    let ids = tok.encode(&args.text, args.bos)?;
+    let pieces: Vec<&str> = ids.iter().map(|&i| tok.piece(i).unwrap_or("?")).collect();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            json!({"ids": ids, "pieces": pieces, "n_tokens": ids.len()})
+        )?;
+    } else {
+        writeln!(out, "{} tokens", ids.len())?;
+        for (id, p) in ids.iter().zip(&pieces) {
+            writeln!(out, "{id:>8}  {p:?}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
