@@ -194,6 +194,18 @@ pub fn parse_config(c: &Value, file: &str, context_length: Option<u32>) -> Resul
         None | Some(Value::Null) => {}
         Some(s) => return Err(err(format!("rope_scaling {s} is not supported"))),
     }
+    // transformers ≥ 5 nests RoPE settings: `"rope_parameters": {"rope_theta": …, "rope_type": …}`.
+    let rope = c.get("rope_parameters").filter(|v| !v.is_null());
+    if let Some(t) = rope
+        .and_then(|r| r.get("rope_type"))
+        .and_then(Value::as_str)
+    {
+        if t != "default" {
+            return Err(err(format!(
+                "rope_type `{t}` is not supported (only `default`)"
+            )));
+        }
+    }
     for k in ["attention_bias", "mlp_bias"] {
         if c.get(k).and_then(Value::as_bool) == Some(true) {
             return Err(err(format!("`{k}: true` is not supported")));
@@ -225,7 +237,14 @@ pub fn parse_config(c: &Value, file: &str, context_length: Option<u32>) -> Resul
         ffn_dim: need("intermediate_size")?,
         vocab_size: need("vocab_size")?,
         norm_eps: num("rms_norm_eps", 1e-6)? as f32,
-        rope_theta: num("rope_theta", 10000.0)? as f32,
+        rope_theta: match rope.and_then(|r| r.get("rope_theta")) {
+            Some(x) if c.get("rope_theta").is_none() => x.as_f64().ok_or_else(|| {
+                err(format!(
+                    "`rope_parameters.rope_theta` = {x} is not a number"
+                ))
+            })? as f32,
+            _ => num("rope_theta", 10000.0)? as f32,
+        },
         context_length: match context_length {
             Some(n) => n,
             None => cfg_u32(c, "max_position_embeddings", file)?.unwrap_or(2048),
@@ -397,6 +416,19 @@ mod tests {
             (2, 256, 10000.0)
         );
         assert!(cfg.tied_output);
+        let mut v5 = c.clone();
+        v5["rope_parameters"] = serde_json::json!({"rope_theta": 500000.0, "rope_type": "default"});
+        assert_eq!(
+            parse_config(&v5, "config.json", None).unwrap().rope_theta,
+            500_000.0
+        );
+        v5["rope_parameters"]["rope_type"] = "llama3".into();
+        assert!(
+            parse_config(&v5, "config.json", None)
+                .unwrap_err()
+                .to_string()
+                .contains("llama3")
+        );
         let mut bad = c.clone();
         bad["rope_scaling"] = serde_json::json!({"type": "linear", "factor": 2.0});
         assert!(parse_config(&bad, "config.json", None).is_err());
