@@ -277,16 +277,38 @@ fn env_var_forces_a_lower_level_never_a_higher_one() {
         .unwrap_or(Level::Scalar);
     for (asked, expect) in [
         ("scalar", Level::Scalar),
-        ("avx2", if Level::Avx2.is_supported() { Level::Avx2 } else { best }),
-        ("avx512", if Level::Avx512.is_supported() { Level::Avx512 } else { best }),
+        (
+            "avx2",
+            if Level::Avx2.is_supported() {
+                Level::Avx2
+            } else {
+                best
+            },
+        ),
+        (
+            "avx512",
+            if Level::Avx512.is_supported() {
+                Level::Avx512
+            } else {
+                best
+            },
+        ),
         ("bogus", best),
     ] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "env_var_forces_a_lower_level_never_a_higher_one", "--test-threads=1"])
+            .args([
+                "--exact",
+                "env_var_forces_a_lower_level_never_a_higher_one",
+                "--test-threads=1",
+            ])
             .env("LLAMAPACK_SIMD", asked)
             .env("LLAMAPACK_SIMD_EXPECT", expect.name())
             .output()
             .unwrap();
-        assert!(out.status.success(), "LLAMAPACK_SIMD={asked}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "LLAMAPACK_SIMD={asked}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }

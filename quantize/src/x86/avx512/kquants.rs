@@ -1,4 +1,5 @@
 //! q4_k·q8_k and q6_k·q8_k with AVX-512 BW + VNNI (`vpmaddubsw` then `vpdpwssd` with the
+//! sub-block scales; q4_k on ymm registers, q6_k on zmm where one `vpermw` spreads four
 //! sub-block scales). Same per-block integers and f32 steps as the reference.
 
 use std::arch::x86_64::*;
@@ -49,20 +50,20 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let mut sumf = 0.0f32;
     for (bw, ba) in w.chunks_exact(Q4K).zip(a.chunks_exact(Q8K)) {
         let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
-        let mut acc = _mm512_setzero_si512();
+        let mut acc = _mm256_setzero_si256();
         for j in 0..4 {
             // SAFETY: qs bytes 16+32j..48+32j < 144; q8 bytes 4+64j..68+64j < 260 (j < 4).
-            let (q, y) = unsafe { (ld256(bw, 16 + 32 * j), ld512(ba, 4 + 64 * j)) };
-            let x = join(
-                _mm256_and_si256(q, mask),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask),
-            );
-            let p = _mm512_maddubs_epi16(x, y);
-            let sc = join(
-                _mm256_set1_epi16(i16::from(sm[2 * j])),
-                _mm256_set1_epi16(i16::from(sm[2 * j + 1])),
-            );
-            acc = _mm512_dpwssd_epi32(acc, p, sc);
+            let (q, ylo, yhi) = unsafe {
+                (
+                    ld256(bw, 16 + 32 * j),
+                    ld256(ba, 4 + 64 * j),
+                    ld256(ba, 36 + 64 * j),
+                )
+            };
+            let lo = _mm256_maddubs_epi16(_mm256_and_si256(q, mask), ylo);
+            let hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16::<4>(q), mask), yhi);
+            acc = _mm256_dpwssd_epi32(acc, lo, _mm256_set1_epi16(i16::from(sm[2 * j])));
+            acc = _mm256_dpwssd_epi32(acc, hi, _mm256_set1_epi16(i16::from(sm[2 * j + 1])));
         }
         // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
         let bsums = unsafe { ld256(ba, 260) };
@@ -75,7 +76,7 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
             _mm_unpacklo_epi16(mins, mins),
         );
         let summ = hsum_i32(_mm256_madd_epi16(bsums, mins));
-        let sumi = _mm512_reduce_add_epi32(acc);
+        let sumi = hsum_i32(acc);
         let dy = rd_f32(ba, 0);
         let d = f16_to_f32(rd_u16(bw, 0)) * dy;
         let dmin = f16_to_f32(rd_u16(bw, 2)) * dy;
