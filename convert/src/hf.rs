@@ -199,12 +199,11 @@ pub fn parse_config(c: &Value, file: &str, context_length: Option<u32>) -> Resul
     if let Some(t) = rope
         .and_then(|r| r.get("rope_type"))
         .and_then(Value::as_str)
+        .filter(|&t| t != "default")
     {
-        if t != "default" {
-            return Err(err(format!(
-                "rope_type `{t}` is not supported (only `default`)"
-            )));
-        }
+        return Err(err(format!(
+            "rope_type `{t}` is not supported (only `default`)"
+        )));
     }
     for k in ["attention_bias", "mlp_bias"] {
         if c.get(k).and_then(Value::as_bool) == Some(true) {

@@ -161,3 +161,105 @@ fn inspect_meta_merges_the_shards() {
     };
     assert_eq!(shapes(&l), shapes(&h));
 }
+
+/// Splits the tiny HF checkpoint into two safetensors shards with an index (as `save_pretrained`
+/// does for large models), optionally dropping `lm_head` and tying the embeddings.
+fn sharded_hf(t: &Path, tie: bool) -> PathBuf {
+    use safetensors::SafeTensors;
+    let src = tiny().join("hf");
+    let dir = t.join(if tie { "hf-tied" } else { "hf-sharded" });
+    copy_dir(&src, &dir);
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_owned).collect();
+    names.sort();
+    if tie {
+        names.retain(|n| n != "lm_head.weight");
+    }
+    let half = names.len() / 2;
+    let mut map = serde_json::Map::new();
+    for (i, part) in [&names[..half], &names[half..]].iter().enumerate() {
+        let file = format!("model-{:05}-of-00002.safetensors", i + 1);
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = part
+            .iter()
+            .map(|n| (n.clone(), st.tensor(n).unwrap()))
+            .collect();
+        std::fs::write(
+            dir.join(&file),
+            safetensors::serialize(views, None).unwrap(),
+        )
+        .unwrap();
+        for n in *part {
+            map.insert(n.clone(), file.clone().into());
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    if tie {
+        let p = dir.join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        cfg["tie_word_embeddings"] = true.into();
+        std::fs::write(&p, cfg.to_string()).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn sharded_hf_with_index_converts_like_the_single_file() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = sharded_hf(t.path(), false);
+    let (a, b) = (t.path().join("a.lpk"), t.path().join("b.lpk"));
+    convert(&dir, &a, &opts(OutputDType::Keep), &quiet).unwrap();
+    convert(&tiny().join("hf"), &b, &opts(OutputDType::Keep), &quiet).unwrap();
+    let (a, b) = (Lpk::open(&a).unwrap(), Lpk::open(&b).unwrap());
+    assert_same_tensors(&a, &b);
+    let names: Vec<&str> = a
+        .provenance()
+        .sources
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert!(names.contains(&"model.safetensors.index.json"), "{names:?}");
+    assert!(
+        names.contains(&"model-00002-of-00002.safetensors"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn tied_embeddings_leave_out_the_output_tensor() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = sharded_hf(t.path(), true);
+    let out = t.path().join("tied.lpk");
+    convert(&dir, &out, &opts(OutputDType::Keep), &quiet).unwrap();
+    let lpk = Lpk::open(&out).unwrap();
+    assert!(lpk.config().tied_output);
+    assert!(!lpk.contains("output.weight"));
+    assert!(lpk.contains("tok_embeddings.weight"));
+}
+
+#[test]
+fn hf_index_pointing_outside_the_directory_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = sharded_hf(t.path(), false);
+    let p = dir.join("model.safetensors.index.json");
+    let text = std::fs::read_to_string(&p).unwrap().replacen(
+        "model-00001-of-00002",
+        "../../etc/passwd",
+        1,
+    );
+    std::fs::write(&p, text).unwrap();
+    let e = convert(
+        &dir,
+        &t.path().join("o.lpk"),
+        &opts(OutputDType::Keep),
+        &quiet,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("not a file name in this directory"),
+        "{e}"
+    );
+}
