@@ -86,6 +86,10 @@ fn sample_top_p(probs: &[f32], top_p: f32, coin: f32, cand: &mut Vec<(f32, u32)>
             .filter(|&(_, &p)| p >= cutoff)
             .map(|(i, &p)| (p, i as u32)),
     );
+    if cand.is_empty() {
+        // Only when top_p < 1/vocab on a near-uniform distribution: the nucleus is the top 1.
+        return argmax(probs);
+    }
     cand.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut cum = 0.0;
     let mut last = cand.len() - 1;
@@ -164,5 +168,8 @@ mod tests {
         let mut s = Sampler::new(3, 1.0, 0.8, 3);
         let d: Vec<u32> = (0..500).map(|_| s.sample(&logits)).collect();
         assert!(d.contains(&1) && !d.contains(&2));
+        // A nucleus smaller than any probability on a flat distribution.
+        let mut s = Sampler::new(4, 1.0, 0.01, 3);
+        assert_eq!(s.sample(&[1.0; 4]), 0);
     }
 }
