@@ -17,6 +17,8 @@ use crate::ui;
 ///   a Hugging Face dir   config.json + model.safetensors (or sharded + index.json),
 ///                        tokenizer.model or tokenizer.json
 ///   a single .pth file   with params.json beside it
+///   a GGUF file          llama architecture; f32/f16/bf16/q8_0/q4_0/q4_k/q6_k kept as they
+///                        are, q4_1/q5_0/q5_1/q5_k/q8_1 dequantized to --dtype (default f16)
 ///
 /// Model-parallel shards are merged exactly as Meta split them, HF's rotary permutation of
 /// q_proj/k_proj is undone (the .lpk always holds Meta's row order), tensors stream from the
@@ -53,6 +55,13 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if args
+        .src
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    {
+        return import_gguf(args);
+    }
     let opts = ConvertOptions {
         dtype: args.dtype,
         tokenizer: args.tokenizer.clone(),
@@ -109,6 +118,48 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             c.ffn_dim,
             c.vocab_size,
             args.dtype.name()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_gguf(args: &Args) -> anyhow::Result<ExitCode> {
+    let dequant_to = match args.dtype {
+        OutputDType::Keep | OutputDType::F16 => llamapack_format::DType::F16,
+        OutputDType::BF16 => llamapack_format::DType::BF16,
+        OutputDType::F32 => llamapack_format::DType::F32,
+    };
+    let started = Instant::now();
+    let opts = llamapack_convert::gguf::ImportOptions { dequant_to };
+    let s = llamapack_convert::gguf::import_gguf(&args.src, &args.output, &opts)?;
+    for n in &s.notes {
+        eprintln!("note: {n}");
+    }
+    let mut out = std::io::stdout().lock();
+    let secs = started.elapsed().as_secs_f64();
+    if args.json {
+        let doc = json!({
+            "output": s.out.display().to_string(),
+            "format": "gguf",
+            "config": s.config,
+            "tensors": s.tensors,
+            "kept": s.kept,
+            "dequantized": s.dequantized.iter().map(|(n, t)| json!({"name": n, "type": t.name()})).collect::<Vec<_>>(),
+            "seconds": secs,
+            "sources": [s.source],
+            "notes": s.notes,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        writeln!(
+            out,
+            "{} (gguf) → {}: {} tensors ({} kept as they were, {} dequantized to {}) in {secs:.2} s",
+            args.src.display(),
+            s.out.display(),
+            s.tensors,
+            s.kept,
+            s.dequantized.len(),
+            dequant_to
         )?;
     }
     Ok(ExitCode::SUCCESS)

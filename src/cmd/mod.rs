@@ -11,6 +11,7 @@ mod compare;
 mod convert;
 mod demo;
 mod eval;
+mod export;
 mod inspect;
 mod logits;
 mod quantize;
@@ -30,6 +31,7 @@ pub enum Command {
     Bench(bench::Args),
     Eval(eval::Args),
     Compare(compare::Args),
+    Export(export::Args),
     Inspect(inspect::Args),
     Verify(verify::Args),
     Quantize(quantize::Args),
@@ -41,6 +43,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(&a),
         Command::Convert(a) => convert::run(&a),
         Command::Compare(a) => compare::run(&a),
+        Command::Export(a) => export::run(&a),
         Command::Run(a) => run::run(&a),
         Command::Logits(a) => logits::run(&a),
         Command::Tokenize(a) => tokenize::run(&a),

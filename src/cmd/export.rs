@@ -1,0 +1,102 @@
+//! `llamapack export`: artifacts for other runtimes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use llamapack_convert::gguf::{self, ExportOptions};
+use llamapack_format::Lpk;
+
+/// Output formats of `export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// GGUF v3 for llama.cpp (quantized blocks copied byte for byte).
+    Gguf,
+    /// A Hugging Face Llama directory for transformers (dequantized to --dtype).
+    Safetensors,
+}
+
+/// Export a .lpk for another runtime: GGUF for llama.cpp, safetensors for transformers.
+///
+/// GGUF: llama.cpp's metadata keys and value types, its tensor names, the tokenizer, and the
+/// q8_0 / q4_0 / q4_k / q6_k blocks copied unchanged (they are ggml's); Q/K rows stay in Meta's
+/// order, which llama.cpp's llama RoPE expects.
+///
+/// safetensors: a directory LlamaForCausalLM.from_pretrained loads: model.safetensors (sharded
+/// above --shard-size), config.json, generation_config.json and tokenizer.model, HF tensor names,
+/// HF's rotary permutation re-applied to q_proj/k_proj, quantized tensors dequantized to --dtype.
+///
+/// Examples:
+///   llamapack export 7b-q4_k_m.lpk --format gguf -o 7b-q4_k_m.gguf
+///   llamapack export 7b.lpk --format safetensors -o Llama-2-7b-hf/ --dtype f16
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The .lpk to export.
+    pub model: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Format,
+    /// Output file (gguf) or directory (safetensors).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Model name recorded in the output (default: the output's file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// safetensors: element type of the weights (f16, bf16 or f32).
+    #[arg(long, default_value = "f16")]
+    pub dtype: llamapack_format::DType,
+    /// safetensors: largest shard in bytes before splitting (default 5 GB, as transformers).
+    #[arg(long, default_value_t = 5_000_000_000)]
+    pub shard_size: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    super::refuse_overwrite(&args.model, &args.output)?;
+    let lpk = Lpk::open(&args.model)?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Gguf => {
+            let s = gguf::export_gguf(
+                &lpk,
+                &args.output,
+                &ExportOptions {
+                    name: args.name.clone(),
+                },
+            )?;
+            for n in &s.notes {
+                eprintln!("note: {n}");
+            }
+            if args.json {
+                let doc = serde_json::json!({
+                    "output": s.out.display().to_string(),
+                    "format": "gguf",
+                    "file_type": s.file_type,
+                    "tensors": s.tensors,
+                    "bytes": s.bytes,
+                    "converted_to_f32": s.converted_to_f32,
+                    "notes": s.notes,
+                });
+                writeln!(out, "{doc}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{} → {}: {} tensors, {}, llama.cpp file type {}",
+                    args.model.display(),
+                    s.out.display(),
+                    s.tensors,
+                    crate::ui::human_bytes(s.bytes),
+                    s.file_type
+                )?;
+            }
+        }
+        Format::Safetensors => {
+            bail!("safetensors export is not implemented yet (tracked in the interop issue)")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
