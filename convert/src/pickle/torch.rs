@@ -110,7 +110,10 @@ const MAX_NEST: usize = 8;
 
 struct Interp<'p> {
     p: &'p Pickle,
+    /// Objects left to evaluate (shared objects count once per reference).
     budget: usize,
+    /// String bytes left to copy.
+    bytes: usize,
 }
 
 type R<T> = Result<T, String>;
@@ -145,7 +148,13 @@ impl Interp<'_> {
             Obj::Bool(_) => Val::Bool,
             Obj::Int(i) => Val::Int(*i),
             Obj::Float(_) => Val::Float,
-            Obj::Str(s) => Val::Str(s.clone()),
+            Obj::Str(s) => {
+                self.bytes = self
+                    .bytes
+                    .checked_sub(s.len())
+                    .ok_or("the pickle references its strings too many times")?;
+                Val::Str(s.clone())
+            }
             Obj::Bytes(_) => Val::Opaque("bytes"),
             Obj::Tuple(v) | Obj::List(v) | Obj::Set(v) => Val::Seq(self.all(v, d)?),
             Obj::Dict(pairs) => Val::Dict(self.pairs(pairs, d)?),
@@ -329,9 +338,15 @@ fn collect(v: Val, prefix: &str, nest: usize, out: &mut Vec<TensorRecord>) -> R<
 
 /// Interprets a state-dict pickle: the tensors, in the pickle's order.
 pub fn state_dict(p: &Pickle) -> Result<Vec<TensorRecord>, String> {
+    let strings: usize = p
+        .objs
+        .iter()
+        .map(|o| if let Obj::Str(s) = o { s.len() } else { 0 })
+        .sum();
     let mut it = Interp {
         p,
         budget: p.objs.len().saturating_mul(8).saturating_add(4096),
+        bytes: strings.saturating_mul(4).saturating_add(1 << 26),
     };
     let root = it.eval(p.root, 0)?;
     let mut out = Vec::new();
@@ -343,4 +358,26 @@ pub fn state_dict(p: &Pickle) -> Result<Vec<TensorRecord>, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::vm::{Limits, run};
+    use super::*;
+
+    /// `{'k': [s, s, s, …]}` with one 1 MB string referenced 4000 times through the memo.
+    #[test]
+    fn shared_strings_cannot_blow_up_memory() {
+        let mut p = vec![0x80, 2, b'}', b'X', 1, 0, 0, 0, b'k', b']', b'X'];
+        p.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        p.extend(std::iter::repeat_n(b'a', 1 << 20));
+        p.extend_from_slice(&[b'q', 0, b'a']);
+        for _ in 0..4000 {
+            p.extend_from_slice(&[b'h', 0, b'a']);
+        }
+        p.extend_from_slice(&[b's', b'.']);
+        let pk = run(&p, &allowed, Limits::default()).unwrap();
+        let e = state_dict(&pk).unwrap_err();
+        assert!(e.contains("too many times"), "{e}");
+    }
 }
