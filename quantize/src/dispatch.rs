@@ -360,10 +360,12 @@ static NEON: Kernels = {
             ..SCALAR.bf16
         },
         q8_0: Format {
+            quantize: tf!(quant k::quantize_q8_0),
             vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
             ..SCALAR.q8_0
         },
         q4_0: Format {
+            quantize: tf!(quant k::quantize_q4_0),
             vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
             ..SCALAR.q4_0
         },
@@ -375,7 +377,10 @@ static NEON: Kernels = {
             vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
             ..SCALAR.q6_k
         },
-        q8_k: SCALAR.q8_k,
+        q8_k: Format {
+            quantize: tf!(quant k::quantize_q8_k),
+            ..SCALAR.q8_k
+        },
     }
 };
 

@@ -42,7 +42,8 @@
 //!
 //! | kernel | scalar | AVX2 (+FMA, F16C) | AVX-512 (F/BW/VL/VNNI) | NEON |
 //! |---|---|---|---|---|
-//! | quantize q8_0, q4_0, q8_k, f16, bf16 | ref | SIMD, byte-identical | = AVX2 | ref |
+//! | quantize q8_0, q4_0, q8_k | ref | SIMD, byte-identical | = AVX2 | SIMD, byte-identical |
+//! | quantize f16, bf16 | ref | SIMD, byte-identical | = AVX2 | ref |
 //! | quantize q4_k, q6_k | ref | SIMD (sub-blocks in lanes), byte-identical | = AVX2 | ref |
 //! | dequantize (every type) | ref | SIMD, bit-identical | = AVX2 | ref |
 //! | dot q4_k·q8_k, q6_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |

@@ -3,9 +3,12 @@
 //! NEON is part of the aarch64 baseline (and detected at run time anyway). `vdotq_s32` is still
 //! unstable in Rust, so int8 products use widening multiplies (`vmull_s8`) and pairwise
 //! accumulation (`vpadalq_s16`). f16 lanes are widened with integer operations (Rust's `f16`
-//! vector types are unstable). Encoders and decoders use the scalar reference.
+//! vector types are unstable). The q8_0, q4_0 and q8_k encoders are in [`quant`]; the others
+//! and the decoders use the scalar reference.
 //!
 //! Like the x86 kernels, the q4_k and q6_k dots return the reference's bits.
+
+mod quant;
 
 use std::arch::aarch64::*;
 
@@ -13,6 +16,8 @@ use half::{bf16, f16};
 
 use crate::float::bf16_to_f32;
 use crate::q4_k::unpack_scales_mins;
+
+pub(crate) use quant::{quantize_q4_0, quantize_q8_0, quantize_q8_k};
 
 const QB: usize = 34;
 const Q4B: usize = 18;
