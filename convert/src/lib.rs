@@ -52,6 +52,7 @@ pub mod dtype;
 pub mod error;
 pub mod gguf;
 pub mod hf;
+pub mod hf_export;
 pub mod hf_tokenizer;
 pub mod meta;
 pub mod permute;

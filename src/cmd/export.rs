@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use llamapack_convert::gguf::{self, ExportOptions};
-use llamapack_format::Lpk;
+use llamapack_convert::hf_export::{HfExportOptions, export_safetensors};
+use llamapack_format::{DType, Lpk};
 
 /// Output formats of `export`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -95,7 +95,40 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
         Format::Safetensors => {
-            bail!("safetensors export is not implemented yet (tracked in the interop issue)")
+            let opts = HfExportOptions {
+                dtype: args.dtype,
+                shard_size: args.shard_size,
+            };
+            let decode = |d: DType, src: &[u8], dst: &mut [f32]| {
+                llamapack_quantize::dequantize_row(d, src, dst).map_err(|e| e.to_string())
+            };
+            let s = export_safetensors(&lpk, &args.output, &opts, &decode)?;
+            for n in &s.notes {
+                eprintln!("note: {n}");
+            }
+            if args.json {
+                let doc = serde_json::json!({
+                    "output": s.dir.display().to_string(),
+                    "format": "safetensors",
+                    "files": s.files,
+                    "tensors": s.tensors,
+                    "tensor_bytes": s.tensor_bytes,
+                    "dtype": args.dtype.name(),
+                    "notes": s.notes,
+                });
+                writeln!(out, "{doc}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{} → {}/: {} tensors as {}, {} ({})",
+                    args.model.display(),
+                    s.dir.display(),
+                    s.tensors,
+                    args.dtype,
+                    crate::ui::human_bytes(s.tensor_bytes),
+                    s.files.join(", ")
+                )?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,375 @@
+//! Export a `.lpk` as a Hugging Face Llama directory that transformers'
+//! `LlamaForCausalLM.from_pretrained` loads: safetensors shards with HF names and HF's rotary
+//! permutation of `q_proj`/`k_proj`, `config.json`, `generation_config.json`, the tokenizer.
+//!
+//! Quantized tensors are decoded with a row decoder the caller passes in (the CLI passes
+//! `llamapack_quantize::dequantize_row`), so this crate stays free of kernels. Tensors are
+//! converted one at a time as the shard is written; the directory is assembled under a
+//! sibling temp name and renamed into place at the end.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use half::{bf16, f16};
+use llamapack_format::{DType, Lpk, TensorView, TokenizerKind};
+use safetensors::{Dtype, View};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::permute::hf_row_for_meta_row;
+
+/// Decodes one row of a tensor stored as `dtype` into f32.
+pub type RowDecoder<'d> =
+    &'d (dyn Fn(DType, &[u8], &mut [f32]) -> std::result::Result<(), String> + Sync);
+
+/// Options of [`export_safetensors`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HfExportOptions {
+    /// Element type of the exported weights: f16, bf16 or f32.
+    pub dtype: DType,
+    /// Largest shard in bytes before a new one is started.
+    pub shard_size: u64,
+}
+
+impl Default for HfExportOptions {
+    fn default() -> Self {
+        HfExportOptions {
+            dtype: DType::F16,
+            shard_size: 5_000_000_000,
+        }
+    }
+}
+
+/// What [`export_safetensors`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HfExportSummary {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Files written, in order.
+    pub files: Vec<String>,
+    /// Tensors written.
+    pub tensors: usize,
+    /// Bytes of tensor data.
+    pub tensor_bytes: u64,
+    /// Things the user should know.
+    pub notes: Vec<String>,
+}
+
+/// HF name of a Meta tensor name.
+pub fn meta_to_hf(name: &str) -> Option<String> {
+    let fixed = match name {
+        "tok_embeddings.weight" => Some("model.embed_tokens.weight"),
+        "norm.weight" => Some("model.norm.weight"),
+        "output.weight" => Some("lm_head.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.to_owned());
+    }
+    let rest = name.strip_prefix("layers.")?;
+    let (layer, tail) = rest.split_once('.')?;
+    let layer: u32 = layer.parse().ok()?;
+    let hf = match tail {
+        "attention.wq.weight" => "self_attn.q_proj.weight",
+        "attention.wk.weight" => "self_attn.k_proj.weight",
+        "attention.wv.weight" => "self_attn.v_proj.weight",
+        "attention.wo.weight" => "self_attn.o_proj.weight",
+        "feed_forward.w1.weight" => "mlp.gate_proj.weight",
+        "feed_forward.w2.weight" => "mlp.down_proj.weight",
+        "feed_forward.w3.weight" => "mlp.up_proj.weight",
+        "attention_norm.weight" => "input_layernorm.weight",
+        "ffn_norm.weight" => "post_attention_layernorm.weight",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf}"))
+}
+
+/// A tensor converted when safetensors asks for its bytes.
+struct Lazy<'a> {
+    t: TensorView<'a>,
+    shape: Vec<usize>,
+    dtype: DType,
+    /// `Some(head_dim)` for q/k weights, which get HF's row permutation.
+    permute: Option<usize>,
+    decode: RowDecoder<'a>,
+}
+
+impl Lazy<'_> {
+    fn convert(&self) -> std::result::Result<Vec<u8>, String> {
+        let (rows, cols) = (self.t.rows(), self.t.row_len());
+        let src_row = self
+            .t
+            .dtype
+            .row_bytes(cols)
+            .ok_or("row is not whole blocks")?;
+        let out_size = self.dtype.block_bytes();
+        let mut out = vec![0u8; rows * cols * out_size];
+        let mut row = vec![0f32; cols];
+        for r in 0..rows {
+            (self.decode)(
+                self.t.dtype,
+                &self.t.bytes[r * src_row..(r + 1) * src_row],
+                &mut row,
+            )?;
+            let dst_r = self.permute.map_or(r, |hd| hf_row_for_meta_row(r, hd));
+            let dst = &mut out[dst_r * cols * out_size..(dst_r + 1) * cols * out_size];
+            match self.dtype {
+                DType::F32 => {
+                    for (d, &v) in dst.chunks_exact_mut(4).zip(&row) {
+                        d.copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+                DType::F16 => {
+                    for (d, &v) in dst.chunks_exact_mut(2).zip(&row) {
+                        d.copy_from_slice(&f16::from_f32(v).to_le_bytes());
+                    }
+                }
+                DType::BF16 => {
+                    for (d, &v) in dst.chunks_exact_mut(2).zip(&row) {
+                        d.copy_from_slice(&bf16::from_f32(v).to_le_bytes());
+                    }
+                }
+                other => return Err(format!("cannot export as {other}")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl View for &Lazy<'_> {
+    fn dtype(&self) -> Dtype {
+        match self.dtype {
+            DType::F32 => Dtype::F32,
+            DType::BF16 => Dtype::BF16,
+            _ => Dtype::F16,
+        }
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        // Every tensor was decoded once in `export_safetensors` before writing began, so a
+        // failure here would be a bug, not bad input.
+        Cow::Owned(self.convert().expect("tensor decoded during validation"))
+    }
+
+    fn data_len(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.dtype.block_bytes()
+    }
+}
+
+/// Removes the temp directory unless disarmed.
+struct TempDir(Option<PathBuf>);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+fn config_json<B: AsRef<[u8]>>(lpk: &Lpk<B>, dtype: DType) -> serde_json::Value {
+    let c = lpk.config();
+    let t = lpk.tokenizer();
+    json!({
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": c.dim,
+        "intermediate_size": c.ffn_dim,
+        "num_hidden_layers": c.n_layers,
+        "num_attention_heads": c.n_heads,
+        "num_key_value_heads": c.n_kv_heads,
+        "head_dim": c.head_dim(),
+        "vocab_size": c.vocab_size,
+        "max_position_embeddings": c.context_length,
+        "rms_norm_eps": c.norm_eps,
+        "rope_theta": c.rope_theta,
+        "rope_scaling": null,
+        "tie_word_embeddings": c.tied_output,
+        "hidden_act": "silu",
+        "attention_bias": false,
+        "attention_dropout": 0.0,
+        "mlp_bias": false,
+        "pretraining_tp": 1,
+        "initializer_range": 0.02,
+        "use_cache": true,
+        "bos_token_id": t.bos_id,
+        "eos_token_id": t.eos_id,
+        "torch_dtype": match dtype { DType::F32 => "float32", DType::BF16 => "bfloat16", _ => "float16" },
+    })
+}
+
+/// Writes `lpk` as a Hugging Face Llama directory at `dir` (which must not exist, or be empty).
+pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
+    lpk: &Lpk<B>,
+    dir: &Path,
+    opts: &HfExportOptions,
+    decode: RowDecoder<'_>,
+) -> Result<HfExportSummary> {
+    let label = dir.display().to_string();
+    let fail = |reason: String| Error::Config {
+        file: label.clone(),
+        reason,
+    };
+    if !matches!(opts.dtype, DType::F16 | DType::BF16 | DType::F32) {
+        return Err(fail(format!(
+            "safetensors export takes f16, bf16 or f32, not {}",
+            opts.dtype
+        )));
+    }
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, "read directory", e))?
+            .next()
+            .is_some()
+    {
+        return Err(fail(
+            "exists and is not empty; remove it or choose another directory".into(),
+        ));
+    }
+    let c = lpk.config();
+    let head_dim = c.head_dim() as usize;
+    let mut lazies = Vec::new();
+    for t in lpk.tensors() {
+        let hf = meta_to_hf(t.name).ok_or_else(|| Error::UnexpectedTensor {
+            file: lpk.file_name().to_owned(),
+            tensor: t.name.to_owned(),
+        })?;
+        let permute = (t.name.ends_with("attention.wq.weight")
+            || t.name.ends_with("attention.wk.weight"))
+        .then_some(head_dim);
+        let lazy = Lazy {
+            t,
+            shape: t.shape.iter().map(|&d| d as usize).collect(),
+            dtype: opts.dtype,
+            permute,
+            decode,
+        };
+        // Decode once up front so bad data is an error, not a panic mid-write.
+        lazy.convert().map_err(|reason| Error::Tensor {
+            file: lpk.file_name().to_owned(),
+            tensor: t.name.to_owned(),
+            reason,
+        })?;
+        lazies.push((hf, lazy));
+    }
+    // Plan shards in file order.
+    let mut shards: Vec<Vec<usize>> = vec![Vec::new()];
+    let mut size = 0u64;
+    for (i, (_, l)) in lazies.iter().enumerate() {
+        let b = (&l).data_len() as u64;
+        if size > 0 && size + b > opts.shard_size {
+            shards.push(Vec::new());
+            size = 0;
+        }
+        shards.last_mut().expect("one shard").push(i);
+        size += b;
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".into());
+    let tmp = parent.join(format!(".{base}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, "create directory", e))?;
+    let mut guard = TempDir(Some(tmp.clone()));
+
+    let n = shards.len();
+    let mut files = Vec::new();
+    let mut weight_map = BTreeMap::new();
+    let mut total = 0u64;
+    for (k, shard) in shards.iter().enumerate() {
+        let file = if n == 1 {
+            "model.safetensors".to_owned()
+        } else {
+            format!("model-{:05}-of-{n:05}.safetensors", k + 1)
+        };
+        let views: Vec<(&str, &Lazy<'_>)> = shard
+            .iter()
+            .map(|&i| (lazies[i].0.as_str(), &lazies[i].1))
+            .collect();
+        for (name, l) in &views {
+            weight_map.insert((*name).to_owned(), file.clone());
+            total += l.data_len() as u64;
+        }
+        let meta = std::collections::HashMap::from([("format".to_owned(), "pt".to_owned())]);
+        safetensors::serialize_to_file(views, Some(meta), &tmp.join(&file))
+            .map_err(|e| fail(format!("writing {file}: {e}")))?;
+        files.push(file);
+    }
+    let write_json = |name: &str, v: &serde_json::Value| -> Result<()> {
+        let p = tmp.join(name);
+        let text = serde_json::to_string_pretty(v).expect("json values serialize");
+        std::fs::write(&p, text + "\n").map_err(|e| Error::io(&p, "write", e))
+    };
+    if n > 1 {
+        write_json(
+            "model.safetensors.index.json",
+            &json!({"metadata": {"total_size": total}, "weight_map": weight_map}),
+        )?;
+        files.push("model.safetensors.index.json".into());
+    }
+    write_json("config.json", &config_json(lpk, opts.dtype))?;
+    let t = lpk.tokenizer();
+    write_json(
+        "generation_config.json",
+        &json!({"bos_token_id": t.bos_id, "eos_token_id": t.eos_id, "pad_token_id": t.pad_id}),
+    )?;
+    files.extend([
+        "config.json".to_owned(),
+        "generation_config.json".to_owned(),
+    ]);
+    let mut notes = Vec::new();
+    let mut copied = false;
+    for blob in ["tokenizer.model", "tokenizer.json", "tokenizer_config.json"] {
+        if let Some(bytes) = lpk.blob(blob) {
+            let p = tmp.join(blob);
+            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, "write", e))?;
+            files.push(blob.to_owned());
+            copied = true;
+        }
+    }
+    if lpk.blob("tokenizer_config.json").is_none() && t.kind == TokenizerKind::SentencePiece {
+        let piece = |id: Option<u32>| id.and_then(|i| t.pieces.get(i as usize)).cloned();
+        write_json(
+            "tokenizer_config.json",
+            &json!({
+                "tokenizer_class": "LlamaTokenizer",
+                "add_bos_token": t.add_bos,
+                "add_eos_token": t.add_eos,
+                "bos_token": piece(t.bos_id),
+                "eos_token": piece(t.eos_id),
+                "unk_token": piece(t.unk_id),
+                "pad_token": piece(t.pad_id),
+                "legacy": false,
+                "clean_up_tokenization_spaces": false,
+                "model_max_length": c.context_length,
+                "chat_template": t.chat_template,
+            }),
+        )?;
+        files.push("tokenizer_config.json".into());
+    }
+    if !copied {
+        notes.push("the .lpk stores no tokenizer file (tokenizer.model / tokenizer.json); only its config was written".into());
+    }
+    if dir.exists() {
+        std::fs::remove_dir(dir).map_err(|e| Error::io(dir, "replace empty directory", e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, "rename", e))?;
+    guard.0 = None;
+    Ok(HfExportSummary {
+        dir: dir.to_path_buf(),
+        files,
+        tensors: lazies.len(),
+        tensor_bytes: total,
+        notes,
+    })
+}
