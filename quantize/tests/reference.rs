@@ -305,10 +305,12 @@ fn env_var_forces_a_lower_level_never_a_higher_one() {
             .env("LLAMAPACK_SIMD_EXPECT", expect.name())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "LLAMAPACK_SIMD={asked}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() && !stdout.contains("running 1 test") {
+            // The binary could not be re-executed (e.g. under a user-mode emulator).
+            eprintln!("skipped: cannot re-run {:?}", std::env::current_exe());
+            return;
+        }
+        assert!(out.status.success(), "LLAMAPACK_SIMD={asked}: {stdout}");
     }
 }
