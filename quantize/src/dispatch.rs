@@ -131,7 +131,7 @@ impl Kernels {
     pub fn quantize_row(&self, dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), Error> {
         let f = self.format(dtype)?;
         check_bytes(dtype, src.len(), dst.len())?;
-        if let Some(index) = src.iter().position(|v| !v.is_finite()) {
+        if let Some(index) = first_non_finite(src) {
             return Err(Error::NonFinite {
                 index,
                 value: src[index],
@@ -167,6 +167,24 @@ impl Kernels {
         );
         (f.vec_dot)(n, w_row, act)
     }
+}
+
+/// Index of the first NaN or ±inf. Scans 256-value chunks without early exit (so the compiler
+/// vectorizes the test), then locates the value inside the bad chunk.
+fn first_non_finite(src: &[f32]) -> Option<usize> {
+    const EXP: u32 = 0x7f80_0000;
+    for (c, chunk) in src.chunks(256).enumerate() {
+        let bad = chunk
+            .iter()
+            .fold(false, |m, v| m | (v.to_bits() & EXP == EXP));
+        if bad {
+            return chunk
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|i| 256 * c + i);
+        }
+    }
+    None
 }
 
 fn check_bytes(dtype: DType, len: usize, bytes: usize) -> Result<(), Error> {
