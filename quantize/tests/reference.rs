@@ -206,6 +206,18 @@ fn non_finite_input_is_rejected_with_its_index() {
 }
 
 #[test]
+fn non_finite_index_is_exact_in_long_rows() {
+    let mut x = row(0, 4096, 5);
+    x[2900] = f32::NEG_INFINITY;
+    x[700] = f32::NAN;
+    for k in levels() {
+        let mut out = vec![0u8; DType::Q8K.row_bytes(4096).unwrap()];
+        let e = k.quantize_row(DType::Q8K, &x, &mut out).unwrap_err();
+        assert!(matches!(e, Error::NonFinite { index: 700, .. }), "{e}");
+    }
+}
+
+#[test]
 fn wrong_lengths_are_errors() {
     let x = vec![0.5f32; 48];
     let mut out = vec![0u8; 64];
