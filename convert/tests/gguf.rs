@@ -3,6 +3,8 @@
 
 #[path = "gguf/common.rs"]
 mod common;
+#[path = "gguf/gguf_fixture.rs"]
+mod gguf_fixture;
 #[path = "gguf/gguf_malformed.rs"]
 mod gguf_malformed;
 #[path = "gguf/gguf_python.rs"]

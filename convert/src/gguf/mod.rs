@@ -13,6 +13,18 @@
 //! * [`import_gguf`] does the reverse; types a `.lpk` cannot store (`q4_1`, `q5_0`, `q5_1`, `q5_k`,
 //!   `q8_1`) are dequantized with the scalar decoders of [`dequant`].
 //!
+//! # Why not the `gguf-rs` crate
+//!
+//! The design named `gguf-rs` as the reader. Checked at 0.1.8 (the newest): it sizes tensors
+//! with a block length guessed from the type id (`< 2` → 1, `< 10` → 32, else 256), so bf16,
+//! i8/i16/i32/i64/f64, `iq4_nl` and mxfp4 tensors get wrong byte sizes (bf16 256× too small); its
+//! `q8_1` is 40 bytes (ggml's is 36); its `file_type` names follow an old table (15 reads as
+//! "Mostly `IQ2_XXS`", not `Q4_K_M`). It also depends on `serde_json` with
+//! `arbitrary_precision`, which Cargo's feature unification turns on for every crate in the
+//! build, dev-dependencies included in test builds, and with it `.lpk` headers fail to parse
+//! (`#[serde(flatten)]` + f32: "invalid type: map, expected f32"). So it is not even a
+//! dev-dependency; gguf-py is the independent reader in the tests.
+//!
 //! ```no_run
 //! use std::path::Path;
 //! use llamapack_convert::gguf::{self, ExportOptions, ImportOptions};

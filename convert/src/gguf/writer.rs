@@ -8,7 +8,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::Error;
-use super::reader::{DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
+use super::reader::{DEFAULT_ALIGNMENT, MAGIC, MAX_DEPTH, MAX_DIMS, MAX_NAME_LEN};
 use super::types::GgmlType;
 use super::value::{Array, Value};
 
@@ -68,6 +68,14 @@ fn put_array(buf: &mut Vec<u8>, a: &Array) {
     }
 }
 
+/// Nesting depth of an array (1 for an array of scalars), as the reader counts it.
+fn depth(a: &Array) -> usize {
+    match a {
+        Array::Array(v) => 1 + v.iter().map(depth).max().unwrap_or(0),
+        _ => 1,
+    }
+}
+
 /// Appends the encoding of `v` (without its type tag) to `buf`.
 fn put_value(buf: &mut Vec<u8>, v: &Value) {
     match v {
@@ -107,6 +115,17 @@ pub fn encode_header(
         if k.is_empty() || !seen.insert(k.as_str()) {
             return Err(bad_key(k, "empty or repeated key".into()));
         }
+        if k.len() as u64 > MAX_NAME_LEN {
+            return Err(bad_key(k, format!("longer than {MAX_NAME_LEN} bytes")));
+        }
+        if let Value::Array(a) = v
+            && depth(a) > MAX_DEPTH
+        {
+            return Err(bad_key(
+                k,
+                format!("arrays nested deeper than {MAX_DEPTH} levels"),
+            ));
+        }
         if k == "general.alignment" {
             match v {
                 Value::U32(a) if a.is_power_of_two() => alignment = u64::from(*a),
@@ -133,8 +152,9 @@ pub fn encode_header(
             item: format!("tensor `{}`", t.name),
             reason,
         };
-        if t.name.is_empty() || !names.insert(t.name.as_str()) {
-            return Err(bad("empty or repeated name".into()));
+        if t.name.is_empty() || !names.insert(t.name.as_str()) || t.name.len() as u64 > MAX_NAME_LEN
+        {
+            return Err(bad("empty, repeated or over-long name".into()));
         }
         if t.dims.is_empty() || t.dims.len() > MAX_DIMS as usize || t.dims.contains(&0) {
             return Err(bad(format!("invalid dims {:?}", t.dims)));

@@ -550,3 +550,59 @@ fn gguf_export_refuses_unknown_tensors() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn gguf_writer_limits_match_the_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep.gguf");
+    let nest = |levels: usize| {
+        let mut a = Array::U8(vec![1]);
+        for _ in 1..levels {
+            a = Array::Array(vec![a]);
+        }
+        vec![("deep".to_owned(), Value::Array(a))]
+    };
+    GgufWriter::create(&path, &nest(8), vec![])
+        .unwrap()
+        .finish()
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        GgufFile::parse(&bytes, "deep").unwrap().metadata(),
+        &nest(8)[..]
+    );
+    let err = GgufWriter::create(&path, &nest(9), vec![])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("metadata key `deep`") && err.contains("nested deeper"),
+        "{err}"
+    );
+    let long = vec![("k".repeat(65536), Value::U8(0))];
+    assert!(GgufWriter::create(&path, &long, vec![]).is_err());
+}
+
+#[test]
+fn gguf_export_pads_a_short_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut meta = common::metadata(false);
+    let t = &mut meta.tokenizer;
+    t.pieces.truncate(14);
+    t.scores.truncate(14);
+    t.types.truncate(14);
+    let p = dir.path().join("short.lpk");
+    common::write_lpk(&p, &meta, common::uniform(DType::F16), 9);
+    let g = dir.path().join("short.gguf");
+    let s = gguf::export_gguf(&Lpk::open(&p).unwrap(), &g, &ExportOptions::default()).unwrap();
+    assert!(s.notes[0].contains("padded from 14 to 16"), "{:?}", s.notes);
+    let bytes = std::fs::read(&g).unwrap();
+    let f = GgufFile::parse(&bytes, "short").unwrap();
+    let tokens = f.get("tokenizer.ggml.tokens").unwrap().as_array().unwrap();
+    assert_eq!(tokens.as_strings().unwrap()[15], "[PAD15]");
+    let back = dir.path().join("back.lpk");
+    gguf::import_gguf(&g, &back, &ImportOptions::default()).unwrap();
+    let b = Lpk::open(&back).unwrap();
+    assert_eq!(b.tokenizer().len(), 16);
+    assert_eq!(b.tokenizer().types[15], 5);
+    assert_eq!(b.tokenizer().pieces[..14], meta.tokenizer.pieces[..]);
+}
