@@ -349,10 +349,12 @@ static AVX512: Kernels = {
             ..AVX2.q4_0
         },
         q4_k: Format {
+            quantize: tf!(quant k::quantize_q4_k),
             vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
             ..AVX2.q4_k
         },
         q6_k: Format {
+            quantize: tf!(quant k::quantize_q6_k),
             vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
             ..AVX2.q6_k
         },

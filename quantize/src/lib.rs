@@ -44,7 +44,7 @@
 //! |---|---|---|---|---|
 //! | quantize q8_0, q4_0, q8_k | ref | SIMD, byte-identical | = AVX2 | SIMD, byte-identical |
 //! | quantize f16, bf16 | ref | SIMD, byte-identical | = AVX2 | ref |
-//! | quantize q4_k, q6_k | ref | SIMD (sub-blocks in lanes), byte-identical | = AVX2 | ref |
+//! | quantize q4_k, q6_k | ref | SIMD (8 sub-blocks in lanes), byte-identical | 16 lanes, byte-identical | ref |
 //! | dequantize (every type) | ref | SIMD, bit-identical | = AVX2 | ref |
 //! | dot q4_k·q8_k, q6_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
 //! | dot q8_0·q8_0, q4_0·q8_0 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |

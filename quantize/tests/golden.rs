@@ -35,6 +35,14 @@ fn encoders_match_ggml_bytes() {
         let row = 256;
         let rb = dtype.row_bytes(row).unwrap();
         for k in levels() {
+            // all rows as one long row (multi-block kernels, pairs of blocks, tails)
+            let mut all = vec![0u8; want.len()];
+            k.quantize_row(dtype, &x, &mut all).unwrap();
+            assert!(
+                all == want,
+                "{dtype} at {}: long row differs from ggml",
+                k.level()
+            );
             for (r, (xr, wr)) in x.chunks_exact(row).zip(want.chunks_exact(rb)).enumerate() {
                 let mut got = vec![0u8; rb];
                 k.quantize_row(dtype, xr, &mut got).unwrap();
