@@ -46,6 +46,29 @@ pub(crate) fn f16_to_f32(bits: u16) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
 }
 
+/// `f32(a) · f32(b)` for two f16 bit patterns, converted together from one 32-bit move.
+///
+/// Converting each scale on its own lets LLVM lower the scalar-to-vector move to `vpinsrw` into
+/// an arbitrary register — often a dot product's accumulator — which chains every block's
+/// scale to the previous block's FMA (a false dependency that halved the q8_0/q4_0 dots).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(crate) fn f16_mul(a: u16, b: u16) -> f32 {
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(
+        (u32::from(a) | (u32::from(b) << 16)) as i32,
+    ));
+    _mm_cvtss_f32(_mm_mul_ss(v, _mm_movehdup_ps(v)))
+}
+
+/// The two f16 values stored at `off` and `off + 2`, as f32 (one 32-bit load, no merge).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(crate) fn f16x2_at(b: &[u8], off: usize) -> (f32, f32) {
+    let w = u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]);
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(w as i32));
+    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+}
+
 /// f32 → f16 bits, round to nearest even (same as `half::f16::from_f32`).
 #[inline]
 #[target_feature(enable = "avx2,f16c")]

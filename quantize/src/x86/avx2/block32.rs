@@ -3,7 +3,7 @@
 use std::arch::x86_64::*;
 
 use crate::x86::{
-    f16_to_f32, f32_to_f16, hmax_f32, hsum_f32, pack_i32x32_to_i8, rd_u16, roundf_ps,
+    f16_mul, f16_to_f32, f32_to_f16, hmax_f32, hsum_f32, pack_i32x32_to_i8, rd_u16, roundf_ps,
 };
 
 const QB: usize = 34; // bytes of a q8_0 block
@@ -94,7 +94,7 @@ pub(crate) fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     assert!(w.len() == QB * nb && a.len() == QB * nb);
     let step = |i: usize, acc: __m256| {
         let (bw, ba) = (&w[QB * i..QB * i + QB], &a[QB * i..QB * i + QB]);
-        let d = f16_to_f32(rd_u16(bw, 0)) * f16_to_f32(rd_u16(ba, 0));
+        let d = f16_mul(rd_u16(bw, 0), rd_u16(ba, 0));
         // SAFETY: both blocks are 34 bytes; the 32 quants start at byte 2.
         let (x, y) = unsafe {
             (
@@ -199,7 +199,7 @@ pub(crate) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     assert!(w.len() == Q4B * nb && a.len() == QB * nb);
     let step = |i: usize, acc: __m256| {
         let (bw, ba) = (&w[Q4B * i..Q4B * i + Q4B], &a[QB * i..QB * i + QB]);
-        let d = f16_to_f32(rd_u16(bw, 0)) * f16_to_f32(rd_u16(ba, 0));
+        let d = f16_mul(rd_u16(bw, 0), rd_u16(ba, 0));
         // SAFETY: bw is 18 bytes; ba is 34 bytes with the quants at 2..34.
         let (x, y) = unsafe {
             (

@@ -6,7 +6,7 @@
 use std::arch::x86_64::*;
 
 use crate::q4_k::unpack_scales_mins;
-use crate::x86::{f16_to_f32, hmax_f32, hsum_i32, pack_i32x32_to_i8, rd_f32, rd_u16};
+use crate::x86::{f16_to_f32, f16x2_at, hmax_f32, hsum_i32, pack_i32x32_to_i8, rd_f32, rd_u16};
 
 const Q4K: usize = 144;
 const Q6K: usize = 210;
@@ -205,8 +205,8 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let summ = hsum_i32(_mm256_madd_epi16(bsums, mins));
         let sumi = hsum_i32(acc);
         let dy = rd_f32(ba, 0);
-        let d = f16_to_f32(rd_u16(bw, 0)) * dy;
-        let dmin = f16_to_f32(rd_u16(bw, 2)) * dy;
+        let (xd, xdmin) = f16x2_at(bw, 0);
+        let (d, dmin) = (xd * dy, xdmin * dy);
         sumf += d * sumi as f32 - dmin * summ as f32;
     }
     sumf
@@ -307,7 +307,7 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let bsums = unsafe { ld256(ba, 260) };
         let corr = _mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(sc8));
         let sumi = hsum_i32(_mm256_sub_epi32(acc, _mm256_slli_epi32::<5>(corr)));
-        let d = f16_to_f32(rd_u16(bw, 208)) * rd_f32(ba, 0);
+        let d = f16x2_at(bw, 206).1 * rd_f32(ba, 0); // bytes 206..208 are scales, 208..210 d
         sumf += d * sumi as f32;
     }
     sumf

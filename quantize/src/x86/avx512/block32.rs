@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::x86::{f16_to_f32, hsum_f32, rd_u16};
+use crate::x86::{f16_mul, hsum_f32, rd_u16};
 
 const QB: usize = 34;
 const Q4B: usize = 18;
@@ -61,7 +61,7 @@ pub(crate) fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     assert!(w.len() == QB * nb && a.len() == QB * nb);
     unrolled4(nb, |i, acc| {
         let o = QB * i;
-        let d = f16_to_f32(rd_u16(w, o)) * f16_to_f32(rd_u16(a, o));
+        let d = f16_mul(rd_u16(w, o), rd_u16(a, o));
         // SAFETY: i < nb, so block i (bytes o..o + 34) is inside both rows.
         let (x, y) = unsafe { (quants(w, o), quants(a, o)) };
         _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8x32(x, y)), acc)
@@ -76,7 +76,7 @@ pub(crate) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let (m4, eight) = (_mm_set1_epi8(0x0f), _mm256_set1_epi8(8));
     unrolled4(nb, |i, acc| {
         let (ow, oa) = (Q4B * i, QB * i);
-        let d = f16_to_f32(rd_u16(w, ow)) * f16_to_f32(rd_u16(a, oa));
+        let d = f16_mul(rd_u16(w, ow), rd_u16(a, oa));
         // SAFETY: i < nb: bytes ow..ow + 18 of w and oa..oa + 34 of a are in range.
         let (q, y) = unsafe {
             (

@@ -5,7 +5,7 @@
 use std::arch::x86_64::*;
 
 use crate::q4_k::unpack_scales_mins;
-use crate::x86::{f16_to_f32, hsum_i32, rd_f32, rd_u16};
+use crate::x86::{f16x2_at, hsum_i32, rd_f32};
 
 const Q4K: usize = 144;
 const Q6K: usize = 210;
@@ -78,8 +78,8 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let summ = hsum_i32(_mm256_madd_epi16(bsums, mins));
         let sumi = hsum_i32(acc);
         let dy = rd_f32(ba, 0);
-        let d = f16_to_f32(rd_u16(bw, 0)) * dy;
-        let dmin = f16_to_f32(rd_u16(bw, 2)) * dy;
+        let (xd, xdmin) = f16x2_at(bw, 0);
+        let (d, dmin) = (xd * dy, xdmin * dy);
         sumf += d * sumi as f32 - dmin * summ as f32;
     }
     sumf
@@ -129,7 +129,7 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let bsums = unsafe { ld256(ba, 260) };
         let corr = hsum_i32(_mm256_madd_epi16(bsums, sc16));
         let sumi = _mm512_reduce_add_epi32(acc) - 32 * corr;
-        let d = f16_to_f32(rd_u16(bw, 208)) * rd_f32(ba, 0);
+        let d = f16x2_at(bw, 206).1 * rd_f32(ba, 0); // bytes 206..208 are scales, 208..210 d
         sumf += d * sumi as f32;
     }
     sumf
