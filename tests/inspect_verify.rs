@@ -7,10 +7,22 @@ use crate::common::{fails, ok, s};
 fn write_tiny(path: &std::path::Path) {
     let mut w = LpkWriter::create(path).unwrap();
     let emb: Vec<f32> = (0..16 * 64).map(|i| (i as f32 * 0.37).sin()).collect();
-    w.write_tensor("tok_embeddings.weight", DType::F32, &[16, 64], bytemuck::cast_slice(&emb)).unwrap();
-    w.write_tensor("layers.0.attention.wq.weight", DType::Q8_0, &[64, 64], &vec![3u8; 64 * 2 * 34])
+    w.write_tensor(
+        "tok_embeddings.weight",
+        DType::F32,
+        &[16, 64],
+        bytemuck::cast_slice(&emb),
+    )
+    .unwrap();
+    w.write_tensor(
+        "layers.0.attention.wq.weight",
+        DType::Q8_0,
+        &[64, 64],
+        &vec![3u8; 64 * 2 * 34],
+    )
+    .unwrap();
+    w.write_tensor("norm.weight", DType::F32, &[64], &[0u8; 256])
         .unwrap();
-    w.write_tensor("norm.weight", DType::F32, &[64], &[0u8; 256]).unwrap();
     w.finish(&testing::tiny_metadata()).unwrap();
 }
 
@@ -53,7 +65,10 @@ fn verify_passes_then_names_the_corrupt_tensor() {
     let out = crate::common::llamapack(&["verify", s(&p)]);
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("checksum mismatch: layers.0.attention.wq.weight"), "{stdout}");
+    assert!(
+        stdout.contains("checksum mismatch: layers.0.attention.wq.weight"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("tok_embeddings"), "{stdout}");
     assert_eq!(v["tensors"][1]["name"], "layers.0.attention.wq.weight");
 }
@@ -62,11 +77,21 @@ fn verify_passes_then_names_the_corrupt_tensor() {
 fn bad_files_give_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("junk.lpk");
-    std::fs::write(&p, b"definitely not a model file, but long enough to have a preamble......").unwrap();
+    std::fs::write(
+        &p,
+        b"definitely not a model file, but long enough to have a preamble......",
+    )
+    .unwrap();
     let err = fails(&["inspect", s(&p)]);
     assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains("junk.lpk") && err.contains("not a .lpk file"), "{err}");
+    assert!(
+        err.contains("junk.lpk") && err.contains("not a .lpk file"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     let missing = fails(&["verify", s(&dir.path().join("nope.lpk"))]);
-    assert!(missing.contains("nope.lpk") && missing.contains("open"), "{missing}");
+    assert!(
+        missing.contains("nope.lpk") && missing.contains("open"),
+        "{missing}"
+    );
 }

@@ -235,7 +235,14 @@ pub fn size_and_mix(lpk: &Lpk) -> (f64, String) {
     parts.sort_by(|a, b| b.1.cmp(&a.1));
     let mix = parts
         .iter()
-        .map(|(d, n)| format!("{d} {:.0}%", 100.0 * *n as f64 / params.max(1) as f64))
+        .map(|(d, n)| {
+            let pct = 100.0 * *n as f64 / params.max(1) as f64;
+            if pct < 1.0 {
+                format!("{d} <1%")
+            } else {
+                format!("{d} {pct:.0}%")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ");
     (bytes as f64 * 8.0 / params.max(1) as f64, mix)

@@ -180,5 +180,8 @@ fn continuation(lpk: &Lpk, threads: usize, prompt: &str, n: usize) -> anyhow::Re
     let ids = tok.encode(prompt, true)?;
     let mut state = model.new_state(ids.len().max(1));
     let out = model.generate(&mut state, &ids, n, &mut Sampler::greedy(), |_| true)?;
-    Ok(tok.decode(&out)?)
+    // Decode with the prompt so the first piece keeps its leading space.
+    let head = tok.decode(&ids)?;
+    let all = tok.decode(&[ids.as_slice(), out.as_slice()].concat())?;
+    Ok(all.strip_prefix(&head).map_or(all.clone(), str::to_owned))
 }

@@ -191,7 +191,16 @@ fn print_text(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
         )?;
     }
     for (k, v) in &p.notes {
-        writeln!(out, "  {k}: {v}")?;
+        let text = v.to_string();
+        match v {
+            serde_json::Value::Object(m) if text.len() > 160 => {
+                writeln!(out, "  {k}: {} entries (see --json)", m.len())?;
+            }
+            serde_json::Value::Array(a) if text.len() > 160 => {
+                writeln!(out, "  {k}: {} items (see --json)", a.len())?;
+            }
+            _ => writeln!(out, "  {k}: {text}")?,
+        }
     }
     let s = summary(lpk);
     writeln!(

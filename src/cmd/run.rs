@@ -91,6 +91,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut state = model.new_state(prompt.len().clamp(1, 512));
     let eos = tok.eos_id();
     let mut decoder = tok.decoder();
+    // Feed the prompt through the decoder first so the first generated piece keeps its space.
+    let mut scratch = String::new();
+    for &id in &prompt {
+        decoder.push(id, &mut scratch)?;
+    }
     let mut out = std::io::stdout().lock();
     if !args.chat {
         write!(out, "{}", args.prompt)?;

@@ -38,7 +38,10 @@ pub fn ok(args: &[&str]) -> String {
 /// Runs the CLI and asserts failure; returns stderr.
 pub fn fails(args: &[&str]) -> String {
     let out = llamapack(args);
-    assert!(!out.status.success(), "llamapack {args:?} unexpectedly succeeded");
+    assert!(
+        !out.status.success(),
+        "llamapack {args:?} unexpectedly succeeded"
+    );
     String::from_utf8(out.stderr).expect("utf-8 stderr")
 }
 
