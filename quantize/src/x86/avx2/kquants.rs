@@ -298,8 +298,12 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
                 // SAFETY: q8 bytes 4 + 128h + 32k + 32 <= 260.
                 let y = unsafe { ld256(ba, 4 + 128 * h + 32 * k) };
                 let p = _mm256_maddubs_epi16(q, y);
-                let (sa, sb) = (i16::from(bw[192 + s] as i8), i16::from(bw[193 + s] as i8));
-                let sc = _mm256_set_m128i(_mm_set1_epi16(sb), _mm_set1_epi16(sa));
+                // [scale s ×8, scale s+1 ×8] as i16
+                let pick = _mm_add_epi8(
+                    _mm_set1_epi8(s as i8),
+                    _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                );
+                let sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
             }
         }
