@@ -15,6 +15,12 @@
 //! - [`metrics`] compares logits (KL divergence, top-1, perplexity); [`npy`] reads and writes
 //!   `.npy` arrays.
 //!
+//! Measured on the tiny fixture (`fixtures/tiny`, every position of the four reference prompts,
+//! `tests/reference.rs`): f32 weights match transformers' float32 logits to
+//! max|Δ| ≤ 1.2e-6 · max|logit|; f16 weights match transformers' f16 run to 1.8e-3 · max|logit|
+//! (transformers keeps f16 activations, we keep f32); greedy generation reproduces transformers'
+//! 32 tokens on every prompt; the batched and one-token paths give bit-identical logits.
+//!
 //! ```
 //! use llamapack_format::{testing, Lpk};
 //! use llamapack_runner::{Logits, Model, Sampler, Tokenizer, testing::random_model};
