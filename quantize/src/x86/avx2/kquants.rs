@@ -166,6 +166,25 @@ pub(crate) fn dequantize_q4_k(x: &[u8], y: &mut [f32]) {
     }
 }
 
+/// The 8 q4_k sub-block scales as i16, in both 128-bit lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn q4k_scales16(sm: &[u8; 16]) -> __m256i {
+    let s = _mm_cvtepu8_epi16(_mm_set_epi64x(
+        0,
+        i64::from_le_bytes(sm[..8].try_into().expect("8 scales")),
+    ));
+    _mm256_set_m128i(s, s)
+}
+
+/// Scale `t` of [`q4k_scales16`] in all 16 lanes (one `vpshufb`).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn q4k_scale(scales: __m256i, t: usize) -> __m256i {
+    let pick = ((2 * t + 1) << 8 | 2 * t) as i16;
+    _mm256_shuffle_epi8(scales, _mm256_set1_epi16(pick))
+}
+
 /// q4_k·q8_k dot: same per-block integers and f32 operations as the reference (same bits).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
@@ -175,6 +194,7 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let mut sumf = 0.0f32;
     for (bw, ba) in w.chunks_exact(Q4K).zip(a.chunks_exact(Q8K)) {
         let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
+        let scales = q4k_scales16(&sm);
         let mut acc = _mm256_setzero_si256();
         for j in 0..4 {
             // SAFETY: qs bytes 16+32j..48+32j < 144 and q8 bytes 4+64j..68+64j < 260 for j < 4.
@@ -187,8 +207,8 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
             };
             let lo = _mm256_maddubs_epi16(_mm256_and_si256(q, mask), ylo);
             let hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16::<4>(q), mask), yhi);
-            let lo = _mm256_madd_epi16(lo, _mm256_set1_epi16(i16::from(sm[2 * j])));
-            let hi = _mm256_madd_epi16(hi, _mm256_set1_epi16(i16::from(sm[2 * j + 1])));
+            let lo = _mm256_madd_epi16(lo, q4k_scale(scales, 2 * j));
+            let hi = _mm256_madd_epi16(hi, q4k_scale(scales, 2 * j + 1));
             acc = _mm256_add_epi32(acc, _mm256_add_epi32(lo, hi));
         }
         // Σ_j m_j·(bsums[2j] + bsums[2j+1])

@@ -5,6 +5,7 @@
 use std::arch::x86_64::*;
 
 use crate::q4_k::unpack_scales_mins;
+use crate::x86::avx2::{q4k_scale, q4k_scales16};
 use crate::x86::{f16x2_at, hsum_i32, rd_f32};
 
 const Q4K: usize = 144;
@@ -50,6 +51,7 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let mut sumf = 0.0f32;
     for (bw, ba) in w.chunks_exact(Q4K).zip(a.chunks_exact(Q8K)) {
         let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
+        let scales = q4k_scales16(&sm);
         let mut acc = _mm256_setzero_si256();
         for j in 0..4 {
             // SAFETY: qs bytes 16+32j..48+32j < 144; q8 bytes 4+64j..68+64j < 260 (j < 4).
@@ -62,8 +64,8 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
             };
             let lo = _mm256_maddubs_epi16(_mm256_and_si256(q, mask), ylo);
             let hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16::<4>(q), mask), yhi);
-            acc = _mm256_dpwssd_epi32(acc, lo, _mm256_set1_epi16(i16::from(sm[2 * j])));
-            acc = _mm256_dpwssd_epi32(acc, hi, _mm256_set1_epi16(i16::from(sm[2 * j + 1])));
+            acc = _mm256_dpwssd_epi32(acc, lo, q4k_scale(scales, 2 * j));
+            acc = _mm256_dpwssd_epi32(acc, hi, q4k_scale(scales, 2 * j + 1));
         }
         // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
         let bsums = unsafe { ld256(ba, 260) };
