@@ -181,7 +181,7 @@ pub(crate) fn q4k_scales16(sm: &[u8; 16]) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) fn q4k_scale(scales: __m256i, t: usize) -> __m256i {
-    let pick = ((2 * t + 1) << 8 | 2 * t) as i16;
+    let pick = (((2 * t + 1) << 8) | (2 * t)) as i16;
     _mm256_shuffle_epi8(scales, _mm256_set1_epi16(pick))
 }
 
