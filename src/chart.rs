@@ -84,21 +84,21 @@ fn axes(svg: &mut String, f: &Frame, title: &str, x_label: &str, y_label: &str) 
     let _ = write!(
         svg,
         r#"<text x="{}" y="22" font-size="15" text-anchor="middle">{}</text>"#,
-        (l + r) / 2.0,
+        f64::midpoint(l, r),
         esc(title)
     );
     let _ = write!(
         svg,
         r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>"#,
-        (l + r) / 2.0,
+        f64::midpoint(l, r),
         H - 12.0,
         esc(x_label)
     );
     let _ = write!(
         svg,
         r#"<text x="18" y="{}" font-size="12" text-anchor="middle" transform="rotate(-90 18 {})">{}</text>"#,
-        (t + b) / 2.0,
-        (t + b) / 2.0,
+        f64::midpoint(t, b),
+        f64::midpoint(t, b),
         esc(y_label)
     );
     for i in 0..=5 {
@@ -130,8 +130,7 @@ fn axes(svg: &mut String, f: &Frame, title: &str, x_label: &str, y_label: &str) 
         let py = f.py(v);
         let _ = write!(
             svg,
-            r##"<line x1="{}" y1="{py:.1}" x2="{r}" y2="{py:.1}" stroke="#ddd"/>"##,
-            l
+            r##"<line x1="{l}" y1="{py:.1}" x2="{r}" y2="{py:.1}" stroke="#ddd"/>"##
         );
         let label = if f.log_y {
             format!("{v:.0e}")

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use llamapack_format::Lpk;
-use llamapack_runner::{Logits, Model};
+use llamapack_runner::{Logits, Model, State};
 use serde_json::json;
 
 /// Measure tokens per second: pp (a prompt of -p tokens processed as one batch) and tg (-n
@@ -68,7 +68,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let ids: Vec<u32> = (0..args.prompt_tokens.max(args.gen_tokens) as u64)
         .map(|i| ((i.wrapping_mul(2_654_435_761) ^ 0x9e37) % vocab) as u32)
         .collect();
-    let mut state = model.new_state(args.prompt_tokens.max(1));
+    let mut state = State::with_context(
+        &model.config,
+        args.prompt_tokens.max(1),
+        args.prompt_tokens.max(args.gen_tokens),
+    );
     // Warm-up: page the weights in, spin the pool up.
     model.forward_batch(
         &mut state,

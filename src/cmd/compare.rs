@@ -164,7 +164,7 @@ pub fn compare(args: &Args, threads: usize) -> anyhow::Result<(Vec<Row>, Windows
                 "the reference's vocabulary differs from the candidates'"
             );
             let (m, s) = scoring::model_for(r, threads, args.ctx)?;
-            Reference::Model(Box::new(m), s)
+            Reference::Model(Box::new((m, s)))
         }
     };
     let mut models = lpks
@@ -232,7 +232,7 @@ pub fn size_and_mix(lpk: &Lpk) -> (f64, String) {
         bytes += t.bytes.len() as u64;
     }
     let mut parts: Vec<(DType, u64)> = by.into_iter().collect();
-    parts.sort_by(|a, b| b.1.cmp(&a.1));
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
     let mix = parts
         .iter()
         .map(|(d, n)| {
@@ -250,7 +250,7 @@ pub fn size_and_mix(lpk: &Lpk) -> (f64, String) {
 
 /// Tokens per second generating `n` tokens one at a time after a short prompt.
 fn generation_speed(model: &Model<'_>, tokens: &[u32], n: usize) -> anyhow::Result<f64> {
-    let mut state = model.new_state(16);
+    let mut state = llamapack_runner::State::with_context(&model.config, 16, 8 + n);
     let prompt = &tokens[..tokens.len().min(8)];
     model.prefill(&mut state, prompt, 0)?;
     let mut next = prompt[prompt.len() - 1];

@@ -82,7 +82,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         rel(&meta, &args.fixtures),
         s.sources
             .iter()
-            .filter(|f| f.name.ends_with(".pth"))
+            .filter(|f| Path::new(&f.name)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("pth")))
             .count(),
         f16.display(),
         s.tensors,
@@ -178,7 +180,8 @@ fn continuation(lpk: &Lpk, threads: usize, prompt: &str, n: usize) -> anyhow::Re
     let model = Model::load_with_threads(lpk, threads)?;
     let tok = Tokenizer::from_data(lpk.tokenizer())?;
     let ids = tok.encode(prompt, true)?;
-    let mut state = model.new_state(ids.len().max(1));
+    let mut state =
+        llamapack_runner::State::with_context(&model.config, ids.len().max(1), ids.len() + n);
     let out = model.generate(&mut state, &ids, n, &mut Sampler::greedy(), |_| true)?;
     // Decode with the prompt so the first piece keeps its leading space.
     let head = tok.decode(&ids)?;

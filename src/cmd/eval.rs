@@ -94,7 +94,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 ref_lpk.config().vocab_size
             );
             let (m, s) = scoring::model_for(&ref_lpk, threads, args.ctx)?;
-            Reference::Model(Box::new(m), s)
+            Reference::Model(Box::new((m, s)))
         };
         let mut cands = vec![scoring::model_for(&cand_lpk, threads, args.ctx)?];
         let bar = ui::count_bar(windows.n as u64, "eval");
@@ -128,7 +128,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "summary": summary,
         });
         llamapack_format::edit::rewrite_metadata(&args.candidate, |m| {
-            m.provenance.accuracy = Some(record)
+            m.provenance.accuracy = Some(record);
         })
         .with_context(|| format!("storing the report in {}", args.candidate.display()))?;
     }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use llamapack_format::Lpk;
-use llamapack_runner::{Model, Tokenizer, npy};
+use llamapack_runner::{Model, State, Tokenizer, npy};
 
 /// Write the logits of every position of a token sequence to a .npy file.
 ///
@@ -61,7 +61,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             args.model.display()
         );
     }
-    let mut state = model.new_state(ids.len().min(512));
+    let mut state = State::with_context(&model.config, ids.len().min(512), ids.len());
     let logits = model.logits_all(&mut state, &ids, 0)?;
     let tmp = args.output.with_extension("npy.tmp");
     npy::write_f32(&tmp, &[ids.len(), vocab], &logits)?;

@@ -100,9 +100,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         pool.install(|| quantize_file(&lpk, &recipe, &args.input, &args.output))?;
     let secs = started.elapsed().as_secs_f64();
 
-    let out_len = std::fs::metadata(&args.output)
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let out_len = std::fs::metadata(&args.output).map_or(0, |m| m.len());
     let mut worst: Vec<&TensorReport> = reports.iter().collect();
     worst.sort_by(|a, b| b.error.rel_rms_err.total_cmp(&a.error.rel_rms_err));
     let doc = json!({

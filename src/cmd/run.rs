@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use llamapack_format::Lpk;
-use llamapack_runner::{Model, Sampler, Tokenizer, chat_prompt};
+use llamapack_runner::{Model, Sampler, State, Tokenizer, chat_prompt};
 
 /// Generate text with a model, streaming tokens as they are produced.
 ///
@@ -88,7 +88,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         Sampler::new(model.config.vocab_size, args.temperature, args.top_p, seed)
     };
-    let mut state = model.new_state(prompt.len().clamp(1, 512));
+    let mut state = State::with_context(
+        &model.config,
+        prompt.len().clamp(1, 512),
+        prompt.len() + args.n,
+    );
     let eos = tok.eos_id();
     let mut decoder = tok.decoder();
     // Feed the prompt through the decoder first so the first generated piece keeps its space.

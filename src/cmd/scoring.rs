@@ -57,7 +57,7 @@ pub fn read_token_file(path: &Path, vocab: usize) -> anyhow::Result<Vec<u32>> {
 /// The reference logits of each window.
 pub enum Reference<'a> {
     /// Computed by the runner on a reference model.
-    Model(Box<Model<'a>>, State),
+    Model(Box<(Model<'a>, State)>),
     /// Read from a `.npy` file of `[windows × ctx, vocab]` logits.
     Logits(Vec<f32>),
 }
@@ -96,11 +96,7 @@ pub fn read_reference_logits(
 }
 
 /// Loads a model for evaluation with a state sized for one window.
-pub fn model_for<'a>(
-    lpk: &'a Lpk,
-    threads: usize,
-    ctx: usize,
-) -> anyhow::Result<(Model<'a>, State)> {
+pub fn model_for(lpk: &Lpk, threads: usize, ctx: usize) -> anyhow::Result<(Model<'_>, State)> {
     let model = Model::load_with_threads(lpk, threads)
         .with_context(|| format!("loading {}", lpk.file_name()))?;
     let limit = model.config.seq_len;
@@ -109,7 +105,7 @@ pub fn model_for<'a>(
         "--ctx {ctx} is longer than the context length {limit} of {}",
         lpk.file_name()
     );
-    let state = model.new_state(ctx);
+    let state = State::with_context(&model.config, ctx, ctx);
     Ok((model, state))
 }
 
@@ -123,7 +119,10 @@ impl Reference<'_> {
         vocab: usize,
     ) -> anyhow::Result<Vec<f32>> {
         match self {
-            Reference::Model(m, s) => Ok(m.logits_all(s, window, 0)?),
+            Reference::Model(ms) => {
+                let (m, s) = &mut **ms;
+                Ok(m.logits_all(s, window, 0)?)
+            }
             Reference::Logits(all) => {
                 let row = windows.ctx * vocab;
                 Ok(all[i * row..(i + 1) * row].to_vec())
