@@ -3,3 +3,4 @@
 mod common;
 mod inspect_verify;
 mod pipeline;
+mod transformers;
