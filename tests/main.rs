@@ -4,3 +4,4 @@ mod common;
 mod inspect_verify;
 mod pipeline;
 mod transformers;
+mod gguf_fixture;
