@@ -42,6 +42,7 @@ struct Frame {
     y0: f64,
     y1: f64,
     log_y: bool,
+    integer_x: bool,
 }
 
 impl Frame {
@@ -101,8 +102,23 @@ fn axes(svg: &mut String, f: &Frame, title: &str, x_label: &str, y_label: &str) 
         f64::midpoint(t, b),
         esc(y_label)
     );
-    for i in 0..=5 {
-        let x = f.x0 + (f.x1 - f.x0) * f64::from(i) / 5.0;
+    // Whole-number ticks when the x axis counts things (layers), five even ticks otherwise.
+    let x_ticks: Vec<(f64, String)> = if f.integer_x {
+        let (lo, hi) = (f.x0.ceil() as i64, f.x1.floor() as i64);
+        let step = ((hi - lo) / 10 + 1).max(1);
+        (lo..=hi)
+            .step_by(step as usize)
+            .map(|v| (v as f64, v.to_string()))
+            .collect()
+    } else {
+        (0..=5)
+            .map(|i| {
+                let x = f.x0 + (f.x1 - f.x0) * f64::from(i) / 5.0;
+                (x, format!("{x:.2}"))
+            })
+            .collect()
+    };
+    for (x, label) in x_ticks {
         let px = f.px(x);
         let _ = write!(
             svg,
@@ -111,7 +127,7 @@ fn axes(svg: &mut String, f: &Frame, title: &str, x_label: &str, y_label: &str) 
         );
         let _ = write!(
             svg,
-            r#"<text x="{px:.1}" y="{}" font-size="11" text-anchor="middle">{x:.2}</text>"#,
+            r#"<text x="{px:.1}" y="{}" font-size="11" text-anchor="middle">{label}</text>"#,
             b + 18.0
         );
     }
@@ -170,6 +186,7 @@ pub fn scatter_log_y(title: &str, x_label: &str, y_label: &str, points: &[Point]
         y0,
         y1: if y1 > y0 { y1 } else { y0 * 10.0 },
         log_y: true,
+        integer_x: false,
     };
     let mut svg = String::new();
     axes(&mut svg, &f, title, x_label, y_label);
@@ -200,10 +217,14 @@ pub fn lines(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> St
         .iter()
         .flat_map(|s| s.points.iter().copied())
         .collect();
-    let (x0, x1) = padded(
-        all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min),
-        all.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max),
-    );
+    let lo = all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let hi = all.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+    let integer_x = all.iter().all(|p| p.0.fract() == 0.0);
+    let (x0, x1) = if integer_x && lo.is_finite() {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        padded(lo, hi)
+    };
     let y1 = all.iter().map(|p| p.1).fold(0.0, f64::max) * 1.1;
     let f = Frame {
         x0,
@@ -211,6 +232,7 @@ pub fn lines(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> St
         y0: 0.0,
         y1: if y1 > 0.0 { y1 } else { 1.0 },
         log_y: false,
+        integer_x,
     };
     let mut svg = String::new();
     axes(&mut svg, &f, title, x_label, y_label);

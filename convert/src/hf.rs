@@ -416,7 +416,8 @@ mod tests {
         );
         assert!(cfg.tied_output);
         let mut v5 = c.clone();
-        v5["rope_parameters"] = serde_json::json!({"rope_theta": 500000.0, "rope_type": "default"});
+        v5["rope_parameters"] =
+            serde_json::json!({"rope_theta": 500_000.0, "rope_type": "default"});
         assert_eq!(
             parse_config(&v5, "config.json", None).unwrap().rope_theta,
             500_000.0

@@ -375,7 +375,7 @@ mod tests {
         for _ in 0..4000 {
             p.extend_from_slice(&[b'h', 0, b'a']);
         }
-        p.extend_from_slice(&[b's', b'.']);
+        p.extend_from_slice(b"s.");
         let pk = run(&p, &allowed, Limits::default()).unwrap();
         let e = state_dict(&pk).unwrap_err();
         assert!(e.contains("too many times"), "{e}");
