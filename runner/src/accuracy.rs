@@ -468,4 +468,41 @@ mod tests {
         assert!(s.ln_ppl_correlation > 0.5 && s.ln_ppl_correlation <= 1.0 + 1e-9);
         assert!(s.top1_unc > 0.0 || s.top1_agreement == 1.0);
     }
+
+    #[test]
+    fn perplexity_of_uniform_is_vocab_size() {
+        let vocab = 8;
+        let logits = vec![0.5f32; vocab];
+        let mut acc = Accumulator::default();
+        for t in 1..=4 {
+            acc.add(&logits, &logits, t);
+        }
+        let s = acc.summary();
+        assert_eq!(s.n_tokens, 4);
+        assert!((s.ppl_base - 8.0).abs() < 1e-9);
+        assert!((s.ppl_ratio - 1.0).abs() < 1e-12);
+        assert_eq!(s.top1_agreement, 1.0);
+        assert_eq!(s.rms_dp, 0.0);
+    }
+
+    #[test]
+    fn kld_percentiles_and_top1_over_many_tokens() {
+        // 100 tokens whose KLDs are 0 (identical rows) or > 0, half with a different top token.
+        let mut acc = Accumulator::default();
+        let base = [1.0f32, 0.0, 0.0];
+        for k in 0..100 {
+            let cand = if k % 2 == 0 {
+                [0.0f32, 1.0 + k as f32 * 0.01, 0.0]
+            } else {
+                base
+            };
+            acc.add(&base, &cand, 0);
+        }
+        let s = acc.summary();
+        assert_eq!(s.top1_agreement, 0.5);
+        assert_eq!(s.kld_min, 0.0);
+        assert!(s.kld_p10 == 0.0 && s.kld_median > 0.0);
+        assert!(s.kld_p90 > 0.0 && s.kld_p90 <= s.kld_p99 && s.kld_p99 <= s.kld_max);
+        assert!(s.ppl > s.ppl_base);
+    }
 }

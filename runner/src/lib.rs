@@ -10,9 +10,11 @@
 //! - [`Model::forward_batch`] runs a prompt as matrix × matrix; [`Model::forward`] one token
 //!   as matrix × vector; [`Model::prefill`] and [`Model::logits_all`] chunk longer inputs.
 //! - [`Model::generate`] samples with a [`Sampler`] (greedy or temperature + top-p, seeded).
-//! - [`Tokenizer`] is `SentencePiece` BPE (ids identical to `sentencepiece`'s);
+//! - [`Tokenizer`] is `SentencePiece` BPE (ids identical to `sentencepiece`'s) or GPT-2
+//!   byte-level BPE ([`bpe`], ids identical to Hugging Face `tokenizers`');
 //!   [`chat_prompt`] builds Llama 2 Chat prompts.
-//! - [`metrics`] compares logits (KL divergence, top-1, perplexity); [`npy`] reads and writes
+//! - [`accuracy`] compares logits as llama.cpp does (KL divergence, top-1, perplexity) from
+//!   [`metrics`]' small functions; [`npy`] reads and writes
 //!   `.npy` arrays.
 //!
 //! Measured on the tiny fixture (`fixtures/tiny`, every position of the four reference prompts,
@@ -47,6 +49,7 @@
 //! ```
 
 pub mod accuracy;
+pub mod bpe;
 pub mod error;
 pub mod forward;
 pub mod generate;

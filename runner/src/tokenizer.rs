@@ -8,6 +8,9 @@
 //! byte fallback, else `<unk>` (consecutive unknowns collapse into one). Control pieces are never
 //! produced from text.
 //!
+//! GPT-2 byte-level vocabularies ([`TokenizerKind::Gpt2Bpe`]) are encoded and decoded by
+//! [`crate::bpe`] behind the same API.
+//!
 //! Decoding: `▁` → space, byte pieces reassembled into UTF-8 (each invalid byte → U+FFFD, as
 //! sentencepiece's `DecodeUTF8`), control pieces invisible, the first leading space of the text
 //! stripped (the dummy prefix).
@@ -17,6 +20,7 @@ use std::collections::{BinaryHeap, HashMap};
 
 use llamapack_format::{TokenType, TokenizerData, TokenizerKind};
 
+use crate::bpe::Bpe;
 use crate::error::{Error, Result};
 
 /// U+2581, `SentencePiece`'s visible space.
@@ -24,10 +28,13 @@ const SPACE: &str = "\u{2581}";
 /// What `<unk>` decodes to (sentencepiece's `kDefaultUnknownSymbol`).
 const UNK_SURFACE: &str = " \u{2047} ";
 
-/// A `SentencePiece` BPE tokenizer built from the vocabulary stored in a `.lpk`.
+/// A `SentencePiece` BPE or GPT-2 byte-level BPE tokenizer built from the vocabulary stored in
+/// a `.lpk`.
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
     data: TokenizerData,
+    /// The byte-level encoder, for a GPT-2 vocabulary.
+    bpe: Option<Box<Bpe>>,
     /// Normal, user-defined and unused pieces: the ones merges may produce.
     pieces: HashMap<String, u32>,
     /// Control, unknown and byte pieces: looked up first, never merged into.
@@ -44,13 +51,11 @@ pub struct Tokenizer {
 impl Tokenizer {
     /// Builds the tokenizer. Fails on an inconsistent vocabulary (no unknown piece, duplicate
     /// pieces, byte fallback without the 256 byte pieces).
-    ///
-    /// A GPT-2 byte-level vocabulary is accepted (its ids can still be looked up with
-    /// [`Tokenizer::piece`]) but encoding and decoding it is not implemented yet.
     pub fn from_data(data: &TokenizerData) -> Result<Tokenizer> {
         data.validate().map_err(Error::Tokenizer)?;
         if data.kind == TokenizerKind::Gpt2Bpe {
             return Ok(Tokenizer {
+                bpe: Some(Box::new(Bpe::new(data)?)),
                 data: data.clone(),
                 pieces: HashMap::new(),
                 reserved: HashMap::new(),
@@ -115,6 +120,7 @@ impl Tokenizer {
         }
         Ok(Tokenizer {
             data: data.clone(),
+            bpe: None,
             pieces,
             reserved,
             user_defined,
@@ -151,23 +157,17 @@ impl Tokenizer {
 
     /// Encodes `text`; with `add_bos`, the BOS id comes first (when the vocabulary has one).
     pub fn encode(&self, text: &str, add_bos: bool) -> Result<Vec<u32>> {
-        self.check_kind("encoding")?;
         let mut ids = Vec::with_capacity(text.len() / 3 + 2);
         if add_bos && let Some(b) = self.data.bos_id {
             ids.push(b);
         }
+        if let Some(bpe) = &self.bpe {
+            bpe.encode(text, &mut ids);
+            return Ok(ids);
+        }
         let normalized = self.normalize(text);
         self.encode_normalized(&normalized, &mut ids);
         Ok(ids)
-    }
-
-    fn check_kind(&self, what: &str) -> Result<()> {
-        match self.data.kind {
-            TokenizerKind::SentencePiece => Ok(()),
-            TokenizerKind::Gpt2Bpe => Err(Error::Unsupported(format!(
-                "{what} with a gpt2 vocabulary is not supported yet"
-            ))),
-        }
     }
 
     /// sentencepiece's `Normalizer::Normalize` with the identity rule (Llama's).
@@ -390,11 +390,15 @@ impl Decoder<'_> {
     /// Appends the text of `id` (possibly nothing yet) to `out`.
     pub fn push(&mut self, id: u32, out: &mut String) -> Result<()> {
         let tok = self.tok;
-        tok.check_kind("decoding")?;
         let piece = tok.piece(id).ok_or(Error::TokenId {
             id,
             vocab: tok.vocab_size(),
         })?;
+        if let Some(bpe) = &tok.bpe {
+            bpe.piece_bytes(id, piece, &mut self.bytes);
+            self.flush_lossy(out, false);
+            return Ok(());
+        }
         // DecodeIds re-derives the id from the piece text.
         let id = tok.piece_to_id(piece);
         if let Some(&b) = tok.byte_of.get(&id) {
@@ -435,7 +439,47 @@ impl Decoder<'_> {
 
     /// Flushes held-back bytes (each invalid byte → U+FFFD).
     pub fn finish(&mut self, out: &mut String) {
-        self.flush_bytes(out, true);
+        if self.tok.bpe.is_some() {
+            self.flush_lossy(out, true);
+        } else {
+            self.flush_bytes(out, true);
+        }
+    }
+
+    /// Byte-level BPE: `String::from_utf8_lossy` of the bytes so far, holding back an
+    /// incomplete character at the end unless `all`.
+    fn flush_lossy(&mut self, out: &mut String, all: bool) {
+        let mut rest = &self.bytes[..];
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    out.push_str(s);
+                    rest = &[];
+                    break;
+                }
+                Err(e) => {
+                    let (good, bad) = rest.split_at(e.valid_up_to());
+                    out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                    match e.error_len() {
+                        Some(n) => {
+                            out.push('\u{FFFD}');
+                            rest = &bad[n..];
+                        }
+                        None if all => {
+                            out.push('\u{FFFD}');
+                            rest = &[];
+                            break;
+                        }
+                        None => {
+                            rest = bad;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let keep = rest.len();
+        self.bytes.drain(..self.bytes.len() - keep);
     }
 
     fn flush_bytes(&mut self, out: &mut String, all: bool) {

@@ -175,7 +175,7 @@ fn streaming_decoder_matches_decode() {
 }
 
 #[test]
-fn rejects_inconsistent_vocabularies_and_gpt2() {
+fn rejects_inconsistent_vocabularies() {
     let mut d = vocab(BASE, &[], true);
     d.pieces[269] = "<0x41>".into();
     d.types[269] = 6;
@@ -183,15 +183,96 @@ fn rejects_inconsistent_vocabularies_and_gpt2() {
     let mut d = vocab(BASE, &[], true);
     d.types[10] = 1; // <0x07> becomes a normal piece: byte 7 has no byte piece
     assert!(Tokenizer::from_data(&d).is_err());
-    let mut d = vocab(BASE, &[], false);
+}
+
+/// A GPT-2 byte-level vocabulary: the 256 byte characters (in byte order, so id = byte), then
+/// the pieces `merges` make, then `<|end|>` (control) and `<tag>` (user-defined).
+fn gpt2_vocab(merges: &[&str]) -> TokenizerData {
+    let mut d = vocab(&[], &[], false);
+    // GPT-2's bytes_to_unicode, written out independently of the implementation.
+    let mut table = Vec::new();
+    let mut n = 256;
+    for b in 0..=255u32 {
+        if matches!(b, 0x21..=0x7E | 0xA1..=0xAC | 0xAE..=0xFF) {
+            table.push(char::from_u32(b).unwrap());
+        } else {
+            table.push(char::from_u32(n).unwrap());
+            n += 1;
+        }
+    }
+    d.pieces = table.iter().map(char::to_string).collect();
+    d.types = vec![1; 256];
+    for m in merges {
+        d.pieces.push(m.replace(' ', ""));
+        d.types.push(1);
+    }
+    d.pieces.push("<|end|>".into());
+    d.types.push(3);
+    d.pieces.push("<tag>".into());
+    d.types.push(4);
+    d.scores = vec![0.0; d.pieces.len()];
     d.kind = TokenizerKind::Gpt2Bpe;
-    d.types = vec![1; d.pieces.len()]; // GPT-2 vocabularies have no unknown piece
+    d.merges = merges.iter().map(|m| (*m).to_string()).collect();
+    d.bos_id = Some(d.pieces.len() as u32 - 2);
+    d.eos_id = d.bos_id;
     d.unk_id = None;
-    let t = Tokenizer::from_data(&d).unwrap();
-    let e = t.encode("a", false).unwrap_err().to_string();
-    assert_eq!(e, "encoding with a gpt2 vocabulary is not supported yet");
-    let e = t.decode(&[3]).unwrap_err().to_string();
-    assert_eq!(e, "decoding with a gpt2 vocabulary is not supported yet");
+    d.add_dummy_prefix = false;
+    d
+}
+
+#[test]
+fn gpt2_byte_level_bpe() {
+    // 256: "he", 257: "ll", 258: "hell", 259: "hello", 260: "Ġw", 261: "ĠĠ"
+    let merges = ["h e", "l l", "he ll", "hell o", "Ġ w", "Ġ Ġ"];
+    let t = Tokenizer::from_data(&gpt2_vocab(&merges)).unwrap();
+    let (end, tag) = (262, 263);
+    assert_eq!(t.encode("hello", false).unwrap(), [259]);
+    // Rank order, not left to right: "ll" (rank 1) is made before "he ll" can apply.
+    assert_eq!(t.encode("hell", false).unwrap(), [258]);
+    assert_eq!(
+        t.encode("hello<|end|> wow<tag>\u{e9}", true).unwrap(),
+        [
+            end,
+            259,
+            end,
+            260,
+            u32::from(b'o'),
+            u32::from(b'w'),
+            tag,
+            0xC3,
+            0xA9
+        ]
+    );
+    // Whitespace before a word: `\s+(?!\S)` keeps one space for the word.
+    assert_eq!(t.encode("   w", false).unwrap(), [261, 260]);
+    // Decoding: control pieces vanish, user-defined ones are literal, bytes become UTF-8.
+    let ids = [259, end, 260, tag, 0xC3, 0xA9];
+    assert_eq!(t.decode(&ids).unwrap(), "hello w<tag>\u{e9}");
+    // An invalid byte becomes U+FFFD; a truncated character at the end too.
+    assert_eq!(t.decode(&[0xFF, 0x41, 0xC3]).unwrap(), "\u{FFFD}A\u{FFFD}");
+    // Streaming holds back the first byte of é until the second arrives.
+    let mut d = t.decoder();
+    let mut s = String::new();
+    d.push(0xC3, &mut s).unwrap();
+    assert_eq!(s, "");
+    d.push(0xA9, &mut s).unwrap();
+    assert_eq!(s, "\u{e9}");
+    assert!(t.decode(&[9999]).is_err());
+    // Round trip of arbitrary text.
+    let text = "Hello, wörld! 123 — 中文 😀\n\n\tend  ";
+    assert_eq!(t.decode(&t.encode(text, false).unwrap()).unwrap(), text);
+}
+
+#[test]
+fn gpt2_long_inputs_are_linearithmic() {
+    let t = Tokenizer::from_data(&gpt2_vocab(&["h e", "l l", "he ll", "hell o"])).unwrap();
+    // One 200k-byte word of repeated merges, and many short words.
+    let start = std::time::Instant::now();
+    let ids = t.encode(&"hello".repeat(40_000), false).unwrap();
+    assert_eq!(ids, vec![259; 40_000]);
+    let ids = t.encode(&"hello ".repeat(40_000), false).unwrap();
+    assert_eq!(ids.len(), 80_000);
+    assert!(start.elapsed().as_secs() < 5);
 }
 
 #[test]

@@ -104,3 +104,16 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
         .map(|x| u32::try_from(x.as_u64().expect("an id")).unwrap())
         .collect()
 }
+
+/// SmolLM2-135M converted to `.lpk` (`$LLAMAPACK_SMOLLM2_LPK`, else `/work/data/smol-f16.lpk`
+/// or `../data/smol-f16.lpk` beside the repository), if present.
+pub fn smollm2_lpk() -> Option<PathBuf> {
+    std::env::var_os("LLAMAPACK_SMOLLM2_LPK")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            PathBuf::from("/work/data/smol-f16.lpk"),
+            repo().join("../data/smol-f16.lpk"),
+        ])
+        .find(|p| p.is_file())
+}

@@ -64,3 +64,76 @@ fn reference_prompts_encode_as_sentencepiece() {
         assert_eq!(tok.encode(text, true).unwrap(), ids(&p["ids"]), "{text:?}");
     }
 }
+
+/// Checks a GPT-2 byte-level vocabulary against Hugging Face `tokenizers`' encodings (made by
+/// `fixtures/tokenizer/make_gpt2_cases.py`); returns the number of cases.
+fn check_gpt2_cases(data: &llamapack_format::TokenizerData, cases: &Path) -> usize {
+    let tok = Tokenizer::from_data(data).unwrap();
+    let doc = json(cases);
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    let mut failures = Vec::new();
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let want = ids(&case["ids"]);
+        let got = tok.encode(text, false).unwrap();
+        if got != want {
+            failures.push(format!("encode {text:?}:\n  got  {got:?}\n  want {want:?}"));
+        }
+        let decoded = tok.decode(&want).unwrap();
+        if decoded != case["decoded"].as_str().unwrap() {
+            failures.push(format!(
+                "decode {want:?}: got {decoded:?}, want {:?}",
+                case["decoded"]
+            ));
+        }
+        // Streaming decoding gives the same text.
+        let mut d = tok.decoder();
+        let mut s = String::new();
+        for &id in &want {
+            d.push(id, &mut s).unwrap();
+        }
+        d.finish(&mut s);
+        assert_eq!(s, decoded, "{text:?}");
+        if let Some(b) = tok.bos_id() {
+            assert_eq!(tok.encode(text, true).unwrap()[1..], got[..]);
+            assert_eq!(tok.encode(text, true).unwrap()[0], b);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    cases.len()
+}
+
+#[test]
+fn gpt2_fixture_tokenizer_matches_hf_tokenizers() {
+    let path = fixture("tokenizer/gpt2_tiny/tokenizer.json");
+    let bytes = std::fs::read(&path).unwrap();
+    let data =
+        llamapack_convert::hf_tokenizer::parse(&bytes, &path.display().to_string(), None, None)
+            .unwrap();
+    assert_eq!(data.kind, llamapack_format::TokenizerKind::Gpt2Bpe);
+    let n = check_gpt2_cases(&data, &fixture("tokenizer/gpt2_tiny_cases.json"));
+    println!("gpt2_tiny: {n} cases match tokenizers");
+}
+
+#[test]
+fn smollm2_tokenizer_matches_hf_tokenizers_and_llama_cpp() {
+    let Some(lpk) = crate::support::smollm2_lpk() else {
+        println!(
+            "SKIPPED: no SmolLM2 .lpk (set LLAMAPACK_SMOLLM2_LPK or convert it to /work/data/smol-f16.lpk)"
+        );
+        return;
+    };
+    let lpk = llamapack_format::Lpk::open(&lpk).unwrap();
+    let data = lpk.tokenizer();
+    assert_eq!(data.pre.as_deref(), Some("smollm"));
+    let cases = fixture("tokenizer/smollm2_cases.json");
+    let n = check_gpt2_cases(data, &cases);
+    // The recorded llama.cpp ids equal tokenizers' (so ours equal both).
+    for c in json(&cases)["cases"].as_array().unwrap() {
+        if let Some(l) = c.get("llama_cpp_ids") {
+            assert_eq!(ids(l), ids(&c["ids"]), "{:?}", c["text"]);
+        }
+    }
+    println!("SmolLM2: {n} cases match tokenizers and llama.cpp");
+}
