@@ -502,3 +502,32 @@ fn user_mistakes_get_one_clear_line() {
     ]);
     assert!(err.contains("overwrite"), "{err}");
 }
+
+#[test]
+fn a_full_disk_is_one_clear_error_and_leaves_nothing() {
+    // A 1 MB tmpfs stands in for a full disk; mounting needs root, so skip elsewhere.
+    let dir = shared().dir.join("full-disk");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs", s(&dir)])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    let out = dir.join("out.lpk");
+    let err = fails(&["convert", s(&fixture("tiny/meta")), "-o", s(&out)]);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let _ = std::process::Command::new("umount").arg(s(&dir)).status();
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}
