@@ -273,7 +273,9 @@ pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let base = dir.file_name().map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    let base = dir
+        .file_name()
+        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
     let tmp = parent.join(format!(".{base}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, "create directory", e))?;
