@@ -56,6 +56,13 @@ impl PreTokenizer {
             },
         }
     }
+
+    /// The words `text` is cut into (they concatenate to `text`).
+    pub fn words(self, text: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        split(self, text, |w| v.push(w));
+        v
+    }
 }
 
 /// The character classes the pre-tokenizer regexes use.
@@ -377,11 +384,11 @@ struct Scratch {
 }
 
 /// Calls `f` on every word of `text`, in order; the words tile the text.
-pub(crate) fn split(pre: PreTokenizer, text: &str, mut f: impl FnMut(&str)) {
+pub(crate) fn split<'t>(pre: PreTokenizer, text: &'t str, mut f: impl FnMut(&'t str)) {
     let cs: Vec<(usize, char, Class)> =
         text.char_indices().map(|(i, c)| (i, c, class(c))).collect();
     let offset = |k: usize| cs.get(k).map_or(text.len(), |x| x.0);
-    let run = |lo: usize, hi: usize, f: &mut dyn FnMut(&str)| {
+    let run = |lo: usize, hi: usize, f: &mut dyn FnMut(&'t str)| {
         let seg = &cs[lo..hi];
         let mut i = 0;
         while i < seg.len() {

@@ -137,3 +137,32 @@ fn smollm2_tokenizer_matches_hf_tokenizers_and_llama_cpp() {
     }
     println!("SmolLM2: {n} cases match tokenizers and llama.cpp");
 }
+
+#[test]
+fn pre_tokenizers_cut_like_hf_split_regex() {
+    use llamapack_runner::bpe::PreTokenizer;
+    let doc = json(&fixture("tokenizer/pretokenize_cases.json"));
+    let cases = doc["cases"].as_array().unwrap();
+    let mut failures = Vec::new();
+    for name in ["gpt2", "smollm", "llama-bpe"] {
+        let pre = PreTokenizer::from_name(Some(name));
+        for c in cases {
+            let text = c["text"].as_str().unwrap();
+            let want: Vec<&str> = c[name]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w.as_str().unwrap())
+                .collect();
+            let got = pre.words(text);
+            if got != want {
+                failures.push(format!("{name} {text:?}:\n  got  {got:?}\n  want {want:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    println!(
+        "{} strings × 3 pre-tokenizers cut as tokenizers does",
+        cases.len()
+    );
+}
