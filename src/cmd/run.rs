@@ -12,8 +12,10 @@ use llamapack_runner::{Model, Sampler, State, Tokenizer, chat_prompt};
 /// Generate text with a model, streaming tokens as they are produced.
 ///
 /// --temperature 0 is greedy decoding. With --chat the prompt is wrapped in Llama 2 Chat's
-/// template (<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{prompt} [/INST]). Generation stops at
-/// end-of-sequence or after -n tokens; the prompt plus -n must fit the context length.
+/// template (<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{prompt} [/INST]), or in ChatML
+/// (<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n) when the model's stored chat
+/// template is ChatML (e.g. SmolLM2). Generation stops at end-of-sequence (or <|im_end|>) or
+/// after -n tokens; the prompt plus -n must fit the context length.
 ///
 /// Examples:
 ///   llamapack run 7b-q4.lpk --prompt "The capital of France is" -n 32 --temperature 0
@@ -64,7 +66,23 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let model = Model::load_with_threads(&lpk, threads)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let tok = Tokenizer::from_data(lpk.tokenizer())?;
-    let prompt = if args.chat {
+    let chatml = tok
+        .data()
+        .chat_template
+        .as_deref()
+        .is_some_and(|t| t.contains("<|im_start|>"));
+    let prompt = if args.chat && chatml {
+        let system = args
+            .system
+            .as_ref()
+            .map(|s| format!("<|im_start|>system\n{s}<|im_end|>\n"));
+        let text = format!(
+            "{}<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
+            system.unwrap_or_default(),
+            args.prompt
+        );
+        tok.encode(&text, tok.data().add_bos)?
+    } else if args.chat {
         chat_prompt(&tok, args.system.as_deref(), &[args.prompt.as_str()])?
     } else {
         tok.encode(&args.prompt, tok.data().add_bos)?
@@ -94,6 +112,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         prompt.len() + args.n,
     );
     let eos = tok.eos_id();
+    let im_end = if chatml {
+        tok.data()
+            .pieces
+            .iter()
+            .position(|p| p == "<|im_end|>")
+            .map(|i| i as u32)
+    } else {
+        None
+    };
     let mut decoder = tok.decoder();
     // Feed the prompt through the decoder first so the first generated piece keeps its space.
     let mut scratch = String::new();
@@ -110,7 +137,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut first_token_at = None;
     let ids = model.generate(&mut state, &prompt, args.n, &mut sampler, |id| {
         first_token_at.get_or_insert_with(Instant::now);
-        if Some(id) == eos {
+        if Some(id) == eos || Some(id) == im_end {
             return false;
         }
         let mut piece = String::new();

@@ -11,7 +11,9 @@ use serde_json::json;
 
 /// Show how a text is tokenized: ids and pieces.
 ///
-/// SOURCE is a .lpk model or a SentencePiece tokenizer.model. Ids are exactly sentencepiece's.
+/// SOURCE is a .lpk model or a SentencePiece tokenizer.model. SentencePiece vocabularies give
+/// exactly sentencepiece's ids; GPT-2 byte-level BPE vocabularies (imported from GGUF or
+/// tokenizer.json) give Hugging Face tokenizers' / llama.cpp's ids.
 ///
 /// Example:
 ///   llamapack tokenize tokenizer.model --text "Hello world" --json
