@@ -26,6 +26,9 @@ pub struct Recipe {
     pub output_type: Option<DType>,
     /// Type of `tok_embeddings.weight`, overriding the recipe.
     pub embedding_type: Option<DType>,
+    /// The model ties its output to the embeddings: `tok_embeddings.weight` *is* the output
+    /// matrix, so it gets the output's rules (llama.cpp does the same).
+    pub tied_output: bool,
 }
 
 /// The base rule of a recipe.
@@ -86,6 +89,7 @@ impl Recipe {
             kind,
             output_type: None,
             embedding_type: None,
+            tied_output: false,
         })
     }
 
@@ -101,13 +105,22 @@ impl Recipe {
                 fallback: None,
             };
         }
-        let overridden = match name {
-            "output.weight" => self.output_type,
-            "tok_embeddings.weight" => self.embedding_type,
-            _ => None,
+        let is_output =
+            name == "output.weight" || (self.tied_output && name == "tok_embeddings.weight");
+        let overridden = if is_output {
+            self.output_type.or(if name == "tok_embeddings.weight" {
+                self.embedding_type
+            } else {
+                None
+            })
+        } else if name == "tok_embeddings.weight" {
+            self.embedding_type
+        } else {
+            None
         };
         let wanted = overridden.unwrap_or(match self.kind {
             Kind::Uniform(d) => d,
+            Kind::Q4KM if is_output => DType::Q6K,
             Kind::Q4KM => q4_k_m(name, n_layers),
         });
         let row = shape[shape.len() - 1] as usize;
@@ -133,9 +146,6 @@ impl Recipe {
 }
 
 fn q4_k_m(name: &str, n_layers: u32) -> DType {
-    if name == "output.weight" {
-        return DType::Q6K;
-    }
     let more_bits_tensor =
         name.ends_with(".attention.wv.weight") || name.ends_with(".feed_forward.w2.weight");
     match layer_index(name) {
@@ -159,6 +169,36 @@ mod tests {
         // 4 layers (the fixture): n/8 = 0, 7n/8 = 3.
         let picked: Vec<u32> = (0..4).filter(|&i| use_more_bits(i, 4)).collect();
         assert_eq!(picked, vec![2, 3]);
+    }
+
+    #[test]
+    fn tied_embeddings_are_the_output() {
+        let mut r = Recipe::parse("q4_k_m").unwrap();
+        let emb = [49152u64, 1536];
+        assert_eq!(
+            r.choose("tok_embeddings.weight", &emb, 30).dtype,
+            DType::Q4K
+        );
+        r.tied_output = true;
+        assert_eq!(
+            r.choose("tok_embeddings.weight", &emb, 30).dtype,
+            DType::Q6K
+        );
+        let mut u = Recipe::parse("q4_0").unwrap();
+        u.tied_output = true;
+        assert_eq!(
+            u.choose("tok_embeddings.weight", &emb, 30).dtype,
+            DType::Q4_0
+        );
+        u.output_type = Some(DType::Q8_0);
+        assert_eq!(
+            u.choose("tok_embeddings.weight", &emb, 30).dtype,
+            DType::Q8_0
+        );
+        assert_eq!(
+            u.choose("layers.0.attention.wq.weight", &emb, 30).dtype,
+            DType::Q4_0
+        );
     }
 
     #[test]

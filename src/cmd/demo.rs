@@ -96,7 +96,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let src = Lpk::open(&f16)?;
     let mut candidates = Vec::new();
     for name in RECIPES {
-        let recipe = Recipe::parse(name).expect("known recipe");
+        let mut recipe = Recipe::parse(name).expect("known recipe");
+        recipe.tied_output = src.config().tied_output;
         let dst = out_dir.join(format!("tiny-{name}.lpk"));
         let t = Instant::now();
         let (reports, _) =

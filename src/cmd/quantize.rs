@@ -27,6 +27,9 @@ use crate::ui;
 /// warning naming the tensor. Prints a per-tensor error table (worst first): RMSE, relative
 /// RMS error, SNR in dB and max |error| of dequantize(quantize(w)) against w.
 ///
+/// For a model with tied embeddings, tok_embeddings.weight is the output matrix and follows the
+/// output's rules (--output-type, q4_k_m's q6_k), as in llama.cpp.
+///
 /// Note: llama-quantize's Q4_0/Q4_K files keep output.weight at q6_k; pass --output-type q6_k
 /// to build the same mix.
 ///
@@ -95,6 +98,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     crate::cmd::refuse_overwrite(&args.input, &args.output)?;
     let pool = crate::cmd::thread_pool(args.threads)?;
     let lpk = Lpk::open(&args.input)?;
+    recipe.tied_output = lpk.config().tied_output;
     let started = Instant::now();
     let (reports, fallbacks) =
         pool.install(|| quantize_file(&lpk, &recipe, &args.input, &args.output))?;
@@ -182,7 +186,6 @@ pub fn quantize_file(
     for t in lpk.tensors() {
         let choice = recipe.choose(t.name, t.shape, n_layers);
         if let Some(why) = &choice.fallback {
-            bar.suspend(|| eprintln!("warning: {why}"));
             fallbacks.push(why.clone());
         }
         if t.dtype.is_quantized() && t.dtype != choice.dtype {
@@ -206,6 +209,7 @@ pub fn quantize_file(
         });
         bar.inc(t.bytes.len() as u64);
     }
+    warn_fallbacks(&fallbacks);
     for b in lpk.blobs() {
         let data = lpk.blob(&b.name).expect("listed blob");
         writer.write_blob(&b.name, data)?;
@@ -280,4 +284,23 @@ fn convert_tensor(t: &TensorView<'_>, target: DType) -> anyhow::Result<(Vec<u8>,
         })
         .try_reduce(ErrorStats::default, |a, b| Ok(a.merge(b)))?;
     Ok((out, stats))
+}
+
+/// One warning line per kind of fallback (`row length 576 … using q8_0`), naming a few tensors;
+/// the full list goes to the report and the provenance.
+fn warn_fallbacks(fallbacks: &[String]) {
+    let mut groups: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for f in fallbacks {
+        let (name, why) = f.split_once(": ").unwrap_or(("", f));
+        groups.entry(why).or_default().push(name);
+    }
+    for (why, names) in groups {
+        let shown: Vec<&str> = names.iter().take(3).copied().collect();
+        let more = if names.len() > 3 {
+            format!(" and {} more", names.len() - 3)
+        } else {
+            String::new()
+        };
+        eprintln!("warning: {}{more}: {why}", shown.join(", "));
+    }
 }
