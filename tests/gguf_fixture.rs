@@ -2,7 +2,7 @@
 //! `tiny-f16.gguf` from `convert_hf_to_gguf.py` and `tiny-q4_k_m.gguf` from `llama-quantize`,
 //! both of the fixture model. Imported, they must be the fixture model again.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -104,7 +104,7 @@ fn assert_config_is_the_meta_one(gguf: &Value, meta: &Value) {
     assert_eq!(gguf["provenance"]["source_format"], "gguf");
 }
 
-fn assert_same_tokens(a: &PathBuf, b: &PathBuf) {
+fn assert_same_tokens(a: &Path, b: &Path) {
     let text =
         "Alice was beginning to get very tired of sitting by her sister on the bank, 1865!\n";
     let ta = json(&["tokenize", s(a), "--text", text, "--json"]);
