@@ -3,7 +3,8 @@
 use std::arch::x86_64::*;
 
 use crate::x86::{
-    f16_mul, f16_to_f32, f32_to_f16, hmax_f32, hsum_f32, pack_i32x32_to_i8, rd_u16, roundf_ps,
+    f16_mul, f16_to_f32, f32_to_f16, hmax_f32, hsum_f32, pack_i32x32_to_i8, prefetch_ahead, rd_u16,
+    roundf_ps,
 };
 
 const QB: usize = 34; // bytes of a q8_0 block
@@ -104,7 +105,7 @@ pub(crate) fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
         };
         _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8x32(x, y)), acc)
     };
-    unrolled4(nb, step)
+    unrolled4(nb, (w, QB), step)
 }
 
 /// q4_0 encoder, byte-identical to [`crate::q4_0::quantize_row_q4_0_ref`].
@@ -210,17 +211,22 @@ pub(crate) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let x = _mm256_sub_epi8(x, _mm256_set1_epi8(8));
         _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8x32(x, y)), acc)
     };
-    unrolled4(nb, step)
+    unrolled4(nb, (w, Q4B), step)
 }
 
 /// Runs `step(i, acc)` over blocks `0..nb` with 4 independent accumulators (hides the FMA
 /// latency) and returns the sum of their lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn unrolled4(nb: usize, mut step: impl FnMut(usize, __m256) -> __m256) -> f32 {
+fn unrolled4(
+    nb: usize,
+    (w, bb): (&[u8], usize),
+    mut step: impl FnMut(usize, __m256) -> __m256,
+) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
     let full = nb / 4 * 4;
     for i in (0..full).step_by(4) {
+        prefetch_ahead(w, i * bb, 4 * bb);
         for (u, a) in acc.iter_mut().enumerate() {
             *a = step(i + u, *a);
         }

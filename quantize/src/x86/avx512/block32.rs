@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::x86::{f16_mul, hsum_f32, rd_u16};
+use crate::x86::{f16_mul, hsum_f32, prefetch_ahead, rd_u16};
 
 const QB: usize = 34;
 const Q4B: usize = 18;
@@ -26,10 +26,15 @@ unsafe fn quants(b: &[u8], off: usize) -> __m256i {
 /// Runs `step(i, acc)` over blocks with 4 accumulators and returns the lane sum.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn unrolled4(nb: usize, mut step: impl FnMut(usize, __m256) -> __m256) -> f32 {
+fn unrolled4(
+    nb: usize,
+    (w, bb): (&[u8], usize),
+    mut step: impl FnMut(usize, __m256) -> __m256,
+) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
     let full = nb / 4 * 4;
     for i in (0..full).step_by(4) {
+        prefetch_ahead(w, i * bb, 4 * bb);
         for (u, a) in acc.iter_mut().enumerate() {
             *a = step(i + u, *a);
         }
@@ -59,7 +64,7 @@ fn dot_i8x32(x: __m256i, y: __m256i) -> __m256i {
 pub(crate) fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
     assert!(w.len() == QB * nb && a.len() == QB * nb);
-    unrolled4(nb, |i, acc| {
+    unrolled4(nb, (w, QB), |i, acc| {
         let o = QB * i;
         let d = f16_mul(rd_u16(w, o), rd_u16(a, o));
         // SAFETY: i < nb, so block i (bytes o..o + 34) is inside both rows.
@@ -74,7 +79,7 @@ pub(crate) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 32;
     assert!(w.len() == Q4B * nb && a.len() == QB * nb);
     let (m4, eight) = (_mm_set1_epi8(0x0f), _mm256_set1_epi8(8));
-    unrolled4(nb, |i, acc| {
+    unrolled4(nb, (w, Q4B), |i, acc| {
         let (ow, oa) = (Q4B * i, QB * i);
         let d = f16_mul(rd_u16(w, ow), rd_u16(a, oa));
         // SAFETY: i < nb: bytes ow..ow + 18 of w and oa..oa + 34 of a are in range.
