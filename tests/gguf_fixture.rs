@@ -3,40 +3,10 @@
 //! both of the fixture model. Imported, they must be the fixture model again.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::common::{fixture, ok, s};
-
-/// A scratch folder with the Meta checkpoint converted to f16 once.
-struct Shared {
-    dir: PathBuf,
-    meta_f16: PathBuf,
-}
-
-fn shared() -> &'static Shared {
-    static S: OnceLock<Shared> = OnceLock::new();
-    S.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("gguf-fixture-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let meta_f16 = dir.join("meta-f16.lpk");
-        ok(&[
-            "convert",
-            s(&fixture("tiny/meta")),
-            "-o",
-            s(&meta_f16),
-            "--dtype",
-            "f16",
-        ]);
-        Shared { dir, meta_f16 }
-    })
-}
-
-fn json(args: &[&str]) -> Value {
-    serde_json::from_str(&ok(args)).expect("json output")
-}
+use crate::common::{fixture, json, ok, s, shared};
 
 fn import(gguf: &str) -> PathBuf {
     let out = shared().dir.join(gguf.replace(".gguf", ".lpk"));
@@ -118,9 +88,9 @@ fn convert_hf_to_gguf_f16_imports_as_the_meta_conversion() {
     let sh = shared();
     let lpk = import("tiny-f16.gguf");
     let g = json(&["inspect", s(&lpk), "--json"]);
-    let m = json(&["inspect", s(&sh.meta_f16), "--json"]);
+    let m = json(&["inspect", s(&sh.f16), "--json"]);
     assert_config_is_the_meta_one(&g, &m);
-    assert_same_tokens(&lpk, &sh.meta_f16);
+    assert_same_tokens(&lpk, &sh.f16);
 
     // Every 2-D tensor is the same f16 bytes as the Meta conversion: in particular
     // convert_hf_to_gguf.py permuted HF's q_proj/k_proj rows back to Meta's adjacent-pair order
@@ -164,21 +134,14 @@ fn llama_quantize_q4_k_m_imports_and_matches_ours() {
     let sh = shared();
     let lpk = import("tiny-q4_k_m.gguf");
     let g = json(&["inspect", s(&lpk), "--json"]);
-    let m = json(&["inspect", s(&sh.meta_f16), "--json"]);
+    let m = json(&["inspect", s(&sh.f16), "--json"]);
     assert_config_is_the_meta_one(&g, &m);
 
     // llama.cpp's q4_k_m recipe on this 4-layer model: output, and attn_v/ffn_down of the
     // use_more_bits layers (i ≥ 7n/8 → 3; (i − n/8) % 3 == 2 → 2) → q6_k; the other matrices
     // q4_k; norms f32. Our recipe on the same f16 weights must give the very same blocks.
     let ours = shared().dir.join("meta-q4_k_m.lpk");
-    ok(&[
-        "quantize",
-        s(&sh.meta_f16),
-        "-o",
-        s(&ours),
-        "--type",
-        "q4_k_m",
-    ]);
+    ok(&["quantize", s(&sh.f16), "-o", s(&ours), "--type", "q4_k_m"]);
     let o = json(&["inspect", s(&ours), "--json"]);
     let (gt, ot) = (tensors(&g), tensors(&o));
     assert_eq!(gt.len(), ot.len());
@@ -198,7 +161,7 @@ fn llama_quantize_q4_k_m_imports_and_matches_ours() {
         "eval",
         s(&lpk),
         "--reference",
-        s(&sh.meta_f16),
+        s(&sh.f16),
         "--tokens",
         s(&fixture("tiny/ref/eval_tokens.json")),
         "--ctx",

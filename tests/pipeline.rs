@@ -2,33 +2,10 @@
 //! export, demo — through the CLI, as a user runs them.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::common::{fails, fixture, ok, s};
-
-/// A scratch folder shared by the tests of this binary, with the fixture converted once.
-struct Shared {
-    dir: PathBuf,
-    f32: PathBuf,
-    f16: PathBuf,
-}
-
-fn shared() -> &'static Shared {
-    static S: OnceLock<Shared> = OnceLock::new();
-    S.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("pipeline-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let meta = fixture("tiny/meta");
-        let f32 = dir.join("tiny-f32.lpk");
-        let f16 = dir.join("tiny-f16.lpk");
-        ok(&["convert", s(&meta), "-o", s(&f32), "--dtype", "f32"]);
-        ok(&["convert", s(&meta), "-o", s(&f16), "--dtype", "f16"]);
-        Shared { dir, f32, f16 }
-    })
-}
+use crate::common::{fails, fixture, json, ok, s, shared};
 
 fn quantized(recipe: &str) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -41,10 +18,6 @@ fn quantized(recipe: &str) -> PathBuf {
         ok(&["quantize", s(&sh.f16), "-o", s(&out), "--type", recipe]);
     }
     out
-}
-
-fn json(args: &[&str]) -> Value {
-    serde_json::from_str(&ok(args)).expect("json output")
 }
 
 fn checksums(path: &Path) -> Vec<(String, String, String)> {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -48,4 +49,32 @@ pub fn fails(args: &[&str]) -> String {
 /// `p` as &str.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// A scratch folder shared by the tests of this binary, with the fixture's Meta checkpoint
+/// converted once to f32 and once to f16.
+pub struct Shared {
+    pub dir: PathBuf,
+    pub f32: PathBuf,
+    pub f16: PathBuf,
+}
+
+pub fn shared() -> &'static Shared {
+    static S: OnceLock<Shared> = OnceLock::new();
+    S.get_or_init(|| {
+        let dir =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("it-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let meta = fixture("tiny/meta");
+        let f32 = dir.join("tiny-f32.lpk");
+        let f16 = dir.join("tiny-f16.lpk");
+        ok(&["convert", s(&meta), "-o", s(&f32), "--dtype", "f32"]);
+        ok(&["convert", s(&meta), "-o", s(&f16), "--dtype", "f16"]);
+        Shared { dir, f32, f16 }
+    })
+}
+
+/// Runs the CLI and parses its stdout as JSON.
+pub fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args)).expect("json output")
 }
