@@ -17,7 +17,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 TYPES="${TYPES:-q8_0 q4_0 q4_k_m q6_k}"; ROUNDS="${ROUNDS:-3}"
 run_set() {  # $1 = folder holding f16.lpk + f16.gguf, $2 = label
-  local d="$1" label="$2" Q="$WORK/quantize/$2"; mkdir -p "$Q"; : >"$Q/times.txt"
+  local d="$1" label="$2" Q; Q="$(mktemp -d "$WORK/quantize-$2.XXXXXX")"  # per run: concurrent runs must not mix
   for r in $(seq "$ROUNDS"); do
     for t in $TYPES; do
       up="$(echo "$t" | tr a-z A-Z)"
@@ -42,6 +42,7 @@ PY
     gpy "$ROOT/bench/tensor_rmse.py" "$d/f16.gguf" "$Q/ours-$t.gguf" "$Q/theirs-$t.gguf" --json "$Q/rmse-$t.json"
     rm -f "$Q/ours-$t.gguf"
   done
+  rm -f "$Q"/ours-*.lpk "$Q"/theirs-*.gguf  # keep logs, times and rmse-*.json only
 }
 if [ -z "${SYNTH_ONLY:-}" ]; then S="$(smol_f16)"; run_set "$S" smollm2-135m; fi
 if [ -n "${SYNTH:-}" ]; then

@@ -19,16 +19,16 @@ for t in $TYPES; do
   [ -f "$t.lpk" ] || lp quantize f16.lpk -o "$t.lpk" --type "$t" --threads "$THREADS" >/dev/null 2>&1
   [ -f "$t.gguf" ] || lp export "$t.lpk" --format gguf -o "$t.gguf" >/dev/null
 done
-R="$WORK/speed"; mkdir -p "$R"; : >"$R/raw.jsonl"
+R="$WORK/speed"; mkdir -p "$R"; RAW="$(mktemp "$R/raw.XXXXXX")"  # per run: concurrent runs must not mix
 for round in $(seq "$ROUNDS"); do
   for t in $TYPES; do
     o="$(lp bench "$t.lpk" -p "$P" -n "$N" --threads "$THREADS" --reps 3 --json)"
-    echo "{\"round\":$round,\"type\":\"$t\",\"tool\":\"llamapack\",\"r\":$o}" >>"$R/raw.jsonl"
+    echo "{\"round\":$round,\"type\":\"$t\",\"tool\":\"llamapack\",\"r\":$o}" >>"$RAW"
     th="$("$PEER_BIN/llama-bench" -m "$t.gguf" -p "$P" -n "$N" -t "$THREADS" -r 3 --repack 0 -o json 2>/dev/null)"
-    echo "{\"round\":$round,\"type\":\"$t\",\"tool\":\"llama.cpp\",\"r\":$(echo "$th" | tr -d '\n')}" >>"$R/raw.jsonl"
+    echo "{\"round\":$round,\"type\":\"$t\",\"tool\":\"llama.cpp\",\"r\":$(echo "$th" | tr -d '\n')}" >>"$RAW"
   done
 done
-python3 - "$R/raw.jsonl" "$P" "$N" "$THREADS" <<'PY'
+python3 - "$RAW" "$P" "$N" "$THREADS" <<'PY'
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
 P, N, T = sys.argv[2], sys.argv[3], sys.argv[4]
