@@ -258,7 +258,7 @@ pub fn parse_config(c: &Value, file: &str, context_length: Option<u32>) -> Resul
 }
 
 /// HF name → (Meta name, whether its rows are in HF's rotary order). `None`: not a Llama weight.
-fn meta_name(hf: &str) -> Option<(String, bool)> {
+pub(crate) fn meta_name(hf: &str) -> Option<(String, bool)> {
     match hf {
         "model.embed_tokens.weight" => return Some(("tok_embeddings.weight".into(), false)),
         "model.norm.weight" => return Some(("norm.weight".into(), false)),
@@ -356,8 +356,8 @@ pub(crate) fn plan_tensors<'a>(
     Ok((out, notes))
 }
 
-/// Meta name → HF name, for error messages.
-fn hf_name(meta: &str) -> String {
+/// Meta name → HF name (for error messages and the safetensors export).
+pub(crate) fn hf_name(meta: &str) -> String {
     match meta {
         "tok_embeddings.weight" => return "model.embed_tokens.weight".into(),
         "norm.weight" => return "model.norm.weight".into(),

@@ -56,33 +56,11 @@ pub struct HfExportSummary {
     pub notes: Vec<String>,
 }
 
-/// HF name of a Meta tensor name.
+/// HF name of a Meta tensor name; `None` for a name that is not a Llama weight.
 pub fn meta_to_hf(name: &str) -> Option<String> {
-    let fixed = match name {
-        "tok_embeddings.weight" => Some("model.embed_tokens.weight"),
-        "norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(f) = fixed {
-        return Some(f.to_owned());
-    }
-    let rest = name.strip_prefix("layers.")?;
-    let (layer, tail) = rest.split_once('.')?;
-    let layer: u32 = layer.parse().ok()?;
-    let hf = match tail {
-        "attention.wq.weight" => "self_attn.q_proj.weight",
-        "attention.wk.weight" => "self_attn.k_proj.weight",
-        "attention.wv.weight" => "self_attn.v_proj.weight",
-        "attention.wo.weight" => "self_attn.o_proj.weight",
-        "feed_forward.w1.weight" => "mlp.gate_proj.weight",
-        "feed_forward.w2.weight" => "mlp.down_proj.weight",
-        "feed_forward.w3.weight" => "mlp.up_proj.weight",
-        "attention_norm.weight" => "input_layernorm.weight",
-        "ffn_norm.weight" => "post_attention_layernorm.weight",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf}"))
+    // One mapping table (the importer's), checked both ways.
+    let hf = crate::hf::hf_name(name);
+    crate::hf::meta_name(&hf).is_some_and(|(m, _)| m == name).then_some(hf)
 }
 
 /// A tensor converted when safetensors asks for its bytes.

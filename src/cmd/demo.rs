@@ -121,10 +121,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let cargs = compare::Args {
         candidates: candidates.clone(),
         reference: f16.clone(),
-        text: Some(text),
-        tokens: None,
-        ctx: args.ctx,
-        chunks: args.chunks,
+        data: super::scoring::DataArgs {
+            text: Some(text),
+            tokens: None,
+            ctx: args.ctx,
+            chunks: args.chunks,
+        },
         bench_tokens: 16,
         svg: Some(svg.clone()),
         threads: Some(threads),

@@ -35,18 +35,8 @@ pub struct Args {
     /// Reference: a .lpk model or a .npy logits file.
     #[arg(long)]
     pub reference: PathBuf,
-    /// Text file to evaluate on.
-    #[arg(long, conflicts_with = "tokens")]
-    pub text: Option<PathBuf>,
-    /// Token ids to evaluate on: a JSON array or a .npy of int32/int64.
-    #[arg(long)]
-    pub tokens: Option<PathBuf>,
-    /// Tokens per window.
-    #[arg(long, default_value_t = 512)]
-    pub ctx: usize,
-    /// Evaluate at most this many windows (0 = all).
-    #[arg(long, default_value_t = 0)]
-    pub chunks: usize,
+    #[command(flatten)]
+    pub data: scoring::DataArgs,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -60,22 +50,23 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let threads = super::thread_count(args.threads)?;
-    ensure!(args.ctx >= 4, "--ctx must be at least 4");
+    ensure!(args.data.ctx >= 4, "--ctx must be at least 4");
     let (summary, windows, n_tokens) = {
         let cand_lpk = Lpk::open(&args.candidate)?;
         let tok = Tokenizer::from_data(cand_lpk.tokenizer())?;
-        let tokens = scoring::load_tokens(&tok, args.text.as_deref(), args.tokens.as_deref())?;
+        let tokens =
+            scoring::load_tokens(&tok, args.data.text.as_deref(), args.data.tokens.as_deref())?;
         let bos = if tok.data().add_bos {
             tok.bos_id()
         } else {
             None
         };
-        let windows = Windows::new(tokens.len(), args.ctx, args.chunks, bos);
+        let windows = Windows::new(tokens.len(), args.data.ctx, args.data.chunks, bos);
         if windows.n == 0 {
             bail!(
                 "{} tokens are fewer than one window of --ctx {}; use a longer text or a smaller --ctx",
                 tokens.len(),
-                args.ctx
+                args.data.ctx
             );
         }
         let vocab = cand_lpk.config().vocab_size as usize;
@@ -93,10 +84,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 "the reference has a vocabulary of {} but the candidate {vocab}",
                 ref_lpk.config().vocab_size
             );
-            let (m, s) = scoring::model_for(&ref_lpk, threads, args.ctx)?;
+            let (m, s) = scoring::model_for(&ref_lpk, threads, args.data.ctx)?;
             Reference::Model(Box::new((m, s)))
         };
-        let mut cands = vec![scoring::model_for(&cand_lpk, threads, args.ctx)?];
+        let mut cands = vec![scoring::model_for(&cand_lpk, threads, args.data.ctx)?];
         let bar = ui::count_bar(windows.n as u64, "eval");
         let accs = scoring::score_all(
             &mut reference,
@@ -115,9 +106,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     if args.store {
         let text = args
+            .data
             .text
             .as_ref()
-            .or(args.tokens.as_ref())
+            .or(args.data.tokens.as_ref())
             .expect("one of them");
         let record = json!({
             "reference": file_name(&args.reference),

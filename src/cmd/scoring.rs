@@ -8,6 +8,23 @@ use llamapack_format::Lpk;
 use llamapack_runner::accuracy::{Accumulator, Windows};
 use llamapack_runner::{Model, State, Tokenizer, npy};
 
+/// What to evaluate on, shared by `eval` and `compare`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataArgs {
+    /// Text file to evaluate on.
+    #[arg(long, conflicts_with = "tokens")]
+    pub text: Option<std::path::PathBuf>,
+    /// Token ids to evaluate on: a JSON array or a .npy of int32/int64.
+    #[arg(long)]
+    pub tokens: Option<std::path::PathBuf>,
+    /// Tokens per window.
+    #[arg(long, default_value_t = 512)]
+    pub ctx: usize,
+    /// Evaluate at most this many windows (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub chunks: usize,
+}
+
 /// Token ids to evaluate on: the text tokenized with the model's tokenizer (BOS first when
 /// the model adds one, as `llama-perplexity` does), or ids from a JSON array / `.npy` file.
 pub fn load_tokens(
