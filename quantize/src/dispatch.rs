@@ -81,6 +81,8 @@ impl std::fmt::Display for Level {
 pub(crate) type QuantizeFn = fn(&[f32], &mut [u8]);
 pub(crate) type DequantizeFn = fn(&[u8], &mut [f32]);
 pub(crate) type DotFn = fn(usize, &[u8], &[u8]) -> f32;
+/// One weight row dotted with 4 activation rows.
+pub(crate) type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
 
 /// The three kernels of one dtype. They receive slices whose lengths [`Kernels`] has checked.
 #[derive(Clone, Copy, Debug)]
@@ -105,6 +107,9 @@ pub struct Kernels {
     q4_k: Format,
     q6_k: Format,
     q8_k: Format,
+    /// Multi-token dots of the 32-blocks (`None`: 4 calls of `vec_dot`).
+    dot4_q8_0: Option<Dot4Fn>,
+    dot4_q4_0: Option<Dot4Fn>,
 }
 
 impl Kernels {
@@ -166,6 +171,42 @@ impl Kernels {
             act.len()
         );
         (f.vec_dot)(n, w_row, act)
+    }
+
+    /// Whether [`Kernels::vec_dot4`] has a multi-token kernel for `weight` at this level (else
+    /// it is 4 calls of [`Kernels::vec_dot`], no faster).
+    pub fn has_vec_dot4(&self, weight: DType) -> bool {
+        self.dot4(weight).is_some()
+    }
+
+    fn dot4(&self, weight: DType) -> Option<Dot4Fn> {
+        match weight {
+            DType::Q8_0 => self.dot4_q8_0,
+            DType::Q4_0 => self.dot4_q4_0,
+            _ => None,
+        }
+    }
+
+    /// `[vec_dot(weight, n, w_row, acts[t]) for t in 0..4]`, bit-identical to those 4 calls, but
+    /// reading (and unpacking) each weight block once for the 4 tokens where the level has a
+    /// multi-token kernel.
+    ///
+    /// # Panics
+    /// As [`Kernels::vec_dot`], for any of the rows.
+    #[inline]
+    pub fn vec_dot4(&self, weight: DType, n: usize, w_row: &[u8], acts: [&[u8]; 4]) -> [f32; 4] {
+        match self.dot4(weight) {
+            Some(f) => {
+                let act_type = crate::vec_dot_type(weight);
+                assert!(
+                    weight.row_bytes(n) == Some(w_row.len())
+                        && acts.iter().all(|a| act_type.row_bytes(n) == Some(a.len())),
+                    "vec_dot4: {weight} row of {n} values: wrong byte lengths"
+                );
+                f(n, w_row, acts)
+            }
+            None => acts.map(|a| self.vec_dot(weight, n, w_row, a)),
+        }
     }
 }
 
@@ -249,6 +290,8 @@ static SCALAR: Kernels = Kernels {
         dequantize: scalar::dequantize_q8_k,
         vec_dot: scalar::vec_dot_q8_k,
     },
+    dot4_q8_0: None,
+    dot4_q4_0: None,
 };
 
 /// Wraps a `#[target_feature]` kernel in a closure that coerces to a plain `fn` pointer.
@@ -260,6 +303,12 @@ macro_rules! tf {
             // `Level::is_supported` detected every feature this kernel enables.
             unsafe { $f(n, w, a) }
         }
+    };
+    (dot4 $f:path) => {
+        Some(|n: usize, w: &[u8], a: [&[u8]; 4]| -> [f32; 4] {
+            // SAFETY: as above, the table is only reachable once its features are detected.
+            unsafe { $f(n, w, a) }
+        })
     };
     (quant $f:path) => {
         |x: &[f32], y: &mut [u8]| {
@@ -320,6 +369,8 @@ static AVX2: Kernels = {
             dequantize: tf!(dequant k::dequantize_q8_k),
             vec_dot: scalar::vec_dot_q8_k,
         },
+        dot4_q8_0: tf!(dot4 k::vec_dot4_q8_0_q8_0),
+        dot4_q4_0: tf!(dot4 k::vec_dot4_q4_0_q8_0),
     }
 };
 
@@ -359,6 +410,8 @@ static AVX512: Kernels = {
             ..AVX2.q6_k
         },
         q8_k: AVX2.q8_k,
+        dot4_q8_0: tf!(dot4 k::vec_dot4_q8_0_q8_0),
+        dot4_q4_0: tf!(dot4 k::vec_dot4_q4_0_q8_0),
     }
 };
 
@@ -401,6 +454,8 @@ static NEON: Kernels = {
             quantize: tf!(quant k::quantize_q8_k),
             ..SCALAR.q8_k
         },
+        dot4_q8_0: None,
+        dot4_q4_0: None,
     }
 };
 

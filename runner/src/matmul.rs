@@ -164,13 +164,22 @@ pub(crate) fn matmul(k: &Kernels, w: &Matrix<'_>, a: &Acts<'_>, out: &mut [f32],
             });
         return;
     }
+    let quads = k.has_vec_dot4(w.dtype);
     let tr = &mut tr[..rows * n];
     tr.par_chunks_mut(chunk * n)
         .enumerate()
         .for_each(|(c, block)| {
             for (j, ys) in block.chunks_exact_mut(n).enumerate() {
                 let row = w.row(c * chunk + j);
-                for (t, y) in ys.iter_mut().enumerate() {
+                // 4 tokens per call where a multi-token kernel exists: each weight block is
+                // unpacked once for the 4 (same bits as 4 single dots), the rest one by one.
+                let done = if quads { n / 4 * 4 } else { 0 };
+                for (q, y4) in ys[..done].chunks_exact_mut(4).enumerate() {
+                    let t = 4 * q;
+                    let acts = [a.row(t), a.row(t + 1), a.row(t + 2), a.row(t + 3)];
+                    y4.copy_from_slice(&k.vec_dot4(w.dtype, w.cols, row, acts));
+                }
+                for (t, y) in ys.iter_mut().enumerate().skip(done) {
                     *y = k.vec_dot(w.dtype, w.cols, row, a.row(t));
                 }
             }

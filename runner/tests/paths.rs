@@ -401,3 +401,35 @@ fn seeded_sampling_is_reproducible() {
     assert_eq!(run(1), run(1));
     assert_ne!(run(1), run(2));
 }
+
+#[test]
+fn quantized_batched_path_equals_one_token_path_at_every_level() {
+    // The batched matmul dots each weight row with 4 tokens at once (`vec_dot4`) and the rest
+    // one by one; every token's logits must keep the bits of the one-token path.
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = random_tokens(11, 32, 13);
+    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4K, DType::Q6K, DType::F16] {
+        let path = dir.path().join(format!("{dtype}.lpk"));
+        random_model(&path, &quant_config(), dtype, 5).unwrap();
+        let lpk = Lpk::open(&path).unwrap();
+        let mut model = Model::load_with_threads(&lpk, 2).unwrap();
+        for level in Level::ALL.into_iter().filter(|l| l.is_supported()) {
+            model.set_simd_level(level).unwrap();
+            // Batches of 8 then 3: quads and a remainder.
+            let batched = model
+                .logits_all(&mut model.new_state(8), &tokens, 0)
+                .unwrap();
+            let mut state = model.new_state(1);
+            let mut single = Vec::new();
+            for (pos, &t) in tokens.iter().enumerate() {
+                single.extend_from_slice(model.forward(&mut state, t, pos).unwrap());
+            }
+            assert_eq!(
+                max_abs_diff(&batched, &single),
+                0.0,
+                "{dtype} at {}",
+                level.name()
+            );
+        }
+    }
+}

@@ -135,3 +135,58 @@ pub(crate) fn roundf_ps(x: __m256) -> __m256 {
     );
     _mm256_or_ps(_mm256_add_ps(t, up), _mm256_and_ps(x, sign))
 }
+
+/// The two bytes at `p` as a little-endian u16.
+///
+/// # Safety
+/// `p` and `p + 1` are readable.
+#[inline]
+pub(crate) unsafe fn rd_u16_ptr(p: *const u8) -> u16 {
+    // SAFETY: guaranteed by the caller.
+    u16::from_le(unsafe { p.cast::<u16>().read_unaligned() })
+}
+
+/// The accumulation of [`avx2`]'s `unrolled4` for 4 tokens at once, written out in the
+/// calling kernel (a closure is not inlined there, which would put the 16 accumulators in
+/// memory). `$body` adds block `$i` of every token `t` to `$acc[t]`; each token keeps its own
+/// 4 accumulators, filled and summed exactly as `unrolled4` does, so its result has the same
+/// bits as the single-token dot. Evaluates to `[f32; 4]`.
+macro_rules! unrolled4_x4 {
+    ($nb:expr, $w:expr, $bb:expr, |$i:ident, $acc:ident| $body:block) => {{
+        let (nb, bb) = ($nb, $bb);
+        let mut accs = [[_mm256_setzero_ps(); 4]; 4];
+        let full = nb / 4 * 4;
+        let mut i0 = 0;
+        while i0 < full {
+            $crate::x86::prefetch_ahead($w, i0 * bb, 4 * bb);
+            {
+                let ($i, $acc) = (i0, &mut accs[0]);
+                $body
+            }
+            {
+                let ($i, $acc) = (i0 + 1, &mut accs[1]);
+                $body
+            }
+            {
+                let ($i, $acc) = (i0 + 2, &mut accs[2]);
+                $body
+            }
+            {
+                let ($i, $acc) = (i0 + 3, &mut accs[3]);
+                $body
+            }
+            i0 += 4;
+        }
+        for $i in full..nb {
+            let $acc = &mut accs[0];
+            $body
+        }
+        [0, 1, 2, 3].map(|t| {
+            $crate::x86::hsum_f32(_mm256_add_ps(
+                _mm256_add_ps(accs[0][t], accs[1][t]),
+                _mm256_add_ps(accs[2][t], accs[3][t]),
+            ))
+        })
+    }};
+}
+pub(crate) use unrolled4_x4;

@@ -4,7 +4,7 @@ use std::arch::x86_64::*;
 
 use crate::x86::{
     f16_mul, f16_to_f32, f32_to_f16, hmax_f32, hsum_f32, pack_i32x32_to_i8, prefetch_ahead, rd_u16,
-    roundf_ps,
+    rd_u16_ptr, roundf_ps, unrolled4_x4,
 };
 
 const QB: usize = 34; // bytes of a q8_0 block
@@ -212,6 +212,66 @@ pub(crate) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
         _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8x32(x, y)), acc)
     };
     unrolled4(nb, (w, Q4B), step)
+}
+
+/// q8_0·q8_0 dot of one weight row with 4 activation rows: the weight block's quants are
+/// loaded once per block; each token's result is bit-identical to [`vec_dot_q8_0_q8_0`] (same
+/// integer dot, same scale product, same accumulators in the same order).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot4_q8_0_q8_0(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let nb = n / 32;
+    assert!(w.len() == QB * nb && a.iter().all(|r| r.len() == QB * nb));
+    let (wp, ap) = (w.as_ptr(), a.map(<[u8]>::as_ptr));
+    unrolled4_x4!(nb, w, QB, |i, acc| {
+        let o = QB * i;
+        // SAFETY: i < nb and every row is nb blocks of 34 bytes: bytes o..o + 34 are in range.
+        unsafe {
+            let sw = rd_u16_ptr(wp.add(o));
+            let x = _mm256_loadu_si256(wp.add(o + 2).cast());
+            let ax = _mm256_sign_epi8(x, x);
+            for t in 0..4 {
+                let d = f16_mul(sw, rd_u16_ptr(ap[t].add(o)));
+                let y = _mm256_loadu_si256(ap[t].add(o + 2).cast());
+                let p = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x)),
+                    _mm256_set1_epi16(1),
+                );
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
+            }
+        }
+    })
+}
+
+/// q4_0·q8_0 dot of one weight row with 4 activation rows (nibbles unpacked once per block);
+/// each result is bit-identical to [`vec_dot_q4_0_q8_0`].
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot4_q4_0_q8_0(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let nb = n / 32;
+    assert!(w.len() == Q4B * nb && a.iter().all(|r| r.len() == QB * nb));
+    let ap = a.map(<[u8]>::as_ptr);
+    unrolled4_x4!(nb, w, Q4B, |i, acc| {
+        let (ow, oa) = (Q4B * i, QB * i);
+        let bw = &w[ow..ow + Q4B];
+        let sw = rd_u16(bw, 0);
+        // SAFETY: bw is 18 bytes.
+        let x = _mm256_sub_epi8(unsafe { q4_0_nibbles(bw) }, _mm256_set1_epi8(8));
+        let ax = _mm256_sign_epi8(x, x);
+        for t in 0..4 {
+            // SAFETY: i < nb and every activation row is nb blocks of 34 bytes.
+            let (sa, y) = unsafe {
+                (
+                    rd_u16_ptr(ap[t].add(oa)),
+                    _mm256_loadu_si256(ap[t].add(oa + 2).cast()),
+                )
+            };
+            let d = f16_mul(sw, sa);
+            let p = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x)),
+                _mm256_set1_epi16(1),
+            );
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
+        }
+    })
 }
 
 /// Runs `step(i, acc)` over blocks `0..nb` with 4 independent accumulators (hides the FMA

@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::x86::{f16_mul, hsum_f32, prefetch_ahead, rd_u16};
+use crate::x86::{f16_mul, hsum_f32, prefetch_ahead, rd_u16, rd_u16_ptr, unrolled4_x4};
 
 const QB: usize = 34;
 const Q4B: usize = 18;
@@ -95,5 +95,60 @@ pub(crate) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
         );
         let x = _mm256_sub_epi8(x, eight);
         _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8x32(x, y)), acc)
+    })
+}
+
+/// q8_0·q8_0 dot of one weight row with 4 activation rows (weight quants loaded once per
+/// block); each result is bit-identical to [`vec_dot_q8_0_q8_0`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot4_q8_0_q8_0(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let nb = n / 32;
+    assert!(w.len() == QB * nb && a.iter().all(|r| r.len() == QB * nb));
+    let (wp, ap) = (w.as_ptr(), a.map(<[u8]>::as_ptr));
+    unrolled4_x4!(nb, w, QB, |i, acc| {
+        let o = QB * i;
+        // SAFETY: i < nb and every row is nb blocks of 34 bytes: bytes o..o + 34 are in range.
+        unsafe {
+            let sw = rd_u16_ptr(wp.add(o));
+            let x = _mm256_loadu_si256(wp.add(o + 2).cast());
+            let ax = _mm256_sign_epi8(x, x);
+            for t in 0..4 {
+                let d = f16_mul(sw, rd_u16_ptr(ap[t].add(o)));
+                let y = _mm256_loadu_si256(ap[t].add(o + 2).cast());
+                let p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, _mm256_sign_epi8(y, x));
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
+            }
+        }
+    })
+}
+
+/// q4_0·q8_0 dot of one weight row with 4 activation rows (nibbles unpacked once per block);
+/// each result is bit-identical to [`vec_dot_q4_0_q8_0`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot4_q4_0_q8_0(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let nb = n / 32;
+    assert!(w.len() == Q4B * nb && a.iter().all(|r| r.len() == QB * nb));
+    let (m4, eight) = (_mm_set1_epi8(0x0f), _mm256_set1_epi8(8));
+    let (wp, ap) = (w.as_ptr(), a.map(<[u8]>::as_ptr));
+    unrolled4_x4!(nb, w, Q4B, |i, acc| {
+        let (ow, oa) = (Q4B * i, QB * i);
+        // SAFETY: i < nb: bytes ow..ow + 18 of w and oa..oa + 34 of every activation row are
+        // in range.
+        unsafe {
+            let sw = rd_u16_ptr(wp.add(ow));
+            let q = _mm_loadu_si128(wp.add(ow + 2).cast());
+            let x = _mm256_set_m128i(
+                _mm_and_si128(_mm_srli_epi16::<4>(q), m4),
+                _mm_and_si128(q, m4),
+            );
+            let x = _mm256_sub_epi8(x, eight);
+            let ax = _mm256_sign_epi8(x, x);
+            for t in 0..4 {
+                let d = f16_mul(sw, rd_u16_ptr(ap[t].add(oa)));
+                let y = _mm256_loadu_si256(ap[t].add(oa + 2).cast());
+                let p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, _mm256_sign_epi8(y, x));
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
+            }
+        }
     })
 }

@@ -1,0 +1,58 @@
+//! `Kernels::vec_dot4` (one weight row · 4 activation rows) at every level: bit-identical to 4
+//! calls of the same level's `vec_dot`, which the runner's batched == single-token logits rely
+//! on. Block counts 1..17 cover the 4-way unrolled loop and its tail.
+
+mod common;
+
+use common::{KINDS, encode, levels, row};
+use llamapack_quantize::{DType, vec_dot_type};
+use proptest::prelude::*;
+
+const WEIGHTS: [DType; 7] = [
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4K,
+    DType::Q6K,
+];
+
+fn check(dtype: DType, n: usize, wkind: u64, akinds: [u64; 4], seed: u64) {
+    let wq = encode(dtype, &row(wkind, n, seed));
+    let act = vec_dot_type(dtype);
+    let aq: Vec<Vec<u8>> = (0..4)
+        .map(|t| encode(act, &row(akinds[t], n, seed ^ (0x9e37 * (t as u64 + 1)))))
+        .collect();
+    let acts = [&aq[0][..], &aq[1][..], &aq[2][..], &aq[3][..]];
+    for k in levels() {
+        let got = k.vec_dot4(dtype, n, &wq, acts);
+        for t in 0..4 {
+            let want = k.vec_dot(dtype, n, &wq, acts[t]);
+            assert!(
+                got[t].to_bits() == want.to_bits() || (got[t].is_nan() && want.is_nan()),
+                "{dtype} {:?} n={n} token {t}: {} vs single {}",
+                k.level(),
+                got[t],
+                want
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn vec_dot4_is_four_single_dots(
+        wkind in 0..KINDS,
+        akinds in [0..KINDS, 0..KINDS, 0..KINDS, 0..KINDS],
+        blocks in 1usize..17,
+        seed: u64,
+    ) {
+        for dtype in WEIGHTS {
+            let n = if dtype.block_len() == 1 { 256 * blocks } else { dtype.block_len() * blocks };
+            check(dtype, n, wkind, akinds, seed);
+        }
+    }
+}
