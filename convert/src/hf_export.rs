@@ -60,7 +60,9 @@ pub struct HfExportSummary {
 pub fn meta_to_hf(name: &str) -> Option<String> {
     // One mapping table (the importer's), checked both ways.
     let hf = crate::hf::hf_name(name);
-    crate::hf::meta_name(&hf).is_some_and(|(m, _)| m == name).then_some(hf)
+    crate::hf::meta_name(&hf)
+        .is_some_and(|(m, _)| m == name)
+        .then_some(hf)
 }
 
 /// A tensor converted when safetensors asks for its bytes.
