@@ -26,6 +26,18 @@ pub(crate) struct HfSource {
     pub weights: Vec<Mapped>,
 }
 
+impl HfSource {
+    /// Every tensor of every safetensors file, in file order.
+    pub(crate) fn tensors(&self) -> Result<Vec<StTensor<'_>>> {
+        let per_file: Vec<Vec<StTensor<'_>>> = self
+            .weights
+            .iter()
+            .map(load_safetensors)
+            .collect::<Result<_>>()?;
+        Ok(per_file.into_iter().flatten().collect())
+    }
+}
+
 /// The dtype of a safetensors tensor, if this crate knows it.
 pub(crate) fn st_dtype(d: Dtype) -> Option<SourceDType> {
     Some(match d {

@@ -440,14 +440,7 @@ pub fn convert(
                     })?,
             };
             let tok_files = open_tokenizer(&tok_path, &source.dir)?;
-            let tensors: Vec<hf::StTensor<'_>> = source
-                .weights
-                .iter()
-                .map(hf::load_safetensors)
-                .collect::<Result<Vec<_>>>()?
-                .into_iter()
-                .flatten()
-                .collect();
+            let tensors = source.tensors()?;
             let (planned, notes) =
                 hf::plan_tensors(&config, &tensors, &source.dir.display().to_string())?;
             let mut warnings: Vec<Warning> = notes.into_iter().map(Warning::Note).collect();
@@ -508,14 +501,7 @@ pub fn inspect_source(path: &Path) -> Result<SourceListing> {
         Kind::HfDir => {
             let source = hf::HfSource::open(path)?;
             let config = hf::parse_config(&source.config, &source.config_file.label(), None)?;
-            let tensors: Vec<hf::StTensor<'_>> = source
-                .weights
-                .iter()
-                .map(hf::load_safetensors)
-                .collect::<Result<Vec<_>>>()?
-                .into_iter()
-                .flatten()
-                .collect();
+            let tensors = source.tensors()?;
             let (planned, _) =
                 hf::plan_tensors(&config, &tensors, &source.dir.display().to_string())?;
             let mut files = vec![source.config_file.name.clone()];
