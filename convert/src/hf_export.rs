@@ -76,6 +76,21 @@ struct Lazy<'a> {
 }
 
 impl Lazy<'_> {
+    /// Decodes the first row: fails exactly when [`Lazy::convert`] would.
+    fn check(&self) -> std::result::Result<(), String> {
+        let cols = self.t.row_len();
+        let src_row = self
+            .t
+            .dtype
+            .row_bytes(cols)
+            .ok_or("row is not whole blocks")?;
+        if !matches!(self.dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return Err(format!("cannot export as {}", self.dtype));
+        }
+        let mut row = vec![0f32; cols];
+        (self.decode)(self.t.dtype, &self.t.bytes[..src_row], &mut row)
+    }
+
     fn convert(&self) -> std::result::Result<Vec<u8>, String> {
         let (rows, cols) = (self.t.rows(), self.t.row_len());
         let src_row = self
@@ -131,8 +146,8 @@ impl View for &Lazy<'_> {
     }
 
     fn data(&self) -> Cow<'_, [u8]> {
-        // Every tensor was decoded once in `export_safetensors` before writing began, so a
-        // failure here would be a bug, not bad input.
+        // `export_safetensors` checked every tensor with `Lazy::check` before writing began,
+        // so a failure here would be a bug, not bad input.
         Cow::Owned(self.convert().expect("tensor decoded during validation"))
     }
 
@@ -229,8 +244,10 @@ pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
             permute,
             decode,
         };
-        // Decode once up front so bad data is an error, not a panic mid-write.
-        lazy.convert().map_err(|reason| Error::Tensor {
+        // Decode the first row up front so an undecodable tensor is an error, not a panic
+        // mid-write: a decoder fails only on the dtype or the row length, the same for every
+        // row, so one row tells (converting the whole tensor here would do all the work twice).
+        lazy.check().map_err(|reason| Error::Tensor {
             file: lpk.file_name().to_owned(),
             tensor: t.name.to_owned(),
             reason,
