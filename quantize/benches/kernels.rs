@@ -5,6 +5,9 @@
 //! - `vec_dot/<type>/<level>`: 64 rows × 4096 values against one activation row (the weights
 //!   stay in L2, so this measures the kernel, not DRAM); throughput counts the bytes of the
 //!   weight rows.
+//! - `vec_dot4/<type>/<level>`: the batched path's inner loop — 16 rows × 512 values, each
+//!   dotted with the same 4 activation rows (all in L1), one `vec_dot4` call per row; the
+//!   `<level>-single` twin makes 4 `vec_dot` calls instead. Throughput counts multiply-adds.
 //!
 //! Run: `cargo bench -p llamapack-quantize -- --warm-up-time 1 --measurement-time 2`.
 
@@ -95,5 +98,66 @@ fn vec_dot(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, quantize, vec_dot);
+fn vec_dot4(c: &mut Criterion) {
+    const COLS: usize = 512;
+    const R: usize = 16;
+    let scalar = kernels_for(Level::Scalar).unwrap();
+    let w = data(COLS * R, 4);
+    for dtype in [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::Q8_0,
+        DType::Q4_0,
+    ] {
+        let rb = dtype.row_bytes(COLS).unwrap();
+        let mut wq = vec![0u8; rb * R];
+        for (x, out) in w.chunks_exact(COLS).zip(wq.chunks_exact_mut(rb)) {
+            scalar.quantize_row(dtype, x, out).unwrap();
+        }
+        let act = vec_dot_type(dtype);
+        let ab = act.row_bytes(COLS).unwrap();
+        let mut aq = vec![0u8; 4 * ab];
+        for (t, out) in aq.chunks_exact_mut(ab).enumerate() {
+            scalar
+                .quantize_row(act, &data(COLS, 5 + t as u32), out)
+                .unwrap();
+        }
+        let acts: Vec<&[u8]> = aq.chunks_exact(ab).collect();
+        let acts = [acts[0], acts[1], acts[2], acts[3]];
+        let mut g = c.benchmark_group(format!("vec_dot4/{dtype}"));
+        g.throughput(Throughput::Elements((4 * COLS * R) as u64));
+        for level in Level::ALL {
+            let Some(k) = kernels_for(level) else {
+                continue;
+            };
+            g.bench_function(level.name(), |b| {
+                b.iter(|| {
+                    let mut s = 0.0f32;
+                    for row in wq.chunks_exact(rb) {
+                        s += k
+                            .vec_dot4(dtype, COLS, black_box(row), acts)
+                            .iter()
+                            .sum::<f32>();
+                    }
+                    s
+                });
+            });
+            g.bench_function(format!("{}-single", level.name()), |b| {
+                b.iter(|| {
+                    let mut s = 0.0f32;
+                    for row in wq.chunks_exact(rb) {
+                        for a in acts {
+                            s += k.vec_dot(dtype, COLS, black_box(row), a);
+                        }
+                    }
+                    s
+                });
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, quantize, vec_dot, vec_dot4);
 criterion_main!(benches);

@@ -84,12 +84,14 @@ pub(crate) type DotFn = fn(usize, &[u8], &[u8]) -> f32;
 /// One weight row dotted with 4 activation rows.
 pub(crate) type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
 
-/// The three kernels of one dtype. They receive slices whose lengths [`Kernels`] has checked.
+/// The kernels of one dtype. They receive slices whose lengths [`Kernels`] has checked.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Format {
     pub(crate) quantize: QuantizeFn,
     pub(crate) dequantize: DequantizeFn,
     pub(crate) vec_dot: DotFn,
+    /// One weight row · 4 activation rows (`None`: 4 calls of `vec_dot`).
+    pub(crate) vec_dot4: Option<Dot4Fn>,
 }
 
 /// A table of kernels for every dtype at one [`Level`].
@@ -107,9 +109,6 @@ pub struct Kernels {
     q4_k: Format,
     q6_k: Format,
     q8_k: Format,
-    /// Multi-token dots of the 32-blocks (`None`: 4 calls of `vec_dot`).
-    dot4_q8_0: Option<Dot4Fn>,
-    dot4_q4_0: Option<Dot4Fn>,
 }
 
 impl Kernels {
@@ -180,11 +179,7 @@ impl Kernels {
     }
 
     fn dot4(&self, weight: DType) -> Option<Dot4Fn> {
-        match weight {
-            DType::Q8_0 => self.dot4_q8_0,
-            DType::Q4_0 => self.dot4_q4_0,
-            _ => None,
-        }
+        self.format(weight).ok().and_then(|f| f.vec_dot4)
     }
 
     /// `[vec_dot(weight, n, w_row, acts[t]) for t in 0..4]`, bit-identical to those 4 calls, but
@@ -254,44 +249,50 @@ static SCALAR: Kernels = Kernels {
         quantize: scalar::quantize_f32,
         dequantize: scalar::dequantize_f32,
         vec_dot: scalar::vec_dot_f32,
+        vec_dot4: None,
     },
     f16: Format {
         quantize: scalar::quantize_f16,
         dequantize: scalar::dequantize_f16,
         vec_dot: scalar::vec_dot_f16,
+        vec_dot4: None,
     },
     bf16: Format {
         quantize: scalar::quantize_bf16,
         dequantize: scalar::dequantize_bf16,
         vec_dot: scalar::vec_dot_bf16,
+        vec_dot4: None,
     },
     q8_0: Format {
         quantize: scalar::quantize_q8_0,
         dequantize: scalar::dequantize_q8_0,
         vec_dot: scalar::vec_dot_q8_0,
+        vec_dot4: None,
     },
     q4_0: Format {
         quantize: scalar::quantize_q4_0,
         dequantize: scalar::dequantize_q4_0,
         vec_dot: scalar::vec_dot_q4_0,
+        vec_dot4: None,
     },
     q4_k: Format {
         quantize: scalar::quantize_q4_k,
         dequantize: scalar::dequantize_q4_k,
         vec_dot: scalar::vec_dot_q4_k,
+        vec_dot4: None,
     },
     q6_k: Format {
         quantize: scalar::quantize_q6_k,
         dequantize: scalar::dequantize_q6_k,
         vec_dot: scalar::vec_dot_q6_k,
+        vec_dot4: None,
     },
     q8_k: Format {
         quantize: scalar::quantize_q8_k,
         dequantize: scalar::dequantize_q8_k,
         vec_dot: scalar::vec_dot_q8_k,
+        vec_dot4: None,
     },
-    dot4_q8_0: None,
-    dot4_q4_0: None,
 };
 
 /// Wraps a `#[target_feature]` kernel in a closure that coerces to a plain `fn` pointer.
@@ -333,44 +334,50 @@ static AVX2: Kernels = {
             quantize: scalar::quantize_f32,
             dequantize: scalar::dequantize_f32,
             vec_dot: tf!(dot k::vec_dot_f32),
+            vec_dot4: tf!(dot4 k::vec_dot4_f32),
         },
         f16: Format {
             quantize: tf!(quant k::quantize_f16),
             dequantize: tf!(dequant k::dequantize_f16),
             vec_dot: tf!(dot k::vec_dot_f16),
+            vec_dot4: tf!(dot4 k::vec_dot4_f16),
         },
         bf16: Format {
             quantize: tf!(quant k::quantize_bf16),
             dequantize: tf!(dequant k::dequantize_bf16),
             vec_dot: tf!(dot k::vec_dot_bf16),
+            vec_dot4: tf!(dot4 k::vec_dot4_bf16),
         },
         q8_0: Format {
             quantize: tf!(quant k::quantize_q8_0),
             dequantize: tf!(dequant k::dequantize_q8_0),
             vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
+            vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
         },
         q4_0: Format {
             quantize: tf!(quant k::quantize_q4_0),
             dequantize: tf!(dequant k::dequantize_q4_0),
             vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
+            vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
         },
         q4_k: Format {
             quantize: tf!(quant k::quantize_q4_k),
             dequantize: tf!(dequant k::dequantize_q4_k),
             vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
+            vec_dot4: None,
         },
         q6_k: Format {
             quantize: tf!(quant k::quantize_q6_k),
             dequantize: tf!(dequant k::dequantize_q6_k),
             vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
+            vec_dot4: None,
         },
         q8_k: Format {
             quantize: tf!(quant k::quantize_q8_k),
             dequantize: tf!(dequant k::dequantize_q8_k),
             vec_dot: scalar::vec_dot_q8_k,
+            vec_dot4: None,
         },
-        dot4_q8_0: tf!(dot4 k::vec_dot4_q8_0_q8_0),
-        dot4_q4_0: tf!(dot4 k::vec_dot4_q4_0_q8_0),
     }
 };
 
@@ -381,22 +388,27 @@ static AVX512: Kernels = {
         level: Level::Avx512,
         f32: Format {
             vec_dot: tf!(dot k::vec_dot_f32),
+            vec_dot4: tf!(dot4 k::vec_dot4_f32),
             ..AVX2.f32
         },
         f16: Format {
             vec_dot: tf!(dot k::vec_dot_f16),
+            vec_dot4: tf!(dot4 k::vec_dot4_f16),
             ..AVX2.f16
         },
         bf16: Format {
             vec_dot: tf!(dot k::vec_dot_bf16),
+            vec_dot4: tf!(dot4 k::vec_dot4_bf16),
             ..AVX2.bf16
         },
         q8_0: Format {
             vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
+            vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
             ..AVX2.q8_0
         },
         q4_0: Format {
             vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
+            vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
             ..AVX2.q4_0
         },
         q4_k: Format {
@@ -410,8 +422,6 @@ static AVX512: Kernels = {
             ..AVX2.q6_k
         },
         q8_k: AVX2.q8_k,
-        dot4_q8_0: tf!(dot4 k::vec_dot4_q8_0_q8_0),
-        dot4_q4_0: tf!(dot4 k::vec_dot4_q4_0_q8_0),
     }
 };
 
@@ -454,8 +464,6 @@ static NEON: Kernels = {
             quantize: tf!(quant k::quantize_q8_k),
             ..SCALAR.q8_k
         },
-        dot4_q8_0: None,
-        dot4_q4_0: None,
     }
 };
 

@@ -10,6 +10,7 @@ use crate::matmul::{self, project};
 use crate::model::{Config, Weights};
 use crate::ops::{add, axpy, dot, rmsnorm, rope, silu, softmax};
 use crate::state::State;
+use crate::threads::default_threads;
 
 /// Which logits a forward pass computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +32,6 @@ pub struct Model<'a> {
     pub weights: Weights<'a>,
     pool: rayon::ThreadPool,
     kernels: &'static Kernels,
-}
-
-/// Threads used when none is asked for: the cores the OS gives this process.
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 impl<'a> Model<'a> {

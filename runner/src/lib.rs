@@ -61,13 +61,15 @@ pub mod ops;
 pub mod sampler;
 pub mod state;
 pub mod testing;
+mod threads;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
-pub use forward::{Logits, Model, default_threads};
+pub use forward::{Logits, Model};
 pub use generate::chat_prompt;
 pub use llamapack_quantize::Level;
 pub use model::{Config, LayerWeights, Matrix, Weights};
 pub use sampler::Sampler;
 pub use state::State;
+pub use threads::default_threads;
 pub use tokenizer::{Decoder, Tokenizer};

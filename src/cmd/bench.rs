@@ -26,7 +26,7 @@ pub struct Args {
     /// Tokens generated one at a time.
     #[arg(short = 'n', long, default_value_t = 32)]
     pub gen_tokens: usize,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: one per physical core).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Repetitions; the median is reported.

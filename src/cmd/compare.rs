@@ -44,7 +44,7 @@ pub struct Args {
     /// Write the chart here.
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: one per physical core).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Print the table as JSON.

@@ -44,7 +44,7 @@ pub struct Args {
     /// Prompt for the generations.
     #[arg(long, default_value = "Alice was beginning to get very tired")]
     pub prompt: String,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: one per physical core).
     #[arg(long)]
     pub threads: Option<usize>,
 }

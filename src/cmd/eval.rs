@@ -37,7 +37,7 @@ pub struct Args {
     pub reference: PathBuf,
     #[command(flatten)]
     pub data: scoring::DataArgs,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: one per physical core).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Print the summary as JSON.

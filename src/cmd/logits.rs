@@ -31,7 +31,7 @@ pub struct Args {
     /// Output .npy file.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: one per physical core).
     #[arg(long)]
     pub threads: Option<usize>,
 }

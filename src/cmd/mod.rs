@@ -55,7 +55,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `--threads`, checked; default: the runner's default (every core).
+/// `--threads`, checked; default: the runner's default (one per physical core).
 pub fn thread_count(threads: Option<usize>) -> anyhow::Result<usize> {
     match threads {
         Some(0) => bail!("--threads must be at least 1"),
@@ -64,7 +64,7 @@ pub fn thread_count(threads: Option<usize>) -> anyhow::Result<usize> {
     }
 }
 
-/// A rayon pool with `threads` workers (default: every core).
+/// A rayon pool with `threads` workers (default: one per physical core).
 pub fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
     let n = thread_count(threads)?;
     rayon::ThreadPoolBuilder::new()

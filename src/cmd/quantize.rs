@@ -52,7 +52,7 @@ pub struct Args {
     /// Type of tok_embeddings.weight (overrides the recipe).
     #[arg(long, value_name = "TYPE")]
     pub embedding_type: Option<DType>,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: one per physical core).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Write the per-tensor error report as JSON to this file.

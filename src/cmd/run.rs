@@ -40,7 +40,7 @@ pub struct Args {
     /// Random seed (default: from the clock).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: one per physical core).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Wrap the prompt in Llama 2 Chat's template.

@@ -100,90 +100,133 @@ pub(crate) fn dequantize_bf16(x: &[u8], y: &mut [f32]) {
     }
 }
 
-/// Generic float dot: `load(i)` yields weights i..i+8 as f32; 4 accumulators of 8 lanes.
+/// `[Σ load(i)·a[t][i..i+8] for t in 0..T]`: 4 accumulators of 8 lanes per output over the
+/// 8-aligned prefix, then a scalar tail. Every output sees the same operations in the same
+/// order whatever `T`, so multi-token results are bit-identical to single dots.
 ///
 /// # Safety
-/// `a` has `n` f32 (as bytes) and `load(i)` is valid for every `i + 8 <= n`.
+/// Every `a[t]` holds `n` f32 (as bytes) and `load(i)` is valid for every `i + 8 <= n`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_with(
+unsafe fn dot_rows<const T: usize>(
     n: usize,
-    a: &[u8],
+    a: [&[u8]; T],
     load: impl Fn(usize) -> __m256,
     tail: impl Fn(usize) -> f32,
-) -> f32 {
-    debug_assert!(a.len() == 4 * n);
-    let act = |i: usize| {
-        // SAFETY: i + 8 <= n and a holds 4n bytes.
-        unsafe { _mm256_loadu_ps(a.as_ptr().add(4 * i).cast()) }
+) -> [f32; T] {
+    debug_assert!(a.iter().all(|r| r.len() == 4 * n));
+    let act = |t: usize, i: usize| {
+        // SAFETY: i + 8 <= n and a[t] holds 4n bytes.
+        unsafe { _mm256_loadu_ps(a[t].as_ptr().add(4 * i).cast()) }
     };
-    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut acc = [[_mm256_setzero_ps(); 4]; T];
     let n32 = n / 32 * 32;
     for i in (0..n32).step_by(32) {
-        for (u, s) in acc.iter_mut().enumerate() {
-            *s = _mm256_fmadd_ps(load(i + 8 * u), act(i + 8 * u), *s);
+        for u in 0..4 {
+            let w = load(i + 8 * u);
+            for (t, s) in acc.iter_mut().enumerate() {
+                s[u] = _mm256_fmadd_ps(w, act(t, i + 8 * u), s[u]);
+            }
         }
     }
     let n8 = n / 8 * 8;
     for i in (n32..n8).step_by(8) {
-        acc[0] = _mm256_fmadd_ps(load(i), act(i), acc[0]);
+        let w = load(i);
+        for (t, s) in acc.iter_mut().enumerate() {
+            s[0] = _mm256_fmadd_ps(w, act(t, i), s[0]);
+        }
     }
-    let mut sum = hsum_f32(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ));
-    for i in n8..n {
-        sum += tail(i) * f32::from_le_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]);
+    let mut out = [0f32; T];
+    for (t, (o, s)) in out.iter_mut().zip(&acc).enumerate() {
+        *o = hsum_f32(_mm256_add_ps(
+            _mm256_add_ps(s[0], s[1]),
+            _mm256_add_ps(s[2], s[3]),
+        ));
+        let r = a[t];
+        for i in n8..n {
+            *o +=
+                tail(i) * f32::from_le_bytes([r[4 * i], r[4 * i + 1], r[4 * i + 2], r[4 * i + 3]]);
+        }
     }
-    sum
+    out
 }
 
-/// f32·f32 dot.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    assert!(w.len() == 4 * n && a.len() == 4 * n);
-    // SAFETY: lengths checked; loads at i + 8 <= n stay inside w.
-    unsafe {
-        dot_with(
-            n,
-            a,
-            |i| _mm256_loadu_ps(w.as_ptr().add(4 * i).cast()),
-            |i| f32::from_le_bytes([w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]]),
-        )
-    }
+/// Weights `i..i+8` of an f32 row.
+///
+/// # Safety
+/// `4i + 32 <= w.len()`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load_f32(w: &[u8], i: usize) -> __m256 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { _mm256_loadu_ps(w.as_ptr().add(4 * i).cast()) }
 }
 
-/// f16·f32 dot.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    assert!(w.len() == 2 * n && a.len() == 4 * n);
-    // SAFETY: lengths checked; loads at i + 8 <= n stay inside w.
-    unsafe {
-        dot_with(
-            n,
-            a,
-            |i| _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(2 * i).cast())),
-            |i| f16_to_f32(u16::from_le_bytes([w[2 * i], w[2 * i + 1]])),
-        )
-    }
+/// Weights `i..i+8` of an f16 row, widened.
+///
+/// # Safety
+/// `2i + 16 <= w.len()`.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn load_f16(w: &[u8], i: usize) -> __m256 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(2 * i).cast())) }
 }
 
-/// bf16·f32 dot.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot_bf16(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    assert!(w.len() == 2 * n && a.len() == 4 * n);
-    // SAFETY: lengths checked; loads at i + 8 <= n stay inside w.
-    unsafe {
-        dot_with(
-            n,
-            a,
-            |i| load_bf16x8(w.as_ptr().add(2 * i)),
-            |i| {
-                bf16_to_f32(half::bf16::from_bits(u16::from_le_bytes([
-                    w[2 * i],
-                    w[2 * i + 1],
-                ])))
-            },
-        )
-    }
+/// Weights `i..i+8` of a bf16 row, widened.
+///
+/// # Safety
+/// `2i + 16 <= w.len()`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load_bf16(w: &[u8], i: usize) -> __m256 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { load_bf16x8(w.as_ptr().add(2 * i)) }
 }
+
+fn tail_f32(w: &[u8], i: usize) -> f32 {
+    f32::from_le_bytes([w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]])
+}
+
+fn tail_f16(w: &[u8], i: usize) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes([w[2 * i], w[2 * i + 1]])).to_f32()
+}
+
+fn tail_bf16(w: &[u8], i: usize) -> f32 {
+    bf16_to_f32(half::bf16::from_bits(u16::from_le_bytes([
+        w[2 * i],
+        w[2 * i + 1],
+    ])))
+}
+
+/// Defines the single and the 4-token dot of one float weight format. AVX2 has 16 vector
+/// registers: 4 tokens × 4 accumulators would not fit, so the 4-token dot is two passes of 2
+/// tokens (each weight vector widened twice instead of 4 times).
+macro_rules! float_dots {
+    ($one:ident, $four:ident, $name:literal, $wbytes:literal, $load:ident, $tail:ident) => {
+        #[doc = concat!($name, "·f32 dot.")]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(crate) fn $one(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            assert!(w.len() == $wbytes * n && a.len() == 4 * n);
+            // SAFETY: lengths checked; loads at i + 8 <= n stay inside w.
+            let [r] = unsafe { dot_rows(n, [a], |i| $load(w, i), |i| $tail(w, i)) };
+            r
+        }
+
+        #[doc = concat!($name, "·f32 dot of one weight row with 4 activation rows; each result is")]
+        #[doc = concat!("bit-identical to [`", stringify!($one), "`].")]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(crate) fn $four(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+            assert!(w.len() == $wbytes * n && a.iter().all(|r| r.len() == 4 * n));
+            // SAFETY: lengths checked; loads at i + 8 <= n stay inside w.
+            let [r0, r1] = unsafe { dot_rows(n, [a[0], a[1]], |i| $load(w, i), |i| $tail(w, i)) };
+            // SAFETY: as above.
+            let [r2, r3] = unsafe { dot_rows(n, [a[2], a[3]], |i| $load(w, i), |i| $tail(w, i)) };
+            [r0, r1, r2, r3]
+        }
+    };
+}
+
+float_dots!(vec_dot_f32, vec_dot4_f32, "f32", 4, load_f32, tail_f32);
+float_dots!(vec_dot_f16, vec_dot4_f16, "f16", 2, load_f16, tail_f16);
+float_dots!(vec_dot_bf16, vec_dot4_bf16, "bf16", 2, load_bf16, tail_bf16);
