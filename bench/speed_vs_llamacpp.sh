@@ -10,10 +10,14 @@
 # llama-bench runs with --repack 0 (AMX repack segfaults on this CPU).
 #
 #   bench/speed_vs_llamacpp.sh            # ~5 min; env: ROUNDS (3), P (64), N (32), TYPES, THREADS (2)
+#   DIR=/path/to/folder bench/speed_vs_llamacpp.sh   # any other model: DIR holds its f16.lpk
+#     (e.g. the Llama-2-7B-shaped synthetic checkpoint of convert/bench, converted with
+#     `llamapack convert --dtype f16`: real 7B matrix shapes, 2 layers)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 ROUNDS="${ROUNDS:-3}"; P="${P:-64}"; N="${N:-32}"; TYPES="${TYPES:-f16 q8_0 q4_0 q4_k_m}"
-S="$(smol_f16)"; cd "$S"
+S="${DIR:-$(smol_f16)}"; cd "$S"
+[ -f f16.gguf ] || lp export f16.lpk --format gguf -o f16.gguf >/dev/null
 for t in $TYPES; do
   [ "$t" = f16 ] && continue
   [ -f "$t.lpk" ] || lp quantize f16.lpk -o "$t.lpk" --type "$t" --threads "$THREADS" >/dev/null 2>&1
@@ -28,12 +32,12 @@ for round in $(seq "$ROUNDS"); do
     echo "{\"round\":$round,\"type\":\"$t\",\"tool\":\"llama.cpp\",\"r\":$(echo "$th" | tr -d '\n')}" >>"$RAW"
   done
 done
-python3 - "$RAW" "$P" "$N" "$THREADS" <<'PY'
+python3 - "$RAW" "$P" "$N" "$THREADS" "${DIR:-SmolLM2-135M}" <<'PY'
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
 P, N, T = sys.argv[2], sys.argv[3], sys.argv[4]
 types = list(dict.fromkeys(r["type"] for r in rows))
-print(f"SmolLM2-135M, {T} threads, pp{P} / tg{N} tok/s, median of {max(r['round'] for r in rows)} interleaved rounds")
+print(f"{sys.argv[5]}, {T} threads, pp{P} / tg{N} tok/s, median of {max(r['round'] for r in rows)} interleaved rounds")
 print(f"{'type':<8} {'ours pp':>9} {'llama pp':>9} {'pp ratio':>9} {'ours tg':>9} {'llama tg':>9} {'tg ratio':>9}  goal(pp≥0.5,tg≥0.8)  our dtype mix")
 for t in types:
     ours = [r["r"] for r in rows if r["type"] == t and r["tool"] == "llamapack"]

@@ -7,13 +7,15 @@
 //!   weight rows.
 //! - `vec_dot4/<type>/<level>`: the batched path's inner loop — 16 rows × 512 values, each
 //!   dotted with the same 4 activation rows (all in L1), one `vec_dot4` call per row; the
-//!   `<level>-single` twin makes 4 `vec_dot` calls instead. Throughput counts multiply-adds.
+//!   `<level>-single` twin makes 4 `vec_dot` calls instead, `<level>-packed` (q8_0, q4_0)
+//!   reads the 4 rows interleaved by `pack_q8_0_x4`. Throughput counts multiply-adds.
 //!
 //! Run: `cargo bench -p llamapack-quantize -- --warm-up-time 1 --measurement-time 2`.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
 use llamapack_quantize::{DType, Level, kernels_for, vec_dot_type};
 
 const N: usize = 4096;
@@ -109,6 +111,8 @@ fn vec_dot4(c: &mut Criterion) {
         DType::BF16,
         DType::Q8_0,
         DType::Q4_0,
+        DType::Q4K,
+        DType::Q6K,
     ] {
         let rb = dtype.row_bytes(COLS).unwrap();
         let mut wq = vec![0u8; rb * R];
@@ -143,6 +147,22 @@ fn vec_dot4(c: &mut Criterion) {
                     s
                 });
             });
+            if k.has_vec_dot4_packed(dtype) {
+                let mut packed = vec![0u8; COLS / 32 * Q8_0_X4_BLOCK_BYTES];
+                pack_q8_0_x4(acts, &mut packed);
+                g.bench_function(format!("{}-packed", level.name()), |b| {
+                    b.iter(|| {
+                        let mut s = 0.0f32;
+                        for row in wq.chunks_exact(rb) {
+                            s += k
+                                .vec_dot4_packed(dtype, COLS, black_box(row), &packed)
+                                .iter()
+                                .sum::<f32>();
+                        }
+                        s
+                    });
+                });
+            }
             g.bench_function(format!("{}-single", level.name()), |b| {
                 b.iter(|| {
                     let mut s = 0.0f32;

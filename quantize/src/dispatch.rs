@@ -83,6 +83,8 @@ pub(crate) type DequantizeFn = fn(&[u8], &mut [f32]);
 pub(crate) type DotFn = fn(usize, &[u8], &[u8]) -> f32;
 /// One weight row dotted with 4 activation rows.
 pub(crate) type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
+/// One weight row with 4 activation rows packed by [`crate::q8_0::pack_q8_0_x4`].
+pub(crate) type Dot4PackedFn = fn(usize, &[u8], &[u8]) -> [f32; 4];
 
 /// The kernels of one dtype. They receive slices whose lengths [`Kernels`] has checked.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +94,8 @@ pub(crate) struct Format {
     pub(crate) vec_dot: DotFn,
     /// One weight row · 4 activation rows (`None`: 4 calls of `vec_dot`).
     pub(crate) vec_dot4: Option<Dot4Fn>,
+    /// One weight row · 4 q8_0 activation rows packed by `pack_q8_0_x4`.
+    pub(crate) vec_dot4_packed: Option<Dot4PackedFn>,
 }
 
 /// A table of kernels for every dtype at one [`Level`].
@@ -182,6 +186,42 @@ impl Kernels {
         self.format(weight).ok().and_then(|f| f.vec_dot4)
     }
 
+    /// Whether [`Kernels::vec_dot4_packed`] exists for `weight` at this level.
+    pub fn has_vec_dot4_packed(&self, weight: DType) -> bool {
+        self.format(weight)
+            .is_ok_and(|f| f.vec_dot4_packed.is_some())
+    }
+
+    /// `[vec_dot(weight, n, w_row, acts[t]) for t in 0..4]`, bit-identical to those 4 calls,
+    /// with the 4 q8_0 activation rows given as `packed` by
+    /// [`crate::q8_0::pack_q8_0_x4`] (done once per group of tokens, then read by every
+    /// weight row).
+    ///
+    /// # Panics
+    /// If the level has no such kernel for `weight` (see [`Kernels::has_vec_dot4_packed`]),
+    /// or the lengths do not match `n`.
+    #[inline]
+    pub fn vec_dot4_packed(
+        &self,
+        weight: DType,
+        n: usize,
+        w_row: &[u8],
+        packed: &[u8],
+    ) -> [f32; 4] {
+        let f = self
+            .format(weight)
+            .ok()
+            .and_then(|f| f.vec_dot4_packed)
+            .expect("vec_dot4_packed: no packed kernel for this dtype at this level");
+        assert!(
+            weight.row_bytes(n) == Some(w_row.len())
+                && n.is_multiple_of(32)
+                && packed.len() == n / 32 * crate::q8_0::Q8_0_X4_BLOCK_BYTES,
+            "vec_dot4_packed: {weight} row of {n} values: wrong byte lengths"
+        );
+        f(n, w_row, packed)
+    }
+
     /// `[vec_dot(weight, n, w_row, acts[t]) for t in 0..4]`, bit-identical to those 4 calls, but
     /// reading (and unpacking) each weight block once for the 4 tokens where the level has a
     /// multi-token kernel.
@@ -250,48 +290,56 @@ static SCALAR: Kernels = Kernels {
         dequantize: scalar::dequantize_f32,
         vec_dot: scalar::vec_dot_f32,
         vec_dot4: None,
+        vec_dot4_packed: None,
     },
     f16: Format {
         quantize: scalar::quantize_f16,
         dequantize: scalar::dequantize_f16,
         vec_dot: scalar::vec_dot_f16,
         vec_dot4: None,
+        vec_dot4_packed: None,
     },
     bf16: Format {
         quantize: scalar::quantize_bf16,
         dequantize: scalar::dequantize_bf16,
         vec_dot: scalar::vec_dot_bf16,
         vec_dot4: None,
+        vec_dot4_packed: None,
     },
     q8_0: Format {
         quantize: scalar::quantize_q8_0,
         dequantize: scalar::dequantize_q8_0,
         vec_dot: scalar::vec_dot_q8_0,
         vec_dot4: None,
+        vec_dot4_packed: None,
     },
     q4_0: Format {
         quantize: scalar::quantize_q4_0,
         dequantize: scalar::dequantize_q4_0,
         vec_dot: scalar::vec_dot_q4_0,
         vec_dot4: None,
+        vec_dot4_packed: None,
     },
     q4_k: Format {
         quantize: scalar::quantize_q4_k,
         dequantize: scalar::dequantize_q4_k,
         vec_dot: scalar::vec_dot_q4_k,
         vec_dot4: None,
+        vec_dot4_packed: None,
     },
     q6_k: Format {
         quantize: scalar::quantize_q6_k,
         dequantize: scalar::dequantize_q6_k,
         vec_dot: scalar::vec_dot_q6_k,
         vec_dot4: None,
+        vec_dot4_packed: None,
     },
     q8_k: Format {
         quantize: scalar::quantize_q8_k,
         dequantize: scalar::dequantize_q8_k,
         vec_dot: scalar::vec_dot_q8_k,
         vec_dot4: None,
+        vec_dot4_packed: None,
     },
 };
 
@@ -309,6 +357,12 @@ macro_rules! tf {
         Some(|n: usize, w: &[u8], a: [&[u8]; 4]| -> [f32; 4] {
             // SAFETY: as above, the table is only reachable once its features are detected.
             unsafe { $f(n, w, a) }
+        })
+    };
+    (dot4p $f:path) => {
+        Some(|n: usize, w: &[u8], p: &[u8]| -> [f32; 4] {
+            // SAFETY: as above, the table is only reachable once its features are detected.
+            unsafe { $f(n, w, p) }
         })
     };
     (quant $f:path) => {
@@ -335,48 +389,56 @@ static AVX2: Kernels = {
             dequantize: scalar::dequantize_f32,
             vec_dot: tf!(dot k::vec_dot_f32),
             vec_dot4: tf!(dot4 k::vec_dot4_f32),
+            vec_dot4_packed: None,
         },
         f16: Format {
             quantize: tf!(quant k::quantize_f16),
             dequantize: tf!(dequant k::dequantize_f16),
             vec_dot: tf!(dot k::vec_dot_f16),
             vec_dot4: tf!(dot4 k::vec_dot4_f16),
+            vec_dot4_packed: None,
         },
         bf16: Format {
             quantize: tf!(quant k::quantize_bf16),
             dequantize: tf!(dequant k::dequantize_bf16),
             vec_dot: tf!(dot k::vec_dot_bf16),
             vec_dot4: tf!(dot4 k::vec_dot4_bf16),
+            vec_dot4_packed: None,
         },
         q8_0: Format {
             quantize: tf!(quant k::quantize_q8_0),
             dequantize: tf!(dequant k::dequantize_q8_0),
             vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
             vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
+            vec_dot4_packed: None,
         },
         q4_0: Format {
             quantize: tf!(quant k::quantize_q4_0),
             dequantize: tf!(dequant k::dequantize_q4_0),
             vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
             vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
+            vec_dot4_packed: None,
         },
         q4_k: Format {
             quantize: tf!(quant k::quantize_q4_k),
             dequantize: tf!(dequant k::dequantize_q4_k),
             vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
             vec_dot4: None,
+            vec_dot4_packed: None,
         },
         q6_k: Format {
             quantize: tf!(quant k::quantize_q6_k),
             dequantize: tf!(dequant k::dequantize_q6_k),
             vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
             vec_dot4: None,
+            vec_dot4_packed: None,
         },
         q8_k: Format {
             quantize: tf!(quant k::quantize_q8_k),
             dequantize: tf!(dequant k::dequantize_q8_k),
             vec_dot: scalar::vec_dot_q8_k,
             vec_dot4: None,
+            vec_dot4_packed: None,
         },
     }
 };
@@ -404,21 +466,25 @@ static AVX512: Kernels = {
         q8_0: Format {
             vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
             vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
+            vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q8_0_q8_0),
             ..AVX2.q8_0
         },
         q4_0: Format {
             vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
             vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
+            vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q4_0_q8_0),
             ..AVX2.q4_0
         },
         q4_k: Format {
             quantize: tf!(quant k::quantize_q4_k),
             vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
+            vec_dot4: tf!(dot4 k::vec_dot4_q4_k_q8_k),
             ..AVX2.q4_k
         },
         q6_k: Format {
             quantize: tf!(quant k::quantize_q6_k),
             vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
+            vec_dot4: tf!(dot4 k::vec_dot4_q6_k_q8_k),
             ..AVX2.q6_k
         },
         q8_k: AVX2.q8_k,

@@ -64,3 +64,51 @@ pub fn vec_dot_q8_0_q8_0_ref(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
     assert_eq!(x.len(), y.len(), "q8_0 dot: block counts differ");
     x.iter().zip(y).fold(0.0, |s, (a, b)| s + block_dot(a, b))
 }
+
+/// Bytes of one 32-value block in [`pack_q8_0_x4`]'s layout.
+pub const Q8_0_X4_BLOCK_BYTES: usize = 256;
+
+/// Interleaves 4 q8_0 activation rows for the packed multi-token dots of the 32-blocks
+/// (`Kernels::vec_dot4_packed`): the batched matmul packs each group of 4 tokens once and
+/// every weight row of the matrix reads it.
+///
+/// Block `b` of the 4 rows becomes 256 bytes:
+/// - `0..64`: the 32 quants of token 0 then of token 1, each `q ^ 0x80` (`q + 128` as u8,
+///   the unsigned operand of `vpdpbusd`);
+/// - `64..128`: the same for tokens 2 and 3;
+/// - `128..192`: token 0's scale as f32 (little-endian) 8 times, then token 1's 8 times;
+/// - `192..256`: the same for tokens 2 and 3.
+///
+/// The scales are the exact f32 values of the f16 scales, so a kernel reading this layout can
+/// reproduce the single-token dot bit for bit.
+///
+/// # Panics
+/// If the rows differ in length, are not whole blocks, or `out` is not
+/// `blocks × Q8_0_X4_BLOCK_BYTES` long.
+pub fn pack_q8_0_x4(acts: [&[u8]; 4], out: &mut [u8]) {
+    const QB: usize = std::mem::size_of::<BlockQ8_0>();
+    let len = acts[0].len();
+    assert!(
+        len.is_multiple_of(QB) && acts.iter().all(|a| a.len() == len),
+        "pack_q8_0_x4: rows of whole, equal numbers of q8_0 blocks"
+    );
+    let nb = len / QB;
+    assert_eq!(
+        out.len(),
+        nb * Q8_0_X4_BLOCK_BYTES,
+        "pack_q8_0_x4: output length"
+    );
+    for (b, dst) in out.chunks_exact_mut(Q8_0_X4_BLOCK_BYTES).enumerate() {
+        for (t, row) in acts.iter().enumerate() {
+            let src = &row[QB * b..QB * (b + 1)];
+            let d = f16::from_bits(u16::from_le_bytes([src[0], src[1]])).to_f32();
+            let (q, s) = (32 * t, 128 + 32 * t);
+            for (o, &v) in dst[q..q + 32].iter_mut().zip(&src[2..]) {
+                *o = v ^ 0x80;
+            }
+            for o in dst[s..s + 32].chunks_exact_mut(4) {
+                o.copy_from_slice(&d.to_le_bytes());
+            }
+        }
+    }
+}

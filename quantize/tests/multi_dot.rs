@@ -6,6 +6,7 @@
 mod common;
 
 use common::{KINDS, encode, levels, row};
+use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
 use llamapack_quantize::{DType, vec_dot_type};
 use proptest::prelude::*;
 
@@ -26,18 +27,40 @@ fn check(dtype: DType, n: usize, wkind: u64, akinds: [u64; 4], seed: u64) {
         .map(|t| encode(act, &row(akinds[t], n, seed ^ (0x9e37 * (t as u64 + 1)))))
         .collect();
     let acts = [&aq[0][..], &aq[1][..], &aq[2][..], &aq[3][..]];
+    let packed = (act == DType::Q8_0).then(|| {
+        let mut p = vec![0u8; n / 32 * Q8_0_X4_BLOCK_BYTES];
+        pack_q8_0_x4(acts, &mut p);
+        p
+    });
+    let mut packed_levels = 0;
     for k in levels() {
-        let got = k.vec_dot4(dtype, n, &wq, acts);
-        for t in 0..4 {
-            let want = k.vec_dot(dtype, n, &wq, acts[t]);
-            assert!(
-                got[t].to_bits() == want.to_bits() || (got[t].is_nan() && want.is_nan()),
-                "{dtype} {:?} n={n} token {t}: {} vs single {}",
-                k.level(),
-                got[t],
-                want
-            );
+        let mut results = vec![("vec_dot4", k.vec_dot4(dtype, n, &wq, acts))];
+        if k.has_vec_dot4_packed(dtype) {
+            let p = packed
+                .as_ref()
+                .expect("packed kernels exist only for q8_0 activations");
+            results.push(("vec_dot4_packed", k.vec_dot4_packed(dtype, n, &wq, p)));
+            packed_levels += 1;
         }
+        for (what, got) in results {
+            for t in 0..4 {
+                let want = k.vec_dot(dtype, n, &wq, acts[t]);
+                assert!(
+                    got[t].to_bits() == want.to_bits() || (got[t].is_nan() && want.is_nan()),
+                    "{dtype} {what} {:?} n={n} token {t}: {} vs single {}",
+                    k.level(),
+                    got[t],
+                    want
+                );
+            }
+        }
+    }
+    // On an AVX-512 VNNI machine the packed q8_0/q4_0 kernels must have been checked.
+    #[cfg(target_arch = "x86_64")]
+    if matches!(dtype, DType::Q8_0 | DType::Q4_0)
+        && llamapack_quantize::Level::Avx512.is_supported()
+    {
+        assert_eq!(packed_levels, 1, "{dtype}: packed kernel not exercised");
     }
 }
 

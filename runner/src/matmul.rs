@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::model::Matrix;
+use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
 use llamapack_quantize::{Kernels, vec_dot_type};
 
 /// Bytes of weight rows the batched path keeps in cache while all tokens pass over them: inside
@@ -49,14 +50,30 @@ pub(crate) fn dequantize_row(k: &Kernels, dtype: DType, src: &[u8], dst: &mut [f
         })
 }
 
-/// Bytes of activation scratch a batch of `n` rows of `cols` needs, for any weight dtype.
+/// Bytes of activation scratch a batch of `n` rows of `cols` needs, for any weight dtype: the
+/// converted rows, then (q8_0) the same rows packed 4 tokens at a time.
 pub(crate) fn act_scratch_bytes(n: usize, cols: usize) -> usize {
-    [DType::Q8_0, DType::Q8K]
+    let rows = [DType::Q8_0, DType::Q8K]
         .iter()
         .filter_map(|d| d.row_bytes(cols.next_multiple_of(d.block_len())))
         .max()
         .unwrap_or(0)
-        * n
+        * n;
+    rows + packed_group_bytes(cols.next_multiple_of(32)) * (n / 4)
+}
+
+/// Bytes of one group of 4 q8_0 rows of `cols` in `pack_q8_0_x4`'s layout.
+fn packed_group_bytes(cols: usize) -> usize {
+    cols / 32 * Q8_0_X4_BLOCK_BYTES
+}
+
+/// Whether q8_0 activations of `n` tokens are also packed (some weight has a packed kernel at
+/// this level and there is at least one group of 4).
+fn packs(k: &Kernels, dtype: DType, n: usize, cols: usize) -> bool {
+    dtype == DType::Q8_0
+        && n >= 4
+        && cols.is_multiple_of(32)
+        && (k.has_vec_dot4_packed(DType::Q8_0) || k.has_vec_dot4_packed(DType::Q4_0))
 }
 
 /// Activations of `n` tokens in the dot format of some weight dtype.
@@ -72,6 +89,9 @@ pub(crate) struct Acts<'s> {
     pub n: usize,
     /// `n` rows.
     pub bytes: &'s [u8],
+    /// The first `n / 4 · 4` rows in groups of 4 packed by `pack_q8_0_x4` (q8_0 only, when
+    /// the level has packed kernels).
+    pub packed: Option<&'s [u8]>,
 }
 
 impl<'s> Acts<'s> {
@@ -92,22 +112,48 @@ impl<'s> Acts<'s> {
         let row_bytes = dtype
             .row_bytes(cols)
             .ok_or_else(|| kerr(format!("a row of {cols} is not a whole number of blocks")))?;
-        let dst = scratch
-            .get_mut(..n * row_bytes)
-            .ok_or_else(|| kerr(format!("activation scratch too small for {n}×{cols}")))?;
+        let packed = if packs(k, dtype, n, cols) {
+            packed_group_bytes(cols) * (n / 4)
+        } else {
+            0
+        };
+        let (dst, pack) = scratch
+            .get_mut(..n * row_bytes + packed)
+            .ok_or_else(|| kerr(format!("activation scratch too small for {n}×{cols}")))?
+            .split_at_mut(n * row_bytes);
         dst.par_chunks_mut(row_bytes)
             .zip(x[..n * cols].par_chunks(cols))
             .try_for_each(|(d, s)| k.quantize_row(dtype, s, d))
-            .map_err(|e| kerr(e.to_string()))
+            .map_err(|e| kerr(e.to_string()))?;
+        if packed > 0 {
+            let dst = &*dst;
+            pack.par_chunks_mut(packed_group_bytes(cols))
+                .enumerate()
+                .for_each(|(g, out)| {
+                    let r = |t: usize| &dst[(4 * g + t) * row_bytes..(4 * g + t + 1) * row_bytes];
+                    pack_q8_0_x4([r(0), r(1), r(2), r(3)], out);
+                });
+        }
+        Ok(())
     }
 
-    /// Views activations already converted by [`Acts::convert`] (or `x` itself for f32).
-    pub fn view(dtype: DType, x: &'s [f32], n: usize, cols: usize, scratch: &'s [u8]) -> Acts<'s> {
-        let (row_bytes, bytes) = if dtype == DType::F32 {
-            (cols * 4, bytemuck::cast_slice(&x[..n * cols]))
+    /// Views activations already converted by [`Acts::convert`] with the same kernels (or `x`
+    /// itself for f32).
+    pub fn view(
+        k: &Kernels,
+        dtype: DType,
+        x: &'s [f32],
+        n: usize,
+        cols: usize,
+        scratch: &'s [u8],
+    ) -> Acts<'s> {
+        let (row_bytes, bytes, packed) = if dtype == DType::F32 {
+            (cols * 4, bytemuck::cast_slice(&x[..n * cols]), None)
         } else {
             let rb = dtype.row_bytes(cols).expect("checked by convert");
-            (rb, &scratch[..n * rb])
+            let packed = packs(k, dtype, n, cols)
+                .then(|| &scratch[n * rb..n * rb + packed_group_bytes(cols) * (n / 4)]);
+            (rb, &scratch[..n * rb], packed)
         };
         Acts {
             dtype,
@@ -115,6 +161,7 @@ impl<'s> Acts<'s> {
             row_bytes,
             n,
             bytes,
+            packed,
         }
     }
 
@@ -142,7 +189,7 @@ pub(crate) fn project(
             Acts::convert(k, dtype, x, n, cols, scratch)?;
             converted = Some(dtype);
         }
-        let a = Acts::view(dtype, x, n, cols, scratch);
+        let a = Acts::view(k, dtype, x, n, cols, scratch);
         matmul(k, w, &a, out, tr);
     }
     Ok(())
@@ -183,7 +230,13 @@ fn matmul_blocked(
             });
         return;
     }
-    let quads = if k.has_vec_dot4(w.dtype) { n / 4 } else { 0 };
+    let packed = a.packed.filter(|_| k.has_vec_dot4_packed(w.dtype));
+    let quads = if packed.is_some() || k.has_vec_dot4(w.dtype) {
+        n / 4
+    } else {
+        0
+    };
+    let group = packed_group_bytes(w.cols);
     let block_rows = (block_bytes / w.row_bytes.max(1)).clamp(1, chunk);
     let tr = &mut tr[..rows * n];
     tr.par_chunks_mut(chunk * n)
@@ -199,8 +252,13 @@ fn matmul_blocked(
                 for q in 0..quads {
                     let t = 4 * q;
                     let acts = [a.row(t), a.row(t + 1), a.row(t + 2), a.row(t + 3)];
+                    let p = packed.map(|p| &p[q * group..(q + 1) * group]);
                     for (j, yr) in yb.chunks_exact_mut(n).enumerate() {
-                        let y4 = k.vec_dot4(w.dtype, w.cols, w.row(r0 + j), acts);
+                        let row = w.row(r0 + j);
+                        let y4 = match p {
+                            Some(p) => k.vec_dot4_packed(w.dtype, w.cols, row, p),
+                            None => k.vec_dot4(w.dtype, w.cols, row, acts),
+                        };
                         yr[t..t + 4].copy_from_slice(&y4);
                     }
                 }
@@ -271,8 +329,6 @@ mod tests {
                 .collect();
             for level in Level::ALL.into_iter().filter(|l| l.is_supported()) {
                 let k = kernels_for(level).unwrap();
-                let mut scratch = vec![0u8; act_scratch_bytes(9, cols)];
-                Acts::convert(k, vdt, &x, 9, cols, &mut scratch).unwrap();
                 // One token at a time: the reference bits.
                 let single: Vec<Vec<f32>> = (0..9)
                     .map(|t| {
@@ -280,7 +336,13 @@ mod tests {
                         let mut s1 = vec![0u8; act_scratch_bytes(1, cols)];
                         Acts::convert(k, vdt, xt, 1, cols, &mut s1).unwrap();
                         let mut o = vec![0f32; rows];
-                        matmul(k, &w, &Acts::view(vdt, xt, 1, cols, &s1), &mut o, &mut []);
+                        matmul(
+                            k,
+                            &w,
+                            &Acts::view(k, vdt, xt, 1, cols, &s1),
+                            &mut o,
+                            &mut [],
+                        );
                         o
                     })
                     .collect();
@@ -290,9 +352,11 @@ mod tests {
                     (9, 3 * rb),
                     (9, ROW_BLOCK_BYTES),
                 ] {
+                    let mut scratch = vec![0u8; act_scratch_bytes(n, cols)];
+                    Acts::convert(k, vdt, &x, n, cols, &mut scratch).unwrap();
                     let mut tr = vec![0f32; rows * n];
                     let mut out = vec![0f32; rows * n];
-                    let a = Acts::view(vdt, &x, n, cols, &scratch);
+                    let a = Acts::view(k, vdt, &x, n, cols, &scratch);
                     matmul_blocked(k, &w, &a, &mut out, &mut tr, block_bytes);
                     for t in 0..n {
                         let mut xa = vec![0f32; cols];

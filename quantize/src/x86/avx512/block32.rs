@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::x86::{f16_mul, hsum_f32, prefetch_ahead, rd_u16, rd_u16_ptr, unrolled4_x4};
+use crate::x86::{f16_mul, f16_to_f32, hsum_f32, prefetch_ahead, rd_u16, rd_u16_ptr, unrolled4_x4};
 
 const QB: usize = 34;
 const Q4B: usize = 18;
@@ -151,4 +151,123 @@ pub(crate) fn vec_dot4_q4_0_q8_0(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] 
             }
         }
     })
+}
+
+/// The packed 4-token dot shared by q8_0 and q4_0 weights: `weight(i)` gives block `i`'s
+/// scale and its 32 signed values (in a ymm). Each zmm holds one block of 2 tokens (lanes 0–7
+/// the first, 8–15 the second), so one `vpdpbusd` serves 2 tokens, and the biased activations
+/// (`y + 128`) are corrected exactly by starting the sums at `−128·Σx` per lane. Every lane
+/// then takes the same i32 sums and f32 steps as the ymm lanes of the single dot's
+/// `unrolled4` (block `i` into accumulator `i mod 4`, the leftover blocks into accumulator 0,
+/// the same final tree), so each token's result has the single dot's bits.
+///
+/// # Safety
+/// `p` holds `nb` packed blocks ([`crate::q8_0::pack_q8_0_x4`]) and `weight(i)` is valid for
+/// every `i < nb`; the caller enables AVX-512 F/BW/VL/VNNI.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot4_packed(
+    nb: usize,
+    p: &[u8],
+    prefetch: impl Fn(usize),
+    weight: impl Fn(usize) -> (f32, __m256i),
+) -> [f32; 4] {
+    const PB: usize = crate::q8_0::Q8_0_X4_BLOCK_BYTES;
+    debug_assert!(p.len() == PB * nb);
+    let bias = _mm512_set1_epi8(-128);
+    let pp = p.as_ptr();
+    let step = |i: usize, acc: &mut [__m512; 2]| {
+        let (dw, x) = weight(i);
+        let x = _mm512_broadcast_i64x4(x);
+        let start = _mm512_sub_epi32(
+            _mm512_setzero_si512(),
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, x),
+        );
+        let dw = _mm512_set1_ps(dw);
+        for (h, a) in acc.iter_mut().enumerate() {
+            // SAFETY: block i < nb of p: bytes PB·i + 64h .. +64 and PB·i + 128 + 64h .. +64.
+            let (y, da) = unsafe {
+                (
+                    _mm512_loadu_si512(pp.add(PB * i + 64 * h).cast()),
+                    _mm512_loadu_ps(pp.add(PB * i + 128 + 64 * h).cast()),
+                )
+            };
+            let s = _mm512_dpbusd_epi32(start, y, x);
+            *a = _mm512_fmadd_ps(_mm512_mul_ps(da, dw), _mm512_cvtepi32_ps(s), *a);
+        }
+    };
+    // acc[u][h]: accumulator u of tokens 2h (lanes 0–7) and 2h + 1 (lanes 8–15).
+    let mut acc = [[_mm512_setzero_ps(); 2]; 4];
+    let full = nb / 4 * 4;
+    for i0 in (0..full).step_by(4) {
+        prefetch(i0);
+        for (u, a) in acc.iter_mut().enumerate() {
+            step(i0 + u, a);
+        }
+    }
+    for i in full..nb {
+        step(i, &mut acc[0]);
+    }
+    let mut out = [0f32; 4];
+    for h in 0..2 {
+        let s = _mm512_add_ps(
+            _mm512_add_ps(acc[0][h], acc[1][h]),
+            _mm512_add_ps(acc[2][h], acc[3][h]),
+        );
+        out[2 * h] = hsum_f32(_mm512_castps512_ps256(s));
+        out[2 * h + 1] = hsum_f32(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(s),
+        )));
+    }
+    out
+}
+
+/// q8_0·q8_0 dot of one weight row with 4 packed activation rows; each result is
+/// bit-identical to [`vec_dot_q8_0_q8_0`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot4_packed_q8_0_q8_0(n: usize, w: &[u8], p: &[u8]) -> [f32; 4] {
+    let nb = n / 32;
+    assert!(w.len() == QB * nb && p.len() == crate::q8_0::Q8_0_X4_BLOCK_BYTES * nb);
+    let wp = w.as_ptr();
+    // SAFETY: lengths checked; block i < nb of w is bytes 34i..34i + 34.
+    unsafe {
+        dot4_packed(
+            nb,
+            p,
+            |i| prefetch_ahead(w, i * QB, 4 * QB),
+            |i| {
+                let o = QB * i;
+                let d = f16_to_f32(rd_u16_ptr(wp.add(o)));
+                (d, _mm256_loadu_si256(wp.add(o + 2).cast()))
+            },
+        )
+    }
+}
+
+/// q4_0·q8_0 dot of one weight row with 4 packed activation rows; each result is
+/// bit-identical to [`vec_dot_q4_0_q8_0`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot4_packed_q4_0_q8_0(n: usize, w: &[u8], p: &[u8]) -> [f32; 4] {
+    let nb = n / 32;
+    assert!(w.len() == Q4B * nb && p.len() == crate::q8_0::Q8_0_X4_BLOCK_BYTES * nb);
+    let (m4, eight) = (_mm_set1_epi8(0x0f), _mm256_set1_epi8(8));
+    let wp = w.as_ptr();
+    // SAFETY: lengths checked; block i < nb of w is bytes 18i..18i + 18.
+    unsafe {
+        dot4_packed(
+            nb,
+            p,
+            |i| prefetch_ahead(w, i * Q4B, 4 * Q4B),
+            |i| {
+                let o = Q4B * i;
+                let d = f16_to_f32(rd_u16_ptr(wp.add(o)));
+                let q = _mm_loadu_si128(wp.add(o + 2).cast());
+                let x = _mm256_set_m128i(
+                    _mm_and_si128(_mm_srli_epi16::<4>(q), m4),
+                    _mm_and_si128(q, m4),
+                );
+                (d, _mm256_sub_epi8(x, eight))
+            },
+        )
+    }
 }
