@@ -85,6 +85,8 @@ pub(crate) type DotFn = fn(usize, &[u8], &[u8]) -> f32;
 pub(crate) type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
 /// One weight row with 4 activation rows packed by [`crate::q8_0::pack_q8_0_x4`].
 pub(crate) type Dot4PackedFn = fn(usize, &[u8], &[u8]) -> [f32; 4];
+/// `out.len()` (≤ [`Kernels::DOT4_ROWS_MAX`]) consecutive weight rows with 4 activation rows.
+pub(crate) type Dot4RowsFn = fn(usize, &[u8], [&[u8]; 4], &mut [[f32; 4]]);
 
 /// The kernels of one dtype. They receive slices whose lengths [`Kernels`] has checked.
 #[derive(Clone, Copy, Debug)]
@@ -96,6 +98,8 @@ pub(crate) struct Format {
     pub(crate) vec_dot4: Option<Dot4Fn>,
     /// One weight row · 4 q8_0 activation rows packed by `pack_q8_0_x4`.
     pub(crate) vec_dot4_packed: Option<Dot4PackedFn>,
+    /// Up to 8 weight rows · 4 activation rows, in cache-sized column passes.
+    pub(crate) vec_dot4_rows: Option<Dot4RowsFn>,
 }
 
 /// A table of kernels for every dtype at one [`Level`].
@@ -186,6 +190,48 @@ impl Kernels {
         self.format(weight).ok().and_then(|f| f.vec_dot4)
     }
 
+    /// Most rows one [`Kernels::vec_dot4_rows`] call takes.
+    pub const DOT4_ROWS_MAX: usize = 8;
+
+    /// Whether [`Kernels::vec_dot4_rows`] has a kernel for `weight` at this level.
+    pub fn has_vec_dot4_rows(&self, weight: DType) -> bool {
+        self.format(weight).is_ok_and(|f| f.vec_dot4_rows.is_some())
+    }
+
+    /// `out[r] = vec_dot4(weight, n, row r of w_rows, acts)` for the `out.len()` consecutive
+    /// rows in `w_rows` (at most [`Kernels::DOT4_ROWS_MAX`]), bit-identical to those calls, but
+    /// computed in column passes that keep the 4 activation rows in L1 however wide they are.
+    /// Without a kernel for `weight`, it is those calls.
+    ///
+    /// # Panics
+    /// If `out` holds more than `DOT4_ROWS_MAX` rows or a length does not match `n`.
+    pub fn vec_dot4_rows(
+        &self,
+        weight: DType,
+        n: usize,
+        w_rows: &[u8],
+        acts: [&[u8]; 4],
+        out: &mut [[f32; 4]],
+    ) {
+        let rb = weight.row_bytes(n);
+        let act_type = crate::vec_dot_type(weight);
+        assert!(
+            out.len() <= Self::DOT4_ROWS_MAX
+                && rb.is_some_and(|rb| w_rows.len() == rb * out.len())
+                && acts.iter().all(|a| act_type.row_bytes(n) == Some(a.len())),
+            "vec_dot4_rows: {} {weight} rows of {n} values: wrong byte lengths",
+            out.len()
+        );
+        if let Some(f) = self.format(weight).ok().and_then(|f| f.vec_dot4_rows) {
+            f(n, w_rows, acts, out);
+        } else {
+            let rb = rb.unwrap_or(0);
+            for (r, o) in out.iter_mut().enumerate() {
+                *o = self.vec_dot4(weight, n, &w_rows[r * rb..(r + 1) * rb], acts);
+            }
+        }
+    }
+
     /// Whether [`Kernels::vec_dot4_packed`] exists for `weight` at this level.
     pub fn has_vec_dot4_packed(&self, weight: DType) -> bool {
         self.format(weight)
@@ -245,6 +291,9 @@ impl Kernels {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(crate::x86::avx512::ROWS_PER_CALL == Kernels::DOT4_ROWS_MAX);
+
 /// Index of the first NaN or ±inf. Scans 256-value chunks without early exit (so the compiler
 /// vectorizes the test), then locates the value inside the bad chunk.
 fn first_non_finite(src: &[f32]) -> Option<usize> {
@@ -291,6 +340,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_f32,
         vec_dot4: None,
         vec_dot4_packed: None,
+        vec_dot4_rows: None,
     },
     f16: Format {
         quantize: scalar::quantize_f16,
@@ -298,6 +348,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_f16,
         vec_dot4: None,
         vec_dot4_packed: None,
+        vec_dot4_rows: None,
     },
     bf16: Format {
         quantize: scalar::quantize_bf16,
@@ -305,6 +356,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_bf16,
         vec_dot4: None,
         vec_dot4_packed: None,
+        vec_dot4_rows: None,
     },
     q8_0: Format {
         quantize: scalar::quantize_q8_0,
@@ -312,6 +364,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_q8_0,
         vec_dot4: None,
         vec_dot4_packed: None,
+        vec_dot4_rows: None,
     },
     q4_0: Format {
         quantize: scalar::quantize_q4_0,
@@ -319,6 +372,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_q4_0,
         vec_dot4: None,
         vec_dot4_packed: None,
+        vec_dot4_rows: None,
     },
     q4_k: Format {
         quantize: scalar::quantize_q4_k,
@@ -326,6 +380,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_q4_k,
         vec_dot4: None,
         vec_dot4_packed: None,
+        vec_dot4_rows: None,
     },
     q6_k: Format {
         quantize: scalar::quantize_q6_k,
@@ -333,6 +388,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_q6_k,
         vec_dot4: None,
         vec_dot4_packed: None,
+        vec_dot4_rows: None,
     },
     q8_k: Format {
         quantize: scalar::quantize_q8_k,
@@ -340,6 +396,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_q8_k,
         vec_dot4: None,
         vec_dot4_packed: None,
+        vec_dot4_rows: None,
     },
 };
 
@@ -390,6 +447,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_f32),
             vec_dot4: tf!(dot4 k::vec_dot4_f32),
             vec_dot4_packed: None,
+            vec_dot4_rows: None,
         },
         f16: Format {
             quantize: tf!(quant k::quantize_f16),
@@ -397,6 +455,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_f16),
             vec_dot4: tf!(dot4 k::vec_dot4_f16),
             vec_dot4_packed: None,
+            vec_dot4_rows: None,
         },
         bf16: Format {
             quantize: tf!(quant k::quantize_bf16),
@@ -404,6 +463,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_bf16),
             vec_dot4: tf!(dot4 k::vec_dot4_bf16),
             vec_dot4_packed: None,
+            vec_dot4_rows: None,
         },
         q8_0: Format {
             quantize: tf!(quant k::quantize_q8_0),
@@ -411,6 +471,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
             vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
             vec_dot4_packed: None,
+            vec_dot4_rows: None,
         },
         q4_0: Format {
             quantize: tf!(quant k::quantize_q4_0),
@@ -418,6 +479,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
             vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
             vec_dot4_packed: None,
+            vec_dot4_rows: None,
         },
         q4_k: Format {
             quantize: tf!(quant k::quantize_q4_k),
@@ -425,6 +487,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
             vec_dot4: None,
             vec_dot4_packed: None,
+            vec_dot4_rows: None,
         },
         q6_k: Format {
             quantize: tf!(quant k::quantize_q6_k),
@@ -432,6 +495,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
             vec_dot4: None,
             vec_dot4_packed: None,
+            vec_dot4_rows: None,
         },
         q8_k: Format {
             quantize: tf!(quant k::quantize_q8_k),
@@ -439,6 +503,7 @@ static AVX2: Kernels = {
             vec_dot: scalar::vec_dot_q8_k,
             vec_dot4: None,
             vec_dot4_packed: None,
+            vec_dot4_rows: None,
         },
     }
 };
@@ -451,16 +516,28 @@ static AVX512: Kernels = {
         f32: Format {
             vec_dot: tf!(dot k::vec_dot_f32),
             vec_dot4: tf!(dot4 k::vec_dot4_f32),
+            vec_dot4_rows: Some(|n, w, a, o| {
+                // SAFETY: the table is only reachable once its features are detected.
+                unsafe { k::vec_dot4_rows_f32(n, w, a, o) }
+            }),
             ..AVX2.f32
         },
         f16: Format {
             vec_dot: tf!(dot k::vec_dot_f16),
             vec_dot4: tf!(dot4 k::vec_dot4_f16),
+            vec_dot4_rows: Some(|n, w, a, o| {
+                // SAFETY: the table is only reachable once its features are detected.
+                unsafe { k::vec_dot4_rows_f16(n, w, a, o) }
+            }),
             ..AVX2.f16
         },
         bf16: Format {
             vec_dot: tf!(dot k::vec_dot_bf16),
             vec_dot4: tf!(dot4 k::vec_dot4_bf16),
+            vec_dot4_rows: Some(|n, w, a, o| {
+                // SAFETY: the table is only reachable once its features are detected.
+                unsafe { k::vec_dot4_rows_bf16(n, w, a, o) }
+            }),
             ..AVX2.bf16
         },
         q8_0: Format {

@@ -64,6 +64,39 @@ fn check(dtype: DType, n: usize, wkind: u64, akinds: [u64; 4], seed: u64) {
     }
 }
 
+/// `vec_dot4_rows` over `rows` consecutive rows equals `vec_dot` of every (row, token).
+fn check_rows(dtype: DType, n: usize, rows: usize, seed: u64) {
+    let wq: Vec<u8> = (0..rows)
+        .flat_map(|r| {
+            encode(
+                dtype,
+                &row(r as u64 % KINDS, n, seed.wrapping_add(r as u64)),
+            )
+        })
+        .collect();
+    let act = vec_dot_type(dtype);
+    let aq: Vec<Vec<u8>> = (0..4)
+        .map(|t| encode(act, &row(1, n, seed ^ (0x51ed * (t as u64 + 1)))))
+        .collect();
+    let acts = [&aq[0][..], &aq[1][..], &aq[2][..], &aq[3][..]];
+    let rb = wq.len() / rows;
+    for k in levels() {
+        let mut out = vec![[0f32; 4]; rows];
+        k.vec_dot4_rows(dtype, n, &wq, acts, &mut out);
+        for (r, o) in out.iter().enumerate() {
+            for t in 0..4 {
+                let want = k.vec_dot(dtype, n, &wq[r * rb..(r + 1) * rb], acts[t]);
+                assert!(
+                    o[t].to_bits() == want.to_bits() || (o[t].is_nan() && want.is_nan()),
+                    "{dtype} vec_dot4_rows {:?} n={n} row {r}/{rows} token {t}: {} vs {want}",
+                    k.level(),
+                    o[t]
+                );
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -77,6 +110,16 @@ proptest! {
         for dtype in WEIGHTS {
             let n = if dtype.block_len() == 1 { 67 * blocks } else { dtype.block_len() * blocks };
             check(dtype, n, wkind, akinds, seed);
+        }
+    }
+
+    /// Up to 8 rows per call; float rows up to 2,211 values span several 1,024-column passes
+    /// plus the vector and scalar tails.
+    #[test]
+    fn vec_dot4_rows_is_single_dots(rows in 1usize..=8, blocks in 1usize..34, seed: u64) {
+        for dtype in WEIGHTS {
+            let n = if dtype.block_len() == 1 { 67 * blocks } else { dtype.block_len() * blocks };
+            check_rows(dtype, n, rows, seed);
         }
     }
 }

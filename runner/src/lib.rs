@@ -49,6 +49,7 @@
 //! ```
 
 pub mod accuracy;
+pub mod aligned;
 pub mod bpe;
 pub mod error;
 pub mod forward;

@@ -59,7 +59,14 @@ pub(crate) fn act_scratch_bytes(n: usize, cols: usize) -> usize {
         .max()
         .unwrap_or(0)
         * n;
-    rows + packed_group_bytes(cols.next_multiple_of(32)) * (n / 4)
+    // the packed groups start on the next cache line
+    rows.next_multiple_of(64) + packed_group_bytes(cols.next_multiple_of(32)) * (n / 4)
+}
+
+/// Offset of the packed groups after `rows_bytes` of converted rows: the next multiple of 64,
+/// so that packed blocks (256 bytes each) start on cache lines when the scratch does.
+fn packed_start(rows_bytes: usize) -> usize {
+    rows_bytes.next_multiple_of(64)
 }
 
 /// Bytes of one group of 4 q8_0 rows of `cols` in `pack_q8_0_x4`'s layout.
@@ -117,10 +124,12 @@ impl<'s> Acts<'s> {
         } else {
             0
         };
+        let start = packed_start(n * row_bytes);
         let (dst, pack) = scratch
-            .get_mut(..n * row_bytes + packed)
+            .get_mut(..start + packed)
             .ok_or_else(|| kerr(format!("activation scratch too small for {n}×{cols}")))?
-            .split_at_mut(n * row_bytes);
+            .split_at_mut(start);
+        let (dst, pack) = (&mut dst[..n * row_bytes], pack);
         dst.par_chunks_mut(row_bytes)
             .zip(x[..n * cols].par_chunks(cols))
             .try_for_each(|(d, s)| k.quantize_row(dtype, s, d))
@@ -151,8 +160,9 @@ impl<'s> Acts<'s> {
             (cols * 4, bytemuck::cast_slice(&x[..n * cols]), None)
         } else {
             let rb = dtype.row_bytes(cols).expect("checked by convert");
+            let start = packed_start(n * rb);
             let packed = packs(k, dtype, n, cols)
-                .then(|| &scratch[n * rb..n * rb + packed_group_bytes(cols) * (n / 4)]);
+                .then(|| &scratch[start..start + packed_group_bytes(cols) * (n / 4)]);
             (rb, &scratch[..n * rb], packed)
         };
         Acts {
@@ -231,12 +241,13 @@ fn matmul_blocked(
         return;
     }
     let packed = a.packed.filter(|_| k.has_vec_dot4_packed(w.dtype));
-    let quads = if packed.is_some() || k.has_vec_dot4(w.dtype) {
+    let quads = if packed.is_some() || k.has_vec_dot4(w.dtype) || k.has_vec_dot4_rows(w.dtype) {
         n / 4
     } else {
         0
     };
     let group = packed_group_bytes(w.cols);
+    let by_rows = packed.is_none() && k.has_vec_dot4_rows(w.dtype);
     let block_rows = (block_bytes / w.row_bytes.max(1)).clamp(1, chunk);
     let tr = &mut tr[..rows * n];
     tr.par_chunks_mut(chunk * n)
@@ -252,6 +263,20 @@ fn matmul_blocked(
                 for q in 0..quads {
                     let t = 4 * q;
                     let acts = [a.row(t), a.row(t + 1), a.row(t + 2), a.row(t + 3)];
+                    if by_rows {
+                        // Up to 8 rows per call, in column passes (wide activations stay in L1).
+                        let mut y = [[0f32; 4]; Kernels::DOT4_ROWS_MAX];
+                        for (c, yc) in yb.chunks_mut(Kernels::DOT4_ROWS_MAX * n).enumerate() {
+                            let rows = yc.len() / n;
+                            let first = r0 + c * Kernels::DOT4_ROWS_MAX;
+                            let bytes = &w.bytes[first * w.row_bytes..(first + rows) * w.row_bytes];
+                            k.vec_dot4_rows(w.dtype, w.cols, bytes, acts, &mut y[..rows]);
+                            for (yr, y4) in yc.chunks_exact_mut(n).zip(&y) {
+                                yr[t..t + 4].copy_from_slice(y4);
+                            }
+                        }
+                        continue;
+                    }
                     let p = packed.map(|p| &p[q * group..(q + 1) * group]);
                     for (j, yr) in yb.chunks_exact_mut(n).enumerate() {
                         let row = w.row(r0 + j);

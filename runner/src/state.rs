@@ -1,12 +1,14 @@
 //! `State`: every buffer the forward pass touches, allocated once (activations for a batch of
 //! up to `max_batch` tokens, the KV cache, the `RoPE` table, matmul scratch).
 
+use crate::aligned::Aligned;
 use crate::matmul;
 use crate::model::Config;
 
 /// Activations, KV cache and scratch for one sequence.
 ///
-/// Rows of the activation buffers are tokens of the current batch (`[max_batch, width]`).
+/// Rows of the activation buffers are tokens of the current batch (`[max_batch, width]`);
+/// every buffer starts on a 64-byte cache line ([`Aligned`]).
 #[derive(Debug, Clone)]
 pub struct State {
     /// Most tokens one `forward_batch` call may process.
@@ -14,37 +16,37 @@ pub struct State {
     /// Context window of this state (≤ the model's `seq_len`): positions `0..ctx`.
     pub ctx: usize,
     /// Residual stream `[max_batch, dim]`.
-    pub x: Vec<f32>,
+    pub x: Aligned<f32>,
     /// Normed input of a sub-layer, then the attention output `[max_batch, dim]`.
-    pub xb: Vec<f32>,
+    pub xb: Aligned<f32>,
     /// Output of `wo` / `w2` before the residual add `[max_batch, dim]`.
-    pub xb2: Vec<f32>,
+    pub xb2: Aligned<f32>,
     /// Queries `[max_batch, n_heads * head_dim]`.
-    pub q: Vec<f32>,
+    pub q: Aligned<f32>,
     /// Keys of the batch `[max_batch, kv_dim]` (copied into the cache after `RoPE`).
-    pub k: Vec<f32>,
+    pub k: Aligned<f32>,
     /// Values of the batch `[max_batch, kv_dim]`.
-    pub v: Vec<f32>,
+    pub v: Aligned<f32>,
     /// `w1 x`, then `silu(w1 x) * w3 x` `[max_batch, hidden_dim]`.
-    pub hb: Vec<f32>,
+    pub hb: Aligned<f32>,
     /// `w3 x` `[max_batch, hidden_dim]`.
-    pub hb2: Vec<f32>,
+    pub hb2: Aligned<f32>,
     /// Attention scores, one row per (token, head) `[max_batch * n_heads, ctx]`.
-    pub att: Vec<f32>,
+    pub att: Aligned<f32>,
     /// Output logits `[max_batch, vocab_size]` (only row 0 when just the last is asked for).
-    pub logits: Vec<f32>,
+    pub logits: Aligned<f32>,
     /// Key cache `[n_layers, ctx, kv_dim]`.
-    pub key_cache: Vec<f32>,
+    pub key_cache: Aligned<f32>,
     /// Value cache `[n_layers, ctx, kv_dim]`.
-    pub value_cache: Vec<f32>,
+    pub value_cache: Aligned<f32>,
     /// `cos` of the rotary angles `[ctx, head_dim / 2]`.
     pub rope_cos: Vec<f32>,
     /// `sin` of the rotary angles `[ctx, head_dim / 2]`.
     pub rope_sin: Vec<f32>,
     /// Activations converted to a weight's dot format (`q8_0` / `q8_k` blocks).
-    pub act_scratch: Vec<u8>,
+    pub act_scratch: Aligned<u8>,
     /// `[rows, max_batch]` product before the transpose of a batched matmul.
-    pub mm_scratch: Vec<f32>,
+    pub mm_scratch: Aligned<f32>,
 }
 
 impl State {
@@ -67,28 +69,28 @@ impl State {
         State {
             max_batch: b,
             ctx,
-            x: vec![0.0; b * c.dim],
-            xb: vec![0.0; b * widest],
-            xb2: vec![0.0; b * c.dim],
-            q: vec![0.0; b * qd],
-            k: vec![0.0; b * c.kv_dim],
-            v: vec![0.0; b * c.kv_dim],
-            hb: vec![0.0; b * c.hidden_dim],
-            hb2: vec![0.0; b * c.hidden_dim],
-            att: vec![0.0; b * c.n_heads * ctx],
-            logits: vec![0.0; b * c.vocab_size],
-            key_cache: vec![0.0; c.n_layers * ctx * c.kv_dim],
-            value_cache: vec![0.0; c.n_layers * ctx * c.kv_dim],
+            x: Aligned::zeroed(b * c.dim),
+            xb: Aligned::zeroed(b * widest),
+            xb2: Aligned::zeroed(b * c.dim),
+            q: Aligned::zeroed(b * qd),
+            k: Aligned::zeroed(b * c.kv_dim),
+            v: Aligned::zeroed(b * c.kv_dim),
+            hb: Aligned::zeroed(b * c.hidden_dim),
+            hb2: Aligned::zeroed(b * c.hidden_dim),
+            att: Aligned::zeroed(b * c.n_heads * ctx),
+            logits: Aligned::zeroed(b * c.vocab_size),
+            key_cache: Aligned::zeroed(c.n_layers * ctx * c.kv_dim),
+            value_cache: Aligned::zeroed(c.n_layers * ctx * c.kv_dim),
             rope_cos,
             rope_sin,
-            act_scratch: vec![0; matmul::act_scratch_bytes(b, widest)],
-            mm_scratch: vec![0.0; if b > 1 { max_rows * b } else { 0 }],
+            act_scratch: Aligned::zeroed(matmul::act_scratch_bytes(b, widest)),
+            mm_scratch: Aligned::zeroed(if b > 1 { max_rows * b } else { 0 }),
         }
     }
 
     /// Bytes held by this state.
     pub fn bytes(&self) -> usize {
-        let f = [
+        let f: [&[f32]; 15] = [
             &self.x,
             &self.xb,
             &self.xb2,

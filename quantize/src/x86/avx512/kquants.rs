@@ -137,15 +137,39 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     sumf
 }
 
-/// q4_k·q8_k dot of one weight row with 4 activation rows: each super-block's scales, mins
-/// and nibbles are unpacked once for the 4 tokens; every token then runs the integer sums and
-/// f32 steps of [`vec_dot_q4_k_q8_k`] in its order, so each result has its bits.
+/// The 4 lane sums of 4 vectors of 8 i32, as the 4 lanes of one vector (integer sums, so the
+/// same values as 4 separate horizontal sums).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum4_i32(v: [__m256i; 4]) -> __m128i {
+    let ab = _mm256_hadd_epi32(v[0], v[1]);
+    let cd = _mm256_hadd_epi32(v[2], v[3]);
+    let abcd = _mm256_hadd_epi32(ab, cd);
+    _mm_add_epi32(
+        _mm256_castsi256_si128(abcd),
+        _mm256_extracti128_si256::<1>(abcd),
+    )
+}
+
+/// [`hsum4_i32`] of 4 vectors of 16 i32.
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+fn hsum4_i32x16(v: [__m512i; 4]) -> __m128i {
+    hsum4_i32(
+        v.map(|x| _mm256_add_epi32(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64::<1>(x))),
+    )
+}
+
+/// q4_k·q8_k dot of one weight row with 4 activation rows. Each super-block's scales, mins and
+/// nibbles are unpacked once for the 4 tokens, on zmm registers (a 64-value sub-block pair per
+/// `vpmaddubsw`); the integer sums are exact, and the f32 steps of [`vec_dot_q4_k_q8_k`] run
+/// lane-wise for the 4 tokens in the same order, so each result has the single dot's bits.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn vec_dot4_q4_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     let nb = n / 256;
     assert!(w.len() == Q4K * nb && a.iter().all(|r| r.len() == Q8K * nb));
-    let mask = _mm256_set1_epi8(0x0f);
-    let mut sumf = [0.0f32; 4];
+    let mask = _mm512_set1_epi8(0x0f);
+    let mut sumf = _mm_setzero_ps();
     for (b, bw) in w.chunks_exact(Q4K).enumerate() {
         let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
         let scales = q4k_scales16(&sm);
@@ -157,45 +181,54 @@ pub(crate) fn vec_dot4_q4_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] 
             _mm_unpackhi_epi16(mins, mins),
             _mm_unpacklo_epi16(mins, mins),
         );
-        let mut x = [[_mm256_setzero_si256(); 2]; 4];
-        let mut s = [_mm256_setzero_si256(); 8];
+        // x[j]: values 64j..64j+32 (low nibbles) then 64j+32..64j+64 (high nibbles), as the
+        // q8_k quants lie; s[j]: their two sub-block scales.
+        let mut x = [_mm512_setzero_si512(); 4];
+        let mut s = [_mm512_setzero_si512(); 4];
         for j in 0..4 {
             // SAFETY: qs bytes 16+32j..48+32j < 144 (j < 4).
             let q = unsafe { ld256(bw, 16 + 32 * j) };
-            x[j] = [
-                _mm256_and_si256(q, mask),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask),
-            ];
-            s[2 * j] = q4k_scale(scales, 2 * j);
-            s[2 * j + 1] = q4k_scale(scales, 2 * j + 1);
+            x[j] = _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), mask);
+            s[j] = join(q4k_scale(scales, 2 * j), q4k_scale(scales, 2 * j + 1));
         }
-        let (xd, xdmin) = f16x2_at(bw, 0);
-        for (t, sf) in sumf.iter_mut().enumerate() {
+        let mut acc = [_mm512_setzero_si512(); 4];
+        let mut summ = [_mm256_setzero_si256(); 4];
+        let mut dy = [0f32; 4];
+        for t in 0..4 {
             let ba = &a[t][Q8K * b..Q8K * (b + 1)];
-            let mut acc = _mm256_setzero_si256();
             for j in 0..4 {
                 // SAFETY: q8 bytes 4+64j..68+64j < 260 of the 292-byte block (j < 4).
-                let (ylo, yhi) = unsafe { (ld256(ba, 4 + 64 * j), ld256(ba, 36 + 64 * j)) };
-                let lo = _mm256_maddubs_epi16(x[j][0], ylo);
-                let hi = _mm256_maddubs_epi16(x[j][1], yhi);
-                acc = _mm256_dpwssd_epi32(acc, lo, s[2 * j]);
-                acc = _mm256_dpwssd_epi32(acc, hi, s[2 * j + 1]);
+                let y = unsafe { ld512(ba, 4 + 64 * j) };
+                acc[t] = _mm512_dpwssd_epi32(acc[t], _mm512_maddubs_epi16(x[j], y), s[j]);
             }
             // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
-            let bsums = unsafe { ld256(ba, 260) };
-            let summ = hsum_i32(_mm256_madd_epi16(bsums, mins));
-            let sumi = hsum_i32(acc);
-            let dy = rd_f32(ba, 0);
-            let (d, dmin) = (xd * dy, xdmin * dy);
-            *sf += d * sumi as f32 - dmin * summ as f32;
+            summ[t] = _mm256_madd_epi16(unsafe { ld256(ba, 260) }, mins);
+            dy[t] = rd_f32(ba, 0);
         }
+        let sumi = _mm_cvtepi32_ps(hsum4_i32x16(acc));
+        let summ = _mm_cvtepi32_ps(hsum4_i32(summ));
+        // SAFETY: dy holds 4 f32.
+        let dy = unsafe { _mm_loadu_ps(dy.as_ptr()) };
+        let (xd, xdmin) = f16x2_at(bw, 0);
+        let (d, dmin) = (
+            _mm_mul_ps(_mm_set1_ps(xd), dy),
+            _mm_mul_ps(_mm_set1_ps(xdmin), dy),
+        );
+        sumf = _mm_add_ps(
+            sumf,
+            _mm_sub_ps(_mm_mul_ps(d, sumi), _mm_mul_ps(dmin, summ)),
+        );
     }
-    sumf
+    let mut out = [0f32; 4];
+    // SAFETY: out holds 4 f32.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), sumf) };
+    out
 }
 
 /// q6_k·q8_k dot of one weight row with 4 activation rows: each super-block's 6-bit values
-/// and scale vectors are built once for the 4 tokens; every token then runs the integer sums
-/// and f32 steps of [`vec_dot_q6_k_q8_k`], so each result has its bits.
+/// and scale vectors are built once for the 4 tokens; the integer sums are exact and the f32
+/// steps of [`vec_dot_q6_k_q8_k`] run lane-wise for the 4 tokens in the same order, so each
+/// result has the single dot's bits.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn vec_dot4_q6_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
     let nb = n / 256;
@@ -209,7 +242,7 @@ pub(crate) fn vec_dot4_q6_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] 
         )
     };
     let idx4 = [idx(0), idx(4), idx(8), idx(12)];
-    let mut sumf = [0.0f32; 4];
+    let mut sumf = _mm_setzero_ps();
     for (b, bw) in w.chunks_exact(Q6K).enumerate() {
         // SAFETY: the 16 int8 scales are at 192..208 of the 210-byte block.
         let sc16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(bw.as_ptr().add(192).cast()) });
@@ -227,25 +260,31 @@ pub(crate) fn vec_dot4_q6_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] 
             );
         }
         let s = idx4.map(|i| _mm512_permutexvar_epi16(i, sc));
-        let xd = f16x2_at(bw, 206).1;
-        for (t, sf) in sumf.iter_mut().enumerate() {
+        let mut acc = [_mm512_setzero_si512(); 4];
+        let mut corr = [_mm256_setzero_si256(); 4];
+        let mut dy = [0f32; 4];
+        for t in 0..4 {
             let ba = &a[t][Q8K * b..Q8K * (b + 1)];
-            let mut acc = _mm512_setzero_si512();
             for h in 0..2 {
                 // SAFETY: q8 bytes 4 + 128h + 128 <= 260.
                 let (ya, yb) = unsafe { (ld512(ba, 4 + 128 * h), ld512(ba, 68 + 128 * h)) };
                 let pa = _mm512_maddubs_epi16(x[2 * h], ya);
                 let pb = _mm512_maddubs_epi16(x[2 * h + 1], yb);
-                acc = _mm512_dpwssd_epi32(acc, pa, s[2 * h]);
-                acc = _mm512_dpwssd_epi32(acc, pb, s[2 * h + 1]);
+                acc[t] = _mm512_dpwssd_epi32(acc[t], pa, s[2 * h]);
+                acc[t] = _mm512_dpwssd_epi32(acc[t], pb, s[2 * h + 1]);
             }
             // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
-            let bsums = unsafe { ld256(ba, 260) };
-            let corr = hsum_i32(_mm256_madd_epi16(bsums, sc16));
-            let sumi = _mm512_reduce_add_epi32(acc) - 32 * corr;
-            let d = xd * rd_f32(ba, 0);
-            *sf += d * sumi as f32;
+            corr[t] = _mm256_madd_epi16(unsafe { ld256(ba, 260) }, sc16);
+            dy[t] = rd_f32(ba, 0);
         }
+        let sumi = _mm_sub_epi32(hsum4_i32x16(acc), _mm_slli_epi32::<5>(hsum4_i32(corr)));
+        // SAFETY: dy holds 4 f32.
+        let dy = unsafe { _mm_loadu_ps(dy.as_ptr()) };
+        let d = _mm_mul_ps(_mm_set1_ps(f16x2_at(bw, 206).1), dy);
+        sumf = _mm_add_ps(sumf, _mm_mul_ps(d, _mm_cvtepi32_ps(sumi)));
     }
-    sumf
+    let mut out = [0f32; 4];
+    // SAFETY: out holds 4 f32.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), sumf) };
+    out
 }
