@@ -85,6 +85,8 @@ pub(crate) type DotFn = fn(usize, &[u8], &[u8]) -> f32;
 pub(crate) type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
 /// One weight row with 4 activation rows packed by [`crate::q8_0::pack_q8_0_x4`].
 pub(crate) type Dot4PackedFn = fn(usize, &[u8], &[u8]) -> [f32; 4];
+/// One weight row with `out.len()` consecutive activation rows.
+pub(crate) type DotManyFn = fn(usize, &[u8], &[u8], &mut [f32]);
 /// `out.len()` (≤ [`Kernels::DOT4_ROWS_MAX`]) consecutive weight rows with 4 activation rows.
 pub(crate) type Dot4RowsFn = fn(usize, &[u8], [&[u8]; 4], &mut [[f32; 4]]);
 
@@ -100,6 +102,8 @@ pub(crate) struct Format {
     pub(crate) vec_dot4_packed: Option<Dot4PackedFn>,
     /// Up to 8 weight rows · 4 activation rows, in cache-sized column passes.
     pub(crate) vec_dot4_rows: Option<Dot4RowsFn>,
+    /// One weight row · every token's activation row (weights unpacked once for all).
+    pub(crate) vec_dot_many: Option<DotManyFn>,
 }
 
 /// A table of kernels for every dtype at one [`Level`].
@@ -188,6 +192,42 @@ impl Kernels {
 
     fn dot4(&self, weight: DType) -> Option<Dot4Fn> {
         self.format(weight).ok().and_then(|f| f.vec_dot4)
+    }
+
+    /// Whether [`Kernels::vec_dot_many`] has a kernel for `weight` at this level.
+    pub fn has_vec_dot_many(&self, weight: DType) -> bool {
+        self.format(weight).is_ok_and(|f| f.vec_dot_many.is_some())
+    }
+
+    /// `out[t] = vec_dot(weight, n, w_row, act row t)` for the `out.len()` consecutive
+    /// activation rows in `acts`, bit-identical to those calls; with a kernel for `weight`, each
+    /// weight block is unpacked once for all the tokens.
+    ///
+    /// # Panics
+    /// If a length does not match `n` and `out.len()`.
+    pub fn vec_dot_many(
+        &self,
+        weight: DType,
+        n: usize,
+        w_row: &[u8],
+        acts: &[u8],
+        out: &mut [f32],
+    ) {
+        let arb = crate::vec_dot_type(weight).row_bytes(n);
+        assert!(
+            weight.row_bytes(n) == Some(w_row.len())
+                && arb.is_some_and(|rb| acts.len() == rb * out.len()),
+            "vec_dot_many: {weight} row of {n} values with {} activation rows: wrong byte lengths",
+            out.len()
+        );
+        if let Some(f) = self.format(weight).ok().and_then(|f| f.vec_dot_many) {
+            f(n, w_row, acts, out);
+        } else {
+            let rb = arb.unwrap_or(0);
+            for (t, o) in out.iter_mut().enumerate() {
+                *o = self.vec_dot(weight, n, w_row, &acts[t * rb..(t + 1) * rb]);
+            }
+        }
     }
 
     /// Most rows one [`Kernels::vec_dot4_rows`] call takes.
@@ -341,6 +381,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot4_rows: None,
+        vec_dot_many: None,
     },
     f16: Format {
         quantize: scalar::quantize_f16,
@@ -349,6 +390,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot4_rows: None,
+        vec_dot_many: None,
     },
     bf16: Format {
         quantize: scalar::quantize_bf16,
@@ -357,6 +399,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot4_rows: None,
+        vec_dot_many: None,
     },
     q8_0: Format {
         quantize: scalar::quantize_q8_0,
@@ -365,6 +408,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot4_rows: None,
+        vec_dot_many: None,
     },
     q4_0: Format {
         quantize: scalar::quantize_q4_0,
@@ -373,6 +417,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot4_rows: None,
+        vec_dot_many: None,
     },
     q4_k: Format {
         quantize: scalar::quantize_q4_k,
@@ -381,6 +426,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot4_rows: None,
+        vec_dot_many: None,
     },
     q6_k: Format {
         quantize: scalar::quantize_q6_k,
@@ -389,6 +435,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot4_rows: None,
+        vec_dot_many: None,
     },
     q8_k: Format {
         quantize: scalar::quantize_q8_k,
@@ -397,6 +444,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot4_rows: None,
+        vec_dot_many: None,
     },
 };
 
@@ -448,6 +496,7 @@ static AVX2: Kernels = {
             vec_dot4: tf!(dot4 k::vec_dot4_f32),
             vec_dot4_packed: None,
             vec_dot4_rows: None,
+            vec_dot_many: None,
         },
         f16: Format {
             quantize: tf!(quant k::quantize_f16),
@@ -456,6 +505,7 @@ static AVX2: Kernels = {
             vec_dot4: tf!(dot4 k::vec_dot4_f16),
             vec_dot4_packed: None,
             vec_dot4_rows: None,
+            vec_dot_many: None,
         },
         bf16: Format {
             quantize: tf!(quant k::quantize_bf16),
@@ -464,6 +514,7 @@ static AVX2: Kernels = {
             vec_dot4: tf!(dot4 k::vec_dot4_bf16),
             vec_dot4_packed: None,
             vec_dot4_rows: None,
+            vec_dot_many: None,
         },
         q8_0: Format {
             quantize: tf!(quant k::quantize_q8_0),
@@ -472,6 +523,7 @@ static AVX2: Kernels = {
             vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
             vec_dot4_packed: None,
             vec_dot4_rows: None,
+            vec_dot_many: None,
         },
         q4_0: Format {
             quantize: tf!(quant k::quantize_q4_0),
@@ -480,6 +532,7 @@ static AVX2: Kernels = {
             vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
             vec_dot4_packed: None,
             vec_dot4_rows: None,
+            vec_dot_many: None,
         },
         q4_k: Format {
             quantize: tf!(quant k::quantize_q4_k),
@@ -488,6 +541,7 @@ static AVX2: Kernels = {
             vec_dot4: None,
             vec_dot4_packed: None,
             vec_dot4_rows: None,
+            vec_dot_many: None,
         },
         q6_k: Format {
             quantize: tf!(quant k::quantize_q6_k),
@@ -496,6 +550,7 @@ static AVX2: Kernels = {
             vec_dot4: None,
             vec_dot4_packed: None,
             vec_dot4_rows: None,
+            vec_dot_many: None,
         },
         q8_k: Format {
             quantize: tf!(quant k::quantize_q8_k),
@@ -504,6 +559,7 @@ static AVX2: Kernels = {
             vec_dot4: None,
             vec_dot4_packed: None,
             vec_dot4_rows: None,
+            vec_dot_many: None,
         },
     }
 };
@@ -556,12 +612,20 @@ static AVX512: Kernels = {
             quantize: tf!(quant k::quantize_q4_k),
             vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
             vec_dot4: tf!(dot4 k::vec_dot4_q4_k_q8_k),
+            vec_dot_many: Some(|n, w, a, o| {
+                // SAFETY: the table is only reachable once its features are detected.
+                unsafe { k::vec_dot_many_q4_k_q8_k(n, w, a, o) }
+            }),
             ..AVX2.q4_k
         },
         q6_k: Format {
             quantize: tf!(quant k::quantize_q6_k),
             vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
             vec_dot4: tf!(dot4 k::vec_dot4_q6_k_q8_k),
+            vec_dot_many: Some(|n, w, a, o| {
+                // SAFETY: the table is only reachable once its features are detected.
+                unsafe { k::vec_dot_many_q6_k_q8_k(n, w, a, o) }
+            }),
             ..AVX2.q6_k
         },
         q8_k: AVX2.q8_k,

@@ -248,6 +248,7 @@ fn matmul_blocked(
     };
     let group = packed_group_bytes(w.cols);
     let by_rows = packed.is_none() && k.has_vec_dot4_rows(w.dtype);
+    let many = packed.is_none() && k.has_vec_dot_many(w.dtype);
     let block_rows = (block_bytes / w.row_bytes.max(1)).clamp(1, chunk);
     let tr = &mut tr[..rows * n];
     tr.par_chunks_mut(chunk * n)
@@ -258,6 +259,13 @@ fn matmul_blocked(
             // 4 at a time where a multi-token kernel exists (each weight vector is unpacked
             // once for the 4 — same bits as 4 single dots), so the 4 activation rows stay in
             // L1 while the block's weight rows stream past them.
+            if many {
+                // k-quants: each weight row's blocks unpacked once for all the tokens.
+                for (j, yr) in ys.chunks_exact_mut(n).enumerate() {
+                    k.vec_dot_many(w.dtype, w.cols, w.row(first + j), a.bytes, yr);
+                }
+                return;
+            }
             for (b, yb) in ys.chunks_mut(block_rows * n).enumerate() {
                 let r0 = first + b * block_rows;
                 for q in 0..quads {

@@ -160,16 +160,21 @@ fn hsum4_i32x16(v: [__m512i; 4]) -> __m128i {
     )
 }
 
-/// q4_k·q8_k dot of one weight row with 4 activation rows. Each super-block's scales, mins and
-/// nibbles are unpacked once for the 4 tokens, on zmm registers (a 64-value sub-block pair per
-/// `vpmaddubsw`); the integer sums are exact, and the f32 steps of [`vec_dot_q4_k_q8_k`] run
-/// lane-wise for the 4 tokens in the same order, so each result has the single dot's bits.
+/// `out[t] = vec_dot_q4_k_q8_k(n, w, act(t))` for every token `t < out.len()`, each weight
+/// super-block's scales, mins and nibbles unpacked once for all the tokens (on zmm registers, a
+/// 64-value sub-block pair per `vpmaddubsw`). Tokens go 4 at a time: their integer sums are
+/// exact and the single dot's f32 steps run lane-wise in its order, so each result has its
+/// bits; the last `len % 4` tokens take the single dot.
+///
+/// # Safety
+/// `w` holds `n / 256` q4_k blocks and every `act(t)` `n / 256` q8_k blocks; the caller
+/// enables AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C.
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn vec_dot4_q4_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    let nb = n / 256;
-    assert!(w.len() == Q4K * nb && a.iter().all(|r| r.len() == Q8K * nb));
+unsafe fn q4_k_tokens<'a>(n: usize, w: &[u8], act: impl Fn(usize) -> &'a [u8], out: &mut [f32]) {
+    let quads = out.len() / 4 * 4;
     let mask = _mm512_set1_epi8(0x0f);
-    let mut sumf = _mm_setzero_ps();
+    out[..quads].fill(0.0);
     for (b, bw) in w.chunks_exact(Q4K).enumerate() {
         let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
         let scales = q4k_scales16(&sm);
@@ -191,48 +196,75 @@ pub(crate) fn vec_dot4_q4_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] 
             x[j] = _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), mask);
             s[j] = join(q4k_scale(scales, 2 * j), q4k_scale(scales, 2 * j + 1));
         }
-        let mut acc = [_mm512_setzero_si512(); 4];
-        let mut summ = [_mm256_setzero_si256(); 4];
-        let mut dy = [0f32; 4];
-        for t in 0..4 {
-            let ba = &a[t][Q8K * b..Q8K * (b + 1)];
-            for j in 0..4 {
-                // SAFETY: q8 bytes 4+64j..68+64j < 260 of the 292-byte block (j < 4).
-                let y = unsafe { ld512(ba, 4 + 64 * j) };
-                acc[t] = _mm512_dpwssd_epi32(acc[t], _mm512_maddubs_epi16(x[j], y), s[j]);
-            }
-            // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
-            summ[t] = _mm256_madd_epi16(unsafe { ld256(ba, 260) }, mins);
-            dy[t] = rd_f32(ba, 0);
-        }
-        let sumi = _mm_cvtepi32_ps(hsum4_i32x16(acc));
-        let summ = _mm_cvtepi32_ps(hsum4_i32(summ));
-        // SAFETY: dy holds 4 f32.
-        let dy = unsafe { _mm_loadu_ps(dy.as_ptr()) };
         let (xd, xdmin) = f16x2_at(bw, 0);
-        let (d, dmin) = (
-            _mm_mul_ps(_mm_set1_ps(xd), dy),
-            _mm_mul_ps(_mm_set1_ps(xdmin), dy),
-        );
-        sumf = _mm_add_ps(
-            sumf,
-            _mm_sub_ps(_mm_mul_ps(d, sumi), _mm_mul_ps(dmin, summ)),
-        );
+        let (xd, xdmin) = (_mm_set1_ps(xd), _mm_set1_ps(xdmin));
+        for (g, o) in out[..quads].chunks_exact_mut(4).enumerate() {
+            let mut acc = [_mm512_setzero_si512(); 4];
+            let mut summ = [_mm256_setzero_si256(); 4];
+            let mut dy = [0f32; 4];
+            for t in 0..4 {
+                let ba = &act(4 * g + t)[Q8K * b..Q8K * (b + 1)];
+                for j in 0..4 {
+                    // SAFETY: q8 bytes 4+64j..68+64j < 260 of the 292-byte block (j < 4).
+                    let y = unsafe { ld512(ba, 4 + 64 * j) };
+                    acc[t] = _mm512_dpwssd_epi32(acc[t], _mm512_maddubs_epi16(x[j], y), s[j]);
+                }
+                // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
+                summ[t] = _mm256_madd_epi16(unsafe { ld256(ba, 260) }, mins);
+                dy[t] = rd_f32(ba, 0);
+            }
+            let sumi = _mm_cvtepi32_ps(hsum4_i32x16(acc));
+            let summ = _mm_cvtepi32_ps(hsum4_i32(summ));
+            // SAFETY: dy and o hold 4 f32.
+            let (dy, sumf) = unsafe { (_mm_loadu_ps(dy.as_ptr()), _mm_loadu_ps(o.as_ptr())) };
+            let (d, dmin) = (_mm_mul_ps(xd, dy), _mm_mul_ps(xdmin, dy));
+            let sumf = _mm_add_ps(
+                sumf,
+                _mm_sub_ps(_mm_mul_ps(d, sumi), _mm_mul_ps(dmin, summ)),
+            );
+            // SAFETY: o holds 4 f32.
+            unsafe { _mm_storeu_ps(o.as_mut_ptr(), sumf) };
+        }
     }
+    for (t, o) in out.iter_mut().enumerate().skip(quads) {
+        *o = vec_dot_q4_k_q8_k(n, w, act(t));
+    }
+}
+
+/// q4_k·q8_k dot of one weight row with 4 activation rows, bit-identical to 4 calls of
+/// [`vec_dot_q4_k_q8_k`] (see `q4_k_tokens`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot4_q4_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let nb = n / 256;
+    assert!(w.len() == Q4K * nb && a.iter().all(|r| r.len() == Q8K * nb));
     let mut out = [0f32; 4];
-    // SAFETY: out holds 4 f32.
-    unsafe { _mm_storeu_ps(out.as_mut_ptr(), sumf) };
+    // SAFETY: lengths checked.
+    unsafe { q4_k_tokens(n, w, |t| a[t], &mut out) };
     out
 }
 
-/// q6_k·q8_k dot of one weight row with 4 activation rows: each super-block's 6-bit values
-/// and scale vectors are built once for the 4 tokens; the integer sums are exact and the f32
-/// steps of [`vec_dot_q6_k_q8_k`] run lane-wise for the 4 tokens in the same order, so each
-/// result has the single dot's bits.
+/// q4_k·q8_k dot of one weight row with `out.len()` consecutive activation rows in `a`,
+/// bit-identical to a call of [`vec_dot_q4_k_q8_k`] per row (see `q4_k_tokens`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn vec_dot4_q6_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+pub(crate) fn vec_dot_many_q4_k_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
     let nb = n / 256;
-    assert!(w.len() == Q6K * nb && a.iter().all(|r| r.len() == Q8K * nb));
+    let rb = Q8K * nb;
+    assert!(w.len() == Q4K * nb && a.len() == rb * out.len());
+    // SAFETY: lengths checked.
+    unsafe { q4_k_tokens(n, w, |t| &a[rb * t..rb * (t + 1)], out) };
+}
+
+/// `out[t] = vec_dot_q6_k_q8_k(n, w, act(t))` for every token, each weight super-block's
+/// 6-bit values and scale vectors built once for all the tokens; 4 tokens at a time as in
+/// `q4_k_tokens` (exact integer sums, the single dot's f32 steps lane-wise), the last
+/// `len % 4` by the single dot.
+///
+/// # Safety
+/// As `q4_k_tokens`, with q6_k weight blocks.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q6_k_tokens<'a>(n: usize, w: &[u8], act: impl Fn(usize) -> &'a [u8], out: &mut [f32]) {
+    let quads = out.len() / 4 * 4;
     let m4 = _mm512_set1_epi8(0x0f);
     let m2 = _mm512_set1_epi8(0x30);
     let idx = |s: i16| {
@@ -242,7 +274,7 @@ pub(crate) fn vec_dot4_q6_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] 
         )
     };
     let idx4 = [idx(0), idx(4), idx(8), idx(12)];
-    let mut sumf = _mm_setzero_ps();
+    out[..quads].fill(0.0);
     for (b, bw) in w.chunks_exact(Q6K).enumerate() {
         // SAFETY: the 16 int8 scales are at 192..208 of the 210-byte block.
         let sc16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(bw.as_ptr().add(192).cast()) });
@@ -260,31 +292,57 @@ pub(crate) fn vec_dot4_q6_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] 
             );
         }
         let s = idx4.map(|i| _mm512_permutexvar_epi16(i, sc));
-        let mut acc = [_mm512_setzero_si512(); 4];
-        let mut corr = [_mm256_setzero_si256(); 4];
-        let mut dy = [0f32; 4];
-        for t in 0..4 {
-            let ba = &a[t][Q8K * b..Q8K * (b + 1)];
-            for h in 0..2 {
-                // SAFETY: q8 bytes 4 + 128h + 128 <= 260.
-                let (ya, yb) = unsafe { (ld512(ba, 4 + 128 * h), ld512(ba, 68 + 128 * h)) };
-                let pa = _mm512_maddubs_epi16(x[2 * h], ya);
-                let pb = _mm512_maddubs_epi16(x[2 * h + 1], yb);
-                acc[t] = _mm512_dpwssd_epi32(acc[t], pa, s[2 * h]);
-                acc[t] = _mm512_dpwssd_epi32(acc[t], pb, s[2 * h + 1]);
+        let xd = _mm_set1_ps(f16x2_at(bw, 206).1);
+        for (g, o) in out[..quads].chunks_exact_mut(4).enumerate() {
+            let mut acc = [_mm512_setzero_si512(); 4];
+            let mut corr = [_mm256_setzero_si256(); 4];
+            let mut dy = [0f32; 4];
+            for t in 0..4 {
+                let ba = &act(4 * g + t)[Q8K * b..Q8K * (b + 1)];
+                for h in 0..2 {
+                    // SAFETY: q8 bytes 4 + 128h + 128 <= 260.
+                    let (ya, yb) = unsafe { (ld512(ba, 4 + 128 * h), ld512(ba, 68 + 128 * h)) };
+                    let pa = _mm512_maddubs_epi16(x[2 * h], ya);
+                    let pb = _mm512_maddubs_epi16(x[2 * h + 1], yb);
+                    acc[t] = _mm512_dpwssd_epi32(acc[t], pa, s[2 * h]);
+                    acc[t] = _mm512_dpwssd_epi32(acc[t], pb, s[2 * h + 1]);
+                }
+                // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
+                corr[t] = _mm256_madd_epi16(unsafe { ld256(ba, 260) }, sc16);
+                dy[t] = rd_f32(ba, 0);
             }
-            // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
-            corr[t] = _mm256_madd_epi16(unsafe { ld256(ba, 260) }, sc16);
-            dy[t] = rd_f32(ba, 0);
+            let sumi = _mm_sub_epi32(hsum4_i32x16(acc), _mm_slli_epi32::<5>(hsum4_i32(corr)));
+            // SAFETY: dy and o hold 4 f32.
+            let (dy, sumf) = unsafe { (_mm_loadu_ps(dy.as_ptr()), _mm_loadu_ps(o.as_ptr())) };
+            let sumf = _mm_add_ps(sumf, _mm_mul_ps(_mm_mul_ps(xd, dy), _mm_cvtepi32_ps(sumi)));
+            // SAFETY: o holds 4 f32.
+            unsafe { _mm_storeu_ps(o.as_mut_ptr(), sumf) };
         }
-        let sumi = _mm_sub_epi32(hsum4_i32x16(acc), _mm_slli_epi32::<5>(hsum4_i32(corr)));
-        // SAFETY: dy holds 4 f32.
-        let dy = unsafe { _mm_loadu_ps(dy.as_ptr()) };
-        let d = _mm_mul_ps(_mm_set1_ps(f16x2_at(bw, 206).1), dy);
-        sumf = _mm_add_ps(sumf, _mm_mul_ps(d, _mm_cvtepi32_ps(sumi)));
     }
+    for (t, o) in out.iter_mut().enumerate().skip(quads) {
+        *o = vec_dot_q6_k_q8_k(n, w, act(t));
+    }
+}
+
+/// q6_k·q8_k dot of one weight row with 4 activation rows, bit-identical to 4 calls of
+/// [`vec_dot_q6_k_q8_k`] (see `q6_k_tokens`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot4_q6_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let nb = n / 256;
+    assert!(w.len() == Q6K * nb && a.iter().all(|r| r.len() == Q8K * nb));
     let mut out = [0f32; 4];
-    // SAFETY: out holds 4 f32.
-    unsafe { _mm_storeu_ps(out.as_mut_ptr(), sumf) };
+    // SAFETY: lengths checked.
+    unsafe { q6_k_tokens(n, w, |t| a[t], &mut out) };
     out
+}
+
+/// q6_k·q8_k dot of one weight row with `out.len()` consecutive activation rows in `a`,
+/// bit-identical to a call of [`vec_dot_q6_k_q8_k`] per row (see `q6_k_tokens`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot_many_q6_k_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    let nb = n / 256;
+    let rb = Q8K * nb;
+    assert!(w.len() == Q6K * nb && a.len() == rb * out.len());
+    // SAFETY: lengths checked.
+    unsafe { q6_k_tokens(n, w, |t| &a[rb * t..rb * (t + 1)], out) };
 }
