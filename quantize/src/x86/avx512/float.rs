@@ -8,6 +8,7 @@
 use std::arch::x86_64::*;
 
 use crate::float::bf16_to_f32;
+use crate::x86::prefetch_ahead;
 
 /// `[Σ load(i)·a[t][i..i+16] for t in 0..T]` over the 16-aligned prefix plus a scalar tail.
 ///
@@ -187,7 +188,20 @@ macro_rules! float_dots {
         pub(crate) fn $one(n: usize, w: &[u8], a: &[u8]) -> f32 {
             assert!(w.len() == $wbytes * n && a.len() == 4 * n);
             // SAFETY: lengths checked; loads at i + 16 <= n stay inside w.
-            let [r] = unsafe { dot_rows(n, [a], |i| $load(w, i), |i| $tail(w, i)) };
+            let [r] = unsafe {
+                dot_rows(
+                    n,
+                    [a],
+                    |i| {
+                        // One row is streamed once per token here (generation): fetch ahead.
+                        if i % 64 == 0 {
+                            prefetch_ahead(w, $wbytes * i, $wbytes * 64);
+                        }
+                        $load(w, i)
+                    },
+                    |i| $tail(w, i),
+                )
+            };
             r
         }
 
