@@ -87,8 +87,8 @@ pub(crate) type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
 pub(crate) type Dot4PackedFn = fn(usize, &[u8], &[u8]) -> [f32; 4];
 /// One weight row with `out.len()` consecutive activation rows.
 pub(crate) type DotManyFn = fn(usize, &[u8], &[u8], &mut [f32]);
-/// `out.len()` (≤ [`Kernels::DOT4_ROWS_MAX`]) consecutive weight rows with 4 activation rows.
-pub(crate) type Dot4RowsFn = fn(usize, &[u8], [&[u8]; 4], &mut [[f32; 4]]);
+/// Every one of consecutive weight rows with every one of consecutive activation rows.
+pub(crate) type DotTiledFn = fn(usize, &[u8], &[u8], &mut [f32]);
 
 /// The kernels of one dtype. They receive slices whose lengths [`Kernels`] has checked.
 #[derive(Clone, Copy, Debug)]
@@ -100,8 +100,8 @@ pub(crate) struct Format {
     pub(crate) vec_dot4: Option<Dot4Fn>,
     /// One weight row · 4 q8_0 activation rows packed by `pack_q8_0_x4`.
     pub(crate) vec_dot4_packed: Option<Dot4PackedFn>,
-    /// Up to 8 weight rows · 4 activation rows, in cache-sized column passes.
-    pub(crate) vec_dot4_rows: Option<Dot4RowsFn>,
+    /// Weight rows × activation rows in register tiles.
+    pub(crate) vec_dot_tiled: Option<DotTiledFn>,
     /// One weight row · every token's activation row (weights unpacked once for all).
     pub(crate) vec_dot_many: Option<DotManyFn>,
 }
@@ -230,44 +230,58 @@ impl Kernels {
         }
     }
 
-    /// Most rows one [`Kernels::vec_dot4_rows`] call takes.
-    pub const DOT4_ROWS_MAX: usize = 8;
-
-    /// Whether [`Kernels::vec_dot4_rows`] has a kernel for `weight` at this level.
-    pub fn has_vec_dot4_rows(&self, weight: DType) -> bool {
-        self.format(weight).is_ok_and(|f| f.vec_dot4_rows.is_some())
+    /// Whether [`Kernels::vec_dot_tiled`] has a kernel for `weight` at this level.
+    pub fn has_vec_dot_tiled(&self, weight: DType) -> bool {
+        self.format(weight).is_ok_and(|f| f.vec_dot_tiled.is_some())
     }
 
-    /// `out[r] = vec_dot4(weight, n, row r of w_rows, acts)` for the `out.len()` consecutive
-    /// rows in `w_rows` (at most [`Kernels::DOT4_ROWS_MAX`]), bit-identical to those calls, but
-    /// computed in column passes that keep the 4 activation rows in L1 however wide they are.
-    /// Without a kernel for `weight`, it is those calls.
+    /// `out[r·m + t] = vec_dot(weight, n, row r of w_rows, row t of acts)` for every one of
+    /// the consecutive weight rows in `w_rows` and every one of the `m` consecutive activation
+    /// rows in `acts` (`out` is `[rows, m]`), bit-identical to those calls; with a kernel for
+    /// `weight`, computed in register tiles that load each weight and activation vector once
+    /// per tile.
     ///
     /// # Panics
-    /// If `out` holds more than `DOT4_ROWS_MAX` rows or a length does not match `n`.
-    pub fn vec_dot4_rows(
+    /// If the slices are not whole rows of `n` values or `out.len()` is not `rows · m`.
+    pub fn vec_dot_tiled(
         &self,
         weight: DType,
         n: usize,
         w_rows: &[u8],
-        acts: [&[u8]; 4],
-        out: &mut [[f32; 4]],
+        acts: &[u8],
+        out: &mut [f32],
     ) {
-        let rb = weight.row_bytes(n);
-        let act_type = crate::vec_dot_type(weight);
-        assert!(
-            out.len() <= Self::DOT4_ROWS_MAX
-                && rb.is_some_and(|rb| w_rows.len() == rb * out.len())
-                && acts.iter().all(|a| act_type.row_bytes(n) == Some(a.len())),
-            "vec_dot4_rows: {} {weight} rows of {n} values: wrong byte lengths",
-            out.len()
+        let (wrb, arb) = (
+            weight.row_bytes(n),
+            crate::vec_dot_type(weight).row_bytes(n),
         );
-        if let Some(f) = self.format(weight).ok().and_then(|f| f.vec_dot4_rows) {
+        let shape = match (wrb, arb) {
+            (Some(w), Some(a))
+                if w > 0
+                    && a > 0
+                    && w_rows.len().is_multiple_of(w)
+                    && acts.len().is_multiple_of(a) =>
+            {
+                Some((w, a, w_rows.len() / w, acts.len() / a))
+            }
+            _ => None,
+        };
+        let Some((wrb, arb, rows, m)) = shape.filter(|&(_, _, r, m)| out.len() == r * m) else {
+            panic!(
+                "vec_dot_tiled: {weight} rows of {n} values: {} weight bytes, {} activation bytes, {} outputs do not fit",
+                w_rows.len(),
+                acts.len(),
+                out.len()
+            );
+        };
+        if let Some(f) = self.format(weight).ok().and_then(|f| f.vec_dot_tiled) {
             f(n, w_rows, acts, out);
         } else {
-            let rb = rb.unwrap_or(0);
-            for (r, o) in out.iter_mut().enumerate() {
-                *o = self.vec_dot4(weight, n, &w_rows[r * rb..(r + 1) * rb], acts);
+            for r in 0..rows {
+                let row = &w_rows[r * wrb..(r + 1) * wrb];
+                for t in 0..m {
+                    out[r * m + t] = self.vec_dot(weight, n, row, &acts[t * arb..(t + 1) * arb]);
+                }
             }
         }
     }
@@ -331,9 +345,6 @@ impl Kernels {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-const _: () = assert!(crate::x86::avx512::ROWS_PER_CALL == Kernels::DOT4_ROWS_MAX);
-
 /// Index of the first NaN or ±inf. Scans 256-value chunks without early exit (so the compiler
 /// vectorizes the test), then locates the value inside the bad chunk.
 fn first_non_finite(src: &[f32]) -> Option<usize> {
@@ -380,7 +391,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_f32,
         vec_dot4: None,
         vec_dot4_packed: None,
-        vec_dot4_rows: None,
+        vec_dot_tiled: None,
         vec_dot_many: None,
     },
     f16: Format {
@@ -389,7 +400,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_f16,
         vec_dot4: None,
         vec_dot4_packed: None,
-        vec_dot4_rows: None,
+        vec_dot_tiled: None,
         vec_dot_many: None,
     },
     bf16: Format {
@@ -398,7 +409,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_bf16,
         vec_dot4: None,
         vec_dot4_packed: None,
-        vec_dot4_rows: None,
+        vec_dot_tiled: None,
         vec_dot_many: None,
     },
     q8_0: Format {
@@ -407,7 +418,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_q8_0,
         vec_dot4: None,
         vec_dot4_packed: None,
-        vec_dot4_rows: None,
+        vec_dot_tiled: None,
         vec_dot_many: None,
     },
     q4_0: Format {
@@ -416,7 +427,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_q4_0,
         vec_dot4: None,
         vec_dot4_packed: None,
-        vec_dot4_rows: None,
+        vec_dot_tiled: None,
         vec_dot_many: None,
     },
     q4_k: Format {
@@ -425,7 +436,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_q4_k,
         vec_dot4: None,
         vec_dot4_packed: None,
-        vec_dot4_rows: None,
+        vec_dot_tiled: None,
         vec_dot_many: None,
     },
     q6_k: Format {
@@ -434,7 +445,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_q6_k,
         vec_dot4: None,
         vec_dot4_packed: None,
-        vec_dot4_rows: None,
+        vec_dot_tiled: None,
         vec_dot_many: None,
     },
     q8_k: Format {
@@ -443,7 +454,7 @@ static SCALAR: Kernels = Kernels {
         vec_dot: scalar::vec_dot_q8_k,
         vec_dot4: None,
         vec_dot4_packed: None,
-        vec_dot4_rows: None,
+        vec_dot_tiled: None,
         vec_dot_many: None,
     },
 };
@@ -495,7 +506,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_f32),
             vec_dot4: tf!(dot4 k::vec_dot4_f32),
             vec_dot4_packed: None,
-            vec_dot4_rows: None,
+            vec_dot_tiled: None,
             vec_dot_many: None,
         },
         f16: Format {
@@ -504,7 +515,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_f16),
             vec_dot4: tf!(dot4 k::vec_dot4_f16),
             vec_dot4_packed: None,
-            vec_dot4_rows: None,
+            vec_dot_tiled: None,
             vec_dot_many: None,
         },
         bf16: Format {
@@ -513,7 +524,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_bf16),
             vec_dot4: tf!(dot4 k::vec_dot4_bf16),
             vec_dot4_packed: None,
-            vec_dot4_rows: None,
+            vec_dot_tiled: None,
             vec_dot_many: None,
         },
         q8_0: Format {
@@ -522,7 +533,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
             vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
             vec_dot4_packed: None,
-            vec_dot4_rows: None,
+            vec_dot_tiled: None,
             vec_dot_many: None,
         },
         q4_0: Format {
@@ -531,7 +542,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
             vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
             vec_dot4_packed: None,
-            vec_dot4_rows: None,
+            vec_dot_tiled: None,
             vec_dot_many: None,
         },
         q4_k: Format {
@@ -540,7 +551,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
             vec_dot4: None,
             vec_dot4_packed: None,
-            vec_dot4_rows: None,
+            vec_dot_tiled: None,
             vec_dot_many: None,
         },
         q6_k: Format {
@@ -549,7 +560,7 @@ static AVX2: Kernels = {
             vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
             vec_dot4: None,
             vec_dot4_packed: None,
-            vec_dot4_rows: None,
+            vec_dot_tiled: None,
             vec_dot_many: None,
         },
         q8_k: Format {
@@ -558,7 +569,7 @@ static AVX2: Kernels = {
             vec_dot: scalar::vec_dot_q8_k,
             vec_dot4: None,
             vec_dot4_packed: None,
-            vec_dot4_rows: None,
+            vec_dot_tiled: None,
             vec_dot_many: None,
         },
     }
@@ -572,27 +583,27 @@ static AVX512: Kernels = {
         f32: Format {
             vec_dot: tf!(dot k::vec_dot_f32),
             vec_dot4: tf!(dot4 k::vec_dot4_f32),
-            vec_dot4_rows: Some(|n, w, a, o| {
+            vec_dot_tiled: Some(|n, w, a, o| {
                 // SAFETY: the table is only reachable once its features are detected.
-                unsafe { k::vec_dot4_rows_f32(n, w, a, o) }
+                unsafe { k::vec_dot_tiled_f32(n, w, a, o) }
             }),
             ..AVX2.f32
         },
         f16: Format {
             vec_dot: tf!(dot k::vec_dot_f16),
             vec_dot4: tf!(dot4 k::vec_dot4_f16),
-            vec_dot4_rows: Some(|n, w, a, o| {
+            vec_dot_tiled: Some(|n, w, a, o| {
                 // SAFETY: the table is only reachable once its features are detected.
-                unsafe { k::vec_dot4_rows_f16(n, w, a, o) }
+                unsafe { k::vec_dot_tiled_f16(n, w, a, o) }
             }),
             ..AVX2.f16
         },
         bf16: Format {
             vec_dot: tf!(dot k::vec_dot_bf16),
             vec_dot4: tf!(dot4 k::vec_dot4_bf16),
-            vec_dot4_rows: Some(|n, w, a, o| {
+            vec_dot_tiled: Some(|n, w, a, o| {
                 // SAFETY: the table is only reachable once its features are detected.
-                unsafe { k::vec_dot4_rows_bf16(n, w, a, o) }
+                unsafe { k::vec_dot_tiled_bf16(n, w, a, o) }
             }),
             ..AVX2.bf16
         },

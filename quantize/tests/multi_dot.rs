@@ -64,8 +64,9 @@ fn check(dtype: DType, n: usize, wkind: u64, akinds: [u64; 4], seed: u64) {
     }
 }
 
-/// `vec_dot4_rows` over `rows` consecutive rows equals `vec_dot` of every (row, token).
-fn check_rows(dtype: DType, n: usize, rows: usize, seed: u64) {
+/// `vec_dot_tiled` of `rows` weight rows × `ntok` activation rows equals `vec_dot` of every
+/// (row, token).
+fn check_tiled(dtype: DType, n: usize, rows: usize, ntok: usize, seed: u64) {
     let wq: Vec<u8> = (0..rows)
         .flat_map(|r| {
             encode(
@@ -75,22 +76,31 @@ fn check_rows(dtype: DType, n: usize, rows: usize, seed: u64) {
         })
         .collect();
     let act = vec_dot_type(dtype);
-    let aq: Vec<Vec<u8>> = (0..4)
-        .map(|t| encode(act, &row(1, n, seed ^ (0x51ed * (t as u64 + 1)))))
+    let aq: Vec<u8> = (0..ntok)
+        .flat_map(|t| {
+            encode(
+                act,
+                &row((t as u64 + 3) % KINDS, n, seed ^ (0x51ed * (t as u64 + 1))),
+            )
+        })
         .collect();
-    let acts = [&aq[0][..], &aq[1][..], &aq[2][..], &aq[3][..]];
-    let rb = wq.len() / rows;
+    let (rb, ab) = (wq.len() / rows, aq.len() / ntok);
     for k in levels() {
-        let mut out = vec![[0f32; 4]; rows];
-        k.vec_dot4_rows(dtype, n, &wq, acts, &mut out);
-        for (r, o) in out.iter().enumerate() {
-            for t in 0..4 {
-                let want = k.vec_dot(dtype, n, &wq[r * rb..(r + 1) * rb], acts[t]);
+        let mut out = vec![0f32; rows * ntok];
+        k.vec_dot_tiled(dtype, n, &wq, &aq, &mut out);
+        for r in 0..rows {
+            for t in 0..ntok {
+                let got = out[r * ntok + t];
+                let want = k.vec_dot(
+                    dtype,
+                    n,
+                    &wq[r * rb..(r + 1) * rb],
+                    &aq[t * ab..(t + 1) * ab],
+                );
                 assert!(
-                    o[t].to_bits() == want.to_bits() || (o[t].is_nan() && want.is_nan()),
-                    "{dtype} vec_dot4_rows {:?} n={n} row {r}/{rows} token {t}: {} vs {want}",
-                    k.level(),
-                    o[t]
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "{dtype} vec_dot_tiled {:?} n={n} row {r}/{rows} token {t}/{ntok}: {got} vs {want}",
+                    k.level()
                 );
             }
         }
@@ -140,13 +150,18 @@ proptest! {
         }
     }
 
-    /// Up to 8 rows per call; float rows up to 2,211 values span several 1,024-column passes
-    /// plus the vector and scalar tails.
+    /// 1 to 9 rows × 1 to 9 tokens: whole 4 × 4 tiles and every kind of leftover; float
+    /// rows of 67·k values cover the vector loop's tail.
     #[test]
-    fn vec_dot4_rows_is_single_dots(rows in 1usize..=8, blocks in 1usize..34, seed: u64) {
+    fn vec_dot_tiled_is_single_dots(
+        rows in 1usize..=9,
+        ntok in 1usize..=9,
+        blocks in 1usize..8,
+        seed: u64,
+    ) {
         for dtype in WEIGHTS {
             let n = if dtype.block_len() == 1 { 67 * blocks } else { dtype.block_len() * blocks };
-            check_rows(dtype, n, rows, seed);
+            check_tiled(dtype, n, rows, ntok, seed);
         }
     }
 

@@ -230,24 +230,32 @@ fn matmul_blocked(
     let chunk = chunk_rows(rows);
     if n == 1 {
         let act = a.row(0);
+        let tiled = k.has_vec_dot_tiled(w.dtype);
         out[..rows]
             .par_chunks_mut(chunk)
             .enumerate()
             .for_each(|(c, o)| {
+                let first = c * chunk;
+                if tiled {
+                    // float weights: several rows at once (independent accumulator chains).
+                    let bytes = &w.bytes[first * w.row_bytes..(first + o.len()) * w.row_bytes];
+                    k.vec_dot_tiled(w.dtype, w.cols, bytes, act, o);
+                    return;
+                }
                 for (j, y) in o.iter_mut().enumerate() {
-                    *y = k.vec_dot(w.dtype, w.cols, w.row(c * chunk + j), act);
+                    *y = k.vec_dot(w.dtype, w.cols, w.row(first + j), act);
                 }
             });
         return;
     }
     let packed = a.packed.filter(|_| k.has_vec_dot4_packed(w.dtype));
-    let quads = if packed.is_some() || k.has_vec_dot4(w.dtype) || k.has_vec_dot4_rows(w.dtype) {
+    let quads = if packed.is_some() || k.has_vec_dot4(w.dtype) {
         n / 4
     } else {
         0
     };
     let group = packed_group_bytes(w.cols);
-    let by_rows = packed.is_none() && k.has_vec_dot4_rows(w.dtype);
+    let tiled = k.has_vec_dot_tiled(w.dtype);
     let many = packed.is_none() && k.has_vec_dot_many(w.dtype);
     let block_rows = (block_bytes / w.row_bytes.max(1)).clamp(1, chunk);
     let tr = &mut tr[..rows * n];
@@ -259,6 +267,13 @@ fn matmul_blocked(
             // 4 at a time where a multi-token kernel exists (each weight vector is unpacked
             // once for the 4 — same bits as 4 single dots), so the 4 activation rows stay in
             // L1 while the block's weight rows stream past them.
+            if tiled {
+                // float weights: register tiles of rows × tokens over the task's rows.
+                let rows = ys.len() / n;
+                let bytes = &w.bytes[first * w.row_bytes..(first + rows) * w.row_bytes];
+                k.vec_dot_tiled(w.dtype, w.cols, bytes, a.bytes, ys);
+                return;
+            }
             if many {
                 // k-quants: each weight row's blocks unpacked once for all the tokens.
                 for (j, yr) in ys.chunks_exact_mut(n).enumerate() {
@@ -271,20 +286,6 @@ fn matmul_blocked(
                 for q in 0..quads {
                     let t = 4 * q;
                     let acts = [a.row(t), a.row(t + 1), a.row(t + 2), a.row(t + 3)];
-                    if by_rows {
-                        // Up to 8 rows per call, in column passes (wide activations stay in L1).
-                        let mut y = [[0f32; 4]; Kernels::DOT4_ROWS_MAX];
-                        for (c, yc) in yb.chunks_mut(Kernels::DOT4_ROWS_MAX * n).enumerate() {
-                            let rows = yc.len() / n;
-                            let first = r0 + c * Kernels::DOT4_ROWS_MAX;
-                            let bytes = &w.bytes[first * w.row_bytes..(first + rows) * w.row_bytes];
-                            k.vec_dot4_rows(w.dtype, w.cols, bytes, acts, &mut y[..rows]);
-                            for (yr, y4) in yc.chunks_exact_mut(n).zip(&y) {
-                                yr[t..t + 4].copy_from_slice(y4);
-                            }
-                        }
-                        continue;
-                    }
                     let p = packed.map(|p| &p[q * group..(q + 1) * group]);
                     for (j, yr) in yb.chunks_exact_mut(n).enumerate() {
                         let row = w.row(r0 + j);

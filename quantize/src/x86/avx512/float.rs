@@ -1,132 +1,139 @@
-//! f32 / f16 / bf16 · f32 dots with AVX-512 (16 lanes, 4 accumulators per output).
+//! f32 / f16 / bf16 · f32 dots with AVX-512: register tiles of weight rows × tokens.
 //!
-//! One generic loop, [`dot_rows`], serves the single dot and the 4-token dot: every output
-//! keeps its own 4 accumulators and sees the same operations in the same order, so the
-//! 4-token results are bit-identical to 4 single dots while each weight vector is loaded (and
-//! widened from f16/bf16) once for the 4 tokens.
+//! Every (weight row, token) pair is computed the same way, whatever kernel computes it: one
+//! 16-lane accumulator takes the 16-value chunks in order (`acc = fma(w, a, acc)`), a fixed
+//! tree sums its lanes, then the values past the last whole chunk are added one by one. The
+//! single dot is the 1 × 1 tile; the batched matmul uses 4 × 4 tiles (16 accumulators, and 8
+//! loads per 16 FMAs instead of 2: loads, not FMAs, bound these kernels on AVX-512 cores that
+//! issue one 64-byte load per cycle), and generation 4 × 1 tiles (4 independent chains). All
+//! give the same bits for a pair.
 
 use std::arch::x86_64::*;
 
 use crate::float::bf16_to_f32;
-use crate::x86::prefetch_ahead;
+use crate::x86::{hsum_f32, prefetch_ahead};
 
-/// `[Σ load(i)·a[t][i..i+16] for t in 0..T]` over the 16-aligned prefix plus a scalar tail.
+/// Sum of the 16 lanes: halves added, then [`hsum_f32`]'s fixed tree.
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+fn hsum512(v: __m512) -> f32 {
+    let lo = _mm512_castps512_ps256(v);
+    let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+    hsum_f32(_mm256_add_ps(lo, hi))
+}
+
+/// The `R × T` dots of weight rows `w[r]` with activation rows `a[t]` (`n` f32 each, as bytes):
+/// `load(w, i)` widens weights `i..i+16` of a row, `tail(w, i)` weight `i`.
 ///
 /// # Safety
-/// Every `a[t]` holds `n` f32 (as bytes) and `load(i)` is valid for every `i + 16 <= n`.
+/// Every `a[t]` holds `4n` bytes and `load(w[r], i)` is valid for every `i + 16 <= n`.
 #[inline]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn dot_rows<const T: usize>(
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn tile<const R: usize, const T: usize>(
     n: usize,
+    w: [&[u8]; R],
     a: [&[u8]; T],
-    load: impl Fn(usize) -> __m512,
-    tail: impl Fn(usize) -> f32,
-) -> [f32; T] {
-    debug_assert!(a.iter().all(|r| r.len() == 4 * n));
-    let act = |t: usize, i: usize| {
-        // SAFETY: i + 16 <= n and a[t] holds 4n bytes.
-        unsafe { _mm512_loadu_ps(a[t].as_ptr().add(4 * i).cast()) }
-    };
-    let mut acc = [[_mm512_setzero_ps(); 4]; T];
-    let n64 = n / 64 * 64;
-    for i in (0..n64).step_by(64) {
-        for u in 0..4 {
-            let w = load(i + 16 * u);
-            for (t, s) in acc.iter_mut().enumerate() {
-                s[u] = _mm512_fmadd_ps(w, act(t, i + 16 * u), s[u]);
+    wbytes: usize,
+    load: impl Fn(&[u8], usize) -> __m512,
+    tail: impl Fn(&[u8], usize) -> f32,
+) -> [[f32; T]; R] {
+    debug_assert!(a.iter().all(|x| x.len() == 4 * n));
+    let mut acc = [[_mm512_setzero_ps(); T]; R];
+    let n16 = n / 16 * 16;
+    for i in (0..n16).step_by(16) {
+        if T == 1 && i % 64 == 0 {
+            // Generation streams each row once: fetch ahead of it.
+            for row in w {
+                prefetch_ahead(row, wbytes * i, wbytes * 64);
+            }
+        }
+        let wv: [__m512; R] = std::array::from_fn(|r| load(w[r], i));
+        for t in 0..T {
+            // SAFETY: i + 16 <= n and a[t] holds 4n bytes.
+            let av = unsafe { _mm512_loadu_ps(a[t].as_ptr().add(4 * i).cast()) };
+            for r in 0..R {
+                acc[r][t] = _mm512_fmadd_ps(wv[r], av, acc[r][t]);
             }
         }
     }
-    let n16 = n / 16 * 16;
-    for i in (n64..n16).step_by(16) {
-        let w = load(i);
-        for (t, s) in acc.iter_mut().enumerate() {
-            s[0] = _mm512_fmadd_ps(w, act(t, i), s[0]);
-        }
-    }
-    let mut out = [0f32; T];
-    for (t, (o, s)) in out.iter_mut().zip(&acc).enumerate() {
-        *o = _mm512_reduce_add_ps(_mm512_add_ps(
-            _mm512_add_ps(s[0], s[1]),
-            _mm512_add_ps(s[2], s[3]),
-        ));
-        let r = a[t];
-        for i in n16..n {
-            *o +=
-                tail(i) * f32::from_le_bytes([r[4 * i], r[4 * i + 1], r[4 * i + 2], r[4 * i + 3]]);
+    let mut out = [[0f32; T]; R];
+    for r in 0..R {
+        for t in 0..T {
+            let mut s = hsum512(acc[r][t]);
+            let x = a[t];
+            for i in n16..n {
+                s += tail(w[r], i)
+                    * f32::from_le_bytes([x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]]);
+            }
+            out[r][t] = s;
         }
     }
     out
 }
 
-/// Columns per pass of [`dot4_rows`]: 4 tokens × 1024 f32 = 16 KiB of activations, which stay
-/// in L1 while every row of the call streams past them.
-const K_BLOCK: usize = 1024;
+/// Rows per register tile of [`tiles`].
+const TILE_ROWS: usize = 4;
+/// Tokens per register tile of [`tiles`].
+const TILE_TOKENS: usize = 4;
 
-/// Rows per call of [`dot4_rows`] (their accumulators live on the stack between passes).
-pub(crate) const ROWS_PER_CALL: usize = 8;
-
-const _: () = assert!(K_BLOCK.is_multiple_of(64));
-
-/// `out[r] = dot_rows(n, a, |i| load(r, i), |i| tail(r, i))` for `rows ≤ ROWS_PER_CALL` weight
-/// rows, computed in passes of [`K_BLOCK`] columns so that the activations come from L1 even
-/// when 4 rows of them do not fit there (Llama 2 7B: 4 × 16 KiB). Every row keeps its 4
-/// accumulators per token across the passes and sees the same FMAs in the same order as
-/// [`dot_rows`], so each result has its bits.
+/// `out[r·m + t]` = the dot of row `r` of `w` (`wbytes · n` bytes each) with activation row `t` of
+/// `a` (`m = out.len() / rows` rows of `4n` bytes), in 4 × 4 tiles; leftover tokens in 4 × 1
+/// tiles, leftover rows in 1 × 4 and 1 × 1 tiles (same bits per pair whatever the tile).
 ///
 /// # Safety
-/// As [`dot_rows`] for every row `r < rows`.
+/// `w` holds whole rows of `wbytes · n` bytes, `a` whole rows of `4n` bytes, `out.len()` is their
+/// product, and `load(row, i)` is valid for every `i + 16 <= n` of a row.
 #[inline]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn dot4_rows(
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn tiles(
     n: usize,
-    rows: usize,
-    a: [&[u8]; 4],
-    out: &mut [[f32; 4]],
-    load: impl Fn(usize, usize) -> __m512,
-    tail: impl Fn(usize, usize) -> f32,
+    w: &[u8],
+    a: &[u8],
+    out: &mut [f32],
+    wbytes: usize,
+    load: impl Fn(&[u8], usize) -> __m512 + Copy,
+    tail: impl Fn(&[u8], usize) -> f32 + Copy,
 ) {
-    debug_assert!(rows <= ROWS_PER_CALL && out.len() == rows);
-    debug_assert!(a.iter().all(|r| r.len() == 4 * n));
-    let act = |t: usize, i: usize| {
-        // SAFETY: i + 16 <= n and a[t] holds 4n bytes.
-        unsafe { _mm512_loadu_ps(a[t].as_ptr().add(4 * i).cast()) }
-    };
-    let mut state = [[[_mm512_setzero_ps(); 4]; 4]; ROWS_PER_CALL];
-    let n64 = n / 64 * 64;
-    for k0 in (0..n64).step_by(K_BLOCK) {
-        let k1 = (k0 + K_BLOCK).min(n64);
-        for (r, st) in state.iter_mut().enumerate().take(rows) {
-            let mut acc = *st;
-            for i in (k0..k1).step_by(64) {
-                for u in 0..4 {
-                    let w = load(r, i + 16 * u);
-                    for (t, s) in acc.iter_mut().enumerate() {
-                        s[u] = _mm512_fmadd_ps(w, act(t, i + 16 * u), s[u]);
-                    }
+    let rb = wbytes * n;
+    let rows = w.len() / rb;
+    let m = a.len() / (4 * n).max(1);
+    let act = |t: usize| &a[4 * n * t..4 * n * (t + 1)];
+    let row = |r: usize| &w[rb * r..rb * (r + 1)];
+    let full_t = m / TILE_TOKENS * TILE_TOKENS;
+    let mut r0 = 0;
+    while r0 < rows {
+        if r0 + TILE_ROWS <= rows {
+            let wr: [&[u8]; TILE_ROWS] = std::array::from_fn(|r| row(r0 + r));
+            for t0 in (0..full_t).step_by(TILE_TOKENS) {
+                let at: [&[u8]; TILE_TOKENS] = std::array::from_fn(|t| act(t0 + t));
+                // SAFETY: guaranteed by the caller.
+                let y = unsafe { tile(n, wr, at, wbytes, load, tail) };
+                for (r, yr) in y.iter().enumerate() {
+                    out[(r0 + r) * m + t0..][..TILE_TOKENS].copy_from_slice(yr);
                 }
             }
-            *st = acc;
-        }
-    }
-    let n16 = n / 16 * 16;
-    for (r, (o, acc)) in out.iter_mut().zip(&mut state).enumerate() {
-        for i in (n64..n16).step_by(16) {
-            let w = load(r, i);
-            for (t, s) in acc.iter_mut().enumerate() {
-                s[0] = _mm512_fmadd_ps(w, act(t, i), s[0]);
+            for t in full_t..m {
+                // SAFETY: guaranteed by the caller.
+                let y = unsafe { tile(n, wr, [act(t)], wbytes, load, tail) };
+                for (r, yr) in y.iter().enumerate() {
+                    out[(r0 + r) * m + t] = yr[0];
+                }
             }
-        }
-        for (t, (o, s)) in o.iter_mut().zip(acc.iter()).enumerate() {
-            *o = _mm512_reduce_add_ps(_mm512_add_ps(
-                _mm512_add_ps(s[0], s[1]),
-                _mm512_add_ps(s[2], s[3]),
-            ));
-            let x = a[t];
-            for i in n16..n {
-                *o += tail(r, i)
-                    * f32::from_le_bytes([x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]]);
+            r0 += TILE_ROWS;
+        } else {
+            let wr = [row(r0)];
+            for t0 in (0..full_t).step_by(TILE_TOKENS) {
+                let at: [&[u8]; TILE_TOKENS] = std::array::from_fn(|t| act(t0 + t));
+                // SAFETY: guaranteed by the caller.
+                let [y] = unsafe { tile(n, wr, at, wbytes, load, tail) };
+                out[r0 * m + t0..][..TILE_TOKENS].copy_from_slice(&y);
             }
+            for t in full_t..m {
+                // SAFETY: guaranteed by the caller.
+                let [[y]] = unsafe { tile(n, wr, [act(t)], wbytes, load, tail) };
+                out[r0 * m + t] = y;
+            }
+            r0 += 1;
         }
     }
 }
@@ -138,6 +145,7 @@ unsafe fn dot4_rows(
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn load_f32(w: &[u8], i: usize) -> __m512 {
+    debug_assert!(4 * i + 64 <= w.len());
     // SAFETY: guaranteed by the caller.
     unsafe { _mm512_loadu_ps(w.as_ptr().add(4 * i).cast()) }
 }
@@ -149,6 +157,7 @@ unsafe fn load_f32(w: &[u8], i: usize) -> __m512 {
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn load_f16(w: &[u8], i: usize) -> __m512 {
+    debug_assert!(2 * i + 32 <= w.len());
     // SAFETY: guaranteed by the caller.
     unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(w.as_ptr().add(2 * i).cast())) }
 }
@@ -160,6 +169,7 @@ unsafe fn load_f16(w: &[u8], i: usize) -> __m512 {
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn load_bf16(w: &[u8], i: usize) -> __m512 {
+    debug_assert!(2 * i + 32 <= w.len());
     // SAFETY: guaranteed by the caller.
     let h = unsafe { _mm256_loadu_si256(w.as_ptr().add(2 * i).cast()) };
     _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
@@ -180,63 +190,40 @@ fn tail_bf16(w: &[u8], i: usize) -> f32 {
     ])))
 }
 
-/// Defines the single and the 4-token dot of one float weight format.
+/// Defines the single dot, the 4-token dot and the tiled dot of one float weight format.
 macro_rules! float_dots {
-    ($one:ident, $four:ident, $rows:ident, $name:literal, $wbytes:literal, $load:ident, $tail:ident) => {
-        #[doc = concat!($name, "·f32 dot.")]
+    ($one:ident, $four:ident, $tiled:ident, $name:literal, $wbytes:literal, $load:ident, $tail:ident) => {
+        // (each function below passes `|w, i| $load(w, i)`: the kernels only load
+        // at i + 16 <= n of a row, which the length checks make in bounds)
+        #[doc = concat!($name, "·f32 dot (the 1 × 1 tile).")]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) fn $one(n: usize, w: &[u8], a: &[u8]) -> f32 {
             assert!(w.len() == $wbytes * n && a.len() == 4 * n);
             // SAFETY: lengths checked; loads at i + 16 <= n stay inside w.
-            let [r] = unsafe {
-                dot_rows(
-                    n,
-                    [a],
-                    |i| {
-                        // One row is streamed once per token here (generation): fetch ahead.
-                        if i % 64 == 0 {
-                            prefetch_ahead(w, $wbytes * i, $wbytes * 64);
-                        }
-                        $load(w, i)
-                    },
-                    |i| $tail(w, i),
-                )
-            };
+            let [[r]] = unsafe { tile(n, [w], [a], $wbytes, |w, i| $load(w, i), $tail) };
             r
         }
 
-        #[doc = concat!($name, "·f32 dot of one weight row with 4 activation rows; each result is")]
-        #[doc = concat!("bit-identical to [`", stringify!($one), "`].")]
+        #[doc = concat!($name, "·f32 dot of one weight row with 4 activation rows (a 1 × 4")]
+        #[doc = concat!("tile), each result bit-identical to [`", stringify!($one), "`].")]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) fn $four(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
             assert!(w.len() == $wbytes * n && a.iter().all(|r| r.len() == 4 * n));
             // SAFETY: lengths checked; loads at i + 16 <= n stay inside w.
-            unsafe { dot_rows(n, a, |i| $load(w, i), |i| $tail(w, i)) }
+            let [r] = unsafe { tile(n, [w], a, $wbytes, |w, i| $load(w, i), $tail) };
+            r
         }
 
-        #[doc = concat!("[`", stringify!($four), "`] of each of the `out.len()` consecutive")]
-        #[doc = "rows in `w` (at most 8), in column passes that keep the activations in L1."]
+        #[doc = concat!("Every row of `w` (", $name, ", `n` values each) dotted with every")]
+        #[doc = "activation row of `a` into `out` (`[rows, tokens]`), in register tiles; each"]
+        #[doc = concat!("result bit-identical to [`", stringify!($one), "`].")]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-        pub(crate) fn $rows(n: usize, w: &[u8], a: [&[u8]; 4], out: &mut [[f32; 4]]) {
-            let (rows, rb) = (out.len(), $wbytes * n);
-            assert!(rows <= ROWS_PER_CALL && w.len() == rows * rb);
-            assert!(a.iter().all(|r| r.len() == 4 * n));
-            let mut wr: [&[u8]; ROWS_PER_CALL] = [&[]; ROWS_PER_CALL];
-            for (r, row) in wr.iter_mut().zip(w.chunks_exact(rb)) {
-                *r = row;
-            }
-            // SAFETY: lengths checked; row r < rows is wr[r] (rb bytes) and loads at
-            // i + 16 <= n stay inside it.
-            unsafe {
-                dot4_rows(
-                    n,
-                    rows,
-                    a,
-                    out,
-                    |r, i| $load(wr[r], i),
-                    |r, i| $tail(wr[r], i),
-                )
-            };
+        pub(crate) fn $tiled(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+            let rb = $wbytes * n;
+            assert!(n > 0 && w.len() % rb == 0 && a.len() % (4 * n) == 0);
+            assert!(out.len() == (w.len() / rb) * (a.len() / (4 * n)));
+            // SAFETY: lengths checked: whole rows, and loads at i + 16 <= n stay in a row.
+            unsafe { tiles(n, w, a, out, $wbytes, |w, i| $load(w, i), $tail) };
         }
     };
 }
@@ -244,7 +231,7 @@ macro_rules! float_dots {
 float_dots!(
     vec_dot_f32,
     vec_dot4_f32,
-    vec_dot4_rows_f32,
+    vec_dot_tiled_f32,
     "f32",
     4,
     load_f32,
@@ -253,7 +240,7 @@ float_dots!(
 float_dots!(
     vec_dot_f16,
     vec_dot4_f16,
-    vec_dot4_rows_f16,
+    vec_dot_tiled_f16,
     "f16",
     2,
     load_f16,
@@ -262,7 +249,7 @@ float_dots!(
 float_dots!(
     vec_dot_bf16,
     vec_dot4_bf16,
-    vec_dot4_rows_bf16,
+    vec_dot_tiled_bf16,
     "bf16",
     2,
     load_bf16,
