@@ -2,10 +2,19 @@
 //!
 //! As ggml does, an activation row is converted once per matmul to the format the weight's dot
 //! kernel pairs with (`q8_0` for `q8_0/q4_0`, `q8_k` for the k-quants, plain f32 for float
-//! weights), then every weight row is dotted with it. In the batched path a block of weight rows
-//! is read from memory once and dotted with every token's activation while it sits in cache, so
-//! a prompt of `n` tokens streams the weights from memory once, not `n` times; tokens go 4 at a
-//! time through the multi-token kernels, which unpack each weight vector once for the 4.
+//! weights), then every weight row is dotted with it.
+//!
+//! Generation (one token) splits the rows over the threads, one dot per row (float weights: 4
+//! rows at a time, for independent accumulator chains). Prompts (`n` tokens) read every weight
+//! row from memory once and dot it with all the tokens while it is in cache, with the best
+//! multi-token kernel the level has for the weight type:
+//! - float weights: register tiles of 4 rows × 4 tokens (`Kernels::vec_dot_tiled`);
+//! - q4_k / q6_k: one row against all tokens, its blocks unpacked once (`vec_dot_many`);
+//! - q8_0 / q4_0: the activations are also packed 4 tokens at a time (`pack_q8_0_x4`), and
+//!   cache-sized blocks of rows meet each group of 4 (`vec_dot4_packed`, else `vec_dot4`).
+//!
+//! Every multi-token kernel gives each (row, token) the bits of the single dot, so a token's
+//! logits do not depend on the batch it was computed in.
 //!
 //! The kernels are `llamapack-quantize`'s; this is the only module that calls them.
 
@@ -17,9 +26,9 @@ use crate::model::Matrix;
 use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
 use llamapack_quantize::{Kernels, vec_dot_type};
 
-/// Bytes of weight rows the batched path keeps in cache while all tokens pass over them: inside
-/// L2 with room for the activations (on SmolLM2 f16, 32–64 KiB gave pp64 ~300 tok/s against
-/// ~285 for 8 KiB or 256 KiB).
+/// Bytes of weight rows the 32-block path keeps in cache while every group of 4 tokens passes
+/// over them: inside L2 with room for the activations (measured on SmolLM2, when f16 still took
+/// this path: 32–64 KiB gave pp64 ~300 tok/s against ~285 for 8 KiB or 256 KiB).
 const ROW_BLOCK_BYTES: usize = 64 * 1024;
 
 /// Rows per rayon task: a few tasks per thread for load balance, never tiny ones.
@@ -263,10 +272,6 @@ fn matmul_blocked(
         .enumerate()
         .for_each(|(c, ys)| {
             let first = c * chunk;
-            // Rows in blocks that stay in cache while every token passes over them; tokens
-            // 4 at a time where a multi-token kernel exists (each weight vector is unpacked
-            // once for the 4 — same bits as 4 single dots), so the 4 activation rows stay in
-            // L1 while the block's weight rows stream past them.
             if tiled {
                 // float weights: register tiles of rows × tokens over the task's rows.
                 let rows = ys.len() / n;
@@ -281,6 +286,9 @@ fn matmul_blocked(
                 }
                 return;
             }
+            // Rows in blocks that stay in cache while every token passes over them; tokens 4 at
+            // a time where a multi-token kernel exists (each weight block unpacked once for the
+            // 4), so the 4 activation rows stay in L1 while the block's rows stream past them.
             for (b, yb) in ys.chunks_mut(block_rows * n).enumerate() {
                 let r0 = first + b * block_rows;
                 for q in 0..quads {
