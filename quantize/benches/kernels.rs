@@ -24,6 +24,17 @@ use llamapack_quantize::{DType, Level, kernels_for, vec_dot_type};
 const N: usize = 4096;
 const ROWS: usize = 64;
 
+/// Every weight format with a dot kernel.
+const WEIGHT_TYPES: [DType; 7] = [
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4K,
+    DType::Q6K,
+];
+
 fn data(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2_654_435_761) | 1;
     (0..n)
@@ -62,27 +73,23 @@ fn quantize(c: &mut Criterion) {
     }
 }
 
-fn vec_dot(c: &mut Criterion) {
+/// `x` (rows of `cols` values) encoded as `dtype` by the scalar reference; with the row bytes.
+fn encode_rows(dtype: DType, x: &[f32], cols: usize) -> (Vec<u8>, usize) {
     let scalar = kernels_for(Level::Scalar).unwrap();
+    let rb = dtype.row_bytes(cols).unwrap();
+    let mut out = vec![0u8; rb * (x.len() / cols)];
+    for (r, o) in x.chunks_exact(cols).zip(out.chunks_exact_mut(rb)) {
+        scalar.quantize_row(dtype, r, o).unwrap();
+    }
+    (out, rb)
+}
+
+fn vec_dot(c: &mut Criterion) {
     let w = data(N * ROWS, 2);
     let a = data(N, 3);
-    for dtype in [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q4K,
-        DType::Q6K,
-    ] {
-        let rb = dtype.row_bytes(N).unwrap();
-        let mut wq = vec![0u8; rb * ROWS];
-        for (x, out) in w.chunks_exact(N).zip(wq.chunks_exact_mut(rb)) {
-            scalar.quantize_row(dtype, x, out).unwrap();
-        }
-        let act = vec_dot_type(dtype);
-        let mut aq = vec![0u8; act.row_bytes(N).unwrap()];
-        scalar.quantize_row(act, &a, &mut aq).unwrap();
+    for dtype in WEIGHT_TYPES {
+        let (wq, rb) = encode_rows(dtype, &w, N);
+        let (aq, _) = encode_rows(vec_dot_type(dtype), &a, N);
         let mut g = c.benchmark_group(format!("vec_dot/{dtype}"));
         g.throughput(Throughput::Bytes((rb * ROWS) as u64));
         for level in Level::ALL {
@@ -106,30 +113,10 @@ fn vec_dot(c: &mut Criterion) {
 fn vec_dot4(c: &mut Criterion) {
     const COLS: usize = 512;
     const R: usize = 16;
-    let scalar = kernels_for(Level::Scalar).unwrap();
     let w = data(COLS * R, 4);
-    for dtype in [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q4K,
-        DType::Q6K,
-    ] {
-        let rb = dtype.row_bytes(COLS).unwrap();
-        let mut wq = vec![0u8; rb * R];
-        for (x, out) in w.chunks_exact(COLS).zip(wq.chunks_exact_mut(rb)) {
-            scalar.quantize_row(dtype, x, out).unwrap();
-        }
-        let act = vec_dot_type(dtype);
-        let ab = act.row_bytes(COLS).unwrap();
-        let mut aq = vec![0u8; 4 * ab];
-        for (t, out) in aq.chunks_exact_mut(ab).enumerate() {
-            scalar
-                .quantize_row(act, &data(COLS, 5 + t as u32), out)
-                .unwrap();
-        }
+    for dtype in WEIGHT_TYPES {
+        let (wq, rb) = encode_rows(dtype, &w, COLS);
+        let (aq, ab) = encode_rows(vec_dot_type(dtype), &data(4 * COLS, 5), COLS);
         let acts: Vec<&[u8]> = aq.chunks_exact(ab).collect();
         let acts = [acts[0], acts[1], acts[2], acts[3]];
         let mut g = c.benchmark_group(format!("vec_dot4/{dtype}"));

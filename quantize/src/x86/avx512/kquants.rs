@@ -151,14 +151,61 @@ fn hsum4_i32(v: [__m256i; 4]) -> __m128i {
     )
 }
 
-/// [`hsum4_i32`] of 4 vectors of 16 i32.
+/// [`hsum4_i32`] of 4 vectors of 16 i32, by transposition: pairs of vectors are interleaved and
+/// added (32-bit, then 64-bit elements), then the four 128-bit lanes are folded; integer sums,
+/// so the same values as any other order.
 #[inline]
 #[target_feature(enable = "avx512f,avx2")]
 fn hsum4_i32x16(v: [__m512i; 4]) -> __m128i {
-    hsum4_i32(
-        v.map(|x| _mm256_add_epi32(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64::<1>(x))),
+    let ab = _mm512_add_epi32(
+        _mm512_unpacklo_epi32(v[0], v[1]),
+        _mm512_unpackhi_epi32(v[0], v[1]),
+    );
+    let cd = _mm512_add_epi32(
+        _mm512_unpacklo_epi32(v[2], v[3]),
+        _mm512_unpackhi_epi32(v[2], v[3]),
+    );
+    // per 128-bit lane: [a, b, c, d] partial sums
+    let abcd = _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+    let half = _mm256_add_epi32(
+        _mm512_castsi512_si256(abcd),
+        _mm512_extracti64x4_epi64::<1>(abcd),
+    );
+    _mm_add_epi32(
+        _mm256_castsi256_si128(half),
+        _mm256_extracti128_si256::<1>(half),
     )
 }
+
+/// `vpermw` indices that spread the 8 sub-block scales of a q4_k super-block (i16 lanes 0–7)
+/// over the `vpackssdw` layout of sub-block pair `p` (j = 2p, 2p + 1): in 128-bit lane `L`,
+/// 4 × the scale of x[2p]'s sub-block there, then 4 × x[2p + 1]'s (lanes 0–1 hold the low
+/// sub-blocks 2j, lanes 2–3 the high ones 2j + 1).
+const PACKED_SCALES: [__m512i; 2] = {
+    const fn idx(p: i16) -> [i16; 32] {
+        let mut v = [0i16; 32];
+        let mut l = 0;
+        while l < 4 {
+            let hi = if l >= 2 { 1 } else { 0 };
+            let (ja, jb) = (2 * p, 2 * p + 1);
+            let mut k = 0;
+            while k < 4 {
+                v[8 * l + k] = 2 * ja + hi;
+                v[8 * l + 4 + k] = 2 * jb + hi;
+                k += 1;
+            }
+            l += 1;
+        }
+        v
+    }
+    // SAFETY: [i16; 32] and __m512i have the same size and any bits are a valid __m512i.
+    unsafe {
+        [
+            std::mem::transmute::<[i16; 32], __m512i>(idx(0)),
+            std::mem::transmute::<[i16; 32], __m512i>(idx(1)),
+        ]
+    }
+};
 
 /// `out[t] = vec_dot_q4_k_q8_k(n, w, act(t))` for every token `t < out.len()`, each weight
 /// super-block's scales, mins and nibbles unpacked once for all the tokens (on zmm registers, a
@@ -177,7 +224,6 @@ unsafe fn q4_k_tokens<'a>(n: usize, w: &[u8], act: impl Fn(usize) -> &'a [u8], o
     out[..quads].fill(0.0);
     for (b, bw) in w.chunks_exact(Q4K).enumerate() {
         let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
-        let scales = q4k_scales16(&sm);
         let mins = _mm_cvtepu8_epi16(_mm_set_epi64x(
             0,
             i64::from_le_bytes(sm[8..].try_into().expect("8 mins")),
@@ -186,16 +232,26 @@ unsafe fn q4_k_tokens<'a>(n: usize, w: &[u8], act: impl Fn(usize) -> &'a [u8], o
             _mm_unpackhi_epi16(mins, mins),
             _mm_unpacklo_epi16(mins, mins),
         );
-        // x[j]: values 64j..64j+32 (low nibbles) then 64j+32..64j+64 (high nibbles), as the
-        // q8_k quants lie; s[j]: their two sub-block scales.
+        // x[j]: values 64j..64j+32 (low nibbles, sub-block 2j) then 64j+32..64j+64 (high
+        // nibbles, sub-block 2j + 1), as the q8_k quants lie.
         let mut x = [_mm512_setzero_si512(); 4];
-        let mut s = [_mm512_setzero_si512(); 4];
-        for j in 0..4 {
+        for (j, xj) in x.iter_mut().enumerate() {
             // SAFETY: qs bytes 16+32j..48+32j < 144 (j < 4).
             let q = unsafe { ld256(bw, 16 + 32 * j) };
-            x[j] = _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), mask);
-            s[j] = join(q4k_scale(scales, 2 * j), q4k_scale(scales, 2 * j + 1));
+            *xj = _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), mask);
         }
+        // `vpdpbusd` of x[j] with the quants gives, per i32 lane, a sum of 4 products of one
+        // sub-block (lanes 0–7: sub-block 2j, 8–15: 2j + 1; |sum| ≤ 4·15·128, an i16). Two of
+        // them packed to i16 (`vpackssdw`, per 128-bit lane: 4 of the first, 4 of the second)
+        // meet their sub-block scales in one `vpmaddwd`; sc[p] is laid out to match.
+        let sc8 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi64x(
+            0,
+            i64::from_le_bytes(sm[..8].try_into().expect("8 scales")),
+        )));
+        let sc = [
+            _mm512_permutexvar_epi16(PACKED_SCALES[0], sc8),
+            _mm512_permutexvar_epi16(PACKED_SCALES[1], sc8),
+        ];
         let (xd, xdmin) = f16x2_at(bw, 0);
         let (xd, xdmin) = (_mm_set1_ps(xd), _mm_set1_ps(xdmin));
         for (g, o) in out[..quads].chunks_exact_mut(4).enumerate() {
@@ -204,11 +260,16 @@ unsafe fn q4_k_tokens<'a>(n: usize, w: &[u8], act: impl Fn(usize) -> &'a [u8], o
             let mut dy = [0f32; 4];
             for t in 0..4 {
                 let ba = &act(4 * g + t)[Q8K * b..Q8K * (b + 1)];
-                for j in 0..4 {
+                let mut m = [_mm512_setzero_si512(); 2];
+                for (p, mp) in m.iter_mut().enumerate() {
                     // SAFETY: q8 bytes 4+64j..68+64j < 260 of the 292-byte block (j < 4).
-                    let y = unsafe { ld512(ba, 4 + 64 * j) };
-                    acc[t] = _mm512_dpwssd_epi32(acc[t], _mm512_maddubs_epi16(x[j], y), s[j]);
+                    let (ya, yb) = unsafe { (ld512(ba, 4 + 128 * p), ld512(ba, 68 + 128 * p)) };
+                    let z = _mm512_setzero_si512();
+                    let ra = _mm512_dpbusd_epi32(z, x[2 * p], ya);
+                    let rb = _mm512_dpbusd_epi32(z, x[2 * p + 1], yb);
+                    *mp = _mm512_madd_epi16(_mm512_packs_epi32(ra, rb), sc[p]);
                 }
+                acc[t] = _mm512_add_epi32(m[0], m[1]);
                 // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
                 summ[t] = _mm256_madd_epi16(unsafe { ld256(ba, 260) }, mins);
                 dy[t] = rd_f32(ba, 0);
