@@ -6,7 +6,9 @@
 use std::arch::x86_64::*;
 
 use crate::q4_k::unpack_scales_mins;
-use crate::x86::{f16_to_f32, f16x2_at, hmax_f32, hsum_i32, pack_i32x32_to_i8, rd_f32, rd_u16};
+use crate::x86::{
+    f16_to_f32, f16x2_at, hmax_f32, hsum_i32, pack_i32x32_to_i8, prefetch_ahead, rd_f32, rd_u16,
+};
 
 const Q4K: usize = 144;
 const Q6K: usize = 210;
@@ -192,7 +194,9 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     assert!(w.len() == Q4K * nb && a.len() == Q8K * nb);
     let mask = _mm256_set1_epi8(0x0f);
     let mut sumf = 0.0f32;
-    for (bw, ba) in w.chunks_exact(Q4K).zip(a.chunks_exact(Q8K)) {
+    for (b, (bw, ba)) in w.chunks_exact(Q4K).zip(a.chunks_exact(Q8K)).enumerate() {
+        // The row is streamed once per token here (generation): fetch ahead of it.
+        prefetch_ahead(w, Q4K * b, Q4K);
         let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
         let scales = q4k_scales16(&sm);
         let mut acc = _mm256_setzero_si256();
@@ -306,7 +310,9 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = n / 256;
     assert!(w.len() == Q6K * nb && a.len() == Q8K * nb);
     let mut sumf = 0.0f32;
-    for (bw, ba) in w.chunks_exact(Q6K).zip(a.chunks_exact(Q8K)) {
+    for (b, (bw, ba)) in w.chunks_exact(Q6K).zip(a.chunks_exact(Q8K)).enumerate() {
+        // The row is streamed once per token here (generation): fetch ahead of it.
+        prefetch_ahead(w, Q6K * b, Q6K);
         // SAFETY: the 16 int8 scales are at 192..208 of the 210-byte block.
         let sc8 = unsafe { _mm_loadu_si128(bw.as_ptr().add(192).cast()) };
         let mut acc = _mm256_setzero_si256();

@@ -6,7 +6,7 @@ use std::arch::x86_64::*;
 
 use crate::q4_k::unpack_scales_mins;
 use crate::x86::avx2::{q4k_scale, q4k_scales16};
-use crate::x86::{f16x2_at, hsum_i32, rd_f32};
+use crate::x86::{f16x2_at, hsum_i32, prefetch_ahead, rd_f32};
 
 const Q4K: usize = 144;
 const Q6K: usize = 210;
@@ -49,7 +49,9 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     assert!(w.len() == Q4K * nb && a.len() == Q8K * nb);
     let mask = _mm256_set1_epi8(0x0f);
     let mut sumf = 0.0f32;
-    for (bw, ba) in w.chunks_exact(Q4K).zip(a.chunks_exact(Q8K)) {
+    for (b, (bw, ba)) in w.chunks_exact(Q4K).zip(a.chunks_exact(Q8K)).enumerate() {
+        // The row is streamed once per token here (generation): fetch ahead of it.
+        prefetch_ahead(w, Q4K * b, Q4K);
         let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
         let scales = q4k_scales16(&sm);
         let mut acc = _mm256_setzero_si256();
@@ -103,7 +105,9 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     };
     let idx4 = [idx(0), idx(4), idx(8), idx(12)];
     let mut sumf = 0.0f32;
-    for (bw, ba) in w.chunks_exact(Q6K).zip(a.chunks_exact(Q8K)) {
+    for (b, (bw, ba)) in w.chunks_exact(Q6K).zip(a.chunks_exact(Q8K)).enumerate() {
+        // The row is streamed once per token here (generation): fetch ahead of it.
+        prefetch_ahead(w, Q6K * b, Q6K);
         // SAFETY: the 16 int8 scales are at 192..208 of the 210-byte block.
         let sc16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(bw.as_ptr().add(192).cast()) });
         let sc = _mm512_castsi256_si512(sc16);
@@ -223,6 +227,7 @@ unsafe fn q4_k_tokens<'a>(n: usize, w: &[u8], act: impl Fn(usize) -> &'a [u8], o
     let mask = _mm512_set1_epi8(0x0f);
     out[..quads].fill(0.0);
     for (b, bw) in w.chunks_exact(Q4K).enumerate() {
+        prefetch_ahead(w, Q4K * b, Q4K);
         let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
         let mins = _mm_cvtepu8_epi16(_mm_set_epi64x(
             0,
@@ -337,6 +342,7 @@ unsafe fn q6_k_tokens<'a>(n: usize, w: &[u8], act: impl Fn(usize) -> &'a [u8], o
     let idx4 = [idx(0), idx(4), idx(8), idx(12)];
     out[..quads].fill(0.0);
     for (b, bw) in w.chunks_exact(Q6K).enumerate() {
+        prefetch_ahead(w, Q6K * b, Q6K);
         // SAFETY: the 16 int8 scales are at 192..208 of the 210-byte block.
         let sc16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(bw.as_ptr().add(192).cast()) });
         let sc = _mm512_castsi256_si512(sc16);
