@@ -9,8 +9,8 @@
 //!   dotted with the same 4 activation rows (all in L1), one `vec_dot4` call per row; the
 //!   `<level>-single` twin makes 4 `vec_dot` calls instead; the kernels the runner's batched
 //!   path uses where the level has them: `<level>-packed` (q8_0, q4_0: the 4 rows interleaved
-//!   by `pack_q8_0_x4`), `<level>-tiled` (float weights: all 16 rows × 4 tokens in register
-//!   tiles), `<level>-many` (k-quants: one row against the 4 tokens, blocks unpacked once).
+//!   by `pack_q8_0_x4`), `<level>-tiled` (float weights and k-quants: all 16 rows × 4 tokens,
+//!   several dots per loaded vector).
 //!   Throughput counts multiply-adds.
 //!
 //! Run: `cargo bench -p llamapack-quantize -- --warm-up-time 1 --measurement-time 2`.
@@ -159,19 +159,6 @@ fn vec_dot4(c: &mut Criterion) {
                     b.iter(|| {
                         k.vec_dot_tiled(dtype, COLS, black_box(&wq), &aq, &mut out);
                         out[0]
-                    });
-                });
-            }
-            if k.has_vec_dot_many(dtype) {
-                let mut out = [0f32; 4];
-                g.bench_function(format!("{}-many", level.name()), |b| {
-                    b.iter(|| {
-                        let mut s = 0.0f32;
-                        for row in wq.chunks_exact(rb) {
-                            k.vec_dot_many(dtype, COLS, black_box(row), &aq, &mut out);
-                            s += out.iter().sum::<f32>();
-                        }
-                        s
                     });
                 });
             }

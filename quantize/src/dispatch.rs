@@ -85,8 +85,6 @@ pub(crate) type DotFn = fn(usize, &[u8], &[u8]) -> f32;
 pub(crate) type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
 /// One weight row with 4 activation rows packed by [`crate::q8_0::pack_q8_0_x4`].
 pub(crate) type Dot4PackedFn = fn(usize, &[u8], &[u8]) -> [f32; 4];
-/// One weight row with `out.len()` consecutive activation rows.
-pub(crate) type DotManyFn = fn(usize, &[u8], &[u8], &mut [f32]);
 /// Every one of consecutive weight rows with every one of consecutive activation rows.
 pub(crate) type DotTiledFn = fn(usize, &[u8], &[u8], &mut [f32]);
 
@@ -102,8 +100,6 @@ pub(crate) struct Format {
     pub(crate) vec_dot4_packed: Option<Dot4PackedFn>,
     /// Weight rows × activation rows in register tiles.
     pub(crate) vec_dot_tiled: Option<DotTiledFn>,
-    /// One weight row · every token's activation row (weights unpacked once for all).
-    pub(crate) vec_dot_many: Option<DotManyFn>,
 }
 
 /// A table of kernels for every dtype at one [`Level`].
@@ -194,42 +190,6 @@ impl Kernels {
         self.format(weight).ok().and_then(|f| f.vec_dot4)
     }
 
-    /// Whether [`Kernels::vec_dot_many`] has a kernel for `weight` at this level.
-    pub fn has_vec_dot_many(&self, weight: DType) -> bool {
-        self.format(weight).is_ok_and(|f| f.vec_dot_many.is_some())
-    }
-
-    /// `out[t] = vec_dot(weight, n, w_row, act row t)` for the `out.len()` consecutive
-    /// activation rows in `acts`, bit-identical to those calls; with a kernel for `weight`, each
-    /// weight block is unpacked once for all the tokens.
-    ///
-    /// # Panics
-    /// If a length does not match `n` and `out.len()`.
-    pub fn vec_dot_many(
-        &self,
-        weight: DType,
-        n: usize,
-        w_row: &[u8],
-        acts: &[u8],
-        out: &mut [f32],
-    ) {
-        let arb = crate::vec_dot_type(weight).row_bytes(n);
-        assert!(
-            weight.row_bytes(n) == Some(w_row.len())
-                && arb.is_some_and(|rb| acts.len() == rb * out.len()),
-            "vec_dot_many: {weight} row of {n} values with {} activation rows: wrong byte lengths",
-            out.len()
-        );
-        if let Some(f) = self.format(weight).ok().and_then(|f| f.vec_dot_many) {
-            f(n, w_row, acts, out);
-        } else {
-            let rb = arb.unwrap_or(0);
-            for (t, o) in out.iter_mut().enumerate() {
-                *o = self.vec_dot(weight, n, w_row, &acts[t * rb..(t + 1) * rb]);
-            }
-        }
-    }
-
     /// Whether [`Kernels::vec_dot_tiled`] has a kernel for `weight` at this level.
     pub fn has_vec_dot_tiled(&self, weight: DType) -> bool {
         self.format(weight).is_ok_and(|f| f.vec_dot_tiled.is_some())
@@ -238,8 +198,9 @@ impl Kernels {
     /// `out[r·m + t] = vec_dot(weight, n, row r of w_rows, row t of acts)` for every one of
     /// the consecutive weight rows in `w_rows` and every one of the `m` consecutive activation
     /// rows in `acts` (`out` is `[rows, m]`), bit-identical to those calls; with a kernel for
-    /// `weight`, computed in register tiles that load each weight and activation vector once
-    /// per tile.
+    /// `weight`, each weight and activation vector is loaded (and unpacked) once for several
+    /// dots: float weights in register tiles of 4 rows × 4 tokens, k-quants 2 rows against
+    /// every token, each super-block unpacked once.
     ///
     /// # Panics
     /// If the slices are not whole rows of `n` values or `out.len()` is not `rows · m`.
@@ -392,7 +353,6 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
-        vec_dot_many: None,
     },
     f16: Format {
         quantize: scalar::quantize_f16,
@@ -401,7 +361,6 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
-        vec_dot_many: None,
     },
     bf16: Format {
         quantize: scalar::quantize_bf16,
@@ -410,7 +369,6 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
-        vec_dot_many: None,
     },
     q8_0: Format {
         quantize: scalar::quantize_q8_0,
@@ -419,7 +377,6 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
-        vec_dot_many: None,
     },
     q4_0: Format {
         quantize: scalar::quantize_q4_0,
@@ -428,7 +385,6 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
-        vec_dot_many: None,
     },
     q4_k: Format {
         quantize: scalar::quantize_q4_k,
@@ -437,7 +393,6 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
-        vec_dot_many: None,
     },
     q6_k: Format {
         quantize: scalar::quantize_q6_k,
@@ -446,7 +401,6 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
-        vec_dot_many: None,
     },
     q8_k: Format {
         quantize: scalar::quantize_q8_k,
@@ -455,7 +409,6 @@ static SCALAR: Kernels = Kernels {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
-        vec_dot_many: None,
     },
 };
 
@@ -507,7 +460,6 @@ static AVX2: Kernels = {
             vec_dot4: tf!(dot4 k::vec_dot4_f32),
             vec_dot4_packed: None,
             vec_dot_tiled: None,
-            vec_dot_many: None,
         },
         f16: Format {
             quantize: tf!(quant k::quantize_f16),
@@ -516,7 +468,6 @@ static AVX2: Kernels = {
             vec_dot4: tf!(dot4 k::vec_dot4_f16),
             vec_dot4_packed: None,
             vec_dot_tiled: None,
-            vec_dot_many: None,
         },
         bf16: Format {
             quantize: tf!(quant k::quantize_bf16),
@@ -525,7 +476,6 @@ static AVX2: Kernels = {
             vec_dot4: tf!(dot4 k::vec_dot4_bf16),
             vec_dot4_packed: None,
             vec_dot_tiled: None,
-            vec_dot_many: None,
         },
         q8_0: Format {
             quantize: tf!(quant k::quantize_q8_0),
@@ -534,7 +484,6 @@ static AVX2: Kernels = {
             vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
             vec_dot4_packed: None,
             vec_dot_tiled: None,
-            vec_dot_many: None,
         },
         q4_0: Format {
             quantize: tf!(quant k::quantize_q4_0),
@@ -543,7 +492,6 @@ static AVX2: Kernels = {
             vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
             vec_dot4_packed: None,
             vec_dot_tiled: None,
-            vec_dot_many: None,
         },
         q4_k: Format {
             quantize: tf!(quant k::quantize_q4_k),
@@ -552,7 +500,6 @@ static AVX2: Kernels = {
             vec_dot4: None,
             vec_dot4_packed: None,
             vec_dot_tiled: None,
-            vec_dot_many: None,
         },
         q6_k: Format {
             quantize: tf!(quant k::quantize_q6_k),
@@ -561,7 +508,6 @@ static AVX2: Kernels = {
             vec_dot4: None,
             vec_dot4_packed: None,
             vec_dot_tiled: None,
-            vec_dot_many: None,
         },
         q8_k: Format {
             quantize: tf!(quant k::quantize_q8_k),
@@ -570,7 +516,6 @@ static AVX2: Kernels = {
             vec_dot4: None,
             vec_dot4_packed: None,
             vec_dot_tiled: None,
-            vec_dot_many: None,
         },
     }
 };
@@ -623,9 +568,9 @@ static AVX512: Kernels = {
             quantize: tf!(quant k::quantize_q4_k),
             vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
             vec_dot4: tf!(dot4 k::vec_dot4_q4_k_q8_k),
-            vec_dot_many: Some(|n, w, a, o| {
+            vec_dot_tiled: Some(|n, w, a, o| {
                 // SAFETY: the table is only reachable once its features are detected.
-                unsafe { k::vec_dot_many_q4_k_q8_k(n, w, a, o) }
+                unsafe { k::vec_dot_tiled_q4_k_q8_k(n, w, a, o) }
             }),
             ..AVX2.q4_k
         },
@@ -633,9 +578,9 @@ static AVX512: Kernels = {
             quantize: tf!(quant k::quantize_q6_k),
             vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
             vec_dot4: tf!(dot4 k::vec_dot4_q6_k_q8_k),
-            vec_dot_many: Some(|n, w, a, o| {
+            vec_dot_tiled: Some(|n, w, a, o| {
                 // SAFETY: the table is only reachable once its features are detected.
-                unsafe { k::vec_dot_many_q6_k_q8_k(n, w, a, o) }
+                unsafe { k::vec_dot_tiled_q6_k_q8_k(n, w, a, o) }
             }),
             ..AVX2.q6_k
         },

@@ -62,11 +62,11 @@
 //! - Dots assume activations made by [`quantize_row`]: q8_0/q8_k quants in −127..=127 and true
 //!   q8_k `bsums`.
 //! - The multi-token dots of [`Kernels`] — `vec_dot4` (one row, 4 tokens), `vec_dot4_packed`
-//!   (q8_0/q4_0 against 4 tokens interleaved by [`q8_0::pack_q8_0_x4`]), `vec_dot_tiled`
-//!   (float weights: register tiles of rows × tokens) and `vec_dot_many` (k-quants: one row,
-//!   every token) — give every (row, token) the bits of the same level's `vec_dot`, so a
-//!   batched forward pass equals the one-token one exactly. Each falls back to single dots
-//!   where a level has no such kernel; `has_*` says which exist.
+//!   (q8_0/q4_0 against 4 tokens interleaved by [`q8_0::pack_q8_0_x4`]) and `vec_dot_tiled`
+//!   (many rows × many tokens: float weights in register tiles, k-quants 2 rows against every
+//!   token) — give every (row, token) the bits of the same level's `vec_dot`, so a batched
+//!   forward pass equals the one-token one exactly. Each falls back to single dots where a
+//!   level has no such kernel; `has_*` says which exist.
 //!
 //! Byte slices may have any alignment; the scalar level views aligned slices in place and copies
 //! misaligned blocks to the stack, the SIMD levels use unaligned loads.

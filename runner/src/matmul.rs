@@ -9,7 +9,7 @@
 //! row from memory once and dot it with all the tokens while it is in cache, with the best
 //! multi-token kernel the level has for the weight type:
 //! - float weights: register tiles of 4 rows × 4 tokens (`Kernels::vec_dot_tiled`);
-//! - q4_k / q6_k: one row against all tokens, its blocks unpacked once (`vec_dot_many`);
+//! - q4_k / q6_k: 2 rows against all tokens, each super-block unpacked once (`vec_dot_tiled`);
 //! - q8_0 / q4_0: the activations are also packed 4 tokens at a time (`pack_q8_0_x4`), and
 //!   cache-sized blocks of rows meet each group of 4 (`vec_dot4_packed`, else `vec_dot4`).
 //!
@@ -246,7 +246,7 @@ fn matmul_blocked(
             .for_each(|(c, o)| {
                 let first = c * chunk;
                 if tiled {
-                    // float weights: several rows at once (independent accumulator chains).
+                    // several rows at once (independent accumulator chains).
                     let bytes = &w.bytes[first * w.row_bytes..(first + o.len()) * w.row_bytes];
                     k.vec_dot_tiled(w.dtype, w.cols, bytes, act, o);
                     return;
@@ -264,8 +264,7 @@ fn matmul_blocked(
         0
     };
     let group = packed_group_bytes(w.cols);
-    let tiled = k.has_vec_dot_tiled(w.dtype);
-    let many = packed.is_none() && k.has_vec_dot_many(w.dtype);
+    let tiled = packed.is_none() && k.has_vec_dot_tiled(w.dtype);
     let block_rows = (block_bytes / w.row_bytes.max(1)).clamp(1, chunk);
     let tr = &mut tr[..rows * n];
     tr.par_chunks_mut(chunk * n)
@@ -273,17 +272,10 @@ fn matmul_blocked(
         .for_each(|(c, ys)| {
             let first = c * chunk;
             if tiled {
-                // float weights: register tiles of rows × tokens over the task's rows.
+                // float weights and k-quants: several dots per loaded vector.
                 let rows = ys.len() / n;
                 let bytes = &w.bytes[first * w.row_bytes..(first + rows) * w.row_bytes];
                 k.vec_dot_tiled(w.dtype, w.cols, bytes, a.bytes, ys);
-                return;
-            }
-            if many {
-                // k-quants: each weight row's blocks unpacked once for all the tokens.
-                for (j, yr) in ys.chunks_exact_mut(n).enumerate() {
-                    k.vec_dot_many(w.dtype, w.cols, w.row(first + j), a.bytes, yr);
-                }
                 return;
             }
             // Rows in blocks that stay in cache while every token passes over them; tokens 4 at

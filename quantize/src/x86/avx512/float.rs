@@ -220,7 +220,7 @@ macro_rules! float_dots {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) fn $tiled(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
             let rb = $wbytes * n;
-            assert!(n > 0 && w.len() % rb == 0 && a.len() % (4 * n) == 0);
+            assert!(n > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(4 * n));
             assert!(out.len() == (w.len() / rb) * (a.len() / (4 * n)));
             // SAFETY: lengths checked: whole rows, and loads at i + 16 <= n stay in a row.
             unsafe { tiles(n, w, a, out, $wbytes, |w, i| $load(w, i), $tail) };

@@ -211,89 +211,111 @@ const PACKED_SCALES: [__m512i; 2] = {
     }
 };
 
-/// `out[t] = vec_dot_q4_k_q8_k(n, w, act(t))` for every token `t < out.len()`, each weight
-/// super-block's scales, mins and nibbles unpacked once for all the tokens (on zmm registers, a
-/// 64-value sub-block pair per `vpmaddubsw`). Tokens go 4 at a time: their integer sums are
-/// exact and the single dot's f32 steps run lane-wise in its order, so each result has its
-/// bits; the last `len % 4` tokens take the single dot.
+/// `out[r][t] = vec_dot_q4_k_q8_k(n, w[r], act(t))` for `R` weight rows and every token
+/// `t < out[r].len()`. Each weight super-block's scales, mins and nibbles are unpacked once for
+/// all the tokens, and each token's quants are loaded once for the `R` rows. Tokens go 4 at a
+/// time: their integer sums are exact and the single dot's f32 steps run lane-wise in its order,
+/// so each result has its bits; the last `len % 4` tokens take the single dot.
 ///
 /// # Safety
-/// `w` holds `n / 256` q4_k blocks and every `act(t)` `n / 256` q8_k blocks; the caller
-/// enables AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C.
+/// Every `w[r]` holds `n / 256` q4_k blocks and every `act(t)` `n / 256` q8_k blocks, the `out`
+/// rows have one length; the caller enables AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q4_k_tokens<'a>(n: usize, w: &[u8], act: impl Fn(usize) -> &'a [u8], out: &mut [f32]) {
-    let quads = out.len() / 4 * 4;
+unsafe fn q4_k_tokens<'a, const R: usize>(
+    n: usize,
+    w: [&[u8]; R],
+    act: impl Fn(usize) -> &'a [u8],
+    mut out: [&mut [f32]; R],
+) {
+    let m = out[0].len();
+    let quads = m / 4 * 4;
     let mask = _mm512_set1_epi8(0x0f);
-    out[..quads].fill(0.0);
-    for (b, bw) in w.chunks_exact(Q4K).enumerate() {
-        prefetch_ahead(w, Q4K * b, Q4K);
-        let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
-        let mins = _mm_cvtepu8_epi16(_mm_set_epi64x(
-            0,
-            i64::from_le_bytes(sm[8..].try_into().expect("8 mins")),
-        ));
-        let mins = _mm256_set_m128i(
-            _mm_unpackhi_epi16(mins, mins),
-            _mm_unpacklo_epi16(mins, mins),
-        );
-        // x[j]: values 64j..64j+32 (low nibbles, sub-block 2j) then 64j+32..64j+64 (high
-        // nibbles, sub-block 2j + 1), as the q8_k quants lie.
-        let mut x = [_mm512_setzero_si512(); 4];
-        for (j, xj) in x.iter_mut().enumerate() {
-            // SAFETY: qs bytes 16+32j..48+32j < 144 (j < 4).
-            let q = unsafe { ld256(bw, 16 + 32 * j) };
-            *xj = _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), mask);
+    for o in &mut out {
+        o[..quads].fill(0.0);
+    }
+    // (no whole group of 4 tokens: every token takes the single dot below)
+    for b in 0..if quads > 0 { n / 256 } else { 0 } {
+        // Per row: x[r][j] = values 64j..64j+32 (low nibbles, sub-block 2j) then 64j+32..64j+64
+        // (high nibbles, sub-block 2j + 1), as the q8_k quants lie. `vpdpbusd` of x[r][j] with
+        // the quants gives, per i32 lane, a sum of 4 products of one sub-block (lanes 0–7:
+        // sub-block 2j, 8–15: 2j + 1; |sum| ≤ 4·15·128, an i16); two of them packed to i16
+        // (`vpackssdw`: per 128-bit lane 4 of the first, 4 of the second) meet their sub-block
+        // scales in one `vpmaddwd`, sc[r][p] laid out to match.
+        let mut x = [[_mm512_setzero_si512(); 4]; R];
+        let mut sc = [[_mm512_setzero_si512(); 2]; R];
+        let mut mins = [_mm256_setzero_si256(); R];
+        let mut xd = [_mm_setzero_ps(); R];
+        let mut xdmin = [_mm_setzero_ps(); R];
+        for r in 0..R {
+            prefetch_ahead(w[r], Q4K * b, Q4K);
+            let bw = &w[r][Q4K * b..Q4K * (b + 1)];
+            let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
+            let mn = _mm_cvtepu8_epi16(_mm_set_epi64x(
+                0,
+                i64::from_le_bytes(sm[8..].try_into().expect("8 mins")),
+            ));
+            mins[r] = _mm256_set_m128i(_mm_unpackhi_epi16(mn, mn), _mm_unpacklo_epi16(mn, mn));
+            for (j, xj) in x[r].iter_mut().enumerate() {
+                // SAFETY: qs bytes 16+32j..48+32j < 144 (j < 4).
+                let q = unsafe { ld256(bw, 16 + 32 * j) };
+                *xj = _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), mask);
+            }
+            let sc8 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi64x(
+                0,
+                i64::from_le_bytes(sm[..8].try_into().expect("8 scales")),
+            )));
+            sc[r] = [
+                _mm512_permutexvar_epi16(PACKED_SCALES[0], sc8),
+                _mm512_permutexvar_epi16(PACKED_SCALES[1], sc8),
+            ];
+            let (d, dmin) = f16x2_at(bw, 0);
+            (xd[r], xdmin[r]) = (_mm_set1_ps(d), _mm_set1_ps(dmin));
         }
-        // `vpdpbusd` of x[j] with the quants gives, per i32 lane, a sum of 4 products of one
-        // sub-block (lanes 0–7: sub-block 2j, 8–15: 2j + 1; |sum| ≤ 4·15·128, an i16). Two of
-        // them packed to i16 (`vpackssdw`, per 128-bit lane: 4 of the first, 4 of the second)
-        // meet their sub-block scales in one `vpmaddwd`; sc[p] is laid out to match.
-        let sc8 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi64x(
-            0,
-            i64::from_le_bytes(sm[..8].try_into().expect("8 scales")),
-        )));
-        let sc = [
-            _mm512_permutexvar_epi16(PACKED_SCALES[0], sc8),
-            _mm512_permutexvar_epi16(PACKED_SCALES[1], sc8),
-        ];
-        let (xd, xdmin) = f16x2_at(bw, 0);
-        let (xd, xdmin) = (_mm_set1_ps(xd), _mm_set1_ps(xdmin));
-        for (g, o) in out[..quads].chunks_exact_mut(4).enumerate() {
-            let mut acc = [_mm512_setzero_si512(); 4];
-            let mut summ = [_mm256_setzero_si256(); 4];
+        for g in 0..quads / 4 {
+            let mut acc = [[_mm512_setzero_si512(); 4]; R];
+            let mut summ = [[_mm256_setzero_si256(); 4]; R];
             let mut dy = [0f32; 4];
             for t in 0..4 {
                 let ba = &act(4 * g + t)[Q8K * b..Q8K * (b + 1)];
-                let mut m = [_mm512_setzero_si512(); 2];
-                for (p, mp) in m.iter_mut().enumerate() {
-                    // SAFETY: q8 bytes 4+64j..68+64j < 260 of the 292-byte block (j < 4).
+                let mut m2 = [[_mm512_setzero_si512(); 2]; R];
+                for p in 0..2 {
+                    // SAFETY: q8 bytes 4+128p..132+128p < 260 of the 292-byte block (p < 2).
                     let (ya, yb) = unsafe { (ld512(ba, 4 + 128 * p), ld512(ba, 68 + 128 * p)) };
                     let z = _mm512_setzero_si512();
-                    let ra = _mm512_dpbusd_epi32(z, x[2 * p], ya);
-                    let rb = _mm512_dpbusd_epi32(z, x[2 * p + 1], yb);
-                    *mp = _mm512_madd_epi16(_mm512_packs_epi32(ra, rb), sc[p]);
+                    for r in 0..R {
+                        let ra = _mm512_dpbusd_epi32(z, x[r][2 * p], ya);
+                        let rb = _mm512_dpbusd_epi32(z, x[r][2 * p + 1], yb);
+                        m2[r][p] = _mm512_madd_epi16(_mm512_packs_epi32(ra, rb), sc[r][p]);
+                    }
                 }
-                acc[t] = _mm512_add_epi32(m[0], m[1]);
                 // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
-                summ[t] = _mm256_madd_epi16(unsafe { ld256(ba, 260) }, mins);
+                let bsums = unsafe { ld256(ba, 260) };
+                for r in 0..R {
+                    acc[r][t] = _mm512_add_epi32(m2[r][0], m2[r][1]);
+                    summ[r][t] = _mm256_madd_epi16(bsums, mins[r]);
+                }
                 dy[t] = rd_f32(ba, 0);
             }
-            let sumi = _mm_cvtepi32_ps(hsum4_i32x16(acc));
-            let summ = _mm_cvtepi32_ps(hsum4_i32(summ));
-            // SAFETY: dy and o hold 4 f32.
-            let (dy, sumf) = unsafe { (_mm_loadu_ps(dy.as_ptr()), _mm_loadu_ps(o.as_ptr())) };
-            let (d, dmin) = (_mm_mul_ps(xd, dy), _mm_mul_ps(xdmin, dy));
-            let sumf = _mm_add_ps(
-                sumf,
-                _mm_sub_ps(_mm_mul_ps(d, sumi), _mm_mul_ps(dmin, summ)),
-            );
-            // SAFETY: o holds 4 f32.
-            unsafe { _mm_storeu_ps(o.as_mut_ptr(), sumf) };
+            // SAFETY: dy holds 4 f32.
+            let dy = unsafe { _mm_loadu_ps(dy.as_ptr()) };
+            for r in 0..R {
+                let sumi = _mm_cvtepi32_ps(hsum4_i32x16(acc[r]));
+                let sm = _mm_cvtepi32_ps(hsum4_i32(summ[r]));
+                let o = &mut out[r][4 * g..4 * g + 4];
+                // SAFETY: o holds 4 f32.
+                let sumf = unsafe { _mm_loadu_ps(o.as_ptr()) };
+                let (d, dmin) = (_mm_mul_ps(xd[r], dy), _mm_mul_ps(xdmin[r], dy));
+                let sumf = _mm_add_ps(sumf, _mm_sub_ps(_mm_mul_ps(d, sumi), _mm_mul_ps(dmin, sm)));
+                // SAFETY: o holds 4 f32.
+                unsafe { _mm_storeu_ps(o.as_mut_ptr(), sumf) };
+            }
         }
     }
-    for (t, o) in out.iter_mut().enumerate().skip(quads) {
-        *o = vec_dot_q4_k_q8_k(n, w, act(t));
+    for (r, o) in out.iter_mut().enumerate() {
+        for (t, y) in o.iter_mut().enumerate().skip(quads) {
+            *y = vec_dot_q4_k_q8_k(n, w[r], act(t));
+        }
     }
 }
 
@@ -305,32 +327,49 @@ pub(crate) fn vec_dot4_q4_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] 
     assert!(w.len() == Q4K * nb && a.iter().all(|r| r.len() == Q8K * nb));
     let mut out = [0f32; 4];
     // SAFETY: lengths checked.
-    unsafe { q4_k_tokens(n, w, |t| a[t], &mut out) };
+    unsafe { q4_k_tokens(n, [w], |t| a[t], [&mut out]) };
     out
 }
 
-/// q4_k·q8_k dot of one weight row with `out.len()` consecutive activation rows in `a`,
-/// bit-identical to a call of [`vec_dot_q4_k_q8_k`] per row (see `q4_k_tokens`).
+/// `out[r·m + t]` = the q4_k·q8_k dot of weight row `r` of `w` with activation row `t` of `a`
+/// (`m` rows), rows two at a time, bit-identical to [`vec_dot_q4_k_q8_k`] (see `q4_k_tokens`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn vec_dot_many_q4_k_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+pub(crate) fn vec_dot_tiled_q4_k_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
     let nb = n / 256;
-    let rb = Q8K * nb;
-    assert!(w.len() == Q4K * nb && a.len() == rb * out.len());
-    // SAFETY: lengths checked.
-    unsafe { q4_k_tokens(n, w, |t| &a[rb * t..rb * (t + 1)], out) };
+    let (rb, ab) = (Q4K * nb, Q8K * nb);
+    assert!(nb > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(ab));
+    let (rows, m) = (w.len() / rb, a.len() / ab);
+    assert!(out.len() == rows * m);
+    let act = |t: usize| &a[ab * t..ab * (t + 1)];
+    for (pair, o) in w.chunks(2 * rb).zip(out.chunks_mut(2 * m)) {
+        if pair.len() == 2 * rb {
+            let (o0, o1) = o.split_at_mut(m);
+            // SAFETY: lengths checked.
+            unsafe { q4_k_tokens(n, [&pair[..rb], &pair[rb..]], act, [o0, o1]) };
+        } else {
+            // SAFETY: lengths checked.
+            unsafe { q4_k_tokens(n, [pair], act, [o]) };
+        }
+    }
 }
 
-/// `out[t] = vec_dot_q6_k_q8_k(n, w, act(t))` for every token, each weight super-block's
-/// 6-bit values and scale vectors built once for all the tokens; 4 tokens at a time as in
-/// `q4_k_tokens` (exact integer sums, the single dot's f32 steps lane-wise), the last
-/// `len % 4` by the single dot.
+/// `out[r][t] = vec_dot_q6_k_q8_k(n, w[r], act(t))` for `R` weight rows and every token, each
+/// weight super-block's 6-bit values and scale vectors built once for all the tokens and each
+/// token's quants loaded once for the `R` rows; 4 tokens at a time as in `q4_k_tokens` (exact
+/// integer sums, the single dot's f32 steps lane-wise), the last `len % 4` by the single dot.
 ///
 /// # Safety
 /// As `q4_k_tokens`, with q6_k weight blocks.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q6_k_tokens<'a>(n: usize, w: &[u8], act: impl Fn(usize) -> &'a [u8], out: &mut [f32]) {
-    let quads = out.len() / 4 * 4;
+unsafe fn q6_k_tokens<'a, const R: usize>(
+    n: usize,
+    w: [&[u8]; R],
+    act: impl Fn(usize) -> &'a [u8],
+    mut out: [&mut [f32]; R],
+) {
+    let m = out[0].len();
+    let quads = m / 4 * 4;
     let m4 = _mm512_set1_epi8(0x0f);
     let m2 = _mm512_set1_epi8(0x30);
     let idx = |s: i16| {
@@ -340,54 +379,81 @@ unsafe fn q6_k_tokens<'a>(n: usize, w: &[u8], act: impl Fn(usize) -> &'a [u8], o
         )
     };
     let idx4 = [idx(0), idx(4), idx(8), idx(12)];
-    out[..quads].fill(0.0);
-    for (b, bw) in w.chunks_exact(Q6K).enumerate() {
-        prefetch_ahead(w, Q6K * b, Q6K);
-        // SAFETY: the 16 int8 scales are at 192..208 of the 210-byte block.
-        let sc16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(bw.as_ptr().add(192).cast()) });
-        let sc = _mm512_castsi256_si512(sc16);
-        let mut x = [_mm512_setzero_si512(); 4];
-        for h in 0..2 {
-            // SAFETY: ql 64h..64h+64 < 128, qh 128+32h..160+32h < 192 of 210 bytes.
-            let (ql, qh) = unsafe { (ld512(bw, 64 * h), ld256(bw, 128 + 32 * h)) };
-            let sh_a = join(_mm256_slli_epi16::<4>(qh), _mm256_slli_epi16::<2>(qh));
-            x[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(sh_a, m2));
-            let sh_b = join(qh, _mm256_srli_epi16::<2>(qh));
-            x[2 * h + 1] = _mm512_or_si512(
-                _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
-                _mm512_and_si512(sh_b, m2),
-            );
+    for o in &mut out {
+        o[..quads].fill(0.0);
+    }
+    // (no whole group of 4 tokens: every token takes the single dot below)
+    for b in 0..if quads > 0 { n / 256 } else { 0 } {
+        let mut x = [[_mm512_setzero_si512(); 4]; R];
+        let mut s = [[_mm512_setzero_si512(); 4]; R];
+        let mut sc16 = [_mm256_setzero_si256(); R];
+        let mut xd = [_mm_setzero_ps(); R];
+        for r in 0..R {
+            prefetch_ahead(w[r], Q6K * b, Q6K);
+            let bw = &w[r][Q6K * b..Q6K * (b + 1)];
+            // SAFETY: the 16 int8 scales are at 192..208 of the 210-byte block.
+            sc16[r] = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(bw.as_ptr().add(192).cast()) });
+            let sc = _mm512_castsi256_si512(sc16[r]);
+            for h in 0..2 {
+                // SAFETY: ql 64h..64h+64 < 128, qh 128+32h..160+32h < 192 of 210 bytes.
+                let (ql, qh) = unsafe { (ld512(bw, 64 * h), ld256(bw, 128 + 32 * h)) };
+                let sh_a = join(_mm256_slli_epi16::<4>(qh), _mm256_slli_epi16::<2>(qh));
+                x[r][2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(sh_a, m2));
+                let sh_b = join(qh, _mm256_srli_epi16::<2>(qh));
+                x[r][2 * h + 1] = _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
+                    _mm512_and_si512(sh_b, m2),
+                );
+            }
+            s[r] = idx4.map(|i| _mm512_permutexvar_epi16(i, sc));
+            xd[r] = _mm_set1_ps(f16x2_at(bw, 206).1);
         }
-        let s = idx4.map(|i| _mm512_permutexvar_epi16(i, sc));
-        let xd = _mm_set1_ps(f16x2_at(bw, 206).1);
-        for (g, o) in out[..quads].chunks_exact_mut(4).enumerate() {
-            let mut acc = [_mm512_setzero_si512(); 4];
-            let mut corr = [_mm256_setzero_si256(); 4];
+        for g in 0..quads / 4 {
+            let mut acc = [[_mm512_setzero_si512(); 4]; R];
+            let mut corr = [[_mm256_setzero_si256(); 4]; R];
             let mut dy = [0f32; 4];
             for t in 0..4 {
                 let ba = &act(4 * g + t)[Q8K * b..Q8K * (b + 1)];
                 for h in 0..2 {
                     // SAFETY: q8 bytes 4 + 128h + 128 <= 260.
                     let (ya, yb) = unsafe { (ld512(ba, 4 + 128 * h), ld512(ba, 68 + 128 * h)) };
-                    let pa = _mm512_maddubs_epi16(x[2 * h], ya);
-                    let pb = _mm512_maddubs_epi16(x[2 * h + 1], yb);
-                    acc[t] = _mm512_dpwssd_epi32(acc[t], pa, s[2 * h]);
-                    acc[t] = _mm512_dpwssd_epi32(acc[t], pb, s[2 * h + 1]);
+                    for r in 0..R {
+                        let pa = _mm512_maddubs_epi16(x[r][2 * h], ya);
+                        let pb = _mm512_maddubs_epi16(x[r][2 * h + 1], yb);
+                        acc[r][t] = _mm512_dpwssd_epi32(acc[r][t], pa, s[r][2 * h]);
+                        acc[r][t] = _mm512_dpwssd_epi32(acc[r][t], pb, s[r][2 * h + 1]);
+                    }
                 }
                 // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
-                corr[t] = _mm256_madd_epi16(unsafe { ld256(ba, 260) }, sc16);
+                let bsums = unsafe { ld256(ba, 260) };
+                for r in 0..R {
+                    corr[r][t] = _mm256_madd_epi16(bsums, sc16[r]);
+                }
                 dy[t] = rd_f32(ba, 0);
             }
-            let sumi = _mm_sub_epi32(hsum4_i32x16(acc), _mm_slli_epi32::<5>(hsum4_i32(corr)));
-            // SAFETY: dy and o hold 4 f32.
-            let (dy, sumf) = unsafe { (_mm_loadu_ps(dy.as_ptr()), _mm_loadu_ps(o.as_ptr())) };
-            let sumf = _mm_add_ps(sumf, _mm_mul_ps(_mm_mul_ps(xd, dy), _mm_cvtepi32_ps(sumi)));
-            // SAFETY: o holds 4 f32.
-            unsafe { _mm_storeu_ps(o.as_mut_ptr(), sumf) };
+            // SAFETY: dy holds 4 f32.
+            let dy = unsafe { _mm_loadu_ps(dy.as_ptr()) };
+            for r in 0..R {
+                let sumi = _mm_sub_epi32(
+                    hsum4_i32x16(acc[r]),
+                    _mm_slli_epi32::<5>(hsum4_i32(corr[r])),
+                );
+                let o = &mut out[r][4 * g..4 * g + 4];
+                // SAFETY: o holds 4 f32.
+                let sumf = unsafe { _mm_loadu_ps(o.as_ptr()) };
+                let sumf = _mm_add_ps(
+                    sumf,
+                    _mm_mul_ps(_mm_mul_ps(xd[r], dy), _mm_cvtepi32_ps(sumi)),
+                );
+                // SAFETY: o holds 4 f32.
+                unsafe { _mm_storeu_ps(o.as_mut_ptr(), sumf) };
+            }
         }
     }
-    for (t, o) in out.iter_mut().enumerate().skip(quads) {
-        *o = vec_dot_q6_k_q8_k(n, w, act(t));
+    for (r, o) in out.iter_mut().enumerate() {
+        for (t, y) in o.iter_mut().enumerate().skip(quads) {
+            *y = vec_dot_q6_k_q8_k(n, w[r], act(t));
+        }
     }
 }
 
@@ -399,17 +465,28 @@ pub(crate) fn vec_dot4_q6_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] 
     assert!(w.len() == Q6K * nb && a.iter().all(|r| r.len() == Q8K * nb));
     let mut out = [0f32; 4];
     // SAFETY: lengths checked.
-    unsafe { q6_k_tokens(n, w, |t| a[t], &mut out) };
+    unsafe { q6_k_tokens(n, [w], |t| a[t], [&mut out]) };
     out
 }
 
-/// q6_k·q8_k dot of one weight row with `out.len()` consecutive activation rows in `a`,
-/// bit-identical to a call of [`vec_dot_q6_k_q8_k`] per row (see `q6_k_tokens`).
+/// `out[r·m + t]` = the q6_k·q8_k dot of weight row `r` of `w` with activation row `t` of `a`
+/// (`m` rows), rows two at a time, bit-identical to [`vec_dot_q6_k_q8_k`] (see `q6_k_tokens`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn vec_dot_many_q6_k_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+pub(crate) fn vec_dot_tiled_q6_k_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
     let nb = n / 256;
-    let rb = Q8K * nb;
-    assert!(w.len() == Q6K * nb && a.len() == rb * out.len());
-    // SAFETY: lengths checked.
-    unsafe { q6_k_tokens(n, w, |t| &a[rb * t..rb * (t + 1)], out) };
+    let (rb, ab) = (Q6K * nb, Q8K * nb);
+    assert!(nb > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(ab));
+    let (rows, m) = (w.len() / rb, a.len() / ab);
+    assert!(out.len() == rows * m);
+    let act = |t: usize| &a[ab * t..ab * (t + 1)];
+    for (pair, o) in w.chunks(2 * rb).zip(out.chunks_mut(2 * m)) {
+        if pair.len() == 2 * rb {
+            let (o0, o1) = o.split_at_mut(m);
+            // SAFETY: lengths checked.
+            unsafe { q6_k_tokens(n, [&pair[..rb], &pair[rb..]], act, [o0, o1]) };
+        } else {
+            // SAFETY: lengths checked.
+            unsafe { q6_k_tokens(n, [pair], act, [o]) };
+        }
+    }
 }
