@@ -19,21 +19,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
-use llamapack_quantize::{DType, Level, kernels_for, vec_dot_type};
+use llamapack_quantize::{DType, Level, WEIGHT_TYPES, kernels_for, vec_dot_type};
 
 const N: usize = 4096;
 const ROWS: usize = 64;
-
-/// Every weight format with a dot kernel.
-const WEIGHT_TYPES: [DType; 7] = [
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q8_0,
-    DType::Q4_0,
-    DType::Q4K,
-    DType::Q6K,
-];
 
 fn data(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2_654_435_761) | 1;

@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use llamapack_quantize::{DType, Level, kernels_for, vec_dot_type};
+use llamapack_quantize::{DType, Level, WEIGHT_TYPES, kernels_for, vec_dot_type};
 
 const N: usize = 4096;
 const ROWS: usize = 64;
@@ -79,15 +79,7 @@ fn main() {
     );
     let scalar = kernels_for(Level::Scalar).unwrap();
     let (w, a) = (data(N * ROWS, 2), data(N, 3));
-    for dtype in [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q4K,
-        DType::Q6K,
-    ] {
+    for dtype in WEIGHT_TYPES {
         let rb = dtype.row_bytes(N).unwrap();
         let mut wq = vec![0u8; rb * ROWS];
         for (x, out) in w.chunks_exact(N).zip(wq.chunks_exact_mut(rb)) {

@@ -100,6 +100,18 @@ pub use dispatch::{Kernels, Level, kernels, kernels_for, simd_level};
 pub use error::Error;
 pub use llamapack_format::DType;
 
+/// Every weight type the kernels multiply (each has a [`vec_dot`] against its
+/// [`vec_dot_type`]); the other storable types are converted before use.
+pub const WEIGHT_TYPES: [DType; 7] = [
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4K,
+    DType::Q6K,
+];
+
 /// The activation format a weight of type `weight` is dotted with: q8_0 for q8_0/q4_0, q8_k for
 /// the k-quants, f32 for plain float weights.
 pub fn vec_dot_type(weight: DType) -> DType {

@@ -331,15 +331,7 @@ mod tests {
         let w32: Vec<f32> = (0..rows * cols).map(|_| rng.next_f32()).collect();
         let x: Vec<f32> = (0..9 * cols).map(|_| rng.next_f32()).collect();
         let scalar = kernels_for(Level::Scalar).unwrap();
-        for dtype in [
-            DType::F32,
-            DType::F16,
-            DType::BF16,
-            DType::Q8_0,
-            DType::Q4_0,
-            DType::Q4K,
-            DType::Q6K,
-        ] {
+        for dtype in llamapack_quantize::WEIGHT_TYPES {
             let rb = dtype.row_bytes(cols).unwrap();
             let mut bytes = vec![0u8; rows * rb];
             for (r, b) in w32.chunks(cols).zip(bytes.chunks_mut(rb)) {

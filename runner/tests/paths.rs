@@ -243,15 +243,7 @@ fn every_simd_level_gives_the_same_logits() {
         .filter(|l| l.is_supported())
         .collect();
     println!("supported levels: {levels:?}");
-    for dtype in [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q4K,
-        DType::Q6K,
-    ] {
+    for dtype in llamapack_quantize::WEIGHT_TYPES {
         let path = dir.path().join(format!("{dtype}.lpk"));
         random_model(&path, &quant_config(), dtype, 3).unwrap();
         let lpk = Lpk::open(&path).unwrap();

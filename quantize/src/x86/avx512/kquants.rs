@@ -319,40 +319,6 @@ unsafe fn q4_k_tokens<'a, const R: usize>(
     }
 }
 
-/// q4_k·q8_k dot of one weight row with 4 activation rows, bit-identical to 4 calls of
-/// [`vec_dot_q4_k_q8_k`] (see `q4_k_tokens`).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn vec_dot4_q4_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    let nb = n / 256;
-    assert!(w.len() == Q4K * nb && a.iter().all(|r| r.len() == Q8K * nb));
-    let mut out = [0f32; 4];
-    // SAFETY: lengths checked.
-    unsafe { q4_k_tokens(n, [w], |t| a[t], [&mut out]) };
-    out
-}
-
-/// `out[r·m + t]` = the q4_k·q8_k dot of weight row `r` of `w` with activation row `t` of `a`
-/// (`m` rows), rows two at a time, bit-identical to [`vec_dot_q4_k_q8_k`] (see `q4_k_tokens`).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn vec_dot_tiled_q4_k_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
-    let nb = n / 256;
-    let (rb, ab) = (Q4K * nb, Q8K * nb);
-    assert!(nb > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(ab));
-    let (rows, m) = (w.len() / rb, a.len() / ab);
-    assert!(out.len() == rows * m);
-    let act = |t: usize| &a[ab * t..ab * (t + 1)];
-    for (pair, o) in w.chunks(2 * rb).zip(out.chunks_mut(2 * m)) {
-        if pair.len() == 2 * rb {
-            let (o0, o1) = o.split_at_mut(m);
-            // SAFETY: lengths checked.
-            unsafe { q4_k_tokens(n, [&pair[..rb], &pair[rb..]], act, [o0, o1]) };
-        } else {
-            // SAFETY: lengths checked.
-            unsafe { q4_k_tokens(n, [pair], act, [o]) };
-        }
-    }
-}
-
 /// `out[r][t] = vec_dot_q6_k_q8_k(n, w[r], act(t))` for `R` weight rows and every token, each
 /// weight super-block's 6-bit values and scale vectors built once for all the tokens and each
 /// token's quants loaded once for the `R` rows; 4 tokens at a time as in `q4_k_tokens` (exact
@@ -457,36 +423,59 @@ unsafe fn q6_k_tokens<'a, const R: usize>(
     }
 }
 
-/// q6_k·q8_k dot of one weight row with 4 activation rows, bit-identical to 4 calls of
-/// [`vec_dot_q6_k_q8_k`] (see `q6_k_tokens`).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn vec_dot4_q6_k_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    let nb = n / 256;
-    assert!(w.len() == Q6K * nb && a.iter().all(|r| r.len() == Q8K * nb));
-    let mut out = [0f32; 4];
-    // SAFETY: lengths checked.
-    unsafe { q6_k_tokens(n, [w], |t| a[t], [&mut out]) };
-    out
+/// Defines the 4-token dot and the tiled dot of a k-quant from its `*_tokens` kernel.
+macro_rules! kquant_multi {
+    ($four:ident, $tiled:ident, $tokens:ident, $single:ident, $wb:expr, $name:literal) => {
+        #[doc = concat!($name, "·q8_k dot of one weight row with 4 activation rows,")]
+        #[doc = concat!("bit-identical to 4 calls of [`", stringify!($single), "`].")]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        pub(crate) fn $four(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+            let nb = n / 256;
+            assert!(w.len() == $wb * nb && a.iter().all(|r| r.len() == Q8K * nb));
+            let mut out = [0f32; 4];
+            // SAFETY: lengths checked.
+            unsafe { $tokens(n, [w], |t| a[t], [&mut out]) };
+            out
+        }
+
+        #[doc = concat!("`out[r·m + t]` = the ", $name, "·q8_k dot of weight row `r` of `w` with")]
+        #[doc = "activation row `t` of `a` (`m` rows), weight rows two at a time, each result"]
+        #[doc = concat!("bit-identical to [`", stringify!($single), "`].")]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        pub(crate) fn $tiled(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+            let nb = n / 256;
+            let (rb, ab) = ($wb * nb, Q8K * nb);
+            assert!(nb > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(ab));
+            let (rows, m) = (w.len() / rb, a.len() / ab);
+            assert!(out.len() == rows * m);
+            let act = |t: usize| &a[ab * t..ab * (t + 1)];
+            for (pair, o) in w.chunks(2 * rb).zip(out.chunks_mut(2 * m)) {
+                if pair.len() == 2 * rb {
+                    let (o0, o1) = o.split_at_mut(m);
+                    // SAFETY: lengths checked.
+                    unsafe { $tokens(n, [&pair[..rb], &pair[rb..]], act, [o0, o1]) };
+                } else {
+                    // SAFETY: lengths checked.
+                    unsafe { $tokens(n, [pair], act, [o]) };
+                }
+            }
+        }
+    };
 }
 
-/// `out[r·m + t]` = the q6_k·q8_k dot of weight row `r` of `w` with activation row `t` of `a`
-/// (`m` rows), rows two at a time, bit-identical to [`vec_dot_q6_k_q8_k`] (see `q6_k_tokens`).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn vec_dot_tiled_q6_k_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
-    let nb = n / 256;
-    let (rb, ab) = (Q6K * nb, Q8K * nb);
-    assert!(nb > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(ab));
-    let (rows, m) = (w.len() / rb, a.len() / ab);
-    assert!(out.len() == rows * m);
-    let act = |t: usize| &a[ab * t..ab * (t + 1)];
-    for (pair, o) in w.chunks(2 * rb).zip(out.chunks_mut(2 * m)) {
-        if pair.len() == 2 * rb {
-            let (o0, o1) = o.split_at_mut(m);
-            // SAFETY: lengths checked.
-            unsafe { q6_k_tokens(n, [&pair[..rb], &pair[rb..]], act, [o0, o1]) };
-        } else {
-            // SAFETY: lengths checked.
-            unsafe { q6_k_tokens(n, [pair], act, [o]) };
-        }
-    }
-}
+kquant_multi!(
+    vec_dot4_q4_k_q8_k,
+    vec_dot_tiled_q4_k_q8_k,
+    q4_k_tokens,
+    vec_dot_q4_k_q8_k,
+    Q4K,
+    "q4_k"
+);
+kquant_multi!(
+    vec_dot4_q6_k_q8_k,
+    vec_dot_tiled_q6_k_q8_k,
+    q6_k_tokens,
+    vec_dot_q6_k_q8_k,
+    Q6K,
+    "q6_k"
+);
