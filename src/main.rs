@@ -33,6 +33,18 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Ctrl-C / SIGTERM: delete the outputs still being written (every writer goes through a
+    // hidden temp file and renames it at the end), then exit as an interrupted process does.
+    let _ = ctrlc::set_handler(|| {
+        let removed = llamapack_format::writer::remove_unfinished();
+        if removed.is_empty() {
+            eprintln!("interrupted");
+        } else {
+            let names: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+            eprintln!("interrupted; removed unfinished {}", names.join(", "));
+        }
+        std::process::exit(130);
+    });
     match cmd::run(cli.command) {
         Ok(code) => code,
         Err(err) => {

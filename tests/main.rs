@@ -3,5 +3,6 @@
 mod common;
 mod gguf_fixture;
 mod inspect_verify;
+mod interrupt;
 mod pipeline;
 mod transformers;

@@ -159,10 +159,27 @@ impl View for &Lazy<'_> {
 /// Removes the temp directory unless disarmed.
 struct TempDir(Option<PathBuf>);
 
+impl TempDir {
+    /// Tracks `path` as an unfinished output (removed on Ctrl-C, see
+    /// `llamapack_format::writer::remove_unfinished`) until dropped or kept.
+    fn new(path: PathBuf) -> TempDir {
+        llamapack_format::writer::track_unfinished(&path);
+        TempDir(Some(path))
+    }
+
+    /// The folder was renamed into place: nothing to clean up.
+    fn keep(&mut self) {
+        if let Some(p) = self.0.take() {
+            llamapack_format::writer::untrack_unfinished(&p);
+        }
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_dir_all(p);
+            let _ = std::fs::remove_dir_all(&p);
+            llamapack_format::writer::untrack_unfinished(&p);
         }
     }
 }
@@ -276,7 +293,7 @@ pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
     let tmp = parent.join(format!(".{base}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, "create directory", e))?;
-    let mut guard = TempDir(Some(tmp.clone()));
+    let mut guard = TempDir::new(tmp.clone());
 
     let n = shards.len();
     let mut files = Vec::new();
@@ -360,7 +377,7 @@ pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
         std::fs::remove_dir(dir).map_err(|e| Error::io(dir, "replace empty directory", e))?;
     }
     std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, "rename", e))?;
-    guard.0 = None;
+    guard.keep();
     Ok(HfExportSummary {
         dir: dir.to_path_buf(),
         files,

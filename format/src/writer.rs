@@ -37,6 +37,41 @@ pub struct TensorSink<'w> {
     crc: u32,
 }
 
+/// Temp files and folders this process is writing (the hidden `.NAME.tmp-PID` siblings of
+/// destinations): what an interrupted run would otherwise leave behind.
+static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn unfinished() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    UNFINISHED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Records `path` (a temp file or folder being written) as unfinished, so that
+/// [`remove_unfinished`] deletes it if the process is interrupted.
+pub fn track_unfinished(path: &Path) {
+    unfinished().push(path.to_path_buf());
+}
+
+/// Forgets `path` (renamed into place, or removed).
+pub fn untrack_unfinished(path: &Path) {
+    unfinished().retain(|p| p != path);
+}
+
+/// Deletes every unfinished output of this process (files and folders) and returns their
+/// paths; the CLI calls it from its Ctrl-C / SIGTERM handler before exiting.
+pub fn remove_unfinished() -> Vec<PathBuf> {
+    let paths = std::mem::take(&mut *unfinished());
+    for p in &paths {
+        let _ = if p.is_dir() {
+            std::fs::remove_dir_all(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+    }
+    paths
+}
+
 /// The temp file a writer for `dest` uses: a hidden sibling, so the rename is atomic.
 pub fn temp_path_for(dest: &Path) -> PathBuf {
     let name = dest
@@ -52,6 +87,7 @@ impl LpkWriter {
         let dest = dest.as_ref().to_path_buf();
         let tmp = temp_path_for(&dest);
         let f = File::create(&tmp).map_err(|e| Error::io(&tmp, "create", e))?;
+        track_unfinished(&tmp);
         let mut w = LpkWriter {
             out: Some(BufWriter::with_capacity(1 << 20, f)),
             tmp,
@@ -251,6 +287,7 @@ impl LpkWriter {
         f.sync_all().map_err(io("sync"))?;
         drop(f);
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, "rename", e))?;
+        untrack_unfinished(&self.tmp);
         Ok(self.dest.clone())
     }
 }
@@ -261,6 +298,7 @@ impl Drop for LpkWriter {
             self.out = None;
             let _ = std::fs::remove_file(&self.tmp);
         }
+        untrack_unfinished(&self.tmp);
     }
 }
 
@@ -296,5 +334,30 @@ impl TensorSink<'_> {
                 t.dtype, t.shape, self.expected
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer's temp file is tracked while it is written and forgotten once renamed into
+    /// place or dropped. (`remove_unfinished` itself is exercised by the CLI's Ctrl-C test in
+    /// `tests/interrupt.rs`, in its own process: here it would delete the temp files of tests
+    /// running in parallel.)
+    #[test]
+    fn unfinished_outputs_are_tracked_until_renamed_or_dropped() {
+        let tracked = |p: &Path| unfinished().iter().any(|q| q == p);
+        let dir = tempfile::tempdir().unwrap();
+        let done = dir.path().join("done.lpk");
+        let w = LpkWriter::create(&done).unwrap();
+        assert!(tracked(&temp_path_for(&done)));
+        w.finish(&crate::testing::tiny_metadata()).unwrap();
+        assert!(!tracked(&temp_path_for(&done)));
+        let open = dir.path().join("open.lpk");
+        let w = LpkWriter::create(&open).unwrap();
+        assert!(tracked(&temp_path_for(&open)) && temp_path_for(&open).exists());
+        drop(w);
+        assert!(!tracked(&temp_path_for(&open)) && !temp_path_for(&open).exists());
     }
 }

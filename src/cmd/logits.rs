@@ -64,9 +64,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut state = State::with_context(&model.config, ids.len().min(512), ids.len());
     let logits = model.logits_all(&mut state, &ids, 0)?;
     let tmp = args.output.with_extension("npy.tmp");
-    npy::write_f32(&tmp, &[ids.len(), vocab], &logits)?;
-    std::fs::rename(&tmp, &args.output)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    llamapack_format::writer::track_unfinished(&tmp);
+    let written = npy::write_f32(&tmp, &[ids.len(), vocab], &logits)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            std::fs::rename(&tmp, &args.output)
+                .with_context(|| format!("writing {}", args.output.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    llamapack_format::writer::untrack_unfinished(&tmp);
+    written?;
     writeln!(
         std::io::stdout().lock(),
         "{} × {vocab} logits → {}",

@@ -192,6 +192,7 @@ impl GgufWriter {
         let (head, offsets, alignment) = encode_header(metadata, &tensors, &label)?;
         let tmp = llamapack_format::writer::temp_path_for(&dest);
         let f = File::create(&tmp).map_err(|e| Error::io(&tmp, "create", e))?;
+        llamapack_format::writer::track_unfinished(&tmp);
         let mut w = GgufWriter {
             out: Some(BufWriter::with_capacity(1 << 20, f)),
             tmp,
@@ -268,6 +269,7 @@ impl GgufWriter {
         f.sync_all().map_err(|e| Error::io(&self.tmp, "sync", e))?;
         drop(f);
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, "rename", e))?;
+        llamapack_format::writer::untrack_unfinished(&self.tmp);
         self.done = true;
         Ok(self.dest.clone())
     }
@@ -278,6 +280,7 @@ impl Drop for GgufWriter {
         if !self.done {
             self.out = None;
             let _ = std::fs::remove_file(&self.tmp);
+            llamapack_format::writer::untrack_unfinished(&self.tmp);
         }
     }
 }
