@@ -514,49 +514,31 @@ pub fn inspect_source(path: &Path) -> Result<SourceListing> {
                 tensors: planned.iter().map(info_of).collect(),
             })
         }
-        Kind::PthFile => {
+        kind @ (Kind::PthFile | Kind::SafetensorsFile) => {
             let name = path
                 .file_name()
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
             let m = Mapped::open(path, name.clone())?;
-            let tensors = pth::load(&m.map, &m.label())?
-                .into_iter()
-                .map(|t| TensorInfo {
-                    name: t.name,
-                    source_name: None,
-                    dtype: t.dtype,
-                    shape: t.shape,
-                    pieces: 1,
-                })
-                .collect();
+            let info = |name, dtype, shape| TensorInfo {
+                name,
+                source_name: None,
+                dtype,
+                shape,
+                pieces: 1,
+            };
+            let (format, tensors) = if matches!(kind, Kind::PthFile) {
+                let t = pth::load(&m.map, &m.label())?;
+                let t = t.into_iter().map(|t| info(t.name, t.dtype, t.shape));
+                (SourceFormat::Pth, t.collect())
+            } else {
+                let t = hf::load_safetensors(&m)?;
+                let t = t.into_iter().map(|t| info(t.name, t.dtype, t.shape));
+                (SourceFormat::Safetensors, t.collect())
+            };
             Ok(SourceListing {
-                format: SourceFormat::Pth,
-                files: vec![name],
-                config: None,
-                tensors,
-            })
-        }
-        Kind::SafetensorsFile => {
-            let name = path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            let m = Mapped::open(path, name.clone())?;
-            let tensors = hf::load_safetensors(&m)?
-                .into_iter()
-                .map(|t| TensorInfo {
-                    name: t.name,
-                    source_name: None,
-                    dtype: t.dtype,
-                    shape: t.shape,
-                    pieces: 1,
-                })
-                .collect();
-            Ok(SourceListing {
-                format: SourceFormat::Safetensors,
+                format,
                 files: vec![name],
                 config: None,
                 tensors,

@@ -566,7 +566,7 @@ static AVX512: Kernels = {
         },
         q4_k: Format {
             quantize: tf!(quant k::quantize_q4_k),
-            vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
+            // the one-token dot is AVX2's (`vpdpwssd` bought nothing over `vpmaddwd` there)
             vec_dot4: tf!(dot4 k::vec_dot4_q4_k_q8_k),
             vec_dot_tiled: Some(|n, w, a, o| {
                 // SAFETY: the table is only reachable once its features are detected.

@@ -123,20 +123,7 @@ pub fn compare(args: &Args, threads: usize) -> anyhow::Result<(Vec<Row>, Windows
         );
     }
     let tok = Tokenizer::from_data(first.tokenizer())?;
-    let tokens =
-        scoring::load_tokens(&tok, args.data.text.as_deref(), args.data.tokens.as_deref())?;
-    let bos = if tok.data().add_bos {
-        tok.bos_id()
-    } else {
-        None
-    };
-    let windows = Windows::new(tokens.len(), args.data.ctx, args.data.chunks, bos);
-    ensure!(
-        windows.n > 0,
-        "{} tokens are fewer than one window of --ctx {}",
-        tokens.len(),
-        args.data.ctx
-    );
+    let (tokens, windows) = args.data.windows(&tok)?;
 
     let ref_lpk = if scoring::is_logits_file(&args.reference) {
         None

@@ -4,10 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use llamapack_format::Lpk;
 use llamapack_runner::Tokenizer;
-use llamapack_runner::accuracy::{Summary, Windows};
+use llamapack_runner::accuracy::Summary;
 use serde_json::json;
 
 use super::scoring::{self, Reference};
@@ -54,21 +54,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (summary, windows, n_tokens) = {
         let cand_lpk = Lpk::open(&args.candidate)?;
         let tok = Tokenizer::from_data(cand_lpk.tokenizer())?;
-        let tokens =
-            scoring::load_tokens(&tok, args.data.text.as_deref(), args.data.tokens.as_deref())?;
-        let bos = if tok.data().add_bos {
-            tok.bos_id()
-        } else {
-            None
-        };
-        let windows = Windows::new(tokens.len(), args.data.ctx, args.data.chunks, bos);
-        if windows.n == 0 {
-            bail!(
-                "{} tokens are fewer than one window of --ctx {}; use a longer text or a smaller --ctx",
-                tokens.len(),
-                args.data.ctx
-            );
-        }
+        let (tokens, windows) = args.data.windows(&tok)?;
         let vocab = cand_lpk.config().vocab_size as usize;
         let ref_lpk;
         let mut reference = if scoring::is_logits_file(&args.reference) {

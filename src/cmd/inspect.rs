@@ -222,12 +222,7 @@ fn print_text(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
         "name", "dtype", "shape", "bytes", "crc32c"
     )?;
     for t in lpk.tensors() {
-        let shape = t
-            .shape
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join("×");
+        let shape = shape_text(t.shape);
         writeln!(
             out,
             "  {:width$}  {:6}  {:>16}  {:>12}  {:08x}",
@@ -314,12 +309,7 @@ fn inspect_checkpoint(args: &Args) -> anyhow::Result<ExitCode> {
         .unwrap_or(4)
         .max(4);
     for t in &listing.tensors {
-        let shape = t
-            .shape
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join("×");
+        let shape = shape_text(&t.shape);
         let from = match (&t.source_name, t.pieces) {
             (Some(s), _) => format!("  ← {s}"),
             (None, n) if n > 1 => format!("  ← {n} shards"),
@@ -334,4 +324,13 @@ fn inspect_checkpoint(args: &Args) -> anyhow::Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A tensor shape as `rows×cols`.
+fn shape_text(shape: &[u64]) -> String {
+    shape
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join("×")
 }

@@ -25,6 +25,27 @@ pub struct DataArgs {
     pub chunks: usize,
 }
 
+impl DataArgs {
+    /// The evaluation tokens (see [`load_tokens`]) and their windows of `--ctx` (each window
+    /// starts with BOS when the model adds one); at least one window, or an error saying why.
+    pub fn windows(&self, tok: &Tokenizer) -> anyhow::Result<(Vec<u32>, Windows)> {
+        let tokens = load_tokens(tok, self.text.as_deref(), self.tokens.as_deref())?;
+        let bos = if tok.data().add_bos {
+            tok.bos_id()
+        } else {
+            None
+        };
+        let windows = Windows::new(tokens.len(), self.ctx, self.chunks, bos);
+        ensure!(
+            windows.n > 0,
+            "{} tokens are fewer than one window of --ctx {}; use a longer text or a smaller --ctx",
+            tokens.len(),
+            self.ctx
+        );
+        Ok((tokens, windows))
+    }
+}
+
 /// Token ids to evaluate on: the text tokenized with the model's tokenizer (BOS first when
 /// the model adds one, as `llama-perplexity` does), or ids from a JSON array / `.npy` file.
 pub fn load_tokens(

@@ -146,7 +146,33 @@ pub(crate) unsafe fn rd_u16_ptr(p: *const u8) -> u16 {
     u16::from_le(unsafe { p.cast::<u16>().read_unaligned() })
 }
 
-/// The accumulation of [`avx2`]'s `unrolled4` for 4 tokens at once, written out in the
+/// Runs `step(i, acc)` over blocks `0..nb` with 4 independent accumulators (hides the FMA
+/// latency) and returns the sum of their lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn unrolled4(
+    nb: usize,
+    (w, bb): (&[u8], usize),
+    mut step: impl FnMut(usize, __m256) -> __m256,
+) -> f32 {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let full = nb / 4 * 4;
+    for i in (0..full).step_by(4) {
+        prefetch_ahead(w, i * bb, 4 * bb);
+        for (u, a) in acc.iter_mut().enumerate() {
+            *a = step(i + u, *a);
+        }
+    }
+    for i in full..nb {
+        acc[0] = step(i, acc[0]);
+    }
+    hsum_f32(_mm256_add_ps(
+        _mm256_add_ps(acc[0], acc[1]),
+        _mm256_add_ps(acc[2], acc[3]),
+    ))
+}
+
+/// The accumulation of [`unrolled4`] for 4 tokens at once, written out in the
 /// calling kernel (a closure is not inlined there, which would put the 16 accumulators in
 /// memory). `$body` adds block `$i` of every token `t` to `$acc[t]`; each token keeps its own
 /// 4 accumulators, filled and summed exactly as `unrolled4` does, so its result has the same

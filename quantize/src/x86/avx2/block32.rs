@@ -3,8 +3,8 @@
 use std::arch::x86_64::*;
 
 use crate::x86::{
-    f16_mul, f16_to_f32, f32_to_f16, hmax_f32, hsum_f32, pack_i32x32_to_i8, prefetch_ahead, rd_u16,
-    rd_u16_ptr, roundf_ps, unrolled4_x4,
+    f16_mul, f16_to_f32, f32_to_f16, hmax_f32, pack_i32x32_to_i8, rd_u16, rd_u16_ptr, roundf_ps,
+    unrolled4, unrolled4_x4,
 };
 
 const QB: usize = 34; // bytes of a q8_0 block
@@ -272,30 +272,4 @@ pub(crate) fn vec_dot4_q4_0_q8_0(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] 
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
         }
     })
-}
-
-/// Runs `step(i, acc)` over blocks `0..nb` with 4 independent accumulators (hides the FMA
-/// latency) and returns the sum of their lanes.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn unrolled4(
-    nb: usize,
-    (w, bb): (&[u8], usize),
-    mut step: impl FnMut(usize, __m256) -> __m256,
-) -> f32 {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let full = nb / 4 * 4;
-    for i in (0..full).step_by(4) {
-        prefetch_ahead(w, i * bb, 4 * bb);
-        for (u, a) in acc.iter_mut().enumerate() {
-            *a = step(i + u, *a);
-        }
-    }
-    for i in full..nb {
-        acc[0] = step(i, acc[0]);
-    }
-    hsum_f32(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ))
 }

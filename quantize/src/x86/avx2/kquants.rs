@@ -179,6 +179,19 @@ pub(crate) fn q4k_scales16(sm: &[u8; 16]) -> __m256i {
     _mm256_set_m128i(s, s)
 }
 
+/// The 8 sub-block mins of `sm` (bytes 8..16 of `unpack_scales_mins`) as 16 i16 lanes, each
+/// twice (`m0 m0 m1 m1 …`): the partners of the 16 q8_k block sums in one `vpmaddwd`, giving
+/// `Σ_j m_j·(bsums[2j] + bsums[2j+1])`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn q4k_mins16(sm: &[u8; 16]) -> __m256i {
+    let m = _mm_cvtepu8_epi16(_mm_set_epi64x(
+        0,
+        i64::from_le_bytes(sm[8..].try_into().expect("8 mins")),
+    ));
+    _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m))
+}
+
 /// Scale `t` of [`q4k_scales16`] in all 16 lanes (one `vpshufb`).
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -218,14 +231,7 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         // Σ_j m_j·(bsums[2j] + bsums[2j+1])
         // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
         let bsums = unsafe { ld256(ba, 260) };
-        let mins = _mm_cvtepu8_epi16(_mm_set_epi64x(
-            0,
-            i64::from_le_bytes(sm[8..].try_into().expect("8 mins")),
-        ));
-        let mins = _mm256_set_m128i(
-            _mm_unpackhi_epi16(mins, mins),
-            _mm_unpacklo_epi16(mins, mins),
-        );
+        let mins = q4k_mins16(&sm);
         let summ = hsum_i32(_mm256_madd_epi16(bsums, mins));
         let sumi = hsum_i32(acc);
         let dy = rd_f32(ba, 0);

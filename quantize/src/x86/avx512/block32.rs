@@ -1,12 +1,16 @@
-//! q8_0·q8_0 and q4_0·q8_0 with AVX-512 VNNI on 256-bit registers (`vpdpbusd ymm`, AVX-512VL).
+//! q8_0·q8_0 and q4_0·q8_0 with AVX-512 VNNI.
 //!
-//! One 32-value block fills a ymm register exactly; on Zen 4 512-bit operations run as two
-//! 256-bit halves, and joining two blocks into a zmm costs more shuffles than it saves, so the
-//! gain over AVX2 is replacing `vpmaddubsw` + `vpmaddwd` by one `vpdpbusd`.
+//! The one-token and 4-token dots work on 256-bit registers (`vpdpbusd ymm`, AVX-512VL): one
+//! 32-value block fills a ymm exactly, and joining two blocks of a row into a zmm costs more
+//! shuffles than it saves; the gain over AVX2 is one `vpdpbusd` for `vpmaddubsw` + `vpmaddwd`.
+//! The packed 4-token dots put the same block of 2 tokens in one zmm instead (the activations
+//! were interleaved once per matmul by `pack_q8_0_x4`), which needs no shuffle at all.
 
 use std::arch::x86_64::*;
 
-use crate::x86::{f16_mul, f16_to_f32, hsum_f32, prefetch_ahead, rd_u16, rd_u16_ptr, unrolled4_x4};
+use crate::x86::{
+    f16_mul, f16_to_f32, hsum_f32, prefetch_ahead, rd_u16, rd_u16_ptr, unrolled4, unrolled4_x4,
+};
 
 const QB: usize = 34;
 const Q4B: usize = 18;
@@ -21,31 +25,6 @@ unsafe fn quants(b: &[u8], off: usize) -> __m256i {
     debug_assert!(off + QB <= b.len());
     // SAFETY: guaranteed by the caller.
     unsafe { _mm256_loadu_si256(b.as_ptr().add(off + 2).cast()) }
-}
-
-/// Runs `step(i, acc)` over blocks with 4 accumulators and returns the lane sum.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn unrolled4(
-    nb: usize,
-    (w, bb): (&[u8], usize),
-    mut step: impl FnMut(usize, __m256) -> __m256,
-) -> f32 {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let full = nb / 4 * 4;
-    for i in (0..full).step_by(4) {
-        prefetch_ahead(w, i * bb, 4 * bb);
-        for (u, a) in acc.iter_mut().enumerate() {
-            *a = step(i + u, *a);
-        }
-    }
-    for i in full..nb {
-        acc[0] = step(i, acc[0]);
-    }
-    hsum_f32(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ))
 }
 
 /// `Σ x·y` of 32 signed byte pairs (in −127..=127) as 8 i32 lanes.

@@ -1,11 +1,12 @@
-//! q4_k·q8_k and q6_k·q8_k with AVX-512 BW + VNNI (`vpmaddubsw` then `vpdpwssd` with the
-//! sub-block scales; q4_k on ymm registers, q6_k on zmm where one `vpermw` spreads four
-//! sub-block scales). Same per-block integers and f32 steps as the reference.
+//! q4_k·q8_k and q6_k·q8_k with AVX-512 BW + VNNI: the one-token q6_k dot on zmm (`vpmaddubsw`
+//! then `vpdpwssd` with the sub-block scales, one `vpermw` spreading four of them), and the
+//! multi-token dots of both (the one-token q4_k dot is AVX2's). Same per-block integers and
+//! f32 steps as the reference.
 
 use std::arch::x86_64::*;
 
 use crate::q4_k::unpack_scales_mins;
-use crate::x86::avx2::{q4k_scale, q4k_scales16};
+use crate::x86::avx2::{q4k_mins16, vec_dot_q4_k_q8_k};
 use crate::x86::{f16x2_at, hsum_i32, prefetch_ahead, rd_f32};
 
 const Q4K: usize = 144;
@@ -40,53 +41,6 @@ unsafe fn ld512(b: &[u8], off: usize) -> __m512i {
 #[target_feature(enable = "avx512f")]
 fn join(lo: __m256i, hi: __m256i) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
-}
-
-/// q4_k·q8_k dot, bit-identical to the reference.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let nb = n / 256;
-    assert!(w.len() == Q4K * nb && a.len() == Q8K * nb);
-    let mask = _mm256_set1_epi8(0x0f);
-    let mut sumf = 0.0f32;
-    for (b, (bw, ba)) in w.chunks_exact(Q4K).zip(a.chunks_exact(Q8K)).enumerate() {
-        // The row is streamed once per token here (generation): fetch ahead of it.
-        prefetch_ahead(w, Q4K * b, Q4K);
-        let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
-        let scales = q4k_scales16(&sm);
-        let mut acc = _mm256_setzero_si256();
-        for j in 0..4 {
-            // SAFETY: qs bytes 16+32j..48+32j < 144; q8 bytes 4+64j..68+64j < 260 (j < 4).
-            let (q, ylo, yhi) = unsafe {
-                (
-                    ld256(bw, 16 + 32 * j),
-                    ld256(ba, 4 + 64 * j),
-                    ld256(ba, 36 + 64 * j),
-                )
-            };
-            let lo = _mm256_maddubs_epi16(_mm256_and_si256(q, mask), ylo);
-            let hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16::<4>(q), mask), yhi);
-            acc = _mm256_dpwssd_epi32(acc, lo, q4k_scale(scales, 2 * j));
-            acc = _mm256_dpwssd_epi32(acc, hi, q4k_scale(scales, 2 * j + 1));
-        }
-        // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
-        let bsums = unsafe { ld256(ba, 260) };
-        let mins = _mm_cvtepu8_epi16(_mm_set_epi64x(
-            0,
-            i64::from_le_bytes(sm[8..].try_into().expect("8 mins")),
-        ));
-        let mins = _mm256_set_m128i(
-            _mm_unpackhi_epi16(mins, mins),
-            _mm_unpacklo_epi16(mins, mins),
-        );
-        let summ = hsum_i32(_mm256_madd_epi16(bsums, mins));
-        let sumi = hsum_i32(acc);
-        let dy = rd_f32(ba, 0);
-        let (xd, xdmin) = f16x2_at(bw, 0);
-        let (d, dmin) = (xd * dy, xdmin * dy);
-        sumf += d * sumi as f32 - dmin * summ as f32;
-    }
-    sumf
 }
 
 /// q6_k·q8_k dot, bit-identical to the reference.
@@ -251,11 +205,7 @@ unsafe fn q4_k_tokens<'a, const R: usize>(
             prefetch_ahead(w[r], Q4K * b, Q4K);
             let bw = &w[r][Q4K * b..Q4K * (b + 1)];
             let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
-            let mn = _mm_cvtepu8_epi16(_mm_set_epi64x(
-                0,
-                i64::from_le_bytes(sm[8..].try_into().expect("8 mins")),
-            ));
-            mins[r] = _mm256_set_m128i(_mm_unpackhi_epi16(mn, mn), _mm_unpacklo_epi16(mn, mn));
+            mins[r] = q4k_mins16(&sm);
             for (j, xj) in x[r].iter_mut().enumerate() {
                 // SAFETY: qs bytes 16+32j..48+32j < 144 (j < 4).
                 let q = unsafe { ld256(bw, 16 + 32 * j) };
