@@ -151,6 +151,17 @@ fn nan_is_a_warning_with_name_and_index() {
     assert!(lpk.provenance().notes.contains_key("warnings"));
 }
 
+/// The error of converting the Meta checkpoint `dir` (dtypes kept) into `out_dir/o.lpk`.
+fn refused(dir: &Path, out_dir: &Path) -> Error {
+    convert(
+        dir,
+        &out_dir.join("o.lpk"),
+        &opts(OutputDType::Keep),
+        &quiet,
+    )
+    .unwrap_err()
+}
+
 fn no_output_left(dir: &Path) {
     let files = listing(dir);
     assert!(
@@ -163,13 +174,7 @@ fn no_output_left(dir: &Path) {
 fn missing_shard_is_refused() {
     let (t, dir) = meta_case("meta_ok");
     std::fs::remove_file(dir.join("consolidated.00.pth")).unwrap();
-    let e = convert(
-        &dir,
-        &t.path().join("o.lpk"),
-        &opts(OutputDType::Keep),
-        &quiet,
-    )
-    .unwrap_err();
+    let e = refused(&dir, t.path());
     assert!(matches!(e, Error::Shards { .. }), "{e:?}");
     assert!(
         e.to_string().contains("missing shard consolidated.00.pth"),
@@ -182,13 +187,7 @@ fn missing_shard_is_refused() {
 fn a_lone_first_shard_is_caught_by_the_shapes() {
     let (t, dir) = meta_case("meta_ok");
     std::fs::remove_file(dir.join("consolidated.01.pth")).unwrap();
-    let e = convert(
-        &dir,
-        &t.path().join("o.lpk"),
-        &opts(OutputDType::Keep),
-        &quiet,
-    )
-    .unwrap_err();
+    let e = refused(&dir, t.path());
     let msg = e.to_string();
     assert!(matches!(e, Error::Shape { .. }), "{e:?}");
     assert!(msg.contains("shard missing or extra"), "{msg}");
@@ -203,26 +202,14 @@ fn an_extra_shard_is_caught() {
         dir.join("consolidated.02.pth"),
     )
     .unwrap();
-    let e = convert(
-        &dir,
-        &t.path().join("o.lpk"),
-        &opts(OutputDType::Keep),
-        &quiet,
-    )
-    .unwrap_err();
+    let e = refused(&dir, t.path());
     assert!(e.to_string().contains("shard missing or extra"), "{e}");
 }
 
 #[test]
 fn shards_with_different_shapes_are_refused() {
     let (t, dir) = meta_case("meta_shard_mismatch");
-    let e = convert(
-        &dir,
-        &t.path().join("o.lpk"),
-        &opts(OutputDType::Keep),
-        &quiet,
-    )
-    .unwrap_err();
+    let e = refused(&dir, t.path());
     let msg = e.to_string();
     assert!(matches!(e, Error::ShardMismatch { .. }), "{e:?}");
     assert!(
@@ -245,13 +232,7 @@ fn params_disagreeing_with_tensors_are_refused() {
         let changed = text.replace(edit, needle);
         assert_ne!(text, changed, "{edit}");
         std::fs::write(&p, changed).unwrap();
-        let e = convert(
-            &dir,
-            &t.path().join("o.lpk"),
-            &opts(OutputDType::Keep),
-            &quiet,
-        )
-        .unwrap_err();
+        let e = refused(&dir, t.path());
         assert!(matches!(e, Error::Shape { .. }), "{needle}: {e:?}");
         assert!(e.to_string().contains("expected"), "{e}");
         no_output_left(t.path());
@@ -298,13 +279,7 @@ fn missing_tokenizer_is_a_clear_error_and_explicit_path_works() {
     let tok = t.path().join("tokenizer.model");
     let elsewhere = t.path().join("tok.model");
     std::fs::rename(&tok, &elsewhere).unwrap();
-    let e = convert(
-        &dir,
-        &t.path().join("o.lpk"),
-        &opts(OutputDType::Keep),
-        &quiet,
-    )
-    .unwrap_err();
+    let e = refused(&dir, t.path());
     assert!(e.to_string().contains("no tokenizer.model"), "{e}");
     let mut o = opts(OutputDType::Keep);
     o.tokenizer = Some(elsewhere);

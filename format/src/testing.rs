@@ -23,11 +23,17 @@ pub fn tiny_config() -> ModelConfig {
 pub fn tiny_tokenizer() -> TokenizerData {
     let mut pieces: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
     pieces.extend("▁abcdefghijkl".chars().map(|c| c.to_string()));
-    let n = pieces.len();
-    let mut types = vec![1u8; n];
+    let mut types = vec![1u8; pieces.len()];
     types[0] = 2;
     types[1] = 3;
     types[2] = 3;
+    sentencepiece(pieces, types, false)
+}
+
+/// A SentencePiece tokenizer over `pieces` (with their sentencepiece `types`), scores
+/// descending in id order, `<unk>` = 0, `<s>` = 1, `</s>` = 2, BOS added, dummy prefix on.
+pub fn sentencepiece(pieces: Vec<String>, types: Vec<u8>, byte_fallback: bool) -> TokenizerData {
+    let n = pieces.len();
     TokenizerData {
         kind: TokenizerKind::SentencePiece,
         scores: (0..n).map(|i| -(i as f32)).collect(),
@@ -41,7 +47,7 @@ pub fn tiny_tokenizer() -> TokenizerData {
         add_eos: false,
         add_dummy_prefix: true,
         remove_extra_whitespaces: false,
-        byte_fallback: false,
+        byte_fallback,
         merges: Vec::new(),
         pre: None,
         chat_template: None,

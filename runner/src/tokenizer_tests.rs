@@ -19,25 +19,7 @@ fn vocab(normal: &[&str], user: &[&str], byte_fallback: bool) -> TokenizerData {
         pieces.push((*p).to_string());
         types.push(4);
     }
-    let n = pieces.len();
-    TokenizerData {
-        kind: TokenizerKind::SentencePiece,
-        scores: (0..n).map(|i| -(i as f32)).collect(),
-        pieces,
-        types,
-        bos_id: Some(1),
-        eos_id: Some(2),
-        unk_id: Some(0),
-        pad_id: None,
-        add_bos: true,
-        add_eos: false,
-        add_dummy_prefix: true,
-        remove_extra_whitespaces: false,
-        byte_fallback,
-        merges: Vec::new(),
-        pre: None,
-        chat_template: None,
-    }
+    llamapack_format::testing::sentencepiece(pieces, types, byte_fallback)
 }
 
 fn pieces(t: &Tokenizer, ids: &[u32]) -> Vec<String> {
