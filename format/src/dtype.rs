@@ -4,7 +4,10 @@
 
 use std::fmt;
 
-use crate::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, BlockQ8K};
+use crate::blocks::{
+    BlockIq4Nl, BlockIq4Xs, BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0,
+    BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0, BlockQ8_1, BlockQ8K,
+};
 
 /// An element type of a tensor in a `.lpk` file.
 ///
@@ -23,12 +26,30 @@ pub enum DType {
     Q8_0,
     /// 32 4-bit values with one f16 scale, offset 8 (4.5 bits per weight).
     Q4_0,
+    /// 32 4-bit values with an f16 scale and an f16 minimum (5 bits per weight).
+    Q4_1,
+    /// 32 5-bit values with one f16 scale, offset 16 (5.5 bits per weight).
+    Q5_0,
+    /// 32 5-bit values with an f16 scale and an f16 minimum (6 bits per weight).
+    Q5_1,
+    /// 256 2-bit values in 16 sub-blocks with 4-bit scales and mins (2.625 bits per weight).
+    Q2K,
+    /// 256 3-bit values in 16 sub-blocks with 6-bit scales (3.4375 bits per weight).
+    Q3K,
     /// 256 4-bit values in 8 sub-blocks with 6-bit scales and mins (4.5 bits per weight).
     Q4K,
+    /// 256 5-bit values in 8 sub-blocks with 6-bit scales and mins (5.5 bits per weight).
+    Q5K,
     /// 256 6-bit values in 16 sub-blocks with int8 scales (6.5625 bits per weight).
     Q6K,
+    /// 32 4-bit indices into a non-linear 16-value grid with one f16 scale (4.5 bits per weight).
+    IQ4NL,
+    /// 256 4-bit non-linear indices in 8 sub-blocks with 6-bit scales (4.25 bits per weight).
+    IQ4XS,
     /// 256 int8 values with an f32 scale and 16 partial sums: activations of k-quant dots.
     Q8K,
+    /// 32 int8 values with an f16 scale and the f16 scaled sum: activations of q4_1/q5_1 dots.
+    Q8_1,
 }
 
 /// One row of the dtype table.
@@ -44,77 +65,66 @@ pub struct DTypeInfo {
     pub block_len: usize,
     /// Bytes per block.
     pub block_bytes: usize,
-    /// Whether the type may be stored in a model file (q8_k is for activations only).
+    /// Whether the type may be stored in a model file (q8_k and q8_1 are activations only).
     pub storable: bool,
+    /// The activation format a weight row of this type is dotted with (f32 for float weights;
+    /// itself for the activation-only types).
+    pub vec_dot_type: DType,
+    /// llama.cpp's `LLAMA_FTYPE_MOSTLY_*` id of a file whose weights are all of this type
+    /// (`general.file_type` in GGUF; the `_S` mixture for q3_k/q4_k/q5_k, which have no plain
+    /// one); `None` for activation-only types.
+    pub llama_ftype: Option<u32>,
 }
 
-/// The table. Sizes come from the block structs themselves, so they cannot drift.
-pub const DTYPES: [DTypeInfo; 8] = [
+const fn row(
+    dtype: DType,
+    name: &'static str,
+    ggml_id: u32,
+    block: (usize, usize),
+    vec_dot_type: DType,
+    llama_ftype: Option<u32>,
+) -> DTypeInfo {
     DTypeInfo {
-        dtype: DType::F32,
-        name: "f32",
-        ggml_id: 0,
-        block_len: 1,
-        block_bytes: 4,
-        storable: true,
-    },
-    DTypeInfo {
-        dtype: DType::F16,
-        name: "f16",
-        ggml_id: 1,
-        block_len: 1,
-        block_bytes: 2,
-        storable: true,
-    },
-    DTypeInfo {
-        dtype: DType::BF16,
-        name: "bf16",
-        ggml_id: 30,
-        block_len: 1,
-        block_bytes: 2,
-        storable: true,
-    },
-    DTypeInfo {
-        dtype: DType::Q8_0,
-        name: "q8_0",
-        ggml_id: 8,
-        block_len: 32,
-        block_bytes: size_of::<BlockQ8_0>(),
-        storable: true,
-    },
-    DTypeInfo {
-        dtype: DType::Q4_0,
-        name: "q4_0",
-        ggml_id: 2,
-        block_len: 32,
-        block_bytes: size_of::<BlockQ4_0>(),
-        storable: true,
-    },
-    DTypeInfo {
-        dtype: DType::Q4K,
-        name: "q4_k",
-        ggml_id: 12,
-        block_len: 256,
-        block_bytes: size_of::<BlockQ4K>(),
-        storable: true,
-    },
-    DTypeInfo {
-        dtype: DType::Q6K,
-        name: "q6_k",
-        ggml_id: 14,
-        block_len: 256,
-        block_bytes: size_of::<BlockQ6K>(),
-        storable: true,
-    },
-    DTypeInfo {
-        dtype: DType::Q8K,
-        name: "q8_k",
-        ggml_id: 15,
-        block_len: 256,
-        block_bytes: size_of::<BlockQ8K>(),
-        storable: false,
-    },
-];
+        dtype,
+        name,
+        ggml_id,
+        block_len: block.0,
+        block_bytes: block.1,
+        storable: llama_ftype.is_some(),
+        vec_dot_type,
+        llama_ftype,
+    }
+}
+
+const fn blocks<B>(len: usize) -> (usize, usize) {
+    (len, size_of::<B>())
+}
+
+/// The table, in declaration order of [`DType`]. Sizes come from the block structs themselves,
+/// so they cannot drift.
+pub const DTYPES: [DTypeInfo; 17] = {
+    use DType as D;
+    use crate::blocks::QK_K;
+    [
+        row(D::F32, "f32", 0, (1, 4), D::F32, Some(0)),
+        row(D::F16, "f16", 1, (1, 2), D::F32, Some(1)),
+        row(D::BF16, "bf16", 30, (1, 2), D::F32, Some(32)),
+        row(D::Q8_0, "q8_0", 8, blocks::<BlockQ8_0>(32), D::Q8_0, Some(7)),
+        row(D::Q4_0, "q4_0", 2, blocks::<BlockQ4_0>(32), D::Q8_0, Some(2)),
+        row(D::Q4_1, "q4_1", 3, blocks::<BlockQ4_1>(32), D::Q8_1, Some(3)),
+        row(D::Q5_0, "q5_0", 6, blocks::<BlockQ5_0>(32), D::Q8_0, Some(8)),
+        row(D::Q5_1, "q5_1", 7, blocks::<BlockQ5_1>(32), D::Q8_1, Some(9)),
+        row(D::Q2K, "q2_k", 10, blocks::<BlockQ2K>(QK_K), D::Q8K, Some(10)),
+        row(D::Q3K, "q3_k", 11, blocks::<BlockQ3K>(QK_K), D::Q8K, Some(11)),
+        row(D::Q4K, "q4_k", 12, blocks::<BlockQ4K>(QK_K), D::Q8K, Some(14)),
+        row(D::Q5K, "q5_k", 13, blocks::<BlockQ5K>(QK_K), D::Q8K, Some(16)),
+        row(D::Q6K, "q6_k", 14, blocks::<BlockQ6K>(QK_K), D::Q8K, Some(18)),
+        row(D::IQ4NL, "iq4_nl", 20, blocks::<BlockIq4Nl>(32), D::Q8_0, Some(25)),
+        row(D::IQ4XS, "iq4_xs", 23, blocks::<BlockIq4Xs>(QK_K), D::Q8K, Some(30)),
+        row(D::Q8K, "q8_k", 15, blocks::<BlockQ8K>(QK_K), D::Q8K, None),
+        row(D::Q8_1, "q8_1", 9, blocks::<BlockQ8_1>(32), D::Q8_1, None),
+    ]
+};
 
 impl DType {
     /// Every dtype, in table order.
@@ -146,6 +156,21 @@ impl DType {
     /// Bytes per block.
     pub fn block_bytes(self) -> usize {
         self.info().block_bytes
+    }
+
+    /// The activation format a weight row of this type is dotted with.
+    pub fn vec_dot_type(self) -> DType {
+        self.info().vec_dot_type
+    }
+
+    /// Whether the type may be stored in a model file.
+    pub fn is_storable(self) -> bool {
+        self.info().storable
+    }
+
+    /// Every storable dtype, in table order.
+    pub fn storable() -> impl Iterator<Item = DType> {
+        DType::all().filter(|d| d.is_storable())
     }
 
     /// True for the block-quantized types.
@@ -242,6 +267,20 @@ mod tests {
         assert_eq!(DType::Q4K.bits_per_weight(), 4.5);
         assert_eq!(DType::Q6K.bits_per_weight(), 6.5625);
         assert_eq!(DType::Q8K.block_bytes(), 292);
+        for (d, bpw) in [
+            (DType::Q4_1, 5.0),
+            (DType::Q5_0, 5.5),
+            (DType::Q5_1, 6.0),
+            (DType::Q2K, 2.625),
+            (DType::Q3K, 3.4375),
+            (DType::Q5K, 5.5),
+            (DType::IQ4NL, 4.5),
+            (DType::IQ4XS, 4.25),
+        ] {
+            assert_eq!(d.bits_per_weight(), bpw, "{d}");
+        }
+        assert_eq!(DType::Q8_1.block_bytes(), 36);
+        assert!(!DType::Q8_1.is_storable() && !DType::Q8K.is_storable());
     }
 
     #[test]

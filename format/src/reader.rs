@@ -7,7 +7,10 @@ use bytemuck::Pod;
 use half::{bf16, f16};
 
 use crate::DType;
-use crate::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0};
+use crate::blocks::{
+    BlockIq4Nl, BlockIq4Xs, BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0,
+    BlockQ5_1, BlockQ5K, BlockQ6K, BlockQ8_0,
+};
 use crate::error::{Error, Result};
 use crate::header::{
     ALIGN, BlobEntry, Header, MAGIC, MAX_DIMS, MAX_HEADER_LEN, PREAMBLE_LEN, Preamble, TensorEntry,
@@ -46,26 +49,18 @@ pub trait Block: Pod {
     /// Its dtype.
     const DTYPE: DType;
 }
-impl Block for BlockQ8_0 {
-    const DTYPE: DType = DType::Q8_0;
+macro_rules! blocks_of {
+    ($($t:ty => $d:ident),* $(,)?) => {
+        $(impl Block for $t {
+            const DTYPE: DType = DType::$d;
+        })*
+    };
 }
-impl Block for BlockQ4_0 {
-    const DTYPE: DType = DType::Q4_0;
-}
-impl Block for BlockQ4K {
-    const DTYPE: DType = DType::Q4K;
-}
-impl Block for BlockQ6K {
-    const DTYPE: DType = DType::Q6K;
-}
-impl Block for f32 {
-    const DTYPE: DType = DType::F32;
-}
-impl Block for f16 {
-    const DTYPE: DType = DType::F16;
-}
-impl Block for bf16 {
-    const DTYPE: DType = DType::BF16;
+blocks_of! {
+    f32 => F32, f16 => F16, bf16 => BF16,
+    BlockQ8_0 => Q8_0, BlockQ4_0 => Q4_0, BlockQ4_1 => Q4_1, BlockQ5_0 => Q5_0,
+    BlockQ5_1 => Q5_1, BlockQ2K => Q2K, BlockQ3K => Q3K, BlockQ4K => Q4K, BlockQ5K => Q5K,
+    BlockQ6K => Q6K, BlockIq4Nl => IQ4NL, BlockIq4Xs => IQ4XS,
 }
 
 impl<'a> TensorView<'a> {

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use llamapack_format::DType;
 
+use crate::format::BlockFormat;
 use crate::{Error, scalar};
 
 /// An instruction-set level with its own kernel table.
@@ -102,21 +103,17 @@ pub(crate) struct Format {
     pub(crate) vec_dot_tiled: Option<DotTiledFn>,
 }
 
-/// A table of kernels for every dtype at one [`Level`].
+/// Rows of the dtype table.
+const N_DTYPES: usize = llamapack_format::DTYPES.len();
+
+/// A table of kernels for every dtype at one [`Level`], indexed by dtype.
 ///
 /// The methods check lengths and inputs, then call the level's kernels; the free functions of
 /// the crate root use the table of [`kernels`].
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
     level: Level,
-    f32: Format,
-    f16: Format,
-    bf16: Format,
-    q8_0: Format,
-    q4_0: Format,
-    q4_k: Format,
-    q6_k: Format,
-    q8_k: Format,
+    formats: [Option<Format>; N_DTYPES],
 }
 
 impl Kernels {
@@ -126,17 +123,14 @@ impl Kernels {
     }
 
     fn format(&self, dtype: DType) -> Result<&Format, Error> {
-        Ok(match dtype {
-            DType::F32 => &self.f32,
-            DType::F16 => &self.f16,
-            DType::BF16 => &self.bf16,
-            DType::Q8_0 => &self.q8_0,
-            DType::Q4_0 => &self.q4_0,
-            DType::Q4K => &self.q4_k,
-            DType::Q6K => &self.q6_k,
-            DType::Q8K => &self.q8_k,
-            other => return Err(Error::Unsupported(other)),
-        })
+        self.formats[dtype as usize]
+            .as_ref()
+            .ok_or(Error::Unsupported(dtype))
+    }
+
+    /// Whether this level has kernels for `dtype` (every row of the dtype table does).
+    pub fn supports(&self, dtype: DType) -> bool {
+        self.formats[dtype as usize].is_some()
     }
 
     /// See [`crate::quantize_row`].
@@ -168,7 +162,7 @@ impl Kernels {
     #[inline]
     pub fn vec_dot(&self, weight: DType, n: usize, w_row: &[u8], act: &[u8]) -> f32 {
         let f = self.format(weight).expect("vec_dot: dtype without kernels");
-        let act_type = crate::vec_dot_type(weight);
+        let act_type = weight.vec_dot_type();
         assert!(
             weight.row_bytes(n) == Some(w_row.len()) && act_type.row_bytes(n) == Some(act.len()),
             "vec_dot: {weight} row of {n} values needs {:?} + {:?} bytes, got {} + {}",
@@ -214,7 +208,7 @@ impl Kernels {
     ) {
         let (wrb, arb) = (
             weight.row_bytes(n),
-            crate::vec_dot_type(weight).row_bytes(n),
+            weight.vec_dot_type().row_bytes(n),
         );
         let shape = match (wrb, arb) {
             (Some(w), Some(a))
@@ -293,7 +287,7 @@ impl Kernels {
     pub fn vec_dot4(&self, weight: DType, n: usize, w_row: &[u8], acts: [&[u8]; 4]) -> [f32; 4] {
         match self.dot4(weight) {
             Some(f) => {
-                let act_type = crate::vec_dot_type(weight);
+                let act_type = weight.vec_dot_type();
                 assert!(
                     weight.row_bytes(n) == Some(w_row.len())
                         && acts.iter().all(|a| act_type.row_bytes(n) == Some(a.len())),
@@ -344,72 +338,74 @@ fn check_bytes(dtype: DType, len: usize, bytes: usize) -> Result<(), Error> {
     }
 }
 
-static SCALAR: Kernels = Kernels {
-    level: Level::Scalar,
-    f32: Format {
-        quantize: scalar::quantize_f32,
-        dequantize: scalar::dequantize_f32,
-        vec_dot: scalar::vec_dot_f32,
+/// The scalar table of one block format, from its [`BlockFormat`] reference kernels.
+const fn scalar_format<F: BlockFormat>() -> Option<Format> {
+    Some(Format {
+        quantize: scalar::quantize::<F>,
+        dequantize: scalar::dequantize::<F>,
+        vec_dot: scalar::vec_dot::<F>,
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
-    },
-    f16: Format {
-        quantize: scalar::quantize_f16,
-        dequantize: scalar::dequantize_f16,
-        vec_dot: scalar::vec_dot_f16,
+    })
+}
+
+/// A plain float format's scalar table.
+const fn float_format(quantize: QuantizeFn, dequantize: DequantizeFn, vec_dot: DotFn) -> Option<Format> {
+    Some(Format {
+        quantize,
+        dequantize,
+        vec_dot,
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
-    },
-    bf16: Format {
-        quantize: scalar::quantize_bf16,
-        dequantize: scalar::dequantize_bf16,
-        vec_dot: scalar::vec_dot_bf16,
-        vec_dot4: None,
-        vec_dot4_packed: None,
-        vec_dot_tiled: None,
-    },
-    q8_0: Format {
-        quantize: scalar::quantize_q8_0,
-        dequantize: scalar::dequantize_q8_0,
-        vec_dot: scalar::vec_dot_q8_0,
-        vec_dot4: None,
-        vec_dot4_packed: None,
-        vec_dot_tiled: None,
-    },
-    q4_0: Format {
-        quantize: scalar::quantize_q4_0,
-        dequantize: scalar::dequantize_q4_0,
-        vec_dot: scalar::vec_dot_q4_0,
-        vec_dot4: None,
-        vec_dot4_packed: None,
-        vec_dot_tiled: None,
-    },
-    q4_k: Format {
-        quantize: scalar::quantize_q4_k,
-        dequantize: scalar::dequantize_q4_k,
-        vec_dot: scalar::vec_dot_q4_k,
-        vec_dot4: None,
-        vec_dot4_packed: None,
-        vec_dot_tiled: None,
-    },
-    q6_k: Format {
-        quantize: scalar::quantize_q6_k,
-        dequantize: scalar::dequantize_q6_k,
-        vec_dot: scalar::vec_dot_q6_k,
-        vec_dot4: None,
-        vec_dot4_packed: None,
-        vec_dot_tiled: None,
-    },
-    q8_k: Format {
-        quantize: scalar::quantize_q8_k,
-        dequantize: scalar::dequantize_q8_k,
-        vec_dot: scalar::vec_dot_q8_k,
-        vec_dot4: None,
-        vec_dot4_packed: None,
-        vec_dot_tiled: None,
-    },
+    })
+}
+
+/// `table[dtype]`, which must be set (a `const` helper for the SIMD tables).
+const fn base(table: &[Option<Format>; N_DTYPES], dtype: DType) -> Format {
+    match table[dtype as usize] {
+        Some(f) => f,
+        None => panic!("no scalar kernels for a dtype"),
+    }
+}
+
+/// Replaces some kernels of one dtype in a table: `over!(t, Q4K, { vec_dot: … })`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! over {
+    ($t:ident, $d:ident, { $($field:ident: $val:expr),* $(,)? }) => {
+        $t[DType::$d as usize] = Some(Format { $($field: $val,)* ..base(&$t, DType::$d) });
+    };
+}
+
+/// Every format, by dtype: the one list a new format is added to.
+static SCALAR: Kernels = {
+    use crate::{q4_0, q4_k, q6_k, q8_0, q8_k};
+    let mut t: [Option<Format>; N_DTYPES] = [None; N_DTYPES];
+    t[DType::F32 as usize] = float_format(
+        scalar::quantize_f32,
+        scalar::dequantize_f32,
+        scalar::vec_dot_f32,
+    );
+    t[DType::F16 as usize] = float_format(
+        scalar::quantize_f16,
+        scalar::dequantize_f16,
+        scalar::vec_dot_f16,
+    );
+    t[DType::BF16 as usize] = float_format(
+        scalar::quantize_bf16,
+        scalar::dequantize_bf16,
+        scalar::vec_dot_bf16,
+    );
+    t[DType::Q8_0 as usize] = scalar_format::<q8_0::Q8_0>();
+    t[DType::Q4_0 as usize] = scalar_format::<q4_0::Q4_0>();
+    t[DType::Q4K as usize] = scalar_format::<q4_k::Q4K>();
+    t[DType::Q6K as usize] = scalar_format::<q6_k::Q6K>();
+    t[DType::Q8K as usize] = scalar_format::<q8_k::Q8K>();
+    Kernels {
+        level: Level::Scalar,
+        formats: t,
+    }
 };
 
 /// Wraps a `#[target_feature]` kernel in a closure that coerces to a plain `fn` pointer.
@@ -451,182 +447,134 @@ macro_rules! tf {
 #[cfg(target_arch = "x86_64")]
 static AVX2: Kernels = {
     use crate::x86::avx2 as k;
+    let mut t = SCALAR.formats;
+    over!(t, F32, {
+        vec_dot: tf!(dot k::vec_dot_f32),
+        vec_dot4: tf!(dot4 k::vec_dot4_f32),
+    });
+    over!(t, F16, {
+        quantize: tf!(quant k::quantize_f16),
+        dequantize: tf!(dequant k::dequantize_f16),
+        vec_dot: tf!(dot k::vec_dot_f16),
+        vec_dot4: tf!(dot4 k::vec_dot4_f16),
+    });
+    over!(t, BF16, {
+        quantize: tf!(quant k::quantize_bf16),
+        dequantize: tf!(dequant k::dequantize_bf16),
+        vec_dot: tf!(dot k::vec_dot_bf16),
+        vec_dot4: tf!(dot4 k::vec_dot4_bf16),
+    });
+    over!(t, Q8_0, {
+        quantize: tf!(quant k::quantize_q8_0),
+        dequantize: tf!(dequant k::dequantize_q8_0),
+        vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
+    });
+    over!(t, Q4_0, {
+        quantize: tf!(quant k::quantize_q4_0),
+        dequantize: tf!(dequant k::dequantize_q4_0),
+        vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
+    });
+    over!(t, Q4K, {
+        quantize: tf!(quant k::quantize_q4_k),
+        dequantize: tf!(dequant k::dequantize_q4_k),
+        vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
+    });
+    over!(t, Q6K, {
+        quantize: tf!(quant k::quantize_q6_k),
+        dequantize: tf!(dequant k::dequantize_q6_k),
+        vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
+    });
+    over!(t, Q8K, {
+        quantize: tf!(quant k::quantize_q8_k),
+        dequantize: tf!(dequant k::dequantize_q8_k),
+    });
     Kernels {
         level: Level::Avx2,
-        f32: Format {
-            quantize: scalar::quantize_f32,
-            dequantize: scalar::dequantize_f32,
-            vec_dot: tf!(dot k::vec_dot_f32),
-            vec_dot4: tf!(dot4 k::vec_dot4_f32),
-            vec_dot4_packed: None,
-            vec_dot_tiled: None,
-        },
-        f16: Format {
-            quantize: tf!(quant k::quantize_f16),
-            dequantize: tf!(dequant k::dequantize_f16),
-            vec_dot: tf!(dot k::vec_dot_f16),
-            vec_dot4: tf!(dot4 k::vec_dot4_f16),
-            vec_dot4_packed: None,
-            vec_dot_tiled: None,
-        },
-        bf16: Format {
-            quantize: tf!(quant k::quantize_bf16),
-            dequantize: tf!(dequant k::dequantize_bf16),
-            vec_dot: tf!(dot k::vec_dot_bf16),
-            vec_dot4: tf!(dot4 k::vec_dot4_bf16),
-            vec_dot4_packed: None,
-            vec_dot_tiled: None,
-        },
-        q8_0: Format {
-            quantize: tf!(quant k::quantize_q8_0),
-            dequantize: tf!(dequant k::dequantize_q8_0),
-            vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
-            vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
-            vec_dot4_packed: None,
-            vec_dot_tiled: None,
-        },
-        q4_0: Format {
-            quantize: tf!(quant k::quantize_q4_0),
-            dequantize: tf!(dequant k::dequantize_q4_0),
-            vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
-            vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
-            vec_dot4_packed: None,
-            vec_dot_tiled: None,
-        },
-        q4_k: Format {
-            quantize: tf!(quant k::quantize_q4_k),
-            dequantize: tf!(dequant k::dequantize_q4_k),
-            vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
-            vec_dot4: None,
-            vec_dot4_packed: None,
-            vec_dot_tiled: None,
-        },
-        q6_k: Format {
-            quantize: tf!(quant k::quantize_q6_k),
-            dequantize: tf!(dequant k::dequantize_q6_k),
-            vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
-            vec_dot4: None,
-            vec_dot4_packed: None,
-            vec_dot_tiled: None,
-        },
-        q8_k: Format {
-            quantize: tf!(quant k::quantize_q8_k),
-            dequantize: tf!(dequant k::dequantize_q8_k),
-            vec_dot: scalar::vec_dot_q8_k,
-            vec_dot4: None,
-            vec_dot4_packed: None,
-            vec_dot_tiled: None,
-        },
+        formats: t,
     }
 };
+
+/// A `vec_dot_tiled` entry from a `#[target_feature]` kernel.
+#[cfg(target_arch = "x86_64")]
+macro_rules! tiled {
+    ($f:path) => {
+        Some(|n, w, a, o| {
+            // SAFETY: the table is only reachable once its features are detected.
+            unsafe { $f(n, w, a, o) }
+        })
+    };
+}
 
 #[cfg(target_arch = "x86_64")]
 static AVX512: Kernels = {
     use crate::x86::avx512 as k;
+    let mut t = AVX2.formats;
+    over!(t, F32, {
+        vec_dot: tf!(dot k::vec_dot_f32),
+        vec_dot4: tf!(dot4 k::vec_dot4_f32),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_f32),
+    });
+    over!(t, F16, {
+        vec_dot: tf!(dot k::vec_dot_f16),
+        vec_dot4: tf!(dot4 k::vec_dot4_f16),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_f16),
+    });
+    over!(t, BF16, {
+        vec_dot: tf!(dot k::vec_dot_bf16),
+        vec_dot4: tf!(dot4 k::vec_dot4_bf16),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_bf16),
+    });
+    over!(t, Q8_0, {
+        vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
+        vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q8_0_q8_0),
+    });
+    over!(t, Q4_0, {
+        vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
+        vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q4_0_q8_0),
+    });
+    // the one-token q4_k dot is AVX2's (`vpdpwssd` bought nothing over `vpmaddwd` there)
+    over!(t, Q4K, {
+        quantize: tf!(quant k::quantize_q4_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q4_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q4_k_q8_k),
+    });
+    over!(t, Q6K, {
+        quantize: tf!(quant k::quantize_q6_k),
+        vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q6_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q6_k_q8_k),
+    });
     Kernels {
         level: Level::Avx512,
-        f32: Format {
-            vec_dot: tf!(dot k::vec_dot_f32),
-            vec_dot4: tf!(dot4 k::vec_dot4_f32),
-            vec_dot_tiled: Some(|n, w, a, o| {
-                // SAFETY: the table is only reachable once its features are detected.
-                unsafe { k::vec_dot_tiled_f32(n, w, a, o) }
-            }),
-            ..AVX2.f32
-        },
-        f16: Format {
-            vec_dot: tf!(dot k::vec_dot_f16),
-            vec_dot4: tf!(dot4 k::vec_dot4_f16),
-            vec_dot_tiled: Some(|n, w, a, o| {
-                // SAFETY: the table is only reachable once its features are detected.
-                unsafe { k::vec_dot_tiled_f16(n, w, a, o) }
-            }),
-            ..AVX2.f16
-        },
-        bf16: Format {
-            vec_dot: tf!(dot k::vec_dot_bf16),
-            vec_dot4: tf!(dot4 k::vec_dot4_bf16),
-            vec_dot_tiled: Some(|n, w, a, o| {
-                // SAFETY: the table is only reachable once its features are detected.
-                unsafe { k::vec_dot_tiled_bf16(n, w, a, o) }
-            }),
-            ..AVX2.bf16
-        },
-        q8_0: Format {
-            vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
-            vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
-            vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q8_0_q8_0),
-            ..AVX2.q8_0
-        },
-        q4_0: Format {
-            vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
-            vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
-            vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q4_0_q8_0),
-            ..AVX2.q4_0
-        },
-        q4_k: Format {
-            quantize: tf!(quant k::quantize_q4_k),
-            // the one-token dot is AVX2's (`vpdpwssd` bought nothing over `vpmaddwd` there)
-            vec_dot4: tf!(dot4 k::vec_dot4_q4_k_q8_k),
-            vec_dot_tiled: Some(|n, w, a, o| {
-                // SAFETY: the table is only reachable once its features are detected.
-                unsafe { k::vec_dot_tiled_q4_k_q8_k(n, w, a, o) }
-            }),
-            ..AVX2.q4_k
-        },
-        q6_k: Format {
-            quantize: tf!(quant k::quantize_q6_k),
-            vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
-            vec_dot4: tf!(dot4 k::vec_dot4_q6_k_q8_k),
-            vec_dot_tiled: Some(|n, w, a, o| {
-                // SAFETY: the table is only reachable once its features are detected.
-                unsafe { k::vec_dot_tiled_q6_k_q8_k(n, w, a, o) }
-            }),
-            ..AVX2.q6_k
-        },
-        q8_k: AVX2.q8_k,
+        formats: t,
     }
 };
 
 #[cfg(target_arch = "aarch64")]
 static NEON: Kernels = {
     use crate::neon as k;
+    let mut t = SCALAR.formats;
+    over!(t, F32, { vec_dot: tf!(dot k::vec_dot_f32) });
+    over!(t, F16, { vec_dot: tf!(dot k::vec_dot_f16) });
+    over!(t, BF16, { vec_dot: tf!(dot k::vec_dot_bf16) });
+    over!(t, Q8_0, {
+        quantize: tf!(quant k::quantize_q8_0),
+        vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
+    });
+    over!(t, Q4_0, {
+        quantize: tf!(quant k::quantize_q4_0),
+        vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
+    });
+    over!(t, Q4K, { vec_dot: tf!(dot k::vec_dot_q4_k_q8_k) });
+    over!(t, Q6K, { vec_dot: tf!(dot k::vec_dot_q6_k_q8_k) });
+    over!(t, Q8K, { quantize: tf!(quant k::quantize_q8_k) });
     Kernels {
         level: Level::Neon,
-        f32: Format {
-            vec_dot: tf!(dot k::vec_dot_f32),
-            ..SCALAR.f32
-        },
-        f16: Format {
-            vec_dot: tf!(dot k::vec_dot_f16),
-            ..SCALAR.f16
-        },
-        bf16: Format {
-            vec_dot: tf!(dot k::vec_dot_bf16),
-            ..SCALAR.bf16
-        },
-        q8_0: Format {
-            quantize: tf!(quant k::quantize_q8_0),
-            vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
-            ..SCALAR.q8_0
-        },
-        q4_0: Format {
-            quantize: tf!(quant k::quantize_q4_0),
-            vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
-            ..SCALAR.q4_0
-        },
-        q4_k: Format {
-            vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
-            ..SCALAR.q4_k
-        },
-        q6_k: Format {
-            vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
-            ..SCALAR.q6_k
-        },
-        q8_k: Format {
-            quantize: tf!(quant k::quantize_q8_k),
-            ..SCALAR.q8_k
-        },
+        formats: t,
     }
 };
 

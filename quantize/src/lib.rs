@@ -82,6 +82,7 @@
 mod dispatch;
 mod error;
 pub mod float;
+pub mod format;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod q4_0;
@@ -98,6 +99,7 @@ mod x86;
 
 pub use dispatch::{Kernels, Level, kernels, kernels_for, simd_level};
 pub use error::Error;
+pub use format::BlockFormat;
 pub use llamapack_format::DType;
 
 /// Every weight type the kernels multiply (each has a [`vec_dot`] against its
@@ -112,14 +114,10 @@ pub const WEIGHT_TYPES: [DType; 7] = [
     DType::Q6K,
 ];
 
-/// The activation format a weight of type `weight` is dotted with: q8_0 for q8_0/q4_0, q8_k for
-/// the k-quants, f32 for plain float weights.
+/// The activation format a weight of type `weight` is dotted with: the dtype table's
+/// `vec_dot_type` column (q8_0, q8_1, q8_k; f32 for plain float weights).
 pub fn vec_dot_type(weight: DType) -> DType {
-    match weight {
-        DType::Q8_0 | DType::Q4_0 => DType::Q8_0,
-        DType::Q4K | DType::Q6K | DType::Q8K => DType::Q8K,
-        _ => DType::F32,
-    }
+    weight.vec_dot_type()
 }
 
 /// Encodes one row of `src.len()` values as `dtype` into `dst`.

@@ -11,6 +11,16 @@ use llamapack_format::blocks::{BlockQ4_0, BlockQ8_0, QK4_0};
 
 use crate::rounding::c_f32_to_i8;
 
+crate::format::block_format!(
+    Q4_0,
+    Q4_0,
+    BlockQ4_0,
+    BlockQ8_0,
+    quantize_row_q4_0_ref,
+    dequantize_row_q4_0_ref,
+    block_dot
+);
+
 /// Quantizes `x` (a multiple of 32 values) into `y`.
 ///
 /// Edge cases, as in ggml: an all-zero block has `max = +0`, so `d = 0 / −8 = −0` (stored

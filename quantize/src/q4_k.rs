@@ -10,6 +10,16 @@ use llamapack_format::blocks::{BlockQ4K, BlockQ8K, K_SCALE_SIZE, QK_K};
 
 use crate::rounding::nearest_int;
 
+crate::format::block_format!(
+    Q4K,
+    Q4K,
+    BlockQ4K,
+    BlockQ8K,
+    quantize_row_q4_k_ref,
+    dequantize_row_q4_k_ref,
+    block_dot
+);
+
 /// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` (0..8).
 #[inline(always)]
 pub fn get_scale_min_k4(j: usize, q: &[u8; K_SCALE_SIZE]) -> (u8, u8) {

@@ -10,6 +10,16 @@ use llamapack_format::blocks::{BlockQ6K, BlockQ8K, QK_K};
 
 use crate::rounding::nearest_int;
 
+crate::format::block_format!(
+    Q6K,
+    Q6K,
+    BlockQ6K,
+    BlockQ8K,
+    quantize_row_q6_k_ref,
+    dequantize_row_q6_k_ref,
+    block_dot
+);
+
 /// ggml's `GROUP_MAX_EPS`: groups whose largest magnitude is below it quantize to zero.
 const GROUP_MAX_EPS: f32 = 1e-15;
 

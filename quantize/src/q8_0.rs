@@ -9,6 +9,16 @@ use llamapack_format::blocks::{BlockQ8_0, QK8_0};
 
 use crate::rounding::{c_f32_to_i8, roundf};
 
+crate::format::block_format!(
+    Q8_0,
+    Q8_0,
+    BlockQ8_0,
+    BlockQ8_0,
+    quantize_row_q8_0_ref,
+    dequantize_row_q8_0_ref,
+    block_dot
+);
+
 /// Quantizes `x` (a multiple of 32 values) into `y` (`x.len() / 32` blocks).
 ///
 /// Edge cases, as in ggml: an all-zero block gets `d = 0` and zero quants; when `amax / 127`

@@ -10,6 +10,16 @@ use llamapack_format::blocks::{BlockQ8K, QK_K};
 
 use crate::rounding::nearest_int;
 
+crate::format::block_format!(
+    Q8K,
+    Q8K,
+    BlockQ8K,
+    BlockQ8K,
+    quantize_row_q8_k_ref,
+    dequantize_row_q8_k_ref,
+    block_dot
+);
+
 /// Quantizes `x` (a multiple of 256 values) into `y`.
 ///
 /// An all-zero block gets `d = 0` and zero quants and sums (ggml leaves its `bsums`

@@ -1,4 +1,4 @@
-//! The scalar level: the `*_ref` kernels behind byte-slice adapters.
+//! The scalar level: every format's `*_ref` kernels ([`BlockFormat`]) behind byte-slice adapters.
 //!
 //! Block structs have alignment 2 or 4. When a byte slice is aligned (always, for `.lpk` data
 //! and `Vec`-backed buffers), it is viewed as blocks in place; otherwise each block is copied
@@ -6,9 +6,9 @@
 
 use bytemuck::Pod;
 use half::{bf16, f16};
-use llamapack_format::blocks::{BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, BlockQ8K};
 
-use crate::{float, q4_0, q4_k, q6_k, q8_0, q8_k};
+use crate::float;
+use crate::format::BlockFormat;
 
 fn quantize_as<B: Pod>(src: &[f32], dst: &mut [u8], f: fn(&[f32], &mut [B])) {
     let nb = dst.len() / size_of::<B>();
@@ -68,6 +68,19 @@ fn dot_as<W: Pod, A: Pod>(w: &[u8], a: &[u8], term: fn(&W, &A) -> f32) -> f32 {
     }
 }
 
+/// [`BlockFormat::quantize_ref`] over row bytes.
+pub(crate) fn quantize<F: BlockFormat>(src: &[f32], dst: &mut [u8]) {
+    quantize_as::<F::Block>(src, dst, F::quantize_ref);
+}
+/// [`BlockFormat::dequantize_ref`] over row bytes.
+pub(crate) fn dequantize<F: BlockFormat>(src: &[u8], dst: &mut [f32]) {
+    dequantize_as::<F::Block>(src, dst, F::dequantize_ref);
+}
+/// The row dot of [`BlockFormat::block_dot`] over row bytes.
+pub(crate) fn vec_dot<F: BlockFormat>(_n: usize, w: &[u8], a: &[u8]) -> f32 {
+    dot_as::<F::Block, F::Act>(w, a, F::block_dot)
+}
+
 pub(crate) fn quantize_f32(src: &[f32], dst: &mut [u8]) {
     dst.copy_from_slice(bytemuck::cast_slice(src));
 }
@@ -86,37 +99,6 @@ pub(crate) fn quantize_bf16(src: &[f32], dst: &mut [u8]) {
 pub(crate) fn dequantize_bf16(src: &[u8], dst: &mut [f32]) {
     dequantize_as::<bf16>(src, dst, float::dequantize_row_bf16_ref);
 }
-pub(crate) fn quantize_q8_0(src: &[f32], dst: &mut [u8]) {
-    quantize_as::<BlockQ8_0>(src, dst, q8_0::quantize_row_q8_0_ref);
-}
-pub(crate) fn dequantize_q8_0(src: &[u8], dst: &mut [f32]) {
-    dequantize_as::<BlockQ8_0>(src, dst, q8_0::dequantize_row_q8_0_ref);
-}
-pub(crate) fn quantize_q4_0(src: &[f32], dst: &mut [u8]) {
-    quantize_as::<BlockQ4_0>(src, dst, q4_0::quantize_row_q4_0_ref);
-}
-pub(crate) fn dequantize_q4_0(src: &[u8], dst: &mut [f32]) {
-    dequantize_as::<BlockQ4_0>(src, dst, q4_0::dequantize_row_q4_0_ref);
-}
-pub(crate) fn quantize_q4_k(src: &[f32], dst: &mut [u8]) {
-    quantize_as::<BlockQ4K>(src, dst, q4_k::quantize_row_q4_k_ref);
-}
-pub(crate) fn dequantize_q4_k(src: &[u8], dst: &mut [f32]) {
-    dequantize_as::<BlockQ4K>(src, dst, q4_k::dequantize_row_q4_k_ref);
-}
-pub(crate) fn quantize_q6_k(src: &[f32], dst: &mut [u8]) {
-    quantize_as::<BlockQ6K>(src, dst, q6_k::quantize_row_q6_k_ref);
-}
-pub(crate) fn dequantize_q6_k(src: &[u8], dst: &mut [f32]) {
-    dequantize_as::<BlockQ6K>(src, dst, q6_k::dequantize_row_q6_k_ref);
-}
-pub(crate) fn quantize_q8_k(src: &[f32], dst: &mut [u8]) {
-    quantize_as::<BlockQ8K>(src, dst, q8_k::quantize_row_q8_k_ref);
-}
-pub(crate) fn dequantize_q8_k(src: &[u8], dst: &mut [f32]) {
-    dequantize_as::<BlockQ8K>(src, dst, q8_k::dequantize_row_q8_k_ref);
-}
-
 pub(crate) fn vec_dot_f32(_n: usize, w: &[u8], a: &[u8]) -> f32 {
     dot_as::<f32, f32>(w, a, |x, y| x * y)
 }
@@ -125,19 +107,4 @@ pub(crate) fn vec_dot_f16(_n: usize, w: &[u8], a: &[u8]) -> f32 {
 }
 pub(crate) fn vec_dot_bf16(_n: usize, w: &[u8], a: &[u8]) -> f32 {
     dot_as::<bf16, f32>(w, a, |x, y| float::bf16_to_f32(*x) * y)
-}
-pub(crate) fn vec_dot_q8_0(_n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_as::<BlockQ8_0, BlockQ8_0>(w, a, q8_0::block_dot)
-}
-pub(crate) fn vec_dot_q4_0(_n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_as::<BlockQ4_0, BlockQ8_0>(w, a, q4_0::block_dot)
-}
-pub(crate) fn vec_dot_q4_k(_n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_as::<BlockQ4K, BlockQ8K>(w, a, q4_k::block_dot)
-}
-pub(crate) fn vec_dot_q6_k(_n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_as::<BlockQ6K, BlockQ8K>(w, a, q6_k::block_dot)
-}
-pub(crate) fn vec_dot_q8_k(_n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_as::<BlockQ8K, BlockQ8K>(w, a, q8_k::block_dot)
 }
