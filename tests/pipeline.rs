@@ -440,8 +440,8 @@ fn user_mistakes_get_one_clear_line() {
     let sh = shared();
     let err = fails(&["quantize", s(&sh.f16), "-o", s(&sh.f16), "--type", "q4_0"]);
     assert!(err.contains("refusing to overwrite"), "{err}");
-    let err = fails(&["quantize", s(&sh.f16), "-o", "/tmp/x.lpk", "--type", "q3_k"]);
-    assert!(err.contains("unknown recipe `q3_k`"), "{err}");
+    let err = fails(&["quantize", s(&sh.f16), "-o", "/tmp/x.lpk", "--type", "q7_0"]);
+    assert!(err.contains("unknown recipe `q7_0`"), "{err}");
     let short = sh.dir.join("short.json");
     std::fs::write(&short, "[1, 5, 9]").unwrap();
     let err = fails(&[

@@ -90,6 +90,7 @@ pub mod q4_k;
 pub mod q6_k;
 pub mod q8_0;
 pub mod q8_k;
+pub mod pipeline;
 pub mod recipe;
 mod rounding;
 mod scalar;

@@ -154,6 +154,14 @@ fn q4_k_m(name: &str, n_layers: u32) -> DType {
     }
 }
 
+/// llama.cpp's `LLAMA_FTYPE_*` id (`general.file_type`) of a recipe name.
+pub fn llama_ftype(recipe: &str) -> Option<u32> {
+    match recipe {
+        "q4_k_m" => Some(15),
+        other => DType::from_name(other).and_then(|d| d.info().llama_ftype),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

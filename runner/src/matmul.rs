@@ -62,8 +62,9 @@ pub(crate) fn dequantize_row(k: &Kernels, dtype: DType, src: &[u8], dst: &mut [f
 /// Bytes of activation scratch a batch of `n` rows of `cols` needs, for any weight dtype: the
 /// converted rows, then (q8_0) the same rows packed 4 tokens at a time.
 pub(crate) fn act_scratch_bytes(n: usize, cols: usize) -> usize {
-    let rows = [DType::Q8_0, DType::Q8K]
-        .iter()
+    // every activation format a weight can be dotted with (the table's vec_dot_type column)
+    let rows = DType::storable()
+        .map(DType::vec_dot_type)
         .filter_map(|d| d.row_bytes(cols.next_multiple_of(d.block_len())))
         .max()
         .unwrap_or(0)

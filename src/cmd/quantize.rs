@@ -1,16 +1,14 @@
 //! `llamapack quantize`: a `.lpk` in, a quantized `.lpk` out, with an error report.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use llamapack_format::{DType, Lpk, LpkWriter, Metadata, SourceFile, TensorView};
+use llamapack_format::{DType, Lpk, SourceFile};
+use llamapack_quantize::pipeline::{self, Quantized, TensorReport};
 use llamapack_quantize::recipe::{RECIPE_NAMES, Recipe};
-use llamapack_quantize::stats::{ErrorReport, ErrorStats};
-use rayon::prelude::*;
-use serde::Serialize;
 use serde_json::json;
 
 use crate::ui;
@@ -44,7 +42,7 @@ pub struct Args {
     #[arg(short, long)]
     pub output: PathBuf,
     /// Recipe: q8_0, q4_0, q4_k, q6_k, q4_k_m, f16, bf16, f32.
-    #[arg(long = "type", short = 't', value_name = "RECIPE")]
+    #[arg(long = "type", value_name = "RECIPE")]
     pub recipe: String,
     /// Type of output.weight (overrides the recipe).
     #[arg(long, value_name = "TYPE")]
@@ -52,8 +50,12 @@ pub struct Args {
     /// Type of tok_embeddings.weight (overrides the recipe).
     #[arg(long, value_name = "TYPE")]
     pub embedding_type: Option<DType>,
-    /// Worker threads (default: one per physical core).
+    /// Re-encode tensors that are already quantized (compounds the error; as llama-quantize's
+    /// --allow-requantize). Without it an already-quantized input is refused.
     #[arg(long)]
+    pub allow_requantize: bool,
+    /// Worker threads (default: one per physical core).
+    #[arg(short = 't', long)]
     pub threads: Option<usize>,
     /// Write the per-tensor error report as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -64,17 +66,6 @@ pub struct Args {
     /// Print only the N worst tensors in the table (0 = all).
     #[arg(long, default_value_t = 20)]
     pub top: usize,
-}
-
-/// One row of the error report.
-#[derive(Debug, Serialize)]
-pub struct TensorReport {
-    pub name: String,
-    pub source_dtype: String,
-    pub dtype: String,
-    pub bytes: u64,
-    #[serde(flatten)]
-    pub error: ErrorReport,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -98,14 +89,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     crate::cmd::refuse_overwrite(&args.input, &args.output)?;
     let pool = crate::cmd::thread_pool(args.threads)?;
     let lpk = Lpk::open(&args.input)?;
-    recipe.tied_output = lpk.config().tied_output;
+    let opts = pipeline::Options {
+        allow_requantize: args.allow_requantize,
+    };
     let started = Instant::now();
-    let (reports, fallbacks) =
-        pool.install(|| quantize_file(&lpk, &recipe, &args.input, &args.output))?;
+    let done = pool.install(|| quantize_file(&lpk, &recipe, &args.input, &args.output, &opts))?;
     let secs = started.elapsed().as_secs_f64();
 
-    let out_len = std::fs::metadata(&args.output).map_or(0, |m| m.len());
-    let mut worst: Vec<&TensorReport> = reports.iter().collect();
+    let out_len = done.output_bytes;
+    let fallbacks = &done.fallbacks;
+    let mut worst: Vec<&TensorReport> = done.tensors.iter().collect();
     worst.sort_by(|a, b| b.error.rel_rms_err.total_cmp(&a.error.rel_rms_err));
     let doc = json!({
         "input": args.input.display().to_string(),
@@ -167,140 +160,30 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub type Quantized = (Vec<TensorReport>, Vec<String>);
-
-/// Quantizes `lpk` (read from `input`) into `output` with `recipe`, on the current rayon pool.
+/// Plans and quantizes `lpk` (read from `input`) into `output` with `recipe`, on the current
+/// rayon pool, with a progress bar; fallbacks are reported on stderr, one line per kind.
 pub fn quantize_file(
     lpk: &Lpk,
     recipe: &Recipe,
-    input: &std::path::Path,
-    output: &std::path::Path,
+    input: &Path,
+    output: &Path,
+    opts: &pipeline::Options,
 ) -> anyhow::Result<Quantized> {
-    let n_layers = lpk.config().n_layers;
+    let plan = pipeline::plan(lpk, recipe);
     let total: u64 = lpk.tensors().map(|t| t.bytes.len() as u64).sum();
     let bar = ui::bytes_bar(total, "quantize");
-    let mut writer = LpkWriter::create(output)?;
-    let mut reports = Vec::new();
-    let mut fallbacks = Vec::new();
-    let mut types = serde_json::Map::new();
-    for t in lpk.tensors() {
-        let choice = recipe.choose(t.name, t.shape, n_layers);
-        if let Some(why) = &choice.fallback {
-            fallbacks.push(why.clone());
-        }
-        if t.dtype.is_quantized() && t.dtype != choice.dtype {
-            bar.suspend(|| {
-                eprintln!(
-                    "warning: `{}` is already {}; re-quantizing it to {} compounds the error",
-                    t.name, t.dtype, choice.dtype
-                );
-            });
-        }
-        let (bytes, stats) = convert_tensor(&t, choice.dtype)
-            .with_context(|| format!("{}: tensor `{}`", lpk.file_name(), t.name))?;
-        writer.write_tensor(t.name, choice.dtype, t.shape, &bytes)?;
-        types.insert(t.name.to_owned(), json!(choice.dtype.name()));
-        reports.push(TensorReport {
-            name: t.name.to_owned(),
-            source_dtype: t.dtype.name().to_owned(),
-            dtype: choice.dtype.name().to_owned(),
-            bytes: bytes.len() as u64,
-            error: stats.report(),
-        });
-        bar.inc(t.bytes.len() as u64);
-    }
-    warn_fallbacks(&fallbacks);
-    for b in lpk.blobs() {
-        let data = lpk.blob(&b.name).expect("listed blob");
-        writer.write_blob(&b.name, data)?;
-    }
-    bar.finish_and_clear();
-    let mut meta: Metadata = lpk.metadata().clone();
-    let input_name = input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let parent = SourceFile {
-        name: input_name,
+        name: input
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         sha256: crate::cmd::sha256_of(input)?,
         bytes: lpk.file_len(),
     };
-    let p = &mut meta.provenance;
-    p.notes
-        .insert("parent_sources".into(), serde_json::to_value(&p.sources)?);
-    p.notes.insert("parent_tool".into(), json!(p.tool));
-    p.tool = llamapack_format::TOOL_VERSION.into();
-    p.sources = vec![parent];
-    p.accuracy = None;
-    p.quantization = Some(json!({
-        "recipe": recipe.name,
-        "output_type": recipe.output_type.map(DType::name),
-        "embedding_type": recipe.embedding_type.map(DType::name),
-        "fallbacks": fallbacks,
-        "tensor_types": types,
-    }));
-    writer.finish(&meta)?;
-    Ok((reports, fallbacks))
-}
-
-/// Re-encodes one tensor as `target`, row-parallel; returns the bytes and the round-trip error.
-fn convert_tensor(t: &TensorView<'_>, target: DType) -> anyhow::Result<(Vec<u8>, ErrorStats)> {
-    let rows = t.rows();
-    let n = t.row_len();
-    let src_row = t.dtype.row_bytes(n).expect("validated by the reader");
-    let dst_row = target
-        .row_bytes(n)
-        .context("row length is not a whole number of blocks")?;
-    let mut out = vec![0u8; rows * dst_row];
-    if t.dtype == target {
-        out.copy_from_slice(t.bytes);
-        return Ok((out, ErrorStats::default()));
+    let done = pipeline::quantize(lpk, &plan, output, parent, opts, &|n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    for line in pipeline::group_fallbacks(&done.fallbacks) {
+        eprintln!("warning: {line}");
     }
-    // Rows in batches so each worker reuses its scratch buffers.
-    let batch = (1 << 16) / n.max(1) + 1;
-    let stats = out
-        .par_chunks_mut(dst_row * batch)
-        .enumerate()
-        .map(|(b, dst)| -> anyhow::Result<ErrorStats> {
-            let mut x = vec![0f32; n];
-            let mut back = vec![0f32; n];
-            let mut stats = ErrorStats::default();
-            for (i, dst) in dst.chunks_mut(dst_row).enumerate() {
-                let r = b * batch + i;
-                let src = &t.bytes[r * src_row..(r + 1) * src_row];
-                llamapack_quantize::dequantize_row(t.dtype, src, &mut x)?;
-                if let Some(j) = x.iter().position(|v| !v.is_finite()) {
-                    bail!(
-                        "non-finite value {} at row {r}, column {j} (element {})",
-                        x[j],
-                        r * n + j
-                    );
-                }
-                llamapack_quantize::quantize_row(target, &x, dst)?;
-                llamapack_quantize::dequantize_row(target, dst, &mut back)?;
-                stats.add(&x, &back);
-            }
-            Ok(stats)
-        })
-        .try_reduce(ErrorStats::default, |a, b| Ok(a.merge(b)))?;
-    Ok((out, stats))
-}
-
-/// One warning line per kind of fallback (`row length 576 … using q8_0`), naming a few tensors;
-/// the full list goes to the report and the provenance.
-fn warn_fallbacks(fallbacks: &[String]) {
-    let mut groups: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
-    for f in fallbacks {
-        let (name, why) = f.split_once(": ").unwrap_or(("", f));
-        groups.entry(why).or_default().push(name);
-    }
-    for (why, names) in groups {
-        let shown: Vec<&str> = names.iter().take(3).copied().collect();
-        let more = if names.len() > 3 {
-            format!(" and {} more", names.len() - 3)
-        } else {
-            String::new()
-        };
-        eprintln!("warning: {}{more}: {why}", shown.join(", "));
-    }
+    Ok(done)
 }
