@@ -206,10 +206,7 @@ impl Kernels {
         acts: &[u8],
         out: &mut [f32],
     ) {
-        let (wrb, arb) = (
-            weight.row_bytes(n),
-            weight.vec_dot_type().row_bytes(n),
-        );
+        let (wrb, arb) = (weight.row_bytes(n), weight.vec_dot_type().row_bytes(n));
         let shape = match (wrb, arb) {
             (Some(w), Some(a))
                 if w > 0
@@ -338,7 +335,9 @@ fn check_bytes(dtype: DType, len: usize, bytes: usize) -> Result<(), Error> {
     }
 }
 
-/// The scalar table of one block format, from its [`BlockFormat`] reference kernels.
+/// The scalar table of one block format, from its [`BlockFormat`] reference kernels (as the
+/// table's entry type).
+#[allow(clippy::unnecessary_wraps)]
 const fn scalar_format<F: BlockFormat>() -> Option<Format> {
     Some(Format {
         quantize: scalar::quantize::<F>,
@@ -350,8 +349,13 @@ const fn scalar_format<F: BlockFormat>() -> Option<Format> {
     })
 }
 
-/// A plain float format's scalar table.
-const fn float_format(quantize: QuantizeFn, dequantize: DequantizeFn, vec_dot: DotFn) -> Option<Format> {
+/// A plain float format's scalar table (as the table's entry type).
+#[allow(clippy::unnecessary_wraps)]
+const fn float_format(
+    quantize: QuantizeFn,
+    dequantize: DequantizeFn,
+    vec_dot: DotFn,
+) -> Option<Format> {
     Some(Format {
         quantize,
         dequantize,

@@ -85,12 +85,12 @@ pub mod float;
 pub mod format;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub mod pipeline;
 pub mod q4_0;
 pub mod q4_k;
 pub mod q6_k;
 pub mod q8_0;
 pub mod q8_k;
-pub mod pipeline;
 pub mod recipe;
 mod rounding;
 mod scalar;

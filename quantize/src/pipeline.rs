@@ -176,7 +176,12 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
         return Err(Error::Requantize {
             file,
             count: requantized.len(),
-            examples: names.join(", ") + &if more > 0 { format!(" and {more} more") } else { String::new() },
+            examples: names.join(", ")
+                + &if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                },
         });
     }
     let in_tensor = |tensor: &str, e: Error| Error::InTensor {

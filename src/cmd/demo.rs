@@ -101,7 +101,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let dst = out_dir.join(format!("tiny-{name}.lpk"));
         let t = Instant::now();
         let done = pool.install(|| {
-            super::quantize::quantize_file(&src, &recipe, &f16, &dst, &Default::default())
+            super::quantize::quantize_file(
+                &src,
+                &recipe,
+                &f16,
+                &dst,
+                &llamapack_quantize::pipeline::Options::default(),
+            )
         })?;
         let worst = done
             .tensors

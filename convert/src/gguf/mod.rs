@@ -62,8 +62,8 @@ pub mod types;
 pub mod value;
 pub mod writer;
 
-use std::path::PathBuf;
 use llamapack_format::DType;
+use std::path::PathBuf;
 
 pub use export::{ExportOptions, ExportSummary, export_gguf, file_type_of};
 pub use import::{ImportOptions, ImportSummary, import_gguf};
@@ -190,5 +190,8 @@ impl Error {
 
 /// The storable type names, for [`Error::UnsupportedType`].
 fn supported_names() -> String {
-    DType::storable().map(DType::name).collect::<Vec<_>>().join(", ")
+    DType::storable()
+        .map(DType::name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
