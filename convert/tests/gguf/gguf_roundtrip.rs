@@ -7,7 +7,7 @@ use llamapack_convert::gguf::{
 };
 use llamapack_format::{DType, Lpk, LpkWriter, TokenizerKind};
 
-use crate::common::{self, Rng};
+use crate::gguf_common::{self as common, Rng};
 
 fn all_values() -> Vec<(String, Value)> {
     let nested = Array::Array(vec![
