@@ -102,18 +102,35 @@ pub use dispatch::{Kernels, Level, kernels, kernels_for, simd_level};
 pub use error::Error;
 pub use format::BlockFormat;
 pub use llamapack_format::DType;
+use llamapack_format::DTYPES;
 
-/// Every weight type the kernels multiply (each has a [`vec_dot`] against its
-/// [`vec_dot_type`]); the other storable types are converted before use.
-pub const WEIGHT_TYPES: [DType; 7] = [
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q8_0,
-    DType::Q4_0,
-    DType::Q4K,
-    DType::Q6K,
-];
+/// Every weight type the kernels multiply: the storable rows of the dtype table, in table order
+/// (each has a [`vec_dot`] against its [`vec_dot_type`]). Derived from the table, so a new
+/// format is in every test and benchmark that iterates this without editing a list.
+pub const WEIGHT_TYPES: [DType; N_WEIGHT_TYPES] = {
+    let mut out = [DType::F32; N_WEIGHT_TYPES];
+    let (mut i, mut j) = (0, 0);
+    while i < DTYPES.len() {
+        if DTYPES[i].storable {
+            out[j] = DTYPES[i].dtype;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+/// How many storable rows the dtype table has.
+pub const N_WEIGHT_TYPES: usize = {
+    let (mut i, mut n) = (0, 0);
+    while i < DTYPES.len() {
+        if DTYPES[i].storable {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
 
 /// The activation format a weight of type `weight` is dotted with: the dtype table's
 /// `vec_dot_type` column (q8_0, q8_1, q8_k; f32 for plain float weights).

@@ -10,7 +10,7 @@ use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
 use llamapack_quantize::{DType, vec_dot_type};
 use proptest::prelude::*;
 
-const WEIGHTS: [DType; 7] = llamapack_quantize::WEIGHT_TYPES;
+const WEIGHTS: [DType; llamapack_quantize::N_WEIGHT_TYPES] = llamapack_quantize::WEIGHT_TYPES;
 
 fn check(dtype: DType, n: usize, wkind: u64, akinds: [u64; 4], seed: u64) {
     let wq = encode(dtype, &row(wkind, n, seed));
