@@ -206,10 +206,7 @@ impl Kernels {
         acts: &[u8],
         out: &mut [f32],
     ) {
-        let (wrb, arb) = (
-            weight.row_bytes(n),
-            weight.vec_dot_type().row_bytes(n),
-        );
+        let (wrb, arb) = (weight.row_bytes(n), weight.vec_dot_type().row_bytes(n));
         let shape = match (wrb, arb) {
             (Some(w), Some(a))
                 if w > 0
@@ -351,7 +348,11 @@ const fn scalar_format<F: BlockFormat>() -> Option<Format> {
 }
 
 /// A plain float format's scalar table.
-const fn float_format(quantize: QuantizeFn, dequantize: DequantizeFn, vec_dot: DotFn) -> Option<Format> {
+const fn float_format(
+    quantize: QuantizeFn,
+    dequantize: DequantizeFn,
+    vec_dot: DotFn,
+) -> Option<Format> {
     Some(Format {
         quantize,
         dequantize,
@@ -380,7 +381,7 @@ macro_rules! over {
 
 /// Every format, by dtype: the one list a new format is added to.
 static SCALAR: Kernels = {
-    use crate::{q4_0, q4_k, q6_k, q8_0, q8_k};
+    use crate::{q4_0, q4_1, q4_k, q5_0, q5_1, q6_k, q8_0, q8_1, q8_k};
     let mut t: [Option<Format>; N_DTYPES] = [None; N_DTYPES];
     t[DType::F32 as usize] = float_format(
         scalar::quantize_f32,
@@ -402,6 +403,10 @@ static SCALAR: Kernels = {
     t[DType::Q4K as usize] = scalar_format::<q4_k::Q4K>();
     t[DType::Q6K as usize] = scalar_format::<q6_k::Q6K>();
     t[DType::Q8K as usize] = scalar_format::<q8_k::Q8K>();
+    t[DType::Q4_1 as usize] = scalar_format::<q4_1::Q4_1>();
+    t[DType::Q5_0 as usize] = scalar_format::<q5_0::Q5_0>();
+    t[DType::Q5_1 as usize] = scalar_format::<q5_1::Q5_1>();
+    t[DType::Q8_1 as usize] = scalar_format::<q8_1::Q8_1>();
     Kernels {
         level: Level::Scalar,
         formats: t,

@@ -86,9 +86,13 @@ pub mod format;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod q4_0;
+pub mod q4_1;
 pub mod q4_k;
+pub mod q5_0;
+pub mod q5_1;
 pub mod q6_k;
 pub mod q8_0;
+pub mod q8_1;
 pub mod q8_k;
 pub mod recipe;
 mod rounding;
