@@ -384,7 +384,7 @@ macro_rules! over {
 
 /// Every format, by dtype: the one list a new format is added to.
 static SCALAR: Kernels = {
-    use crate::{q4_0, q4_k, q6_k, q8_0, q8_k};
+    use crate::{q4_0, q4_1, q4_k, q5_0, q5_1, q6_k, q8_0, q8_1, q8_k};
     let mut t: [Option<Format>; N_DTYPES] = [None; N_DTYPES];
     t[DType::F32 as usize] = float_format(
         scalar::quantize_f32,
@@ -406,6 +406,10 @@ static SCALAR: Kernels = {
     t[DType::Q4K as usize] = scalar_format::<q4_k::Q4K>();
     t[DType::Q6K as usize] = scalar_format::<q6_k::Q6K>();
     t[DType::Q8K as usize] = scalar_format::<q8_k::Q8K>();
+    t[DType::Q4_1 as usize] = scalar_format::<q4_1::Q4_1>();
+    t[DType::Q5_0 as usize] = scalar_format::<q5_0::Q5_0>();
+    t[DType::Q5_1 as usize] = scalar_format::<q5_1::Q5_1>();
+    t[DType::Q8_1 as usize] = scalar_format::<q8_1::Q8_1>();
     Kernels {
         level: Level::Scalar,
         formats: t,

@@ -2,7 +2,8 @@
 //!
 //! `tests/golden/` holds rows of adversarial and ordinary inputs and what libggml-base's
 //! `quantize_row_{q8_0,q4_0,q4_K,q6_K,q8_K}_ref` and `dequantize_row_*` made of them
-//! (`make_golden.c` says how they were made). Every level must reproduce them exactly.
+//! (`make_golden.c` says how they were made; `make_golden_fmt32.c` adds q4_1, q5_0, q5_1 and
+//! q8_1 from the same input, plus edge rows of its own). Every level must reproduce them exactly.
 
 mod common;
 
@@ -21,6 +22,51 @@ fn floats(name: &str) -> Vec<f32> {
         .collect()
 }
 
+/// Every level encodes `x` as `want` (ggml's bytes), as one long row and row by row.
+fn encoder_matches(dtype: DType, x: &[f32], want: &[u8]) {
+    let row = 256;
+    let rb = dtype.row_bytes(row).unwrap();
+    for k in levels() {
+        // all rows as one long row (multi-block kernels, pairs of blocks, tails)
+        let mut all = vec![0u8; want.len()];
+        k.quantize_row(dtype, x, &mut all).unwrap();
+        assert!(
+            all == want,
+            "{dtype} at {}: long row differs from ggml",
+            k.level()
+        );
+        for (r, (xr, wr)) in x.chunks_exact(row).zip(want.chunks_exact(rb)).enumerate() {
+            let mut got = vec![0u8; rb];
+            k.quantize_row(dtype, xr, &mut got).unwrap();
+            if let Some(i) = got.iter().zip(wr).position(|(a, b)| a != b) {
+                panic!(
+                    "{dtype} at {}: row {r} (kind {}), byte {i}: {} vs ggml {}",
+                    k.level(),
+                    r % 12,
+                    got[i],
+                    wr[i]
+                );
+            }
+        }
+    }
+}
+
+/// Every level decodes `bytes` to `want` (ggml's values) bit for bit.
+fn decoder_matches(dtype: DType, bytes: &[u8], want: &[f32]) {
+    for k in levels() {
+        let mut got = vec![0f32; want.len()];
+        k.dequantize_row(dtype, bytes, &mut got).unwrap();
+        if let Some(i) = same_bits(&got, want) {
+            panic!(
+                "{dtype} at {}: value {i} is {} vs ggml {}",
+                k.level(),
+                got[i],
+                want[i]
+            );
+        }
+    }
+}
+
 #[test]
 fn encoders_match_ggml_bytes() {
     let x = floats("input.f32");
@@ -30,33 +76,12 @@ fn encoders_match_ggml_bytes() {
         (DType::Q4K, "q4_k.bin"),
         (DType::Q6K, "q6_k.bin"),
         (DType::Q8K, "q8_k.bin"),
+        (DType::Q4_1, "q4_1.bin"),
+        (DType::Q5_0, "q5_0.bin"),
+        (DType::Q5_1, "q5_1.bin"),
+        (DType::Q8_1, "q8_1.bin"),
     ] {
-        let want = read(file);
-        let row = 256;
-        let rb = dtype.row_bytes(row).unwrap();
-        for k in levels() {
-            // all rows as one long row (multi-block kernels, pairs of blocks, tails)
-            let mut all = vec![0u8; want.len()];
-            k.quantize_row(dtype, &x, &mut all).unwrap();
-            assert!(
-                all == want,
-                "{dtype} at {}: long row differs from ggml",
-                k.level()
-            );
-            for (r, (xr, wr)) in x.chunks_exact(row).zip(want.chunks_exact(rb)).enumerate() {
-                let mut got = vec![0u8; rb];
-                k.quantize_row(dtype, xr, &mut got).unwrap();
-                if let Some(i) = got.iter().zip(wr).position(|(a, b)| a != b) {
-                    panic!(
-                        "{dtype} at {}: row {r} (kind {}), byte {i}: {} vs ggml {}",
-                        k.level(),
-                        r % 12,
-                        got[i],
-                        wr[i]
-                    );
-                }
-            }
-        }
+        encoder_matches(dtype, &x, &read(file));
     }
 }
 
@@ -67,19 +92,29 @@ fn decoders_match_ggml_values() {
         (DType::Q4_0, "q4_0.bin", "q4_0.deq.f32"),
         (DType::Q4K, "q4_k.bin", "q4_k.deq.f32"),
         (DType::Q6K, "q6_k.bin", "q6_k.deq.f32"),
+        (DType::Q4_1, "q4_1.bin", "q4_1.deq.f32"),
+        (DType::Q5_0, "q5_0.bin", "q5_0.deq.f32"),
+        (DType::Q5_1, "q5_1.bin", "q5_1.deq.f32"),
     ] {
-        let (bytes, want) = (read(bin), floats(deq));
-        for k in levels() {
-            let mut got = vec![0f32; want.len()];
-            k.dequantize_row(dtype, &bytes, &mut got).unwrap();
-            if let Some(i) = same_bits(&got, &want) {
-                panic!(
-                    "{dtype} at {}: value {i} is {} vs ggml {}",
-                    k.level(),
-                    got[i],
-                    want[i]
-                );
-            }
+        decoder_matches(dtype, &read(bin), &floats(deq));
+    }
+}
+
+/// The edge-case rows of `make_golden_fmt32.c` (`fmt32_extra.f32`: max − min overflowing f32,
+/// constant and ±0 blocks, subnormal scales, f16 overflow of scales and sums, ties).
+#[test]
+fn fmt32_edge_rows_match_ggml() {
+    let x = floats("fmt32_extra.f32");
+    for (dtype, name) in [
+        (DType::Q4_1, "q4_1"),
+        (DType::Q5_0, "q5_0"),
+        (DType::Q5_1, "q5_1"),
+        (DType::Q8_1, "q8_1"),
+    ] {
+        let bytes = read(&format!("{name}.extra.bin"));
+        encoder_matches(dtype, &x, &bytes);
+        if dtype != DType::Q8_1 {
+            decoder_matches(dtype, &bytes, &floats(&format!("{name}.extra.deq.f32")));
         }
     }
 }
