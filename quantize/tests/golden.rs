@@ -2,7 +2,8 @@
 //!
 //! `tests/golden/` holds rows of adversarial and ordinary inputs and what libggml-base's
 //! `quantize_row_{q8_0,q4_0,q4_K,q6_K,q8_K}_ref` and `dequantize_row_*` made of them
-//! (`make_golden.c` says how they were made). Every level must reproduce them exactly.
+//! (`make_golden.c` says how they were made; `make_golden_kquant.c` adds q2_K, q3_K and q5_K
+//! from the same input). Every level must reproduce them exactly.
 
 mod common;
 
@@ -30,6 +31,9 @@ fn encoders_match_ggml_bytes() {
         (DType::Q4K, "q4_k.bin"),
         (DType::Q6K, "q6_k.bin"),
         (DType::Q8K, "q8_k.bin"),
+        (DType::Q2K, "q2_k.bin"),
+        (DType::Q3K, "q3_k.bin"),
+        (DType::Q5K, "q5_k.bin"),
     ] {
         let want = read(file);
         let row = 256;
@@ -67,6 +71,9 @@ fn decoders_match_ggml_values() {
         (DType::Q4_0, "q4_0.bin", "q4_0.deq.f32"),
         (DType::Q4K, "q4_k.bin", "q4_k.deq.f32"),
         (DType::Q6K, "q6_k.bin", "q6_k.deq.f32"),
+        (DType::Q2K, "q2_k.bin", "q2_k.deq.f32"),
+        (DType::Q3K, "q3_k.bin", "q3_k.deq.f32"),
+        (DType::Q5K, "q5_k.bin", "q5_k.deq.f32"),
     ] {
         let (bytes, want) = (read(bin), floats(deq));
         for k in levels() {
