@@ -384,7 +384,7 @@ macro_rules! over {
 
 /// Every format, by dtype: the one list a new format is added to.
 static SCALAR: Kernels = {
-    use crate::{q4_0, q4_1, q4_k, q5_0, q5_1, q6_k, q8_0, q8_1, q8_k};
+    use crate::{q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
     let mut t: [Option<Format>; N_DTYPES] = [None; N_DTYPES];
     t[DType::F32 as usize] = float_format(
         scalar::quantize_f32,
@@ -405,6 +405,9 @@ static SCALAR: Kernels = {
     t[DType::Q4_0 as usize] = scalar_format::<q4_0::Q4_0>();
     t[DType::Q4K as usize] = scalar_format::<q4_k::Q4K>();
     t[DType::Q6K as usize] = scalar_format::<q6_k::Q6K>();
+    t[DType::Q2K as usize] = scalar_format::<q2_k::Q2K>();
+    t[DType::Q3K as usize] = scalar_format::<q3_k::Q3K>();
+    t[DType::Q5K as usize] = scalar_format::<q5_k::Q5K>();
     t[DType::Q8K as usize] = scalar_format::<q8_k::Q8K>();
     t[DType::Q4_1 as usize] = scalar_format::<q4_1::Q4_1>();
     t[DType::Q5_0 as usize] = scalar_format::<q5_0::Q5_0>();

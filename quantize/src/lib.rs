@@ -1,5 +1,5 @@
-//! ggml-compatible block quantization for llamapack: the q8_0, q4_0, q4_k, q6_k and q8_k block
-//! formats and f16/bf16 rows, each with a scalar reference (`*_ref`, the specification) and
+//! ggml-compatible block quantization for llamapack: the q8_0, q4_0, q2_k, q3_k, q4_k, q5_k,
+//! q6_k and q8_k block formats and f16/bf16 rows, each with a scalar reference (`*_ref`, the specification) and
 //! SIMD kernels (AVX2, AVX-512 VNNI, NEON) chosen once at run time.
 //!
 //! The free functions — [`quantize_row`], [`dequantize_row`], [`vec_dot`] — work on raw row
@@ -50,10 +50,11 @@
 //! | dot q8_0·q8_0, q4_0·q8_0 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
 //! | dot f32/f16/bf16·f32 | ref | SIMD | SIMD | SIMD |
 //!
-//! - Encoders: q8_0, q4_0 and q8_k are byte-identical to ggml's `quantize_row_*_ref`; q4_k and
-//!   q6_k follow ggml's reference algorithm operation for operation (its weighted searches,
-//!   `nearest_int`, f32 order, no fused multiply-add), so their error equals `llama-quantize`'s
-//!   without an importance matrix. Every level produces the same bytes.
+//! - Encoders: q8_0, q4_0 and q8_k are byte-identical to ggml's `quantize_row_*_ref`; the
+//!   k-quants (q2_k, q3_k, q4_k, q5_k, q6_k) follow ggml's reference algorithm operation for
+//!   operation (its weighted searches, `nearest_int`, f32 order, no fused multiply-add), so they
+//!   are byte-identical too and their error equals `llama-quantize`'s without an importance
+//!   matrix. Every level produces the same bytes.
 //! - Decoders are exact: every level returns the reference's bits.
 //! - The k-quant dots compute exact integer sums per super-block and then the reference's f32
 //!   steps, so every level returns the same bits. The q8_0/q4_0 dots accumulate blocks in SIMD
@@ -83,14 +84,18 @@ mod dispatch;
 mod error;
 pub mod float;
 pub mod format;
+mod kquant_search;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod pipeline;
+pub mod q2_k;
+pub mod q3_k;
 pub mod q4_0;
 pub mod q4_1;
 pub mod q4_k;
 pub mod q5_0;
 pub mod q5_1;
+pub mod q5_k;
 pub mod q6_k;
 pub mod q8_0;
 pub mod q8_1;
@@ -105,8 +110,8 @@ mod x86;
 pub use dispatch::{Kernels, Level, kernels, kernels_for, simd_level};
 pub use error::Error;
 pub use format::BlockFormat;
-pub use llamapack_format::DType;
 use llamapack_format::DTYPES;
+pub use llamapack_format::DType;
 
 /// Every weight type the kernels multiply: the storable rows of the dtype table, in table order
 /// (each has a [`vec_dot`] against its [`vec_dot_type`]). Derived from the table, so a new

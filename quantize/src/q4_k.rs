@@ -8,6 +8,7 @@
 use half::f16;
 use llamapack_format::blocks::{BlockQ4K, BlockQ8K, K_SCALE_SIZE, QK_K};
 
+use crate::kquant_search::{Q4K_SEARCH, max_from_zero, search_sub32};
 use crate::rounding::nearest_int;
 
 crate::format::block_format!(
@@ -53,88 +54,6 @@ pub(crate) fn unpack_scales_mins(q: &[u8; K_SCALE_SIZE]) -> [u8; 16] {
     out
 }
 
-/// ggml's `make_qkx2_quants`: fits `x ≈ scale·L − min` (L in 0..=nmax, min ≥ 0) minimizing the
-/// weighted squared error over a grid of `nstep + 1` candidate scales. Returns `(scale, min)`.
-#[allow(clippy::too_many_arguments)]
-fn make_qkx2_quants(
-    nmax: i32,
-    x: &[f32],
-    weights: &[f32],
-    l: &mut [u8],
-    laux: &mut [u8],
-    rmin: f32,
-    rdelta: f32,
-    nstep: i32,
-) -> (f32, f32) {
-    let n = x.len();
-    let mut min = x[0];
-    let mut max = x[0];
-    let mut sum_w = weights[0];
-    let mut sum_x = sum_w * x[0];
-    for i in 1..n {
-        if x[i] < min {
-            min = x[i];
-        }
-        if x[i] > max {
-            max = x[i];
-        }
-        let w = weights[i];
-        sum_w += w;
-        sum_x += w * x[i];
-    }
-    if min > 0.0 {
-        min = 0.0;
-    }
-    if max == min {
-        l[..n].fill(0);
-        return (0.0, -min);
-    }
-    let nmaxf = nmax as f32;
-    let mut iscale = nmaxf / (max - min);
-    let mut scale = 1.0 / iscale;
-    let mut best_error = 0.0f32;
-    for i in 0..n {
-        let q = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-        l[i] = q as u8;
-        let diff = scale * f32::from(l[i]) + min - x[i];
-        best_error += weights[i] * (diff * diff);
-    }
-    for is in 0..=nstep {
-        iscale = (rmin + rdelta * is as f32 + nmaxf) / (max - min);
-        let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
-        for i in 0..n {
-            let q = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-            laux[i] = q as u8;
-            let w = weights[i];
-            let lf = q as f32;
-            sum_l += w * lf;
-            sum_l2 += w * lf * lf;
-            sum_xl += w * lf * x[i];
-        }
-        let det = sum_w * sum_l2 - sum_l * sum_l;
-        if det > 0.0 {
-            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
-            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-            if this_min > 0.0 {
-                this_min = 0.0;
-                this_scale = sum_xl / sum_l2;
-            }
-            let mut cur_error = 0.0f32;
-            for i in 0..n {
-                let diff = this_scale * f32::from(laux[i]) + this_min - x[i];
-                cur_error += weights[i] * (diff * diff);
-            }
-            if cur_error < best_error {
-                l[..n].copy_from_slice(&laux[..n]);
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    (scale, -min)
-}
-
 /// Quantizes `x` (a multiple of 256 values) into `y` exactly as ggml's `quantize_row_q4_K_ref`.
 ///
 /// Per sub-block: weights `w = sqrt(mean(x²)) + |x|`, `make_qkx2_quants(nmax 15, rmin −1,
@@ -149,44 +68,9 @@ pub fn quantize_row_q4_k_ref(x: &[f32], y: &mut [BlockQ4K]) {
         "q4_k: row length must be 256 × blocks"
     );
     let mut l = [0u8; QK_K];
-    let mut laux = [0u8; 32];
-    let mut weights = [0f32; 32];
-    let mut mins = [0f32; QK_K / 32];
-    let mut scales = [0f32; QK_K / 32];
     for (xb, yb) in x.chunks_exact(QK_K).zip(y.iter_mut()) {
-        let mut max_scale = 0.0f32;
-        let mut max_min = 0.0f32;
-        for j in 0..QK_K / 32 {
-            let xs = &xb[32 * j..32 * j + 32];
-            let mut sum_x2 = 0.0f32;
-            for &v in xs {
-                sum_x2 += v * v;
-            }
-            let av_x = (sum_x2 / 32.0).sqrt();
-            for (w, &v) in weights.iter_mut().zip(xs) {
-                *w = av_x + v.abs();
-            }
-            let (s, m) = make_qkx2_quants(
-                15,
-                xs,
-                &weights,
-                &mut l[32 * j..32 * j + 32],
-                &mut laux,
-                -1.0,
-                0.1,
-                20,
-            );
-            scales[j] = s;
-            mins[j] = m;
-            if s > max_scale {
-                max_scale = s;
-            }
-            if m > max_min {
-                max_min = m;
-            }
-        }
-
-        finish_block(xb, &scales, &mins, max_scale, max_min, &mut l, yb);
+        let (scales, mins) = search_sub32(Q4K_SEARCH, xb, &mut l);
+        finish_block(xb, &scales, &mins, &mut l, yb);
     }
 }
 
@@ -197,11 +81,31 @@ pub(crate) fn finish_block(
     xb: &[f32],
     scales: &[f32; 8],
     mins: &[f32; 8],
-    max_scale: f32,
-    max_min: f32,
     l: &mut [u8; QK_K],
     yb: &mut BlockQ4K,
 ) {
+    let (max_scale, max_min) = (max_from_zero(scales), max_from_zero(mins));
+    (yb.d, yb.dmin) = pack_scales_mins(scales, mins, max_scale, max_min, &mut yb.scales);
+    requantize_sub32(xb, &yb.scales, yb.d, yb.dmin, 15, l);
+    for (jj, q) in yb.qs.chunks_exact_mut(32).enumerate() {
+        let j = 64 * jj;
+        for (i, b) in q.iter_mut().enumerate() {
+            *b = l[j + i] | (l[j + i + 32] << 4);
+        }
+    }
+}
+
+/// The 6-bit scales and mins of q4_k and q5_k: each of the 8 is quantized against the largest
+/// (`nearest_int(63/max · v)`, truncated to a byte as C's `uint8_t` does, then at most 63) and
+/// packed as [`get_scale_min_k4`] reads them. Returns the f16 `d = max_scale/63` and
+/// `dmin = max_min/63`.
+pub(crate) fn pack_scales_mins(
+    scales: &[f32; 8],
+    mins: &[f32; 8],
+    max_scale: f32,
+    max_min: f32,
+    out: &mut [u8; K_SCALE_SIZE],
+) -> (f16, f16) {
     let inv_scale = if max_scale > 0.0 {
         63.0 / max_scale
     } else {
@@ -213,34 +117,41 @@ pub(crate) fn finish_block(
         let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
         let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
         if j < 4 {
-            yb.scales[j] = ls;
-            yb.scales[j + 4] = lm;
+            out[j] = ls;
+            out[j + 4] = lm;
         } else {
-            yb.scales[j + 4] = (ls & 0x0f) | ((lm & 0x0f) << 4);
-            yb.scales[j - 4] |= (ls >> 4) << 6;
-            yb.scales[j] |= (lm >> 4) << 6;
+            out[j + 4] = (ls & 0x0f) | ((lm & 0x0f) << 4);
+            out[j - 4] |= (ls >> 4) << 6;
+            out[j] |= (lm >> 4) << 6;
         }
     }
-    yb.d = f16::from_f32(max_scale / 63.0);
-    yb.dmin = f16::from_f32(max_min / 63.0);
+    (
+        f16::from_f32(max_scale / 63.0),
+        f16::from_f32(max_min / 63.0),
+    )
+}
 
+/// Re-quantizes every value of the 8 sub-blocks of 32 against its decoded scale and min:
+/// `l = clamp(nearest_int((x + dmin·m) / (d·sc)), 0, nmax)`; a sub-block whose decoded scale
+/// is 0 keeps the search's quants, as in ggml (q4_k: nmax 15, q5_k: 31).
+pub(crate) fn requantize_sub32(
+    xb: &[f32],
+    packed: &[u8; K_SCALE_SIZE],
+    d: f16,
+    dmin: f16,
+    nmax: i32,
+    l: &mut [u8; QK_K],
+) {
     for j in 0..QK_K / 32 {
-        let (sc, m) = get_scale_min_k4(j, &yb.scales);
-        let d = yb.d.to_f32() * f32::from(sc);
+        let (sc, m) = get_scale_min_k4(j, packed);
+        let d = d.to_f32() * f32::from(sc);
         if d == 0.0 {
             continue;
         }
-        let dm = yb.dmin.to_f32() * f32::from(m);
+        let dm = dmin.to_f32() * f32::from(m);
         for ii in 0..32 {
             let q = nearest_int((xb[32 * j + ii] + dm) / d);
-            l[32 * j + ii] = q.clamp(0, 15) as u8;
-        }
-    }
-
-    for (jj, q) in yb.qs.chunks_exact_mut(32).enumerate() {
-        let j = 64 * jj;
-        for (i, b) in q.iter_mut().enumerate() {
-            *b = l[j + i] | (l[j + i + 32] << 4);
+            l[32 * j + ii] = q.clamp(0, nmax) as u8;
         }
     }
 }

@@ -8,6 +8,7 @@
 use half::f16;
 use llamapack_format::blocks::{BlockQ6K, BlockQ8K, QK_K};
 
+use crate::kquant_search::{GROUP_MAX_EPS, make_qx_quants};
 use crate::rounding::nearest_int;
 
 crate::format::block_format!(
@@ -19,66 +20,6 @@ crate::format::block_format!(
     dequantize_row_q6_k_ref,
     block_dot
 );
-
-/// ggml's `GROUP_MAX_EPS`: groups whose largest magnitude is below it quantize to zero.
-const GROUP_MAX_EPS: f32 = 1e-15;
-
-/// ggml's `make_qx_quants` with `rmse_type = 1`: symmetric quants `L` in 0..2·nmax (stored with
-/// the `+nmax` offset) and the scale minimizing `Σ w·(x − scale·l)²`, searching 18 perturbed
-/// inverse scales around `−nmax/max`. Weights are `qw` if given (importance matrix), else `x²`.
-#[allow(clippy::needless_range_loop)] // indexes x, l and the weights in lockstep, as ggml does
-pub(crate) fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8], qw: Option<&[f32]>) -> f32 {
-    let n = x.len();
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
-        l[..n].fill(0);
-        return 0.0;
-    }
-    let weight = |i: usize| qw.map_or(x[i] * x[i], |w| w[i]);
-    let nmaxf = nmax as f32;
-    let mut iscale = -nmaxf / max;
-    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-    for i in 0..n {
-        let q = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
-        l[i] = (q + nmax) as i8;
-        let w = weight(i);
-        let qf = q as f32;
-        sumlx += w * x[i] * qf;
-        suml2 += w * qf * qf;
-    }
-    let mut scale = if suml2 == 0.0 { 0.0 } else { sumlx / suml2 };
-    let mut best = scale * sumlx;
-    for is in -9..=9 {
-        if is == 0 {
-            continue;
-        }
-        iscale = -(nmaxf + 0.1 * is as f32) / max;
-        sumlx = 0.0;
-        suml2 = 0.0;
-        for i in 0..n {
-            let q = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
-            let w = weight(i);
-            let qf = q as f32;
-            sumlx += w * x[i] * qf;
-            suml2 += w * qf * qf;
-        }
-        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
-            for i in 0..n {
-                let q = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
-                l[i] = (nmax + q) as i8;
-            }
-            scale = sumlx / suml2;
-            best = scale * sumlx;
-        }
-    }
-    scale
-}
 
 /// Quantizes `x` (a multiple of 256 values) into `y` exactly as ggml's `quantize_row_q6_K_ref`.
 ///

@@ -2,7 +2,7 @@
 //!
 //! - quantize: byte-identical (every encoder is deterministic here);
 //! - dequantize: bit-identical, on arbitrary block bytes (NaN/inf scales included);
-//! - vec_dot: q4_k/q6_k bit-identical; q8_0/q4_0 within `4·ε·(blocks + 8)·Σ|wᵢaᵢ|`;
+//! - vec_dot: the k-quants (q2_k, q3_k, q4_k, q5_k, q6_k) bit-identical; q8_0/q4_0 within `4·ε·(blocks + 8)·Σ|wᵢaᵢ|`;
 //!   f32/f16/bf16 within `2·ε·(n + 16)·Σ|wᵢaᵢ|`.
 
 mod common;
@@ -11,7 +11,7 @@ use common::{KINDS, Rng, decode, encode, levels, reference, row, same_bits};
 use llamapack_quantize::{DType, vec_dot_type};
 use proptest::prelude::*;
 
-const ENCODED: [DType; 8] = [
+const ENCODED: [DType; 11] = [
     DType::F32,
     DType::F16,
     DType::BF16,
@@ -20,6 +20,9 @@ const ENCODED: [DType; 8] = [
     DType::Q4K,
     DType::Q6K,
     DType::Q8K,
+    DType::Q2K,
+    DType::Q3K,
+    DType::Q5K,
 ];
 
 /// Row lengths: 1 block, a few blocks, many blocks, and a float row with a ragged tail.
@@ -81,7 +84,7 @@ fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
     let m = magnitude(dtype, &wq, &aq, n);
     let eps = f64::from(f32::EPSILON);
     let tol = match dtype {
-        DType::Q4K | DType::Q6K | DType::Q8K => 0.0,
+        DType::Q2K | DType::Q3K | DType::Q4K | DType::Q5K | DType::Q6K | DType::Q8K => 0.0,
         DType::Q8_0 | DType::Q4_0 => 4.0 * eps * ((n / 32) as f64 + 8.0) * m,
         _ => 2.0 * eps * (n as f64 + 16.0) * m,
     };

@@ -122,7 +122,8 @@ fn rel_rms(dtype: DType, x: &[f32]) -> f64 {
 #[test]
 fn round_trip_error_bounds() {
     let x = row(0, 256 * 64, 42);
-    // Measured: q8_0 0.0051, q4_0 0.082, q4_k 0.069, q6_k 0.017, q8_k 0.0062, f16 2.1e-4, bf16 1.7e-3.
+    // Measured: q8_0 0.0051, q4_0 0.082, q4_k 0.069, q6_k 0.017, q8_k 0.0062, f16 2.1e-4, bf16 1.7e-3,
+    // q2_k 0.288, q3_k 0.146, q5_k 0.035.
     for (dtype, bound) in [
         (DType::Q8_0, 0.007),
         (DType::Q4_0, 0.10),
@@ -132,12 +133,18 @@ fn round_trip_error_bounds() {
         (DType::F16, 5e-4),
         (DType::BF16, 4e-3),
         (DType::F32, 0.0),
+        (DType::Q2K, 0.31),
+        (DType::Q3K, 0.16),
+        (DType::Q5K, 0.04),
     ] {
         let e = rel_rms(dtype, &x);
         assert!(e <= bound, "{dtype}: relative RMS error {e} > {bound}");
     }
     // k-quants beat the 32-block formats of the same size.
     assert!(rel_rms(DType::Q4K, &x) < rel_rms(DType::Q4_0, &x));
+    // and every extra bit of the k-quants lowers the error.
+    let ks = [DType::Q2K, DType::Q3K, DType::Q4K, DType::Q5K, DType::Q6K].map(|d| rel_rms(d, &x));
+    assert!(ks.windows(2).all(|w| w[1] < w[0]), "{ks:?}");
 }
 
 #[test]
@@ -177,6 +184,9 @@ fn non_finite_input_is_rejected_with_its_index() {
         DType::Q4K,
         DType::Q6K,
         DType::Q8K,
+        DType::Q2K,
+        DType::Q3K,
+        DType::Q5K,
     ] {
         for (i, bad) in [
             (0usize, f32::NAN),

@@ -191,17 +191,8 @@ pub(crate) fn quantize_q4_k(x: &[f32], y: &mut [u8]) {
                 l[32 * j + i] = q as u8;
             }
         }
-        let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
-        for j in 0..8 {
-            if scales[j] > max_scale {
-                max_scale = scales[j];
-            }
-            if mins[j] > max_min {
-                max_min = mins[j];
-            }
-        }
         let mut blk: BlockQ4K = bytemuck::Zeroable::zeroed();
-        q4_k::finish_block(xb, &scales, &mins, max_scale, max_min, &mut l, &mut blk);
+        q4_k::finish_block(xb, &scales, &mins, &mut l, &mut blk);
         out.copy_from_slice(bytemuck::bytes_of(&blk));
     }
 }

@@ -199,18 +199,9 @@ pub(crate) fn quantize_q4_k(x: &[f32], y: &mut [u8]) {
             }
             let sc: [f32; 8] = scales[8 * h..8 * h + 8].try_into().expect("8 scales");
             let mn: [f32; 8] = mins[8 * h..8 * h + 8].try_into().expect("8 mins");
-            let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
-            for j in 0..8 {
-                if sc[j] > max_scale {
-                    max_scale = sc[j];
-                }
-                if mn[j] > max_min {
-                    max_min = mn[j];
-                }
-            }
             let mut blk: BlockQ4K = bytemuck::Zeroable::zeroed();
             let xb = &xs[QK_K * h..QK_K * (h + 1)];
-            q4_k::finish_block(xb, &sc, &mn, max_scale, max_min, &mut l, &mut blk);
+            q4_k::finish_block(xb, &sc, &mn, &mut l, &mut blk);
             let b = 2 * p + h;
             y[B * b..B * (b + 1)].copy_from_slice(bytemuck::bytes_of(&blk));
         }
