@@ -380,7 +380,7 @@ macro_rules! over {
 
 /// Every format, by dtype: the one list a new format is added to.
 static SCALAR: Kernels = {
-    use crate::{q4_0, q4_k, q6_k, q8_0, q8_k};
+    use crate::{iq4_nl, iq4_xs, q4_0, q4_k, q6_k, q8_0, q8_k};
     let mut t: [Option<Format>; N_DTYPES] = [None; N_DTYPES];
     t[DType::F32 as usize] = float_format(
         scalar::quantize_f32,
@@ -402,6 +402,8 @@ static SCALAR: Kernels = {
     t[DType::Q4K as usize] = scalar_format::<q4_k::Q4K>();
     t[DType::Q6K as usize] = scalar_format::<q6_k::Q6K>();
     t[DType::Q8K as usize] = scalar_format::<q8_k::Q8K>();
+    t[DType::IQ4NL as usize] = scalar_format::<iq4_nl::Iq4Nl>();
+    t[DType::IQ4XS as usize] = scalar_format::<iq4_xs::Iq4Xs>();
     Kernels {
         level: Level::Scalar,
         formats: t,

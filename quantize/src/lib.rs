@@ -83,6 +83,8 @@ mod dispatch;
 mod error;
 pub mod float;
 pub mod format;
+pub mod iq4_nl;
+pub mod iq4_xs;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod q4_0;

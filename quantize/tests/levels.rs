@@ -2,7 +2,8 @@
 //!
 //! - quantize: byte-identical (every encoder is deterministic here);
 //! - dequantize: bit-identical, on arbitrary block bytes (NaN/inf scales included);
-//! - vec_dot: q4_k/q6_k bit-identical; q8_0/q4_0 within `4·ε·(blocks + 8)·Σ|wᵢaᵢ|`;
+//! - vec_dot: q4_k/q6_k/iq4_xs bit-identical; q8_0/q4_0/iq4_nl within
+//!   `4·ε·(blocks + 8)·Σ|wᵢaᵢ|`;
 //!   f32/f16/bf16 within `2·ε·(n + 16)·Σ|wᵢaᵢ|`.
 
 mod common;
@@ -11,7 +12,7 @@ use common::{KINDS, Rng, decode, encode, levels, reference, row, same_bits};
 use llamapack_quantize::{DType, vec_dot_type};
 use proptest::prelude::*;
 
-const ENCODED: [DType; 8] = [
+const ENCODED: [DType; 10] = [
     DType::F32,
     DType::F16,
     DType::BF16,
@@ -20,6 +21,8 @@ const ENCODED: [DType; 8] = [
     DType::Q4K,
     DType::Q6K,
     DType::Q8K,
+    DType::IQ4NL,
+    DType::IQ4XS,
 ];
 
 /// Row lengths: 1 block, a few blocks, many blocks, and a float row with a ragged tail.
@@ -81,8 +84,8 @@ fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
     let m = magnitude(dtype, &wq, &aq, n);
     let eps = f64::from(f32::EPSILON);
     let tol = match dtype {
-        DType::Q4K | DType::Q6K | DType::Q8K => 0.0,
-        DType::Q8_0 | DType::Q4_0 => 4.0 * eps * ((n / 32) as f64 + 8.0) * m,
+        DType::Q4K | DType::Q6K | DType::Q8K | DType::IQ4XS => 0.0,
+        DType::Q8_0 | DType::Q4_0 | DType::IQ4NL => 4.0 * eps * ((n / 32) as f64 + 8.0) * m,
         _ => 2.0 * eps * (n as f64 + 16.0) * m,
     };
     // The reference itself against the exact f64 dot of the decoded rows.

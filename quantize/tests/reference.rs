@@ -122,13 +122,16 @@ fn rel_rms(dtype: DType, x: &[f32]) -> f64 {
 #[test]
 fn round_trip_error_bounds() {
     let x = row(0, 256 * 64, 42);
-    // Measured: q8_0 0.0051, q4_0 0.082, q4_k 0.069, q6_k 0.017, q8_k 0.0062, f16 2.1e-4, bf16 1.7e-3.
+    // Measured: q8_0 0.0051, q4_0 0.082, q4_k 0.069, q6_k 0.017, q8_k 0.0062, f16 2.1e-4, bf16 1.7e-3,
+    // iq4_nl 0.077, iq4_xs 0.075.
     for (dtype, bound) in [
         (DType::Q8_0, 0.007),
         (DType::Q4_0, 0.10),
         (DType::Q4K, 0.08),
         (DType::Q6K, 0.02),
         (DType::Q8K, 0.008),
+        (DType::IQ4NL, 0.09),
+        (DType::IQ4XS, 0.085),
         (DType::F16, 5e-4),
         (DType::BF16, 4e-3),
         (DType::F32, 0.0),
@@ -177,6 +180,8 @@ fn non_finite_input_is_rejected_with_its_index() {
         DType::Q4K,
         DType::Q6K,
         DType::Q8K,
+        DType::IQ4NL,
+        DType::IQ4XS,
     ] {
         for (i, bad) in [
             (0usize, f32::NAN),
