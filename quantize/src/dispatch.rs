@@ -384,7 +384,9 @@ macro_rules! over {
 
 /// Every format, by dtype: the one list a new format is added to.
 static SCALAR: Kernels = {
-    use crate::{q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
+    use crate::{
+        iq4_nl, iq4_xs, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k,
+    };
     let mut t: [Option<Format>; N_DTYPES] = [None; N_DTYPES];
     t[DType::F32 as usize] = float_format(
         scalar::quantize_f32,
@@ -413,6 +415,8 @@ static SCALAR: Kernels = {
     t[DType::Q5_0 as usize] = scalar_format::<q5_0::Q5_0>();
     t[DType::Q5_1 as usize] = scalar_format::<q5_1::Q5_1>();
     t[DType::Q8_1 as usize] = scalar_format::<q8_1::Q8_1>();
+    t[DType::IQ4NL as usize] = scalar_format::<iq4_nl::Iq4Nl>();
+    t[DType::IQ4XS as usize] = scalar_format::<iq4_xs::Iq4Xs>();
     Kernels {
         level: Level::Scalar,
         formats: t,

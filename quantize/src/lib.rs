@@ -84,6 +84,8 @@ mod dispatch;
 mod error;
 pub mod float;
 pub mod format;
+pub mod iq4_nl;
+pub mod iq4_xs;
 mod kquant_search;
 #[cfg(target_arch = "aarch64")]
 mod neon;

@@ -1,10 +1,11 @@
 //! Byte-for-byte agreement with ggml's own C reference quantizers.
 //!
 //! `tests/golden/` holds rows of adversarial and ordinary inputs and what libggml-base's
-//! `quantize_row_{q8_0,q4_0,q4_K,q6_K,q8_K}_ref` and `dequantize_row_*` made of them
-//! (`make_golden.c` says how they were made; `make_golden_fmt32.c` adds q4_1, q5_0, q5_1 and
-//! q8_1 from the same input, plus edge rows of its own; `make_golden_kquant.c` adds q2_K, q3_K
-//! and q5_K). Every level must reproduce them exactly.
+//! `quantize_row_*_ref` and `dequantize_row_*` made of them, for every block type of the dtype
+//! table (`make_golden.c` says how the first ones were made; `make_golden_fmt32.c` adds q4_1,
+//! q5_0, q5_1 and q8_1 from the same input, plus edge rows of its own; `make_golden_kquant.c`
+//! q2_K, q3_K and q5_K; `make_golden_iq4.c` iq4_nl and iq4_xs). Every level must reproduce them
+//! exactly.
 
 mod common;
 
@@ -23,6 +24,24 @@ fn floats(name: &str) -> Vec<f32> {
         .collect()
 }
 
+/// What ggml's bytes `want` of one row become when the row is encoded on its own.
+///
+/// Only iq4_nl differs: ggml leaves the indices of a near-zero block (|x| < 1e-15) as the
+/// previous block of the same call left them, so the leading near-zero blocks of a row carry
+/// the last indices of the row before it in the long-row call; alone, they get index 8.
+fn encoded_alone(dtype: DType, x: &[f32], want: &[u8]) -> Vec<u8> {
+    let mut w = want.to_vec();
+    if dtype == DType::IQ4NL {
+        for (xb, wb) in x.chunks_exact(32).zip(w.chunks_exact_mut(18)) {
+            if xb.iter().any(|v| v.abs() >= 1e-15) {
+                break;
+            }
+            wb[2..].fill(0x88);
+        }
+    }
+    w
+}
+
 /// Every level encodes `x` as `want` (ggml's bytes), as one long row and row by row.
 fn encoder_matches(dtype: DType, x: &[f32], want: &[u8]) {
     let row = 256;
@@ -37,6 +56,7 @@ fn encoder_matches(dtype: DType, x: &[f32], want: &[u8]) {
             k.level()
         );
         for (r, (xr, wr)) in x.chunks_exact(row).zip(want.chunks_exact(rb)).enumerate() {
+            let wr = &encoded_alone(dtype, xr, wr);
             let mut got = vec![0u8; rb];
             k.quantize_row(dtype, xr, &mut got).unwrap();
             if let Some(i) = got.iter().zip(wr).position(|(a, b)| a != b) {
@@ -92,6 +112,26 @@ fn decoders_match_ggml_values() {
             &floats(&format!("{dtype}.deq.f32")),
         );
     }
+}
+
+/// ggml's `quantize_iq4_nl` without an importance matrix (the search `llama-quantize` runs).
+#[test]
+fn iq4_nl_search_matches_ggml_bytes() {
+    use llamapack_quantize::iq4_nl::quantize_iq4_nl;
+    let x = floats("input.f32");
+    let want = read("iq4_nl_q.bin");
+    let mut got = vec![bytemuck::Zeroable::zeroed(); x.len() / 32];
+    quantize_iq4_nl(&x, &mut got);
+    let got: &[u8] = bytemuck::cast_slice(&got);
+    if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
+        panic!(
+            "iq4_nl search: byte {i} (block {}): {} vs ggml {}",
+            i / 18,
+            got[i],
+            want[i]
+        );
+    }
+    assert_eq!(got.len(), want.len());
 }
 
 /// The edge-case rows of `make_golden_fmt32.c` (`fmt32_extra.f32`: max − min overflowing f32,

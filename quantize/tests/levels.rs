@@ -2,7 +2,8 @@
 //!
 //! - quantize: byte-identical (every encoder is deterministic here);
 //! - dequantize: bit-identical, on arbitrary block bytes (NaN/inf scales included);
-//! - vec_dot: the k-quants (q2_k, q3_k, q4_k, q5_k, q6_k) bit-identical; q8_0/q4_0 within `4·ε·(blocks + 8)·Σ|wᵢaᵢ|`;
+//! - vec_dot: the 256-value block types (k-quants, iq4_xs) bit-identical; the 32-value ones
+//!   (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl) within `4·ε·(blocks + 8)·Σ|wᵢaᵢ|`;
 //!   f32/f16/bf16 within `2·ε·(n + 16)·Σ|wᵢaᵢ|`.
 
 mod common;
@@ -10,20 +11,6 @@ mod common;
 use common::{KINDS, Rng, decode, encode, levels, reference, row, same_bits};
 use llamapack_quantize::{DType, vec_dot_type};
 use proptest::prelude::*;
-
-const ENCODED: [DType; 11] = [
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q8_0,
-    DType::Q4_0,
-    DType::Q4K,
-    DType::Q6K,
-    DType::Q8K,
-    DType::Q2K,
-    DType::Q3K,
-    DType::Q5K,
-];
 
 /// Row lengths: 1 block, a few blocks, many blocks, and a float row with a ragged tail.
 fn len_for(dtype: DType, blocks: usize, extra: usize) -> usize {
@@ -84,9 +71,9 @@ fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
     let m = magnitude(dtype, &wq, &aq, n);
     let eps = f64::from(f32::EPSILON);
     let tol = match dtype {
-        DType::Q2K | DType::Q3K | DType::Q4K | DType::Q5K | DType::Q6K | DType::Q8K => 0.0,
-        DType::Q8_0 | DType::Q4_0 => 4.0 * eps * ((n / 32) as f64 + 8.0) * m,
-        _ => 2.0 * eps * (n as f64 + 16.0) * m,
+        _ if !dtype.is_quantized() => 2.0 * eps * (n as f64 + 16.0) * m,
+        _ if dtype.block_len() == 256 => 0.0,
+        _ => 4.0 * eps * ((n / 32) as f64 + 8.0) * m,
     };
     // The reference itself against the exact f64 dot of the decoded rows.
     let exact: f64 = decode(dtype, &wq, n)
@@ -115,7 +102,7 @@ proptest! {
 
     #[test]
     fn quantize_is_byte_identical(kind in 0..KINDS, blocks in 1usize..9, extra in 0usize..40, seed: u64) {
-        for dtype in ENCODED {
+        for dtype in DType::all() {
             let x = row(kind, len_for(dtype, blocks, extra), seed);
             check_quantize(dtype, &x);
         }
@@ -124,7 +111,7 @@ proptest! {
     #[test]
     fn dequantize_is_exact_on_any_bytes(blocks in 1usize..9, extra in 0usize..40, seed: u64) {
         let mut r = Rng::new(seed);
-        for dtype in ENCODED {
+        for dtype in DType::all() {
             let n = len_for(dtype, blocks, extra);
             let bytes: Vec<u8> = (0..dtype.row_bytes(n).unwrap()).map(|_| r.next_u64() as u8).collect();
             check_dequantize(dtype, &bytes, n);
@@ -133,7 +120,7 @@ proptest! {
 
     #[test]
     fn dequantize_is_exact_on_encoded_rows(kind in 0..KINDS, blocks in 1usize..5, seed: u64) {
-        for dtype in ENCODED {
+        for dtype in DType::all() {
             let n = len_for(dtype, blocks, 3);
             let x = row(kind, n, seed);
             check_dequantize(dtype, &encode(dtype, &x), n);
@@ -144,7 +131,7 @@ proptest! {
     fn vec_dot_matches_reference(wkind in 0..KINDS, akind in 0..KINDS, blocks in 1usize..17, extra in 0usize..40, seed: u64) {
         // the scale-overflow kinds produce inf/NaN products: the dot is meaningless there
         prop_assume!(![5, 6].contains(&wkind) && ![5, 6].contains(&akind));
-        for dtype in ENCODED.into_iter().filter(|d| *d != DType::Q8K) {
+        for dtype in DType::storable() {
             let n = len_for(dtype, blocks, extra);
             check_dot(dtype, &row(wkind, n, seed), &row(akind, n, seed ^ 0x5555));
         }
@@ -155,7 +142,7 @@ proptest! {
 fn large_rows_every_level() {
     // 11008 = llama-7B ffn width (43 q4_k blocks), 4096 = dim.
     for n in [4096usize, 11008] {
-        for dtype in ENCODED.into_iter().filter(|d| *d != DType::Q8K) {
+        for dtype in DType::storable() {
             let w = row(0, n, n as u64);
             let a = row(0, n, 7);
             check_quantize(dtype, &w);
@@ -166,7 +153,7 @@ fn large_rows_every_level() {
 
 #[test]
 fn misaligned_slices_give_the_same_results() {
-    for dtype in ENCODED {
+    for dtype in DType::all() {
         let n = len_for(dtype, 3, 5);
         let x = row(0, n, 3);
         let want = encode(dtype, &x);
