@@ -97,8 +97,36 @@ fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
     }
 }
 
+/// The k-quant dots, bit-identical at every level, on weight blocks of arbitrary bytes (every
+/// scale, min and quant pattern, NaN/inf super-block scales included).
+const KQUANTS: [DType; 5] = [DType::Q2K, DType::Q3K, DType::Q4K, DType::Q5K, DType::Q6K];
+
+fn check_dot_on_bytes(dtype: DType, wq: &[u8], a: &[f32]) {
+    let n = a.len();
+    let aq = encode(vec_dot_type(dtype), a);
+    let want = reference().vec_dot(dtype, n, wq, &aq);
+    for k in levels() {
+        let got = k.vec_dot(dtype, n, wq, &aq);
+        assert!(
+            got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+            "{dtype} dot at {} on raw bytes: {got} vs ref {want}",
+            k.level()
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn kquant_dots_are_exact_on_any_weight_bytes(akind in 0..KINDS, blocks in 1usize..9, seed: u64) {
+        let mut r = Rng::new(seed);
+        for dtype in KQUANTS {
+            let n = 256 * blocks;
+            let wq: Vec<u8> = (0..dtype.row_bytes(n).unwrap()).map(|_| r.next_u64() as u8).collect();
+            check_dot_on_bytes(dtype, &wq, &row(akind, n, seed ^ 0x77));
+        }
+    }
 
     #[test]
     fn quantize_is_byte_identical(kind in 0..KINDS, blocks in 1usize..9, extra in 0usize..40, seed: u64) {

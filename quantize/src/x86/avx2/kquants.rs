@@ -1,16 +1,22 @@
-//! q4_k, q6_k and q8_k (256-value super-blocks) with AVX2.
+//! The k-quants (q2_k, q3_k, q4_k, q5_k, q6_k) and q8_k (256-value super-blocks) with AVX2.
 //!
 //! Offsets: q4_k = d 0, dmin 2, scales 4..16, qs 16..144; q6_k = ql 0..128, qh 128..192,
-//! scales 192..208, d 208; q8_k = d 0 (f32), qs 4..260, bsums 260..292.
+//! scales 192..208, d 208; q8_k = d 0 (f32), qs 4..260, bsums 260..292; q2_k = scales 0..16,
+//! qs 16..80, d 80, dmin 82; q3_k = hmask 0..32, qs 32..96, scales 96..108, d 108; q5_k = d 0,
+//! dmin 2, scales 4..16, qh 16..48, qs 48..176.
 
 use std::arch::x86_64::*;
 
+use crate::q3_k::unpack_scales as q3k_unpack_scales;
 use crate::q4_k::unpack_scales_mins;
 use crate::x86::{
     f16_to_f32, f16x2_at, hmax_f32, hsum_i32, pack_i32x32_to_i8, prefetch_ahead, rd_f32, rd_u16,
 };
 
+const Q2K: usize = 84;
+const Q3K: usize = 110;
 const Q4K: usize = 144;
+const Q5K: usize = 176;
 const Q6K: usize = 210;
 const Q8K: usize = 292;
 
@@ -309,6 +315,18 @@ pub(crate) fn dequantize_q6_k(x: &[u8], y: &mut [f32]) {
     }
 }
 
+/// `[sc[s] ×8, sc[s + 1] ×8]` as 16 i16 lanes, from 16 int8 scales (`vpshufb`, then sign
+/// extension): the partners of a `vpmaddubsw` of 32 values spanning sub-blocks `s`, `s + 1` of 16.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn pair_scales(sc8: __m128i, s: usize) -> __m256i {
+    let pick = _mm_add_epi8(
+        _mm_set1_epi8(s as i8),
+        _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+    );
+    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick))
+}
+
 /// q6_k·q8_k dot: `Σ_j sc_j·Σ q·y − 32·Σ_j sc_j·bsum_j` (exact integers), then the reference's
 /// f32 operations (same bits).
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -330,13 +348,7 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
                 // SAFETY: q8 bytes 4 + 128h + 32k + 32 <= 260.
                 let y = unsafe { ld256(ba, 4 + 128 * h + 32 * k) };
                 let p = _mm256_maddubs_epi16(q, y);
-                // [scale s ×8, scale s+1 ×8] as i16
-                let pick = _mm_add_epi8(
-                    _mm_set1_epi8(s as i8),
-                    _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
-                );
-                let sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, pair_scales(sc8, s)));
             }
         }
         // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
@@ -345,6 +357,172 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let sumi = hsum_i32(_mm256_sub_epi32(acc, _mm256_slli_epi32::<5>(corr)));
         let d = f16x2_at(bw, 206).1 * rd_f32(ba, 0); // bytes 206..208 are scales, 208..210 d
         sumf += d * sumi as f32;
+    }
+    sumf
+}
+
+/// q2_k·q8_k dot: `Σ_j sc_j·Σ q·y` and `Σ_j m_j·bsum_j` (exact integers), then the reference's
+/// f32 steps (same bits).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q2_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = n / 256;
+    assert!(w.len() == Q2K * nb && a.len() == Q8K * nb);
+    let (m2, m4) = (_mm256_set1_epi8(3), _mm_set1_epi8(0x0f));
+    let mut sumf = 0.0f32;
+    for (b, (bw, ba)) in w.chunks_exact(Q2K).zip(a.chunks_exact(Q8K)).enumerate() {
+        prefetch_ahead(w, Q2K * b, Q2K);
+        // SAFETY: the 16 scale bytes are at 0..16 of the 84-byte block.
+        let sc8 = unsafe { _mm_loadu_si128(bw.as_ptr().cast()) };
+        let (scales, mins) = (
+            _mm_and_si128(sc8, m4),
+            _mm_and_si128(_mm_srli_epi16::<4>(sc8), m4),
+        );
+        let mut acc = _mm256_setzero_si256();
+        for h in 0..2 {
+            // SAFETY: qs bytes 16+32h..48+32h < 80 (h < 2).
+            let q = unsafe { ld256(bw, 16 + 32 * h) };
+            for k in 0..4 {
+                // values 128h + 32k .. +32: sub-blocks 8h + 2k (lanes 0..8) and 8h + 2k + 1
+                let v = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * k as i32)), m2);
+                // SAFETY: q8 bytes 4 + 128h + 32k + 32 <= 260.
+                let y = unsafe { ld256(ba, 4 + 128 * h + 32 * k) };
+                let p = _mm256_maddubs_epi16(v, y);
+                let sc = pair_scales(scales, 8 * h + 2 * k);
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
+            }
+        }
+        // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
+        let bsums = unsafe { ld256(ba, 260) };
+        let summs = hsum_i32(_mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(mins)));
+        let isum = hsum_i32(acc);
+        let dy = rd_f32(ba, 0);
+        let (xd, xdmin) = f16x2_at(bw, 80);
+        let (dall, dmin) = (dy * xd, dy * xdmin);
+        sumf += dall * isum as f32 - dmin * summs as f32;
+    }
+    sumf
+}
+
+/// The 3-bit quants plus 4 (0..=7) of values `32v..32v + 32` of a q3_k block (`v < 8`), from
+/// its `qs` half `q` and `hmask` vector `hm`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn q3k_values(q: __m256i, hm: __m256i, v: usize) -> __m256i {
+    let low = _mm256_and_si256(
+        _mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * (v % 4) as i32)),
+        _mm256_set1_epi8(3),
+    );
+    let bit = _mm256_set1_epi8((1u8 << v) as i8);
+    let high = _mm256_and_si256(
+        _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit),
+        _mm256_set1_epi8(4),
+    );
+    _mm256_or_si256(low, high)
+}
+
+/// The 16 q3_k scales minus 32 (−32..=31) as int8.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn q3k_scales8(bw: &[u8]) -> __m128i {
+    let sc = q3k_unpack_scales(bw[96..108].try_into().expect("12 scale bytes"));
+    let v = i128::from_le_bytes(sc.map(|s| s as u8));
+    _mm_sub_epi8(
+        _mm_set_epi64x((v >> 64) as i64, v as i64),
+        _mm_set1_epi8(32),
+    )
+}
+
+/// q3_k·q8_k dot: `Σ_j sc_j·Σ (q + 4)·y − 4·Σ_j sc_j·bsum_j` (exact integers), then the
+/// reference's f32 steps (same bits).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q3_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = n / 256;
+    assert!(w.len() == Q3K * nb && a.len() == Q8K * nb);
+    let mut sumf = 0.0f32;
+    for (b, (bw, ba)) in w.chunks_exact(Q3K).zip(a.chunks_exact(Q8K)).enumerate() {
+        prefetch_ahead(w, Q3K * b, Q3K);
+        let sc8 = q3k_scales8(bw);
+        // SAFETY: hmask is bytes 0..32 of the 110-byte block.
+        let hm = unsafe { ld256(bw, 0) };
+        let mut acc = _mm256_setzero_si256();
+        for h in 0..2 {
+            // SAFETY: qs bytes 32+32h..64+32h < 96 (h < 2).
+            let q = unsafe { ld256(bw, 32 + 32 * h) };
+            for k in 0..4 {
+                let v = 4 * h + k;
+                // SAFETY: q8 bytes 4 + 32v + 32 <= 260.
+                let y = unsafe { ld256(ba, 4 + 32 * v) };
+                let p = _mm256_maddubs_epi16(q3k_values(q, hm, v), y);
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, pair_scales(sc8, 2 * v)));
+            }
+        }
+        // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
+        let bsums = unsafe { ld256(ba, 260) };
+        let corr = _mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(sc8));
+        let sumi = hsum_i32(_mm256_sub_epi32(acc, _mm256_slli_epi32::<2>(corr)));
+        let d = f16_to_f32(rd_u16(bw, 108)) * rd_f32(ba, 0);
+        sumf += d * sumi as f32;
+    }
+    sumf
+}
+
+/// The 5-bit quants of sub-blocks `2j` (`lo`) and `2j + 1` (`hi`) of a q5_k block: nibbles of
+/// `q` (`qs` bytes 32j..) with the fifth bits `2j`, `2j + 1` of `qh`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn q5k_values(q: __m256i, qh: __m256i, j: usize) -> (__m256i, __m256i) {
+    let mask = _mm256_set1_epi8(0x0f);
+    let fifth = |bit: u8| {
+        let b = _mm256_set1_epi8(bit as i8);
+        _mm256_and_si256(
+            _mm256_cmpeq_epi8(_mm256_and_si256(qh, b), b),
+            _mm256_set1_epi8(16),
+        )
+    };
+    (
+        _mm256_or_si256(_mm256_and_si256(q, mask), fifth(1 << (2 * j))),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(q), mask),
+            fifth(2 << (2 * j)),
+        ),
+    )
+}
+
+/// q5_k·q8_k dot: q4_k's integer sums with 5-bit quants, then its f32 steps (same bits).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = n / 256;
+    assert!(w.len() == Q5K * nb && a.len() == Q8K * nb);
+    let mut sumf = 0.0f32;
+    for (b, (bw, ba)) in w.chunks_exact(Q5K).zip(a.chunks_exact(Q8K)).enumerate() {
+        prefetch_ahead(w, Q5K * b, Q5K);
+        let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
+        let scales = q4k_scales16(&sm);
+        // SAFETY: qh is bytes 16..48 of the 176-byte block.
+        let qh = unsafe { ld256(bw, 16) };
+        let mut acc = _mm256_setzero_si256();
+        for j in 0..4 {
+            // SAFETY: qs bytes 48+32j..80+32j <= 176 and q8 bytes 4+64j..68+64j <= 260 (j < 4).
+            let (q, ylo, yhi) = unsafe {
+                (
+                    ld256(bw, 48 + 32 * j),
+                    ld256(ba, 4 + 64 * j),
+                    ld256(ba, 36 + 64 * j),
+                )
+            };
+            let (lo, hi) = q5k_values(q, qh, j);
+            let lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), q4k_scale(scales, 2 * j));
+            let hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), q4k_scale(scales, 2 * j + 1));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(lo, hi));
+        }
+        // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
+        let bsums = unsafe { ld256(ba, 260) };
+        let summ = hsum_i32(_mm256_madd_epi16(bsums, q4k_mins16(&sm)));
+        let sumi = hsum_i32(acc);
+        let dy = rd_f32(ba, 0);
+        let (xd, xdmin) = f16x2_at(bw, 0);
+        let (d, dmin) = (xd * dy, xdmin * dy);
+        sumf += d * sumi as f32 - dmin * summ as f32;
     }
     sumf
 }

@@ -1,15 +1,18 @@
-//! q4_k·q8_k and q6_k·q8_k with AVX-512 BW + VNNI: the one-token q6_k dot on zmm (`vpmaddubsw`
-//! then `vpdpwssd` with the sub-block scales, one `vpermw` spreading four of them), and the
-//! multi-token dots of both (the one-token q4_k dot is AVX2's). Same per-block integers and
-//! f32 steps as the reference.
+//! The k-quant dots with AVX-512 BW + VNNI: the one-token q2_k, q3_k, q5_k and q6_k dots on zmm
+//! (`vpmaddubsw` of 64 values, then `vpdpwssd` with the sub-block scales, one `vpermw` spreading
+//! them), and the multi-token q4_k/q6_k dots (the one-token q4_k dot is AVX2's). Same per-block
+//! integers and f32 steps as the reference.
 
 use std::arch::x86_64::*;
 
 use crate::q4_k::unpack_scales_mins;
-use crate::x86::avx2::{q4k_mins16, vec_dot_q4_k_q8_k};
+use crate::x86::avx2::{q3k_scales8, q3k_values, q4k_mins16, q5k_values, vec_dot_q4_k_q8_k};
 use crate::x86::{f16x2_at, hsum_i32, prefetch_ahead, rd_f32};
 
+const Q2K: usize = 84;
+const Q3K: usize = 110;
 const Q4K: usize = 144;
+const Q5K: usize = 176;
 const Q6K: usize = 210;
 const Q8K: usize = 292;
 
@@ -43,6 +46,21 @@ fn join(lo: __m256i, hi: __m256i) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
 }
 
+/// `vpermw` indices spreading 16 sub-block scales (i16 lanes 0–15) over the 64 values of a
+/// `vpmaddubsw` spanning sub-blocks `4w..4w + 4` of 16: index vector `w` holds scale `4w + L` in
+/// each i16 lane of 128-bit lane `L`.
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+fn quad_scale_idx() -> [__m512i; 4] {
+    let idx = |s: i16| {
+        _mm512_inserti64x4::<1>(
+            _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(s + 1), _mm_set1_epi16(s))),
+            _mm256_set_m128i(_mm_set1_epi16(s + 3), _mm_set1_epi16(s + 2)),
+        )
+    };
+    [idx(0), idx(4), idx(8), idx(12)]
+}
+
 /// q6_k·q8_k dot, bit-identical to the reference.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
@@ -50,14 +68,7 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     assert!(w.len() == Q6K * nb && a.len() == Q8K * nb);
     let m4 = _mm512_set1_epi8(0x0f);
     let m2 = _mm512_set1_epi8(0x30);
-    // vpermw indices: scale s for each group of 8 i16 lanes (= 16 values).
-    let idx = |s: i16| {
-        _mm512_inserti64x4::<1>(
-            _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(s + 1), _mm_set1_epi16(s))),
-            _mm256_set_m128i(_mm_set1_epi16(s + 3), _mm_set1_epi16(s + 2)),
-        )
-    };
-    let idx4 = [idx(0), idx(4), idx(8), idx(12)];
+    let idx4 = quad_scale_idx();
     let mut sumf = 0.0f32;
     for (b, (bw, ba)) in w.chunks_exact(Q6K).zip(a.chunks_exact(Q8K)).enumerate() {
         // The row is streamed once per token here (generation): fetch ahead of it.
@@ -91,6 +102,118 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         let sumi = _mm512_reduce_add_epi32(acc) - 32 * corr;
         let d = f16x2_at(bw, 206).1 * rd_f32(ba, 0); // bytes 206..208 are scales, 208..210 d
         sumf += d * sumi as f32;
+    }
+    sumf
+}
+
+/// q2_k·q8_k dot, bit-identical to the reference.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot_q2_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = n / 256;
+    assert!(w.len() == Q2K * nb && a.len() == Q8K * nb);
+    let (m2, m4) = (_mm256_set1_epi8(3), _mm_set1_epi8(0x0f));
+    let idx4 = quad_scale_idx();
+    let mut sumf = 0.0f32;
+    for (b, (bw, ba)) in w.chunks_exact(Q2K).zip(a.chunks_exact(Q8K)).enumerate() {
+        prefetch_ahead(w, Q2K * b, Q2K);
+        // SAFETY: the 16 scale bytes are at 0..16 of the 84-byte block.
+        let sc8 = unsafe { _mm_loadu_si128(bw.as_ptr().cast()) };
+        let scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4)));
+        let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc8), m4));
+        let mut acc = _mm512_setzero_si512();
+        for h in 0..2 {
+            // SAFETY: qs bytes 16+32h..48+32h < 80 (h < 2).
+            let q = unsafe { ld256(bw, 16 + 32 * h) };
+            let sh = |k: i32| _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * k)), m2);
+            for kk in 0..2 {
+                // values 128h + 64kk .. +64: sub-blocks 8h + 4kk .. +4
+                let v = join(sh(2 * kk as i32), sh(2 * kk as i32 + 1));
+                // SAFETY: q8 bytes 4 + 128h + 64kk + 64 <= 260.
+                let y = unsafe { ld512(ba, 4 + 128 * h + 64 * kk) };
+                let sc = _mm512_permutexvar_epi16(idx4[2 * h + kk], scales);
+                acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(v, y), sc);
+            }
+        }
+        // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
+        let bsums = unsafe { ld256(ba, 260) };
+        let summs = hsum_i32(_mm256_madd_epi16(bsums, mins));
+        let isum = _mm512_reduce_add_epi32(acc);
+        let dy = rd_f32(ba, 0);
+        let (xd, xdmin) = f16x2_at(bw, 80);
+        let (dall, dmin) = (dy * xd, dy * xdmin);
+        sumf += dall * isum as f32 - dmin * summs as f32;
+    }
+    sumf
+}
+
+/// q3_k·q8_k dot, bit-identical to the reference.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot_q3_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = n / 256;
+    assert!(w.len() == Q3K * nb && a.len() == Q8K * nb);
+    let idx4 = quad_scale_idx();
+    let mut sumf = 0.0f32;
+    for (b, (bw, ba)) in w.chunks_exact(Q3K).zip(a.chunks_exact(Q8K)).enumerate() {
+        prefetch_ahead(w, Q3K * b, Q3K);
+        let sc16 = _mm256_cvtepi8_epi16(q3k_scales8(bw));
+        let sc = _mm512_castsi256_si512(sc16);
+        // SAFETY: hmask is bytes 0..32 of the 110-byte block.
+        let hm = unsafe { ld256(bw, 0) };
+        let mut acc = _mm512_setzero_si512();
+        for g in 0..4 {
+            // values 64g .. 64g + 64 (sub-blocks 4g..4g + 4) from qs half g / 2
+            // SAFETY: qs bytes 32+32h..64+32h < 96 (h = g / 2 < 2).
+            let q = unsafe { ld256(bw, 32 + 32 * (g / 2)) };
+            let u = join(q3k_values(q, hm, 2 * g), q3k_values(q, hm, 2 * g + 1));
+            // SAFETY: q8 bytes 4 + 64g + 64 <= 260.
+            let y = unsafe { ld512(ba, 4 + 64 * g) };
+            let s = _mm512_permutexvar_epi16(idx4[g], sc);
+            acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u, y), s);
+        }
+        // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
+        let bsums = unsafe { ld256(ba, 260) };
+        let corr = hsum_i32(_mm256_madd_epi16(bsums, sc16));
+        let sumi = _mm512_reduce_add_epi32(acc) - 4 * corr;
+        let d = f16x2_at(bw, 106).1 * rd_f32(ba, 0); // bytes 106..108 are scales, 108..110 d
+        sumf += d * sumi as f32;
+    }
+    sumf
+}
+
+/// q5_k·q8_k dot, bit-identical to the reference.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = n / 256;
+    assert!(w.len() == Q5K * nb && a.len() == Q8K * nb);
+    // vpermw indices: scale t in i16 lanes 0..16, scale t + 1 in lanes 16..32
+    let pair = |t: i16| join(_mm256_set1_epi16(t), _mm256_set1_epi16(t + 1));
+    let idx = [pair(0), pair(2), pair(4), pair(6)];
+    let mut sumf = 0.0f32;
+    for (b, (bw, ba)) in w.chunks_exact(Q5K).zip(a.chunks_exact(Q8K)).enumerate() {
+        prefetch_ahead(w, Q5K * b, Q5K);
+        let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
+        let sc8 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi64x(
+            0,
+            i64::from_le_bytes(sm[..8].try_into().expect("8 scales")),
+        )));
+        // SAFETY: qh is bytes 16..48 of the 176-byte block.
+        let qh = unsafe { ld256(bw, 16) };
+        let mut acc = _mm512_setzero_si512();
+        for (j, ix) in idx.iter().enumerate() {
+            // SAFETY: qs bytes 48+32j..80+32j <= 176 and q8 bytes 4+64j..68+64j <= 260 (j < 4).
+            let (q, y) = unsafe { (ld256(bw, 48 + 32 * j), ld512(ba, 4 + 64 * j)) };
+            let (lo, hi) = q5k_values(q, qh, j);
+            let p = _mm512_maddubs_epi16(join(lo, hi), y);
+            acc = _mm512_dpwssd_epi32(acc, p, _mm512_permutexvar_epi16(*ix, sc8));
+        }
+        // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
+        let bsums = unsafe { ld256(ba, 260) };
+        let summ = hsum_i32(_mm256_madd_epi16(bsums, q4k_mins16(&sm)));
+        let sumi = _mm512_reduce_add_epi32(acc);
+        let dy = rd_f32(ba, 0);
+        let (xd, xdmin) = f16x2_at(bw, 0);
+        let (d, dmin) = (xd * dy, xdmin * dy);
+        sumf += d * sumi as f32 - dmin * summ as f32;
     }
     sumf
 }
@@ -288,13 +411,7 @@ unsafe fn q6_k_tokens<'a, const R: usize>(
     let quads = m / 4 * 4;
     let m4 = _mm512_set1_epi8(0x0f);
     let m2 = _mm512_set1_epi8(0x30);
-    let idx = |s: i16| {
-        _mm512_inserti64x4::<1>(
-            _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(s + 1), _mm_set1_epi16(s))),
-            _mm256_set_m128i(_mm_set1_epi16(s + 3), _mm_set1_epi16(s + 2)),
-        )
-    };
-    let idx4 = [idx(0), idx(4), idx(8), idx(12)];
+    let idx4 = quad_scale_idx();
     for o in &mut out {
         o[..quads].fill(0.0);
     }
