@@ -77,6 +77,14 @@ pub enum Error {
         /// What went wrong.
         source: Box<Error>,
     },
+    /// The recipe cannot be applied to the model.
+    #[error("{file}: {source}")]
+    Recipe {
+        /// The input file.
+        file: String,
+        /// What is wrong.
+        source: crate::recipe::RecipeError,
+    },
     /// Reading or writing a `.lpk` failed.
     #[error(transparent)]
     Format(#[from] llamapack_format::Error),

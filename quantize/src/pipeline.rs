@@ -10,7 +10,7 @@
 //!
 //! let lpk = Lpk::open("7b-f16.lpk")?;
 //! let recipe = Recipe::parse("q4_k_m").unwrap();
-//! let plan = pipeline::plan(&lpk, &recipe);
+//! let plan = pipeline::plan(&lpk, &recipe)?;
 //! let parent = SourceFile { name: "7b-f16.lpk".into(), sha256: String::new(), bytes: lpk.file_len() };
 //! let done = pipeline::quantize(&lpk, &plan, "7b-q4_k_m.lpk".as_ref(), parent, &Options::default(), &|_| {})?;
 //! println!("{} tensors, {} bytes", done.tensors.len(), done.output_bytes);
@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::Error;
-use crate::recipe::Recipe;
+use crate::recipe::{ModelShape, Recipe};
 use crate::stats::{ErrorReport, ErrorStats};
 
 /// One tensor of a [`Plan`].
@@ -94,25 +94,34 @@ impl Plan {
     }
 }
 
-/// Plans `lpk` with `recipe` (the model's config supplies the layer count and tied output).
-pub fn plan<B: AsRef<[u8]>>(lpk: &Lpk<B>, recipe: &Recipe) -> Plan {
+/// Plans `lpk` with `recipe`, tensor for tensor as llama-quantize does for the llama
+/// architecture (the model's config supplies the layer and head counts and the tied output).
+pub fn plan<B: AsRef<[u8]>>(lpk: &Lpk<B>, recipe: &Recipe) -> Result<Plan, Error> {
     let mut recipe = recipe.clone();
-    recipe.tied_output = lpk.config().tied_output;
-    let n_layers = lpk.config().n_layers;
+    let cfg = lpk.config();
+    recipe.tied_output = cfg.tied_output;
+    let shape = ModelShape::new(cfg.n_layers, cfg.n_heads, cfg.n_kv_heads);
+    let planned = recipe
+        .plan(lpk.tensors().map(|t| (t.name, t.shape)), shape)
+        .map_err(|e| Error::Recipe {
+            file: lpk.file_name().to_owned(),
+            source: e,
+        })?;
     let tensors = lpk
         .tensors()
-        .map(|t| {
-            let c = recipe.choose(t.name, t.shape, n_layers);
+        .zip(planned.tensors)
+        .map(|(t, p)| {
+            let fallback = p.choice().fallback;
             Planned {
-                name: t.name.to_owned(),
-                shape: t.shape.to_vec(),
+                name: p.name,
+                shape: p.shape,
                 from: t.dtype,
-                to: c.dtype,
-                fallback: c.fallback,
+                to: p.dtype,
+                fallback,
             }
         })
         .collect();
-    Plan { recipe, tensors }
+    Ok(Plan { recipe, tensors })
 }
 
 /// Options of [`quantize`].
@@ -233,6 +242,9 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
         "recipe": r.name,
         "output_type": r.output_type.map(DType::name),
         "embedding_type": r.embedding_type.map(DType::name),
+        "pure": r.pure,
+        "tensor_type_overrides": r.tensor_types,
+        "imatrix": r.has_imatrix,
         "fallbacks": fallbacks,
         "tensor_types": types,
     }));

@@ -53,6 +53,25 @@ fn check_dequantize(dtype: DType, bytes: &[u8], n: usize) {
     }
 }
 
+/// The q8_1 activations store each block's sum `s = d·Σq` as f16, and the q4_1/q5_1 dots use
+/// it for the minimum's term (`m·s`), as ggml does: up to `|m|·|s|·2⁻¹¹` per block (plus the
+/// f16 subnormal step) away from the dot of the decoded rows. 0 for other formats.
+fn s_rounding(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> f64 {
+    if vec_dot_type(dtype) != DType::Q8_1 {
+        return 0.0;
+    }
+    let w = decode(dtype, wq, n);
+    let a = decode(DType::Q8_1, aq, n);
+    w.chunks(32)
+        .zip(a.chunks(32))
+        .map(|(wb, ab)| {
+            let wmax = wb.iter().fold(0f64, |m, v| m.max(f64::from(v.abs())));
+            let s: f64 = ab.iter().map(|v| f64::from(*v)).sum();
+            wmax * (s.abs() * 2f64.powi(-10) + 2f64.powi(-24))
+        })
+        .sum()
+}
+
 /// Σ|wᵢ·aᵢ| over the decoded rows, in f64.
 fn magnitude(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> f64 {
     let w = decode(dtype, wq, n);
@@ -81,7 +100,7 @@ fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
         .zip(&decode(vec_dot_type(dtype), &aq, n))
         .map(|(x, y)| f64::from(*x) * f64::from(*y))
         .sum();
-    let ref_tol = 4.0 * eps * (n as f64 + 8.0) * m + 1e-30;
+    let ref_tol = 4.0 * eps * (n as f64 + 8.0) * m + s_rounding(dtype, &wq, &aq, n) + 1e-30;
     assert!(
         (f64::from(want) - exact).abs() <= ref_tol,
         "{dtype} reference dot {want} vs exact {exact} (tol {ref_tol})"

@@ -396,9 +396,25 @@ mod tests {
                                 .zip(&xa)
                                 .map(|(p, q)| f64::from((p * q).abs()))
                                 .sum();
+                            // q8_1 activations carry their block sums as f16 (ggml's `s`),
+                            // which the q4_1/q5_1 dots use for the minimum's term.
+                            let s_term: f64 = if vdt == DType::Q8_1 {
+                                wf[r]
+                                    .chunks(32)
+                                    .zip(xa.chunks(32))
+                                    .map(|(wb, ab)| {
+                                        let m =
+                                            wb.iter().fold(0f64, |m, v| m.max(f64::from(v.abs())));
+                                        let s: f64 = ab.iter().map(|v| f64::from(*v)).sum();
+                                        m * s.abs() * 2f64.powi(-10)
+                                    })
+                                    .sum()
+                            } else {
+                                0.0
+                            };
                             let got = out[t * rows + r];
                             assert!(
-                                (f64::from(got) - exact).abs() <= 1e-5 * mag,
+                                (f64::from(got) - exact).abs() <= 1e-5 * mag + s_term,
                                 "{dtype} {level:?} n={n} t={t} r={r}: {got} vs {exact}"
                             );
                             assert_eq!(

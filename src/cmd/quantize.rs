@@ -8,40 +8,42 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use llamapack_format::{DType, Lpk, SourceFile};
 use llamapack_quantize::pipeline::{self, Quantized, TensorReport};
-use llamapack_quantize::recipe::{RECIPE_NAMES, Recipe};
+use llamapack_quantize::recipe::{RECIPES, Recipe, TensorTypeOverride};
 use serde_json::json;
 
 use crate::ui;
 
-/// Quantize a .lpk file to int8 / int4 block formats (ggml-compatible).
+/// Quantize a .lpk file to ggml block formats, tensor for tensor as llama-quantize does.
 ///
-/// Recipes (--type):
-///   q8_0, q4_0, q4_k, q6_k   every 2-D weight gets that type; 1-D norms stay f32
-///   q4_k_m                   llama.cpp's mixture: output.weight → q6_k; attention.wv and
-///                            feed_forward.w2 → q6_k on the use_more_bits layers; rest q4_k
-///   f16, bf16, f32           plain conversion
+/// --type takes llama.cpp's file types (listed below with their size on Llama-2-7B): each
+/// gives every tensor the type llama-quantize gives it for the llama architecture (output and
+/// embedding rules, the use_more_bits layers, the attn_v rules that depend on the GQA factor,
+/// and the fallbacks for rows that are not a multiple of 256: q4_k → q5_0, q5_k → q5_1,
+/// q6_k → q8_0, q2_k/q3_k → q4_0, iq4_xs → iq4_nl; f16 when even that does not divide).
+/// 1-D norms stay f32. Fallbacks are reported once per kind.
 ///
-/// A row length that is not a multiple of the block size falls back to a wider type with a
-/// warning naming the tensor. Prints a per-tensor error table (worst first): RMSE, relative
-/// RMS error, SNR in dB and max |error| of dequantize(quantize(w)) against w.
+/// Per-tensor controls, as llama-quantize's: --output-type, --embedding-type,
+/// --tensor-type REGEX=TYPE (repeatable; matched against llama.cpp's tensor names such as
+/// blk.3.attn_v.weight; the first matching pattern wins), --tensor-type-file (one REGEX=TYPE
+/// per line), --pure (every 2-D weight the recipe's base type).
 ///
-/// For a model with tied embeddings, tok_embeddings.weight is the output matrix and follows the
-/// output's rules (--output-type, q4_k_m's q6_k), as in llama.cpp.
+/// Prints a per-tensor error table (worst first): RMSE, relative RMS error, SNR in dB and
+/// max |error| of dequantize(quantize(w)) against w. An input that is already quantized is
+/// refused (re-quantizing compounds the error) unless --allow-requantize.
 ///
-/// Note: llama-quantize's Q4_0/Q4_K files keep output.weight at q6_k; pass --output-type q6_k
-/// to build the same mix.
-///
-/// Example:
+/// Examples:
 ///   llamapack quantize 7b.lpk -o 7b-q4km.lpk --type q4_k_m --report q4km.json
+///   llamapack quantize 7b.lpk -o 7b-q5.lpk --type q5_k_m --tensor-type 'ffn_down=q6_k'
+///   llamapack quantize 7b.lpk -o 7b-iq4.lpk --type iq4_xs --pure --output-type q8_0
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(verbatim_doc_comment, after_long_help = recipes_help())]
 pub struct Args {
     /// Input .lpk (normally the f16/bf16/f32 conversion).
     pub input: PathBuf,
     /// Output .lpk.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Recipe: q8_0, q4_0, q4_k, q6_k, q4_k_m, f16, bf16, f32.
+    /// Recipe: llama.cpp's file type (q4_k_m, Q5_K_S, q8_0, … — see the list in --help).
     #[arg(long = "type", value_name = "RECIPE")]
     pub recipe: String,
     /// Type of output.weight (overrides the recipe).
@@ -50,6 +52,17 @@ pub struct Args {
     /// Type of tok_embeddings.weight (overrides the recipe).
     #[arg(long, value_name = "TYPE")]
     pub embedding_type: Option<DType>,
+    /// REGEX=TYPE: tensors whose llama.cpp name matches REGEX get TYPE (repeatable; the first
+    /// matching pattern wins).
+    #[arg(long = "tensor-type", value_name = "REGEX=TYPE")]
+    pub tensor_types: Vec<String>,
+    /// A file of REGEX=TYPE lines (after the --tensor-type patterns; blank lines and lines
+    /// starting with # are skipped).
+    #[arg(long, value_name = "FILE")]
+    pub tensor_type_file: Option<PathBuf>,
+    /// Every 2-D weight gets the recipe's base type (no mixture).
+    #[arg(long)]
+    pub pure: bool,
     /// Re-encode tensors that are already quantized (compounds the error; as llama-quantize's
     /// --allow-requantize). Without it an already-quantized input is refused.
     #[arg(long)]
@@ -68,16 +81,47 @@ pub struct Args {
     pub top: usize,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let mut recipe = Recipe::parse(&args.recipe).with_context(|| {
-        format!(
-            "unknown recipe `{}` (expected one of {})",
-            args.recipe,
-            RECIPE_NAMES.join(", ")
-        )
-    })?;
+/// The recipe list of `--help`, from the recipe table.
+fn recipes_help() -> String {
+    let mut s =
+        String::from("Recipes (bits per weight on Llama-2-7B, as llama-quantize plans it):\n");
+    for r in &RECIPES {
+        s.push_str(&format!(
+            "  {:<8} {:>5.2} bpw  {}\n",
+            r.name, r.bpw_7b, r.description
+        ));
+    }
+    s.push_str("Aliases: q3_k, q4_k, q5_k = the _m mixtures; llama.cpp's upper-case names and ftype ids are accepted.");
+    s
+}
+
+/// Builds the recipe from the command line's options.
+fn recipe_of(args: &Args) -> anyhow::Result<Recipe> {
+    let mut recipe = Recipe::parse(&args.recipe)?;
     recipe.output_type = args.output_type;
     recipe.embedding_type = args.embedding_type;
+    recipe.pure = args.pure;
+    for t in &args.tensor_types {
+        recipe.tensor_types.push(TensorTypeOverride::parse(t)?);
+    }
+    if let Some(path) = &args.tensor_type_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --tensor-type-file {}", path.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let o = TensorTypeOverride::parse(line)
+                .with_context(|| format!("{}:{}", path.display(), i + 1))?;
+            recipe.tensor_types.push(o);
+        }
+    }
+    Ok(recipe)
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let recipe = recipe_of(args)?;
     for t in [args.output_type, args.embedding_type]
         .into_iter()
         .flatten()
@@ -169,7 +213,7 @@ pub fn quantize_file(
     output: &Path,
     opts: &pipeline::Options,
 ) -> anyhow::Result<Quantized> {
-    let plan = pipeline::plan(lpk, recipe);
+    let plan = pipeline::plan(lpk, recipe)?;
     let total: u64 = lpk.tensors().map(|t| t.bytes.len() as u64).sum();
     let bar = ui::bytes_bar(total, "quantize");
     let parent = SourceFile {
