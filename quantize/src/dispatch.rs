@@ -508,6 +508,25 @@ static AVX2: Kernels = {
     over!(t, Q2K, { vec_dot: tf!(dot k::vec_dot_q2_k_q8_k) });
     over!(t, Q3K, { vec_dot: tf!(dot k::vec_dot_q3_k_q8_k) });
     over!(t, Q5K, { vec_dot: tf!(dot k::vec_dot_q5_k_q8_k) });
+    over!(t, Q4_1, {
+        dequantize: tf!(dequant k::dequantize_q4_1),
+        vec_dot: tf!(dot k::vec_dot_q4_1_q8_1),
+        vec_dot4: tf!(dot4 k::vec_dot4_q4_1_q8_1),
+    });
+    over!(t, Q5_0, {
+        dequantize: tf!(dequant k::dequantize_q5_0),
+        vec_dot: tf!(dot k::vec_dot_q5_0_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_0_q8_0),
+    });
+    over!(t, Q5_1, {
+        dequantize: tf!(dequant k::dequantize_q5_1),
+        vec_dot: tf!(dot k::vec_dot_q5_1_q8_1),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_1_q8_1),
+    });
+    over!(t, Q8_1, {
+        quantize: tf!(quant k::quantize_q8_1),
+        dequantize: tf!(dequant k::dequantize_q8_1),
+    });
     Kernels {
         level: Level::Avx2,
         formats: t,
@@ -569,6 +588,19 @@ static AVX512: Kernels = {
     over!(t, Q2K, { vec_dot: tf!(dot k::vec_dot_q2_k_q8_k) });
     over!(t, Q3K, { vec_dot: tf!(dot k::vec_dot_q3_k_q8_k) });
     over!(t, Q5K, { vec_dot: tf!(dot k::vec_dot_q5_k_q8_k) });
+    over!(t, Q4_1, {
+        vec_dot: tf!(dot k::vec_dot_q4_1_q8_1),
+        vec_dot4: tf!(dot4 k::vec_dot4_q4_1_q8_1),
+    });
+    over!(t, Q5_0, {
+        vec_dot: tf!(dot k::vec_dot_q5_0_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_0_q8_0),
+        vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q5_0_q8_0),
+    });
+    over!(t, Q5_1, {
+        vec_dot: tf!(dot k::vec_dot_q5_1_q8_1),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_1_q8_1),
+    });
     Kernels {
         level: Level::Avx512,
         formats: t,

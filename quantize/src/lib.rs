@@ -48,20 +48,24 @@
 //! | dequantize (every type) | ref | SIMD, bit-identical | = AVX2 | ref |
 //! | dot q4_k·q8_k, q6_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
 //! | dot q8_0·q8_0, q4_0·q8_0 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
+//! | quantize q8_1 | ref | SIMD, byte-identical | = AVX2 | ref |
+//! | quantize q4_1, q5_0, q5_1 | ref | ref | ref | ref |
+//! | dot q4_1·q8_1, q5_0·q8_0, q5_1·q8_1 | ref | SIMD | VNNI (`vpdpbusd`) | ref |
 //! | dot f32/f16/bf16·f32 | ref | SIMD | SIMD | SIMD |
 //!
-//! - Encoders: q8_0, q4_0 and q8_k are byte-identical to ggml's `quantize_row_*_ref`; the
-//!   k-quants (q2_k, q3_k, q4_k, q5_k, q6_k) follow ggml's reference algorithm operation for
-//!   operation (its weighted searches, `nearest_int`, f32 order, no fused multiply-add), so they
-//!   are byte-identical too and their error equals `llama-quantize`'s without an importance
-//!   matrix. Every level produces the same bytes.
+//! - Encoders: every one is byte-identical to ggml's `quantize_row_*_ref` (q8_0, q4_0, q4_1,
+//!   q5_0, q5_1, q8_1, q8_k, iq4_nl, iq4_xs) or follows ggml's reference algorithm operation for
+//!   operation (the k-quants q2_k … q6_k: its weighted searches, `nearest_int`, f32 order, no
+//!   fused multiply-add), tested byte for byte against libggml-base's own output, so their error
+//!   equals `llama-quantize`'s without an importance matrix. Every level produces the same bytes.
 //! - Decoders are exact: every level returns the reference's bits.
 //! - The k-quant dots compute exact integer sums per super-block and then the reference's f32
-//!   steps, so every level returns the same bits. The q8_0/q4_0 dots accumulate blocks in SIMD
-//!   lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference; the float dots within
-//!   `2·ε·(n + 16)·Σ|wᵢ·aᵢ|`.
-//! - Dots assume activations made by [`quantize_row`]: q8_0/q8_k quants in −127..=127 and true
-//!   q8_k `bsums`.
+//!   steps, so every level returns the same bits. The q8_0/q4_0/q5_0 dots accumulate blocks in
+//!   SIMD lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference; q4_1/q5_1 within
+//!   `4·ε·(blocks + 8)·(Σ|(wᵢ − m)·aᵢ| + Σ_blocks|m·s|)` (`m` the block minimum, `s` the q8_1
+//!   block sum); the float dots within `2·ε·(n + 16)·Σ|wᵢ·aᵢ|`.
+//! - Dots assume activations made by [`quantize_row`]: q8_0/q8_1/q8_k quants in −127..=127 and
+//!   true q8_k `bsums`.
 //! - The multi-token dots of [`Kernels`] — `vec_dot4` (one row, 4 tokens), `vec_dot4_packed`
 //!   (q8_0/q4_0 against 4 tokens interleaved by [`q8_0::pack_q8_0_x4`]) and `vec_dot_tiled`
 //!   (many rows × many tokens: float weights in register tiles, k-quants 2 rows against every

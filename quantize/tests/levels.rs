@@ -3,12 +3,14 @@
 //! - quantize: byte-identical (every encoder is deterministic here);
 //! - dequantize: bit-identical, on arbitrary block bytes (NaN/inf scales included);
 //! - vec_dot: the 256-value block types (k-quants, iq4_xs) bit-identical; the 32-value ones
-//!   (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl) within `4·ε·(blocks + 8)·Σ|wᵢaᵢ|`;
-//!   f32/f16/bf16 within `2·ε·(n + 16)·Σ|wᵢaᵢ|`.
+//!   (q8_0, q4_0, q5_0, iq4_nl) within `4·ε·(blocks + 8)·Σ|wᵢaᵢ|`, q4_1/q5_1 within
+//!   `4·ε·(blocks + 8)·(Σ|(wᵢ − m)·aᵢ| + Σ_blocks |m·s|)`; f32/f16/bf16 within
+//!   `2·ε·(n + 16)·Σ|wᵢaᵢ|`.
 
 mod common;
 
 use common::{KINDS, Rng, decode, encode, levels, reference, row, same_bits};
+use half::f16;
 use llamapack_quantize::{DType, vec_dot_type};
 use proptest::prelude::*;
 
@@ -53,25 +55,6 @@ fn check_dequantize(dtype: DType, bytes: &[u8], n: usize) {
     }
 }
 
-/// The q8_1 activations store each block's sum `s = d·Σq` as f16, and the q4_1/q5_1 dots use
-/// it for the minimum's term (`m·s`), as ggml does: up to `|m|·|s|·2⁻¹¹` per block (plus the
-/// f16 subnormal step) away from the dot of the decoded rows. 0 for other formats.
-fn s_rounding(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> f64 {
-    if vec_dot_type(dtype) != DType::Q8_1 {
-        return 0.0;
-    }
-    let w = decode(dtype, wq, n);
-    let a = decode(DType::Q8_1, aq, n);
-    w.chunks(32)
-        .zip(a.chunks(32))
-        .map(|(wb, ab)| {
-            let wmax = wb.iter().fold(0f64, |m, v| m.max(f64::from(v.abs())));
-            let s: f64 = ab.iter().map(|v| f64::from(*v)).sum();
-            wmax * (s.abs() * 2f64.powi(-10) + 2f64.powi(-24))
-        })
-        .sum()
-}
-
 /// Σ|wᵢ·aᵢ| over the decoded rows, in f64.
 fn magnitude(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> f64 {
     let w = decode(dtype, wq, n);
@@ -82,13 +65,55 @@ fn magnitude(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> f64 {
         .sum()
 }
 
+/// For weights with a minimum (q4_1, q5_1, dotted with q8_1): `(Σ|(wᵢ − m)·aᵢ| + Σ|m·s|,
+/// Σ|m·aᵢ|, Σ|m|·|s − Σaᵢ|)` over the blocks, with `wᵢ − m` decoded from the block with `m`
+/// zeroed. The dots compute `(dx·dy)·Σq·a + m·s`: the first is the magnitude of their terms, the
+/// last the reference's distance from the exact dot that the f16 rounding of `s` makes.
+fn min_terms(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> Option<(f64, f64, f64)> {
+    if vec_dot_type(dtype) != DType::Q8_1 || !dtype.is_storable() {
+        return None;
+    }
+    let (wb, ab) = (dtype.block_bytes(), vec_dot_type(dtype).block_bytes());
+    let f16_at = |b: &[u8]| f64::from(f16::from_le_bytes([b[2], b[3]]).to_f32());
+    let mut no_min = wq.to_vec();
+    for b in no_min.chunks_exact_mut(wb) {
+        b[2..4].fill(0);
+    }
+    let (wd, a) = (
+        decode(dtype, &no_min, n),
+        decode(vec_dot_type(dtype), aq, n),
+    );
+    let (mut mag, mut ma, mut dev) = (0.0, 0.0, 0.0);
+    for (i, (w, y)) in wq.chunks_exact(wb).zip(aq.chunks_exact(ab)).enumerate() {
+        let (m, s) = (f16_at(w), f16_at(y));
+        let r = 32 * i..32 * (i + 1);
+        let sa: f64 = a[r.clone()].iter().map(|&v| f64::from(v)).sum();
+        mag += (m * s).abs()
+            + wd[r.clone()]
+                .iter()
+                .zip(&a[r.clone()])
+                .map(|(x, y)| (f64::from(*x) * f64::from(*y)).abs())
+                .sum::<f64>();
+        ma += a[r].iter().map(|&v| (m * f64::from(v)).abs()).sum::<f64>();
+        dev += m.abs() * (s - sa).abs();
+    }
+    Some((mag, ma, dev))
+}
+
 fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
     let n = w.len();
     let wq = encode(dtype, w);
     let aq = encode(vec_dot_type(dtype), a);
     let want = reference().vec_dot(dtype, n, &wq, &aq);
-    let m = magnitude(dtype, &wq, &aq, n);
     let eps = f64::from(f32::EPSILON);
+    // magnitude of the terms the dots add; extra slack of the reference against the exact dot
+    let (m, ref_m, ref_dev) = min_terms(dtype, &wq, &aq, n).map_or_else(
+        || {
+            let m = magnitude(dtype, &wq, &aq, n);
+            (m, m, 0.0)
+        },
+        |(mag, ma, dev)| (mag, mag + ma, dev),
+    );
     let tol = match dtype {
         _ if !dtype.is_quantized() => 2.0 * eps * (n as f64 + 16.0) * m,
         _ if dtype.block_len() == 256 => 0.0,
@@ -100,7 +125,7 @@ fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
         .zip(&decode(vec_dot_type(dtype), &aq, n))
         .map(|(x, y)| f64::from(*x) * f64::from(*y))
         .sum();
-    let ref_tol = 4.0 * eps * (n as f64 + 8.0) * m + s_rounding(dtype, &wq, &aq, n) + 1e-30;
+    let ref_tol = 4.0 * eps * (n as f64 + 8.0) * ref_m + ref_dev + 1e-30;
     assert!(
         (f64::from(want) - exact).abs() <= ref_tol,
         "{dtype} reference dot {want} vs exact {exact} (tol {ref_tol})"
