@@ -93,6 +93,8 @@ pub(crate) type DotTiledFn = fn(usize, &[u8], &[u8], &mut [f32]);
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Format {
     pub(crate) quantize: QuantizeFn,
+    /// The weight encoder where it is not `quantize` (`BlockFormat::quantize_weights`).
+    pub(crate) quantize_weights: Option<QuantizeFn>,
     pub(crate) dequantize: DequantizeFn,
     pub(crate) vec_dot: DotFn,
     /// One weight row · 4 activation rows (`None`: 4 calls of `vec_dot`).
@@ -144,6 +146,25 @@ impl Kernels {
             });
         }
         (f.quantize)(src, dst);
+        Ok(())
+    }
+
+    /// See [`crate::quantize_weights_row`].
+    pub fn quantize_weights_row(
+        &self,
+        dtype: DType,
+        src: &[f32],
+        dst: &mut [u8],
+    ) -> Result<(), Error> {
+        let f = self.format(dtype)?;
+        check_bytes(dtype, src.len(), dst.len())?;
+        if let Some(index) = first_non_finite(src) {
+            return Err(Error::NonFinite {
+                index,
+                value: src[index],
+            });
+        }
+        (f.quantize_weights.unwrap_or(f.quantize))(src, dst);
         Ok(())
     }
 
@@ -341,6 +362,11 @@ fn check_bytes(dtype: DType, len: usize, bytes: usize) -> Result<(), Error> {
 const fn scalar_format<F: BlockFormat>() -> Option<Format> {
     Some(Format {
         quantize: scalar::quantize::<F>,
+        quantize_weights: if F::WEIGHTS_DIFFER {
+            Some(scalar::quantize_weights::<F>)
+        } else {
+            None
+        },
         dequantize: scalar::dequantize::<F>,
         vec_dot: scalar::vec_dot::<F>,
         vec_dot4: None,
@@ -358,6 +384,7 @@ const fn float_format(
 ) -> Option<Format> {
     Some(Format {
         quantize,
+        quantize_weights: None,
         dequantize,
         vec_dot,
         vec_dot4: None,

@@ -25,6 +25,15 @@ pub trait BlockFormat: 'static {
     type Act: Pod;
     /// Encodes `x` (exactly `y.len()` blocks of values) into `y`.
     fn quantize_ref(x: &[f32], y: &mut [Self::Block]);
+    /// Encodes a row of weights as `llama-quantize` does without an importance matrix (ggml's
+    /// `quantize_<type>(…, imatrix = NULL)`): [`BlockFormat::quantize_ref`] for every format
+    /// but iq4_nl, whose weight quantizer runs a scale search its `_ref` skips.
+    fn quantize_weights(x: &[f32], y: &mut [Self::Block]) {
+        Self::quantize_ref(x, y);
+    }
+    /// Whether [`BlockFormat::quantize_weights`] is not [`BlockFormat::quantize_ref`] (the
+    /// kernel table then keeps a separate entry for it).
+    const WEIGHTS_DIFFER: bool = false;
     /// Decodes `x` into `y` (exactly `x.len()` blocks of values).
     fn dequantize_ref(x: &[Self::Block], y: &mut [f32]);
     /// One weight block dotted with one activation block.
@@ -34,6 +43,9 @@ pub trait BlockFormat: 'static {
 /// Implements [`BlockFormat`] for a format module's unit struct from its `*_ref` functions.
 macro_rules! block_format {
     ($fmt:ident, $dtype:ident, $block:ty, $act:ty, $quant:path, $dequant:path, $dot:path) => {
+        $crate::format::block_format!($fmt, $dtype, $block, $act, $quant, $dequant, $dot, $quant);
+    };
+    ($fmt:ident, $dtype:ident, $block:ty, $act:ty, $quant:path, $dequant:path, $dot:path, $weights:path) => {
         /// This format as a [`crate::format::BlockFormat`].
         #[derive(Clone, Copy, Debug)]
         pub struct $fmt;
@@ -44,6 +56,22 @@ macro_rules! block_format {
             fn quantize_ref(x: &[f32], y: &mut [$block]) {
                 $quant(x, y)
             }
+            fn quantize_weights(x: &[f32], y: &mut [$block]) {
+                $weights(x, y)
+            }
+            const WEIGHTS_DIFFER: bool = {
+                let (a, b) = (
+                    stringify!($quant).as_bytes(),
+                    stringify!($weights).as_bytes(),
+                );
+                let mut same = a.len() == b.len();
+                let mut i = 0;
+                while same && i < a.len() {
+                    same = a[i] == b[i];
+                    i += 1;
+                }
+                !same
+            };
             fn dequantize_ref(x: &[$block], y: &mut [f32]) {
                 $dequant(x, y)
             }

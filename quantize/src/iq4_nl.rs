@@ -26,7 +26,8 @@ crate::format::block_format!(
     BlockQ8_0,
     quantize_row_iq4_nl_ref,
     dequantize_row_iq4_nl_ref,
-    block_dot
+    block_dot,
+    quantize_iq4_nl
 );
 
 /// ggml's `GROUP_MAX_EPS`: a block whose largest magnitude is below it gets scale 0.

@@ -162,6 +162,13 @@ pub fn quantize_row(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), Err
     kernels().quantize_row(dtype, src, dst)
 }
 
+/// Encodes one row of weights as `llama-quantize` writes them without an importance matrix
+/// (ggml's `quantize_<type>`): the same bytes as [`quantize_row`] for every type but iq4_nl,
+/// whose weight quantizer searches 15 trial scales that its `quantize_row_iq4_nl_ref` skips.
+pub fn quantize_weights_row(dtype: DType, src: &[f32], dst: &mut [u8]) -> Result<(), Error> {
+    kernels().quantize_weights_row(dtype, src, dst)
+}
+
 /// Decodes one row of `dtype` bytes into `dst.len()` values.
 pub fn dequantize_row(dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<(), Error> {
     kernels().dequantize_row(dtype, src, dst)

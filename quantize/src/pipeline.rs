@@ -286,7 +286,7 @@ pub fn encode_tensor(t: &TensorView<'_>, target: DType) -> Result<(Vec<u8>, Erro
                 let r = b * batch + i;
                 let src = &t.bytes[r * src_row..(r + 1) * src_row];
                 crate::dequantize_row(t.dtype, src, &mut x)?;
-                crate::quantize_row(target, &x, dst).map_err(|e| match e {
+                crate::quantize_weights_row(target, &x, dst).map_err(|e| match e {
                     Error::NonFinite { index, value } => Error::NonFiniteAt {
                         row: r,
                         column: index,

@@ -72,6 +72,10 @@ fn dot_as<W: Pod, A: Pod>(w: &[u8], a: &[u8], term: fn(&W, &A) -> f32) -> f32 {
 pub(crate) fn quantize<F: BlockFormat>(src: &[f32], dst: &mut [u8]) {
     quantize_as::<F::Block>(src, dst, F::quantize_ref);
 }
+/// [`BlockFormat::quantize_weights`] over row bytes.
+pub(crate) fn quantize_weights<F: BlockFormat>(src: &[f32], dst: &mut [u8]) {
+    quantize_as::<F::Block>(src, dst, F::quantize_weights);
+}
 /// [`BlockFormat::dequantize_ref`] over row bytes.
 pub(crate) fn dequantize<F: BlockFormat>(src: &[u8], dst: &mut [f32]) {
     dequantize_as::<F::Block>(src, dst, F::dequantize_ref);

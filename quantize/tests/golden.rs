@@ -114,24 +114,35 @@ fn decoders_match_ggml_values() {
     }
 }
 
-/// ggml's `quantize_iq4_nl` without an importance matrix (the search `llama-quantize` runs).
+/// The weight encoders (`quantize_weights_row`, what the pipeline writes) give the bytes of
+/// ggml's `quantize_<type>` without an importance matrix — what `llama-quantize` writes — at
+/// every level: `<type>_q.bin` where ggml's weight quantizer differs from its `_ref` (iq4_nl's
+/// 15-trial search), else `<type>.bin`.
 #[test]
-fn iq4_nl_search_matches_ggml_bytes() {
-    use llamapack_quantize::iq4_nl::quantize_iq4_nl;
+fn weight_encoders_match_llama_quantize_bytes() {
     let x = floats("input.f32");
-    let want = read("iq4_nl_q.bin");
-    let mut got = vec![bytemuck::Zeroable::zeroed(); x.len() / 32];
-    quantize_iq4_nl(&x, &mut got);
-    let got: &[u8] = bytemuck::cast_slice(&got);
-    if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
-        panic!(
-            "iq4_nl search: byte {i} (block {}): {} vs ggml {}",
-            i / 18,
-            got[i],
-            want[i]
-        );
+    let dir = format!("{}/tests/golden", env!("CARGO_MANIFEST_DIR"));
+    for dtype in quantized().filter(|d| d.is_storable()) {
+        let q = format!("{dtype}_q.bin");
+        let want = if std::path::Path::new(&dir).join(&q).exists() {
+            read(&q)
+        } else {
+            read(&format!("{dtype}.bin"))
+        };
+        for k in levels() {
+            let mut got = vec![0u8; want.len()];
+            k.quantize_weights_row(dtype, &x, &mut got).unwrap();
+            if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
+                panic!(
+                    "{dtype} weights at {}: byte {i} (block {}): {} vs ggml {}",
+                    k.level(),
+                    i / dtype.block_bytes(),
+                    got[i],
+                    want[i]
+                );
+            }
+        }
     }
-    assert_eq!(got.len(), want.len());
 }
 
 /// The edge-case rows of `make_golden_fmt32.c` (`fmt32_extra.f32`: max − min overflowing f32,
