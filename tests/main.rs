@@ -4,5 +4,6 @@ mod common;
 mod gguf_fixture;
 mod inspect_verify;
 mod interrupt;
+mod llamacpp;
 mod pipeline;
 mod transformers;
