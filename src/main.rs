@@ -2,6 +2,7 @@
 //!
 //! Each subcommand lives in its own module under `cmd/`; this file only parses arguments,
 //! dispatches, and turns errors into one clear line and an exit code.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

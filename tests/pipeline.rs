@@ -8,14 +8,24 @@ use serde_json::Value;
 use crate::common::{fails, fixture, json, ok, s, shared};
 
 fn quantized(recipe: &str) -> PathBuf {
+    quantized_with(recipe, &[])
+}
+
+/// The fixture quantized with `recipe` and extra `quantize` flags, made once per test run.
+fn quantized_with(recipe: &str, flags: &[&str]) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = LOCK
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sh = shared();
-    let out = sh.dir.join(format!("tiny-{recipe}.lpk"));
+    let out = sh.dir.join(format!(
+        "tiny-{recipe}{}.lpk",
+        flags.concat().replace('-', "_")
+    ));
     if !out.exists() {
-        ok(&["quantize", s(&sh.f16), "-o", s(&out), "--type", recipe]);
+        let mut a = vec!["quantize", s(&sh.f16), "-o", s(&out), "--type", recipe];
+        a.extend_from_slice(flags);
+        ok(&a);
     }
     out
 }
@@ -95,13 +105,10 @@ fn quantize_every_recipe_with_the_sizes_of_the_table() {
                 .product::<u64>()
         })
         .sum();
-    for (recipe, bpw) in [
-        ("q8_0", 8.5),
-        ("q4_0", 4.5),
-        ("q4_k", 4.5),
-        ("q6_k", 6.5625),
-    ] {
-        let v = json(&["inspect", s(&quantized(recipe)), "--json"]);
+    // Every block type of the dtype table, pure: each 2-D weight has its type and its size.
+    for dtype in llamapack_format::DType::storable().filter(|d| d.is_quantized()) {
+        let (recipe, bpw) = (dtype.name(), dtype.bits_per_weight());
+        let v = json(&["inspect", s(&quantized_with(recipe, &["--pure"])), "--json"]);
         let mut bytes_2d = 0u64;
         for t in v["tensors"].as_array().unwrap() {
             let is_2d = t["shape"].as_array().unwrap().len() == 2;
@@ -112,7 +119,12 @@ fn quantize_every_recipe_with_the_sizes_of_the_table() {
             }
         }
         assert_eq!(bytes_2d as f64 * 8.0, params_2d as f64 * bpw, "{recipe}");
-        assert_eq!(v["provenance"]["quantization"]["recipe"], recipe);
+        let q = &v["provenance"]["quantization"];
+        let canonical = llamapack_quantize::recipe::Recipe::parse(recipe)
+            .unwrap()
+            .name;
+        assert_eq!(q["recipe"], canonical.as_str());
+        assert_eq!(q["pure"], true, "{recipe}");
     }
     // q4_k_m: output and the use_more_bits layers' wv/w2 in q6_k (4 layers: layers 2 and 3).
     let v = json(&["inspect", s(&quantized("q4_k_m")), "--json"]);
@@ -440,8 +452,8 @@ fn user_mistakes_get_one_clear_line() {
     let sh = shared();
     let err = fails(&["quantize", s(&sh.f16), "-o", s(&sh.f16), "--type", "q4_0"]);
     assert!(err.contains("refusing to overwrite"), "{err}");
-    let err = fails(&["quantize", s(&sh.f16), "-o", "/tmp/x.lpk", "--type", "q3_k"]);
-    assert!(err.contains("unknown recipe `q3_k`"), "{err}");
+    let err = fails(&["quantize", s(&sh.f16), "-o", "/tmp/x.lpk", "--type", "q7_0"]);
+    assert!(err.contains("unknown recipe `q7_0`"), "{err}");
     let short = sh.dir.join("short.json");
     std::fs::write(&short, "[1, 5, 9]").unwrap();
     let err = fails(&[

@@ -47,6 +47,8 @@
 //! |---|---|---|
 //! | Meta | `params.json`, `consolidated.00.pth` … `NN.pth`, `tokenizer.model` (here or `..`) | wq/wk/wv/w1/w3/output merged on dim 0, wo/w2/tok_embeddings on dim 1, norms replicated and compared; `rope.freqs` dropped |
 //! | HF | `config.json`, `model.safetensors` or `model.safetensors.index.json` + shards, `tokenizer.model` or `tokenizer.json` | names mapped to Meta's; q/k rows un-permuted (k with the KV head count); `tie_word_embeddings` honoured |
+// `unsafe` only in the mmap of a source file (`source.rs`), which allows it locally.
+#![deny(unsafe_code)]
 
 pub mod dtype;
 pub mod error;

@@ -26,6 +26,7 @@ impl Mapped {
         // SAFETY: the file is opened read-only and only read through this map. Another process
         // truncating it while we read would be undefined behaviour; that is the documented
         // limitation of every mmap-based reader (safetensors, candle, llama.cpp).
+        #[allow(unsafe_code)]
         let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, "mmap", e))?;
         #[cfg(unix)]
         {
@@ -57,6 +58,7 @@ impl Mapped {
             // same bytes back in from the page cache, so slices borrowed from the map stay
             // valid and unchanged (memmap2 marks the advice unsafe for private writable maps,
             // whose modifications it would discard; this map has none).
+            #[allow(unsafe_code)]
             unsafe {
                 let _ = self.map.unchecked_advise_range(
                     memmap2::UncheckedAdvice::DontNeed,

@@ -1,7 +1,7 @@
 //! Our `.pth` reader against an independent one (burn's `pytorch-reader` crate) on every good
 //! `.pth` in the fixtures: same tensor names, dtypes, shapes and bytes.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

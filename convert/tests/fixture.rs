@@ -1,7 +1,7 @@
 //! The tiny model's Meta checkpoint (2 bf16 shards) and its HF checkpoint (f16) — written by
 //! torch and transformers in `fixtures/make_fixtures.py` — convert to identical tensors.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

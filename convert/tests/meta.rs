@@ -1,7 +1,7 @@
 //! Meta checkpoints (`fixtures/pth/meta_*`, made by `make_pth_cases.py`): shard merging against
 //! torch's merged values, and every way a Meta directory can be wrong.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! The `.pth` reader against files made by torch (`fixtures/pth/make_pth_cases.py`): values
 //! agree with what torch dumped, hostile pickles and broken zips are refused with clear errors.
 
-mod common;
+use crate::common;
 
 use common::pth;
 use llamapack_convert::dtype::decode_f32_bytes;

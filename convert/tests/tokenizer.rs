@@ -1,6 +1,6 @@
 //! `SentencePiece` and `tokenizer.json` readers on real files.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -103,24 +103,108 @@ const fn blocks<B>(len: usize) -> (usize, usize) {
 /// The table, in declaration order of [`DType`]. Sizes come from the block structs themselves,
 /// so they cannot drift.
 pub const DTYPES: [DTypeInfo; 17] = {
-    use DType as D;
     use crate::blocks::QK_K;
+    use DType as D;
     [
         row(D::F32, "f32", 0, (1, 4), D::F32, Some(0)),
         row(D::F16, "f16", 1, (1, 2), D::F32, Some(1)),
         row(D::BF16, "bf16", 30, (1, 2), D::F32, Some(32)),
-        row(D::Q8_0, "q8_0", 8, blocks::<BlockQ8_0>(32), D::Q8_0, Some(7)),
-        row(D::Q4_0, "q4_0", 2, blocks::<BlockQ4_0>(32), D::Q8_0, Some(2)),
-        row(D::Q4_1, "q4_1", 3, blocks::<BlockQ4_1>(32), D::Q8_1, Some(3)),
-        row(D::Q5_0, "q5_0", 6, blocks::<BlockQ5_0>(32), D::Q8_0, Some(8)),
-        row(D::Q5_1, "q5_1", 7, blocks::<BlockQ5_1>(32), D::Q8_1, Some(9)),
-        row(D::Q2K, "q2_k", 10, blocks::<BlockQ2K>(QK_K), D::Q8K, Some(10)),
-        row(D::Q3K, "q3_k", 11, blocks::<BlockQ3K>(QK_K), D::Q8K, Some(11)),
-        row(D::Q4K, "q4_k", 12, blocks::<BlockQ4K>(QK_K), D::Q8K, Some(14)),
-        row(D::Q5K, "q5_k", 13, blocks::<BlockQ5K>(QK_K), D::Q8K, Some(16)),
-        row(D::Q6K, "q6_k", 14, blocks::<BlockQ6K>(QK_K), D::Q8K, Some(18)),
-        row(D::IQ4NL, "iq4_nl", 20, blocks::<BlockIq4Nl>(32), D::Q8_0, Some(25)),
-        row(D::IQ4XS, "iq4_xs", 23, blocks::<BlockIq4Xs>(QK_K), D::Q8K, Some(30)),
+        row(
+            D::Q8_0,
+            "q8_0",
+            8,
+            blocks::<BlockQ8_0>(32),
+            D::Q8_0,
+            Some(7),
+        ),
+        row(
+            D::Q4_0,
+            "q4_0",
+            2,
+            blocks::<BlockQ4_0>(32),
+            D::Q8_0,
+            Some(2),
+        ),
+        row(
+            D::Q4_1,
+            "q4_1",
+            3,
+            blocks::<BlockQ4_1>(32),
+            D::Q8_1,
+            Some(3),
+        ),
+        row(
+            D::Q5_0,
+            "q5_0",
+            6,
+            blocks::<BlockQ5_0>(32),
+            D::Q8_0,
+            Some(8),
+        ),
+        row(
+            D::Q5_1,
+            "q5_1",
+            7,
+            blocks::<BlockQ5_1>(32),
+            D::Q8_1,
+            Some(9),
+        ),
+        row(
+            D::Q2K,
+            "q2_k",
+            10,
+            blocks::<BlockQ2K>(QK_K),
+            D::Q8K,
+            Some(10),
+        ),
+        row(
+            D::Q3K,
+            "q3_k",
+            11,
+            blocks::<BlockQ3K>(QK_K),
+            D::Q8K,
+            Some(11),
+        ),
+        row(
+            D::Q4K,
+            "q4_k",
+            12,
+            blocks::<BlockQ4K>(QK_K),
+            D::Q8K,
+            Some(14),
+        ),
+        row(
+            D::Q5K,
+            "q5_k",
+            13,
+            blocks::<BlockQ5K>(QK_K),
+            D::Q8K,
+            Some(16),
+        ),
+        row(
+            D::Q6K,
+            "q6_k",
+            14,
+            blocks::<BlockQ6K>(QK_K),
+            D::Q8K,
+            Some(18),
+        ),
+        row(
+            D::IQ4NL,
+            "iq4_nl",
+            20,
+            blocks::<BlockIq4Nl>(32),
+            D::Q8_0,
+            Some(25),
+        ),
+        row(
+            D::IQ4XS,
+            "iq4_xs",
+            23,
+            blocks::<BlockIq4Xs>(QK_K),
+            D::Q8K,
+            Some(30),
+        ),
         row(D::Q8K, "q8_k", 15, blocks::<BlockQ8K>(QK_K), D::Q8K, None),
         row(D::Q8_1, "q8_1", 9, blocks::<BlockQ8_1>(32), D::Q8_1, None),
     ]
@@ -159,6 +243,7 @@ impl DType {
     }
 
     /// The activation format a weight row of this type is dotted with.
+    #[must_use]
     pub fn vec_dot_type(self) -> DType {
         self.info().vec_dot_type
     }

@@ -52,6 +52,8 @@
 //!
 //! The header comes last so the writer can stream tensors without knowing their checksums in
 //! advance; the preamble is rewritten once at the end, then the temp file is renamed.
+// `unsafe` only in the one mmap constructor (`Lpk::open`), which allows it locally.
+#![deny(unsafe_code)]
 
 pub mod blocks;
 pub mod dtype;

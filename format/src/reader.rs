@@ -112,6 +112,7 @@ impl Lpk<memmap2::Mmap> {
         // SAFETY: the map is read-only; a concurrent writer truncating the file could fault,
         // which is the documented limit of every mmap reader (safetensors, llama.cpp). Our own
         // writer never modifies a finished file: it writes a sibling and renames.
+        #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(path, "mmap", e))?;
         Lpk::parse(map, path.display().to_string())
     }

@@ -57,6 +57,7 @@ fn main() {
         DType::Q4K,
         DType::Q6K,
         DType::Q8K,
+        DType::Q8_1,
         DType::F16,
         DType::BF16,
     ] {
@@ -79,7 +80,10 @@ fn main() {
     );
     let scalar = kernels_for(Level::Scalar).unwrap();
     let (w, a) = (data(N * ROWS, 2), data(N, 3));
-    for dtype in WEIGHT_TYPES {
+    for dtype in WEIGHT_TYPES
+        .into_iter()
+        .chain([DType::Q4_1, DType::Q5_0, DType::Q5_1])
+    {
         let rb = dtype.row_bytes(N).unwrap();
         let mut wq = vec![0u8; rb * ROWS];
         for (x, out) in w.chunks_exact(N).zip(wq.chunks_exact_mut(rb)) {

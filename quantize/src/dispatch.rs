@@ -206,10 +206,7 @@ impl Kernels {
         acts: &[u8],
         out: &mut [f32],
     ) {
-        let (wrb, arb) = (
-            weight.row_bytes(n),
-            weight.vec_dot_type().row_bytes(n),
-        );
+        let (wrb, arb) = (weight.row_bytes(n), weight.vec_dot_type().row_bytes(n));
         let shape = match (wrb, arb) {
             (Some(w), Some(a))
                 if w > 0
@@ -338,7 +335,9 @@ fn check_bytes(dtype: DType, len: usize, bytes: usize) -> Result<(), Error> {
     }
 }
 
-/// The scalar table of one block format, from its [`BlockFormat`] reference kernels.
+/// The scalar table of one block format, from its [`BlockFormat`] reference kernels (as the
+/// table's entry type).
+#[allow(clippy::unnecessary_wraps)]
 const fn scalar_format<F: BlockFormat>() -> Option<Format> {
     Some(Format {
         quantize: scalar::quantize::<F>,
@@ -350,8 +349,13 @@ const fn scalar_format<F: BlockFormat>() -> Option<Format> {
     })
 }
 
-/// A plain float format's scalar table.
-const fn float_format(quantize: QuantizeFn, dequantize: DequantizeFn, vec_dot: DotFn) -> Option<Format> {
+/// A plain float format's scalar table (as the table's entry type).
+#[allow(clippy::unnecessary_wraps)]
+const fn float_format(
+    quantize: QuantizeFn,
+    dequantize: DequantizeFn,
+    vec_dot: DotFn,
+) -> Option<Format> {
     Some(Format {
         quantize,
         dequantize,
@@ -380,7 +384,9 @@ macro_rules! over {
 
 /// Every format, by dtype: the one list a new format is added to.
 static SCALAR: Kernels = {
-    use crate::{q2_k, q3_k, q4_0, q4_k, q5_k, q6_k, q8_0, q8_k};
+    use crate::{
+        iq4_nl, iq4_xs, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k,
+    };
     let mut t: [Option<Format>; N_DTYPES] = [None; N_DTYPES];
     t[DType::F32 as usize] = float_format(
         scalar::quantize_f32,
@@ -405,6 +411,12 @@ static SCALAR: Kernels = {
     t[DType::Q3K as usize] = scalar_format::<q3_k::Q3K>();
     t[DType::Q5K as usize] = scalar_format::<q5_k::Q5K>();
     t[DType::Q8K as usize] = scalar_format::<q8_k::Q8K>();
+    t[DType::Q4_1 as usize] = scalar_format::<q4_1::Q4_1>();
+    t[DType::Q5_0 as usize] = scalar_format::<q5_0::Q5_0>();
+    t[DType::Q5_1 as usize] = scalar_format::<q5_1::Q5_1>();
+    t[DType::Q8_1 as usize] = scalar_format::<q8_1::Q8_1>();
+    t[DType::IQ4NL as usize] = scalar_format::<iq4_nl::Iq4Nl>();
+    t[DType::IQ4XS as usize] = scalar_format::<iq4_xs::Iq4Xs>();
     Kernels {
         level: Level::Scalar,
         formats: t,
@@ -508,6 +520,25 @@ static AVX2: Kernels = {
         dequantize: tf!(dequant k::dequantize_q5_k),
         vec_dot: tf!(dot k::vec_dot_q5_k_q8_k),
     });
+    over!(t, Q4_1, {
+        dequantize: tf!(dequant k::dequantize_q4_1),
+        vec_dot: tf!(dot k::vec_dot_q4_1_q8_1),
+        vec_dot4: tf!(dot4 k::vec_dot4_q4_1_q8_1),
+    });
+    over!(t, Q5_0, {
+        dequantize: tf!(dequant k::dequantize_q5_0),
+        vec_dot: tf!(dot k::vec_dot_q5_0_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_0_q8_0),
+    });
+    over!(t, Q5_1, {
+        dequantize: tf!(dequant k::dequantize_q5_1),
+        vec_dot: tf!(dot k::vec_dot_q5_1_q8_1),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_1_q8_1),
+    });
+    over!(t, Q8_1, {
+        quantize: tf!(quant k::quantize_q8_1),
+        dequantize: tf!(dequant k::dequantize_q8_1),
+    });
     Kernels {
         level: Level::Avx2,
         formats: t,
@@ -577,6 +608,19 @@ static AVX512: Kernels = {
     over!(t, Q5K, {
         quantize: tf!(quant k::quantize_q5_k),
         vec_dot: tf!(dot k::vec_dot_q5_k_q8_k),
+    });
+    over!(t, Q4_1, {
+        vec_dot: tf!(dot k::vec_dot_q4_1_q8_1),
+        vec_dot4: tf!(dot4 k::vec_dot4_q4_1_q8_1),
+    });
+    over!(t, Q5_0, {
+        vec_dot: tf!(dot k::vec_dot_q5_0_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_0_q8_0),
+        vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q5_0_q8_0),
+    });
+    over!(t, Q5_1, {
+        vec_dot: tf!(dot k::vec_dot_q5_1_q8_1),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_1_q8_1),
     });
     Kernels {
         level: Level::Avx512,

@@ -3,7 +3,7 @@
 use llamapack_format::DType;
 
 /// What can go wrong when quantizing or dequantizing a row.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The input holds a NaN or an infinity; `index` is its position in the row.
@@ -39,4 +39,53 @@ pub enum Error {
     /// This crate has no kernels for the dtype (a dtype added to the table later).
     #[error("{0}: no kernels for this dtype")]
     Unsupported(DType),
+    /// A NaN or infinity in a tensor being quantized.
+    #[error("non-finite value {value} at row {row}, column {column}")]
+    NonFiniteAt {
+        /// Row index.
+        row: usize,
+        /// Column index.
+        column: usize,
+        /// The value.
+        value: f32,
+    },
+    /// A tensor's stored checksum does not match its bytes.
+    #[error("checksum mismatch: the input is corrupt (run `llamapack verify` on it)")]
+    Corrupt,
+    /// A planned tensor is missing from the input.
+    #[error("not in the input file")]
+    NotInInput,
+    /// The plan would re-encode already quantized tensors.
+    #[error(
+        "{file}: {count} tensors are already quantized ({examples}); re-quantizing compounds the error: start from the f16/bf16/f32 file, or pass --allow-requantize"
+    )]
+    Requantize {
+        /// The input file.
+        file: String,
+        /// How many tensors.
+        count: usize,
+        /// A few of them, with their types.
+        examples: String,
+    },
+    /// An error about one tensor of a file.
+    #[error("{file}: tensor `{tensor}`: {source}")]
+    InTensor {
+        /// The file.
+        file: String,
+        /// The tensor.
+        tensor: String,
+        /// What went wrong.
+        source: Box<Error>,
+    },
+    /// The recipe cannot be applied to the model.
+    #[error("{file}: {source}")]
+    Recipe {
+        /// The input file.
+        file: String,
+        /// What is wrong.
+        source: crate::recipe::RecipeError,
+    },
+    /// Reading or writing a `.lpk` failed.
+    #[error(transparent)]
+    Format(#[from] llamapack_format::Error),
 }

@@ -49,20 +49,24 @@
 //! | dot q4_k·q8_k, q6_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
 //! | dot q2_k·q8_k, q3_k·q8_k, q5_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | ref |
 //! | dot q8_0·q8_0, q4_0·q8_0 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
+//! | quantize q8_1 | ref | SIMD, byte-identical | = AVX2 | ref |
+//! | quantize q4_1, q5_0, q5_1 | ref | ref | ref | ref |
+//! | dot q4_1·q8_1, q5_0·q8_0, q5_1·q8_1 | ref | SIMD | VNNI (`vpdpbusd`) | ref |
 //! | dot f32/f16/bf16·f32 | ref | SIMD | SIMD | SIMD |
 //!
-//! - Encoders: q8_0, q4_0 and q8_k are byte-identical to ggml's `quantize_row_*_ref`; the
-//!   k-quants (q2_k, q3_k, q4_k, q5_k, q6_k) follow ggml's reference algorithm operation for
-//!   operation (its weighted searches, `nearest_int`, f32 order, no fused multiply-add), so they
-//!   are byte-identical too and their error equals `llama-quantize`'s without an importance
-//!   matrix. Every level produces the same bytes.
+//! - Encoders: every one is byte-identical to ggml's `quantize_row_*_ref` (q8_0, q4_0, q4_1,
+//!   q5_0, q5_1, q8_1, q8_k, iq4_nl, iq4_xs) or follows ggml's reference algorithm operation for
+//!   operation (the k-quants q2_k … q6_k: its weighted searches, `nearest_int`, f32 order, no
+//!   fused multiply-add), tested byte for byte against libggml-base's own output, so their error
+//!   equals `llama-quantize`'s without an importance matrix. Every level produces the same bytes.
 //! - Decoders are exact: every level returns the reference's bits.
 //! - The k-quant dots compute exact integer sums per super-block and then the reference's f32
-//!   steps, so every level returns the same bits. The q8_0/q4_0 dots accumulate blocks in SIMD
-//!   lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference; the float dots within
-//!   `2·ε·(n + 16)·Σ|wᵢ·aᵢ|`.
-//! - Dots assume activations made by [`quantize_row`]: q8_0/q8_k quants in −127..=127 and true
-//!   q8_k `bsums`.
+//!   steps, so every level returns the same bits. The q8_0/q4_0/q5_0 dots accumulate blocks in
+//!   SIMD lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference; q4_1/q5_1 within
+//!   `4·ε·(blocks + 8)·(Σ|(wᵢ − m)·aᵢ| + Σ_blocks|m·s|)` (`m` the block minimum, `s` the q8_1
+//!   block sum); the float dots within `2·ε·(n + 16)·Σ|wᵢ·aᵢ|`.
+//! - Dots assume activations made by [`quantize_row`]: q8_0/q8_1/q8_k quants in −127..=127 and
+//!   true q8_k `bsums`.
 //! - The multi-token dots of [`Kernels`] — `vec_dot4` (one row, 4 tokens), `vec_dot4_packed`
 //!   (q8_0/q4_0 against 4 tokens interleaved by [`q8_0::pack_q8_0_x4`]) and `vec_dot_tiled`
 //!   (many rows × many tokens: float weights in register tiles, k-quants 2 rows against every
@@ -85,16 +89,23 @@ mod dispatch;
 mod error;
 pub mod float;
 pub mod format;
+pub mod iq4_nl;
+pub mod iq4_xs;
 mod kquant_search;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub mod pipeline;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
+pub mod q4_1;
 pub mod q4_k;
+pub mod q5_0;
+pub mod q5_1;
 pub mod q5_k;
 pub mod q6_k;
 pub mod q8_0;
+pub mod q8_1;
 pub mod q8_k;
 pub mod recipe;
 mod rounding;
@@ -106,19 +117,36 @@ mod x86;
 pub use dispatch::{Kernels, Level, kernels, kernels_for, simd_level};
 pub use error::Error;
 pub use format::BlockFormat;
+use llamapack_format::DTYPES;
 pub use llamapack_format::DType;
 
-/// Every weight type the kernels multiply (each has a [`vec_dot`] against its
-/// [`vec_dot_type`]); the other storable types are converted before use.
-pub const WEIGHT_TYPES: [DType; 7] = [
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q8_0,
-    DType::Q4_0,
-    DType::Q4K,
-    DType::Q6K,
-];
+/// Every weight type the kernels multiply: the storable rows of the dtype table, in table order
+/// (each has a [`vec_dot`] against its [`vec_dot_type`]). Derived from the table, so a new
+/// format is in every test and benchmark that iterates this without editing a list.
+pub const WEIGHT_TYPES: [DType; N_WEIGHT_TYPES] = {
+    let mut out = [DType::F32; N_WEIGHT_TYPES];
+    let (mut i, mut j) = (0, 0);
+    while i < DTYPES.len() {
+        if DTYPES[i].storable {
+            out[j] = DTYPES[i].dtype;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+/// How many storable rows the dtype table has.
+pub const N_WEIGHT_TYPES: usize = {
+    let (mut i, mut n) = (0, 0);
+    while i < DTYPES.len() {
+        if DTYPES[i].storable {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
 
 /// The activation format a weight of type `weight` is dotted with: the dtype table's
 /// `vec_dot_type` column (q8_0, q8_1, q8_k; f32 for plain float weights).

@@ -1,9 +1,11 @@
 //! Byte-for-byte agreement with ggml's own C reference quantizers.
 //!
 //! `tests/golden/` holds rows of adversarial and ordinary inputs and what libggml-base's
-//! `quantize_row_{q8_0,q4_0,q4_K,q6_K,q8_K}_ref` and `dequantize_row_*` made of them
-//! (`make_golden.c` says how they were made; `make_golden_kquant.c` adds q2_K, q3_K and q5_K
-//! from the same input). Every level must reproduce them exactly.
+//! `quantize_row_*_ref` and `dequantize_row_*` made of them, for every block type of the dtype
+//! table (`make_golden.c` says how the first ones were made; `make_golden_fmt32.c` adds q4_1,
+//! q5_0, q5_1 and q8_1 from the same input, plus edge rows of its own; `make_golden_kquant.c`
+//! q2_K, q3_K and q5_K; `make_golden_iq4.c` iq4_nl and iq4_xs). Every level must reproduce them
+//! exactly.
 
 mod common;
 
@@ -22,71 +24,131 @@ fn floats(name: &str) -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn encoders_match_ggml_bytes() {
-    let x = floats("input.f32");
-    for (dtype, file) in [
-        (DType::Q8_0, "q8_0.bin"),
-        (DType::Q4_0, "q4_0.bin"),
-        (DType::Q4K, "q4_k.bin"),
-        (DType::Q6K, "q6_k.bin"),
-        (DType::Q8K, "q8_k.bin"),
-        (DType::Q2K, "q2_k.bin"),
-        (DType::Q3K, "q3_k.bin"),
-        (DType::Q5K, "q5_k.bin"),
-    ] {
-        let want = read(file);
-        let row = 256;
-        let rb = dtype.row_bytes(row).unwrap();
-        for k in levels() {
-            // all rows as one long row (multi-block kernels, pairs of blocks, tails)
-            let mut all = vec![0u8; want.len()];
-            k.quantize_row(dtype, &x, &mut all).unwrap();
-            assert!(
-                all == want,
-                "{dtype} at {}: long row differs from ggml",
-                k.level()
-            );
-            for (r, (xr, wr)) in x.chunks_exact(row).zip(want.chunks_exact(rb)).enumerate() {
-                let mut got = vec![0u8; rb];
-                k.quantize_row(dtype, xr, &mut got).unwrap();
-                if let Some(i) = got.iter().zip(wr).position(|(a, b)| a != b) {
-                    panic!(
-                        "{dtype} at {}: row {r} (kind {}), byte {i}: {} vs ggml {}",
-                        k.level(),
-                        r % 12,
-                        got[i],
-                        wr[i]
-                    );
-                }
+/// What ggml's bytes `want` of one row become when the row is encoded on its own.
+///
+/// Only iq4_nl differs: ggml leaves the indices of a near-zero block (|x| < 1e-15) as the
+/// previous block of the same call left them, so the leading near-zero blocks of a row carry
+/// the last indices of the row before it in the long-row call; alone, they get index 8.
+fn encoded_alone(dtype: DType, x: &[f32], want: &[u8]) -> Vec<u8> {
+    let mut w = want.to_vec();
+    if dtype == DType::IQ4NL {
+        for (xb, wb) in x.chunks_exact(32).zip(w.chunks_exact_mut(18)) {
+            if xb.iter().any(|v| v.abs() >= 1e-15) {
+                break;
+            }
+            wb[2..].fill(0x88);
+        }
+    }
+    w
+}
+
+/// Every level encodes `x` as `want` (ggml's bytes), as one long row and row by row.
+fn encoder_matches(dtype: DType, x: &[f32], want: &[u8]) {
+    let row = 256;
+    let rb = dtype.row_bytes(row).unwrap();
+    for k in levels() {
+        // all rows as one long row (multi-block kernels, pairs of blocks, tails)
+        let mut all = vec![0u8; want.len()];
+        k.quantize_row(dtype, x, &mut all).unwrap();
+        assert!(
+            all == want,
+            "{dtype} at {}: long row differs from ggml",
+            k.level()
+        );
+        for (r, (xr, wr)) in x.chunks_exact(row).zip(want.chunks_exact(rb)).enumerate() {
+            let wr = &encoded_alone(dtype, xr, wr);
+            let mut got = vec![0u8; rb];
+            k.quantize_row(dtype, xr, &mut got).unwrap();
+            if let Some(i) = got.iter().zip(wr).position(|(a, b)| a != b) {
+                panic!(
+                    "{dtype} at {}: row {r} (kind {}), byte {i}: {} vs ggml {}",
+                    k.level(),
+                    r % 12,
+                    got[i],
+                    wr[i]
+                );
             }
         }
     }
 }
 
+/// Every level decodes `bytes` to `want` (ggml's values) bit for bit.
+fn decoder_matches(dtype: DType, bytes: &[u8], want: &[f32]) {
+    for k in levels() {
+        let mut got = vec![0f32; want.len()];
+        k.dequantize_row(dtype, bytes, &mut got).unwrap();
+        if let Some(i) = same_bits(&got, want) {
+            panic!(
+                "{dtype} at {}: value {i} is {} vs ggml {}",
+                k.level(),
+                got[i],
+                want[i]
+            );
+        }
+    }
+}
+
+/// Every block type of the dtype table (activation formats included) must have ggml's golden
+/// bytes: a new format without them fails here.
+fn quantized() -> impl Iterator<Item = DType> {
+    DType::all().filter(|d| d.is_quantized())
+}
+
+#[test]
+fn encoders_match_ggml_bytes() {
+    let x = floats("input.f32");
+    for dtype in quantized() {
+        encoder_matches(dtype, &x, &read(&format!("{dtype}.bin")));
+    }
+}
+
 #[test]
 fn decoders_match_ggml_values() {
-    for (dtype, bin, deq) in [
-        (DType::Q8_0, "q8_0.bin", "q8_0.deq.f32"),
-        (DType::Q4_0, "q4_0.bin", "q4_0.deq.f32"),
-        (DType::Q4K, "q4_k.bin", "q4_k.deq.f32"),
-        (DType::Q6K, "q6_k.bin", "q6_k.deq.f32"),
-        (DType::Q2K, "q2_k.bin", "q2_k.deq.f32"),
-        (DType::Q3K, "q3_k.bin", "q3_k.deq.f32"),
-        (DType::Q5K, "q5_k.bin", "q5_k.deq.f32"),
+    // ggml has no decoder for the activation-only formats (q8_k, q8_1).
+    for dtype in quantized().filter(|d| d.is_storable()) {
+        decoder_matches(
+            dtype,
+            &read(&format!("{dtype}.bin")),
+            &floats(&format!("{dtype}.deq.f32")),
+        );
+    }
+}
+
+/// ggml's `quantize_iq4_nl` without an importance matrix (the search `llama-quantize` runs).
+#[test]
+fn iq4_nl_search_matches_ggml_bytes() {
+    use llamapack_quantize::iq4_nl::quantize_iq4_nl;
+    let x = floats("input.f32");
+    let want = read("iq4_nl_q.bin");
+    let mut got = vec![bytemuck::Zeroable::zeroed(); x.len() / 32];
+    quantize_iq4_nl(&x, &mut got);
+    let got: &[u8] = bytemuck::cast_slice(&got);
+    if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
+        panic!(
+            "iq4_nl search: byte {i} (block {}): {} vs ggml {}",
+            i / 18,
+            got[i],
+            want[i]
+        );
+    }
+    assert_eq!(got.len(), want.len());
+}
+
+/// The edge-case rows of `make_golden_fmt32.c` (`fmt32_extra.f32`: max − min overflowing f32,
+/// constant and ±0 blocks, subnormal scales, f16 overflow of scales and sums, ties).
+#[test]
+fn fmt32_edge_rows_match_ggml() {
+    let x = floats("fmt32_extra.f32");
+    for (dtype, name) in [
+        (DType::Q4_1, "q4_1"),
+        (DType::Q5_0, "q5_0"),
+        (DType::Q5_1, "q5_1"),
+        (DType::Q8_1, "q8_1"),
     ] {
-        let (bytes, want) = (read(bin), floats(deq));
-        for k in levels() {
-            let mut got = vec![0f32; want.len()];
-            k.dequantize_row(dtype, &bytes, &mut got).unwrap();
-            if let Some(i) = same_bits(&got, &want) {
-                panic!(
-                    "{dtype} at {}: value {i} is {} vs ggml {}",
-                    k.level(),
-                    got[i],
-                    want[i]
-                );
-            }
+        let bytes = read(&format!("{name}.extra.bin"));
+        encoder_matches(dtype, &x, &bytes);
+        if dtype != DType::Q8_1 {
+            decoder_matches(dtype, &bytes, &floats(&format!("{name}.extra.deq.f32")));
         }
     }
 }

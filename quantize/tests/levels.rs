@@ -2,28 +2,17 @@
 //!
 //! - quantize: byte-identical (every encoder is deterministic here);
 //! - dequantize: bit-identical, on arbitrary block bytes (NaN/inf scales included);
-//! - vec_dot: the k-quants (q2_k, q3_k, q4_k, q5_k, q6_k) bit-identical; q8_0/q4_0 within `4·ε·(blocks + 8)·Σ|wᵢaᵢ|`;
-//!   f32/f16/bf16 within `2·ε·(n + 16)·Σ|wᵢaᵢ|`.
+//! - vec_dot: the 256-value block types (k-quants, iq4_xs) bit-identical; the 32-value ones
+//!   (q8_0, q4_0, q5_0, iq4_nl) within `4·ε·(blocks + 8)·Σ|wᵢaᵢ|`, q4_1/q5_1 within
+//!   `4·ε·(blocks + 8)·(Σ|(wᵢ − m)·aᵢ| + Σ_blocks |m·s|)`; f32/f16/bf16 within
+//!   `2·ε·(n + 16)·Σ|wᵢaᵢ|`.
 
 mod common;
 
 use common::{KINDS, Rng, decode, encode, levels, reference, row, same_bits};
+use half::f16;
 use llamapack_quantize::{DType, vec_dot_type};
 use proptest::prelude::*;
-
-const ENCODED: [DType; 11] = [
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q8_0,
-    DType::Q4_0,
-    DType::Q4K,
-    DType::Q6K,
-    DType::Q8K,
-    DType::Q2K,
-    DType::Q3K,
-    DType::Q5K,
-];
 
 /// Row lengths: 1 block, a few blocks, many blocks, and a float row with a ragged tail.
 fn len_for(dtype: DType, blocks: usize, extra: usize) -> usize {
@@ -76,17 +65,59 @@ fn magnitude(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> f64 {
         .sum()
 }
 
+/// For weights with a minimum (q4_1, q5_1, dotted with q8_1): `(Σ|(wᵢ − m)·aᵢ| + Σ|m·s|,
+/// Σ|m·aᵢ|, Σ|m|·|s − Σaᵢ|)` over the blocks, with `wᵢ − m` decoded from the block with `m`
+/// zeroed. The dots compute `(dx·dy)·Σq·a + m·s`: the first is the magnitude of their terms, the
+/// last the reference's distance from the exact dot that the f16 rounding of `s` makes.
+fn min_terms(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> Option<(f64, f64, f64)> {
+    if vec_dot_type(dtype) != DType::Q8_1 || !dtype.is_storable() {
+        return None;
+    }
+    let (wb, ab) = (dtype.block_bytes(), vec_dot_type(dtype).block_bytes());
+    let f16_at = |b: &[u8]| f64::from(f16::from_le_bytes([b[2], b[3]]).to_f32());
+    let mut no_min = wq.to_vec();
+    for b in no_min.chunks_exact_mut(wb) {
+        b[2..4].fill(0);
+    }
+    let (wd, a) = (
+        decode(dtype, &no_min, n),
+        decode(vec_dot_type(dtype), aq, n),
+    );
+    let (mut mag, mut ma, mut dev) = (0.0, 0.0, 0.0);
+    for (i, (w, y)) in wq.chunks_exact(wb).zip(aq.chunks_exact(ab)).enumerate() {
+        let (m, s) = (f16_at(w), f16_at(y));
+        let r = 32 * i..32 * (i + 1);
+        let sa: f64 = a[r.clone()].iter().map(|&v| f64::from(v)).sum();
+        mag += (m * s).abs()
+            + wd[r.clone()]
+                .iter()
+                .zip(&a[r.clone()])
+                .map(|(x, y)| (f64::from(*x) * f64::from(*y)).abs())
+                .sum::<f64>();
+        ma += a[r].iter().map(|&v| (m * f64::from(v)).abs()).sum::<f64>();
+        dev += m.abs() * (s - sa).abs();
+    }
+    Some((mag, ma, dev))
+}
+
 fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
     let n = w.len();
     let wq = encode(dtype, w);
     let aq = encode(vec_dot_type(dtype), a);
     let want = reference().vec_dot(dtype, n, &wq, &aq);
-    let m = magnitude(dtype, &wq, &aq, n);
     let eps = f64::from(f32::EPSILON);
+    // magnitude of the terms the dots add; extra slack of the reference against the exact dot
+    let (m, ref_m, ref_dev) = min_terms(dtype, &wq, &aq, n).map_or_else(
+        || {
+            let m = magnitude(dtype, &wq, &aq, n);
+            (m, m, 0.0)
+        },
+        |(mag, ma, dev)| (mag, mag + ma, dev),
+    );
     let tol = match dtype {
-        DType::Q2K | DType::Q3K | DType::Q4K | DType::Q5K | DType::Q6K | DType::Q8K => 0.0,
-        DType::Q8_0 | DType::Q4_0 => 4.0 * eps * ((n / 32) as f64 + 8.0) * m,
-        _ => 2.0 * eps * (n as f64 + 16.0) * m,
+        _ if !dtype.is_quantized() => 2.0 * eps * (n as f64 + 16.0) * m,
+        _ if dtype.block_len() == 256 => 0.0,
+        _ => 4.0 * eps * ((n / 32) as f64 + 8.0) * m,
     };
     // The reference itself against the exact f64 dot of the decoded rows.
     let exact: f64 = decode(dtype, &wq, n)
@@ -94,7 +125,7 @@ fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
         .zip(&decode(vec_dot_type(dtype), &aq, n))
         .map(|(x, y)| f64::from(*x) * f64::from(*y))
         .sum();
-    let ref_tol = 4.0 * eps * (n as f64 + 8.0) * m + 1e-30;
+    let ref_tol = 4.0 * eps * (n as f64 + 8.0) * ref_m + ref_dev + 1e-30;
     assert!(
         (f64::from(want) - exact).abs() <= ref_tol,
         "{dtype} reference dot {want} vs exact {exact} (tol {ref_tol})"
@@ -143,7 +174,7 @@ proptest! {
 
     #[test]
     fn quantize_is_byte_identical(kind in 0..KINDS, blocks in 1usize..9, extra in 0usize..40, seed: u64) {
-        for dtype in ENCODED {
+        for dtype in DType::all() {
             let x = row(kind, len_for(dtype, blocks, extra), seed);
             check_quantize(dtype, &x);
         }
@@ -152,7 +183,7 @@ proptest! {
     #[test]
     fn dequantize_is_exact_on_any_bytes(blocks in 1usize..9, extra in 0usize..40, seed: u64) {
         let mut r = Rng::new(seed);
-        for dtype in ENCODED {
+        for dtype in DType::all() {
             let n = len_for(dtype, blocks, extra);
             let bytes: Vec<u8> = (0..dtype.row_bytes(n).unwrap()).map(|_| r.next_u64() as u8).collect();
             check_dequantize(dtype, &bytes, n);
@@ -161,7 +192,7 @@ proptest! {
 
     #[test]
     fn dequantize_is_exact_on_encoded_rows(kind in 0..KINDS, blocks in 1usize..5, seed: u64) {
-        for dtype in ENCODED {
+        for dtype in DType::all() {
             let n = len_for(dtype, blocks, 3);
             let x = row(kind, n, seed);
             check_dequantize(dtype, &encode(dtype, &x), n);
@@ -172,7 +203,7 @@ proptest! {
     fn vec_dot_matches_reference(wkind in 0..KINDS, akind in 0..KINDS, blocks in 1usize..17, extra in 0usize..40, seed: u64) {
         // the scale-overflow kinds produce inf/NaN products: the dot is meaningless there
         prop_assume!(![5, 6].contains(&wkind) && ![5, 6].contains(&akind));
-        for dtype in ENCODED.into_iter().filter(|d| *d != DType::Q8K) {
+        for dtype in DType::storable() {
             let n = len_for(dtype, blocks, extra);
             check_dot(dtype, &row(wkind, n, seed), &row(akind, n, seed ^ 0x5555));
         }
@@ -183,7 +214,7 @@ proptest! {
 fn large_rows_every_level() {
     // 11008 = llama-7B ffn width (43 q4_k blocks), 4096 = dim.
     for n in [4096usize, 11008] {
-        for dtype in ENCODED.into_iter().filter(|d| *d != DType::Q8K) {
+        for dtype in DType::storable() {
             let w = row(0, n, n as u64);
             let a = row(0, n, 7);
             check_quantize(dtype, &w);
@@ -194,7 +225,7 @@ fn large_rows_every_level() {
 
 #[test]
 fn misaligned_slices_give_the_same_results() {
-    for dtype in ENCODED {
+    for dtype in DType::all() {
         let n = len_for(dtype, 3, 5);
         let x = row(0, n, 3);
         let want = encode(dtype, &x);

@@ -10,7 +10,10 @@ use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
 use llamapack_quantize::{DType, vec_dot_type};
 use proptest::prelude::*;
 
-const WEIGHTS: [DType; 7] = llamapack_quantize::WEIGHT_TYPES;
+/// Every weight type of the dtype table.
+fn weights() -> impl Iterator<Item = DType> {
+    llamapack_quantize::WEIGHT_TYPES.into_iter()
+}
 
 fn check(dtype: DType, n: usize, wkind: u64, akinds: [u64; 4], seed: u64) {
     let wq = encode(dtype, &row(wkind, n, seed));
@@ -47,9 +50,9 @@ fn check(dtype: DType, n: usize, wkind: u64, akinds: [u64; 4], seed: u64) {
             }
         }
     }
-    // On an AVX-512 VNNI machine the packed q8_0/q4_0 kernels must have been checked.
+    // On an AVX-512 VNNI machine the packed q8_0/q4_0/q5_0 kernels must have been checked.
     #[cfg(target_arch = "x86_64")]
-    if matches!(dtype, DType::Q8_0 | DType::Q4_0)
+    if matches!(dtype, DType::Q8_0 | DType::Q4_0 | DType::Q5_0)
         && llamapack_quantize::Level::Avx512.is_supported()
     {
         assert_eq!(packed_levels, 1, "{dtype}: packed kernel not exercised");
@@ -109,7 +112,7 @@ proptest! {
         blocks in 1usize..17,
         seed: u64,
     ) {
-        for dtype in WEIGHTS {
+        for dtype in weights() {
             let n = if dtype.block_len() == 1 { 67 * blocks } else { dtype.block_len() * blocks };
             check(dtype, n, wkind, akinds, seed);
         }
@@ -124,7 +127,7 @@ proptest! {
         blocks in 1usize..8,
         seed: u64,
     ) {
-        for dtype in WEIGHTS {
+        for dtype in weights() {
             let n = if dtype.block_len() == 1 { 67 * blocks } else { dtype.block_len() * blocks };
             check_tiled(dtype, n, rows, ntok, seed);
         }

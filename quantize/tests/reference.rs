@@ -123,13 +123,15 @@ fn rel_rms(dtype: DType, x: &[f32]) -> f64 {
 fn round_trip_error_bounds() {
     let x = row(0, 256 * 64, 42);
     // Measured: q8_0 0.0051, q4_0 0.082, q4_k 0.069, q6_k 0.017, q8_k 0.0062, f16 2.1e-4, bf16 1.7e-3,
-    // q2_k 0.288, q3_k 0.146, q5_k 0.035.
+    // q2_k 0.288, q3_k 0.146, q5_k 0.035, iq4_nl 0.077, iq4_xs 0.075.
     for (dtype, bound) in [
         (DType::Q8_0, 0.007),
         (DType::Q4_0, 0.10),
         (DType::Q4K, 0.08),
         (DType::Q6K, 0.02),
         (DType::Q8K, 0.008),
+        (DType::IQ4NL, 0.09),
+        (DType::IQ4XS, 0.085),
         (DType::F16, 5e-4),
         (DType::BF16, 4e-3),
         (DType::F32, 0.0),
@@ -175,19 +177,7 @@ fn per_element_bounds_for_block32_formats() {
 
 #[test]
 fn non_finite_input_is_rejected_with_its_index() {
-    for dtype in [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::Q8_0,
-        DType::Q4_0,
-        DType::Q4K,
-        DType::Q6K,
-        DType::Q8K,
-        DType::Q2K,
-        DType::Q3K,
-        DType::Q5K,
-    ] {
+    for dtype in DType::all() {
         for (i, bad) in [
             (0usize, f32::NAN),
             (200, f32::INFINITY),

@@ -47,6 +47,7 @@
 //! assert_eq!(ids.len(), 5);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod accuracy;
 pub mod aligned;

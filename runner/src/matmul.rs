@@ -62,8 +62,9 @@ pub(crate) fn dequantize_row(k: &Kernels, dtype: DType, src: &[u8], dst: &mut [f
 /// Bytes of activation scratch a batch of `n` rows of `cols` needs, for any weight dtype: the
 /// converted rows, then (q8_0) the same rows packed 4 tokens at a time.
 pub(crate) fn act_scratch_bytes(n: usize, cols: usize) -> usize {
-    let rows = [DType::Q8_0, DType::Q8K]
-        .iter()
+    // every activation format a weight can be dotted with (the table's vec_dot_type column)
+    let rows = DType::storable()
+        .map(DType::vec_dot_type)
         .filter_map(|d| d.row_bytes(cols.next_multiple_of(d.block_len())))
         .max()
         .unwrap_or(0)
@@ -395,9 +396,25 @@ mod tests {
                                 .zip(&xa)
                                 .map(|(p, q)| f64::from((p * q).abs()))
                                 .sum();
+                            // q8_1 activations carry their block sums as f16 (ggml's `s`),
+                            // which the q4_1/q5_1 dots use for the minimum's term.
+                            let s_term: f64 = if vdt == DType::Q8_1 {
+                                wf[r]
+                                    .chunks(32)
+                                    .zip(xa.chunks(32))
+                                    .map(|(wb, ab)| {
+                                        let m =
+                                            wb.iter().fold(0f64, |m, v| m.max(f64::from(v.abs())));
+                                        let s: f64 = ab.iter().map(|v| f64::from(*v)).sum();
+                                        m * s.abs() * 2f64.powi(-10)
+                                    })
+                                    .sum()
+                            } else {
+                                0.0
+                            };
                             let got = out[t * rows + r];
                             assert!(
-                                (f64::from(got) - exact).abs() <= 1e-5 * mag,
+                                (f64::from(got) - exact).abs() <= 1e-5 * mag + s_term,
                                 "{dtype} {level:?} n={n} t={t} r={r}: {got} vs {exact}"
                             );
                             assert_eq!(

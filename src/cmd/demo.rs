@@ -100,9 +100,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         recipe.tied_output = src.config().tied_output;
         let dst = out_dir.join(format!("tiny-{name}.lpk"));
         let t = Instant::now();
-        let (reports, _) =
-            pool.install(|| super::quantize::quantize_file(&src, &recipe, &f16, &dst))?;
-        let worst = reports
+        let done = pool.install(|| {
+            super::quantize::quantize_file(
+                &src,
+                &recipe,
+                &f16,
+                &dst,
+                &llamapack_quantize::pipeline::Options::default(),
+            )
+        })?;
+        let worst = done
+            .tensors
             .iter()
             .map(|r| r.error.rel_rms_err)
             .fold(0.0, f64::max);

@@ -1,50 +1,50 @@
 //! `llamapack quantize`: a `.lpk` in, a quantized `.lpk` out, with an error report.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use llamapack_format::{DType, Lpk, LpkWriter, Metadata, SourceFile, TensorView};
-use llamapack_quantize::recipe::{RECIPE_NAMES, Recipe};
-use llamapack_quantize::stats::{ErrorReport, ErrorStats};
-use rayon::prelude::*;
-use serde::Serialize;
+use llamapack_format::{DType, Lpk, SourceFile};
+use llamapack_quantize::pipeline::{self, Quantized, TensorReport};
+use llamapack_quantize::recipe::{RECIPES, Recipe, TensorTypeOverride};
 use serde_json::json;
 
 use crate::ui;
 
-/// Quantize a .lpk file to int8 / int4 block formats (ggml-compatible).
+/// Quantize a .lpk file to ggml block formats, tensor for tensor as llama-quantize does.
 ///
-/// Recipes (--type):
-///   q8_0, q4_0, q4_k, q6_k   every 2-D weight gets that type; 1-D norms stay f32
-///   q4_k_m                   llama.cpp's mixture: output.weight → q6_k; attention.wv and
-///                            feed_forward.w2 → q6_k on the use_more_bits layers; rest q4_k
-///   f16, bf16, f32           plain conversion
+/// --type takes llama.cpp's file types (listed below with their size on Llama-2-7B): each
+/// gives every tensor the type llama-quantize gives it for the llama architecture (output and
+/// embedding rules, the use_more_bits layers, the attn_v rules that depend on the GQA factor,
+/// and the fallbacks for rows that are not a multiple of 256: q4_k → q5_0, q5_k → q5_1,
+/// q6_k → q8_0, q2_k/q3_k → q4_0, iq4_xs → iq4_nl; f16 when even that does not divide).
+/// 1-D norms stay f32. Fallbacks are reported once per kind.
 ///
-/// A row length that is not a multiple of the block size falls back to a wider type with a
-/// warning naming the tensor. Prints a per-tensor error table (worst first): RMSE, relative
-/// RMS error, SNR in dB and max |error| of dequantize(quantize(w)) against w.
+/// Per-tensor controls, as llama-quantize's: --output-type, --embedding-type,
+/// --tensor-type REGEX=TYPE (repeatable; matched against llama.cpp's tensor names such as
+/// blk.3.attn_v.weight; the first matching pattern wins), --tensor-type-file (one REGEX=TYPE
+/// per line), --pure (every 2-D weight the recipe's base type).
 ///
-/// For a model with tied embeddings, tok_embeddings.weight is the output matrix and follows the
-/// output's rules (--output-type, q4_k_m's q6_k), as in llama.cpp.
+/// Prints a per-tensor error table (worst first): RMSE, relative RMS error, SNR in dB and
+/// max |error| of dequantize(quantize(w)) against w. An input that is already quantized is
+/// refused (re-quantizing compounds the error) unless --allow-requantize.
 ///
-/// Note: llama-quantize's Q4_0/Q4_K files keep output.weight at q6_k; pass --output-type q6_k
-/// to build the same mix.
-///
-/// Example:
+/// Examples:
 ///   llamapack quantize 7b.lpk -o 7b-q4km.lpk --type q4_k_m --report q4km.json
+///   llamapack quantize 7b.lpk -o 7b-q5.lpk --type q5_k_m --tensor-type 'ffn_down=q6_k'
+///   llamapack quantize 7b.lpk -o 7b-iq4.lpk --type iq4_xs --pure --output-type q8_0
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(verbatim_doc_comment, after_long_help = recipes_help())]
 pub struct Args {
     /// Input .lpk (normally the f16/bf16/f32 conversion).
     pub input: PathBuf,
     /// Output .lpk.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Recipe: q8_0, q4_0, q4_k, q6_k, q4_k_m, f16, bf16, f32.
-    #[arg(long = "type", short = 't', value_name = "RECIPE")]
+    /// Recipe: llama.cpp's file type (q4_k_m, Q5_K_S, q8_0, … — see the list in --help).
+    #[arg(long = "type", value_name = "RECIPE")]
     pub recipe: String,
     /// Type of output.weight (overrides the recipe).
     #[arg(long, value_name = "TYPE")]
@@ -52,8 +52,23 @@ pub struct Args {
     /// Type of tok_embeddings.weight (overrides the recipe).
     #[arg(long, value_name = "TYPE")]
     pub embedding_type: Option<DType>,
-    /// Worker threads (default: one per physical core).
+    /// REGEX=TYPE: tensors whose llama.cpp name matches REGEX get TYPE (repeatable; the first
+    /// matching pattern wins).
+    #[arg(long = "tensor-type", value_name = "REGEX=TYPE")]
+    pub tensor_types: Vec<String>,
+    /// A file of REGEX=TYPE lines (after the --tensor-type patterns; blank lines and lines
+    /// starting with # are skipped).
+    #[arg(long, value_name = "FILE")]
+    pub tensor_type_file: Option<PathBuf>,
+    /// Every 2-D weight gets the recipe's base type (no mixture).
     #[arg(long)]
+    pub pure: bool,
+    /// Re-encode tensors that are already quantized (compounds the error; as llama-quantize's
+    /// --allow-requantize). Without it an already-quantized input is refused.
+    #[arg(long)]
+    pub allow_requantize: bool,
+    /// Worker threads (default: one per physical core).
+    #[arg(short = 't', long)]
     pub threads: Option<usize>,
     /// Write the per-tensor error report as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -66,27 +81,47 @@ pub struct Args {
     pub top: usize,
 }
 
-/// One row of the error report.
-#[derive(Debug, Serialize)]
-pub struct TensorReport {
-    pub name: String,
-    pub source_dtype: String,
-    pub dtype: String,
-    pub bytes: u64,
-    #[serde(flatten)]
-    pub error: ErrorReport,
+/// The recipe list of `--help`, from the recipe table.
+fn recipes_help() -> String {
+    let mut s =
+        String::from("Recipes (bits per weight on Llama-2-7B, as llama-quantize plans it):\n");
+    for r in &RECIPES {
+        s.push_str(&format!(
+            "  {:<8} {:>5.2} bpw  {}\n",
+            r.name, r.bpw_7b, r.description
+        ));
+    }
+    s.push_str("Aliases: q3_k, q4_k, q5_k = the _m mixtures; llama.cpp's upper-case names and ftype ids are accepted.");
+    s
+}
+
+/// Builds the recipe from the command line's options.
+fn recipe_of(args: &Args) -> anyhow::Result<Recipe> {
+    let mut recipe = Recipe::parse(&args.recipe)?;
+    recipe.output_type = args.output_type;
+    recipe.embedding_type = args.embedding_type;
+    recipe.pure = args.pure;
+    for t in &args.tensor_types {
+        recipe.tensor_types.push(TensorTypeOverride::parse(t)?);
+    }
+    if let Some(path) = &args.tensor_type_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --tensor-type-file {}", path.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let o = TensorTypeOverride::parse(line)
+                .with_context(|| format!("{}:{}", path.display(), i + 1))?;
+            recipe.tensor_types.push(o);
+        }
+    }
+    Ok(recipe)
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let mut recipe = Recipe::parse(&args.recipe).with_context(|| {
-        format!(
-            "unknown recipe `{}` (expected one of {})",
-            args.recipe,
-            RECIPE_NAMES.join(", ")
-        )
-    })?;
-    recipe.output_type = args.output_type;
-    recipe.embedding_type = args.embedding_type;
+    let recipe = recipe_of(args)?;
     for t in [args.output_type, args.embedding_type]
         .into_iter()
         .flatten()
@@ -98,14 +133,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     crate::cmd::refuse_overwrite(&args.input, &args.output)?;
     let pool = crate::cmd::thread_pool(args.threads)?;
     let lpk = Lpk::open(&args.input)?;
-    recipe.tied_output = lpk.config().tied_output;
+    let opts = pipeline::Options {
+        allow_requantize: args.allow_requantize,
+    };
     let started = Instant::now();
-    let (reports, fallbacks) =
-        pool.install(|| quantize_file(&lpk, &recipe, &args.input, &args.output))?;
+    let done = pool.install(|| quantize_file(&lpk, &recipe, &args.input, &args.output, &opts))?;
     let secs = started.elapsed().as_secs_f64();
 
-    let out_len = std::fs::metadata(&args.output).map_or(0, |m| m.len());
-    let mut worst: Vec<&TensorReport> = reports.iter().collect();
+    let out_len = done.output_bytes;
+    let fallbacks = &done.fallbacks;
+    let mut worst: Vec<&TensorReport> = done.tensors.iter().collect();
     worst.sort_by(|a, b| b.error.rel_rms_err.total_cmp(&a.error.rel_rms_err));
     let doc = json!({
         "input": args.input.display().to_string(),
@@ -167,140 +204,30 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub type Quantized = (Vec<TensorReport>, Vec<String>);
-
-/// Quantizes `lpk` (read from `input`) into `output` with `recipe`, on the current rayon pool.
+/// Plans and quantizes `lpk` (read from `input`) into `output` with `recipe`, on the current
+/// rayon pool, with a progress bar; fallbacks are reported on stderr, one line per kind.
 pub fn quantize_file(
     lpk: &Lpk,
     recipe: &Recipe,
-    input: &std::path::Path,
-    output: &std::path::Path,
+    input: &Path,
+    output: &Path,
+    opts: &pipeline::Options,
 ) -> anyhow::Result<Quantized> {
-    let n_layers = lpk.config().n_layers;
+    let plan = pipeline::plan(lpk, recipe)?;
     let total: u64 = lpk.tensors().map(|t| t.bytes.len() as u64).sum();
     let bar = ui::bytes_bar(total, "quantize");
-    let mut writer = LpkWriter::create(output)?;
-    let mut reports = Vec::new();
-    let mut fallbacks = Vec::new();
-    let mut types = serde_json::Map::new();
-    for t in lpk.tensors() {
-        let choice = recipe.choose(t.name, t.shape, n_layers);
-        if let Some(why) = &choice.fallback {
-            fallbacks.push(why.clone());
-        }
-        if t.dtype.is_quantized() && t.dtype != choice.dtype {
-            bar.suspend(|| {
-                eprintln!(
-                    "warning: `{}` is already {}; re-quantizing it to {} compounds the error",
-                    t.name, t.dtype, choice.dtype
-                );
-            });
-        }
-        let (bytes, stats) = convert_tensor(&t, choice.dtype)
-            .with_context(|| format!("{}: tensor `{}`", lpk.file_name(), t.name))?;
-        writer.write_tensor(t.name, choice.dtype, t.shape, &bytes)?;
-        types.insert(t.name.to_owned(), json!(choice.dtype.name()));
-        reports.push(TensorReport {
-            name: t.name.to_owned(),
-            source_dtype: t.dtype.name().to_owned(),
-            dtype: choice.dtype.name().to_owned(),
-            bytes: bytes.len() as u64,
-            error: stats.report(),
-        });
-        bar.inc(t.bytes.len() as u64);
-    }
-    warn_fallbacks(&fallbacks);
-    for b in lpk.blobs() {
-        let data = lpk.blob(&b.name).expect("listed blob");
-        writer.write_blob(&b.name, data)?;
-    }
-    bar.finish_and_clear();
-    let mut meta: Metadata = lpk.metadata().clone();
-    let input_name = input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let parent = SourceFile {
-        name: input_name,
+        name: input
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         sha256: crate::cmd::sha256_of(input)?,
         bytes: lpk.file_len(),
     };
-    let p = &mut meta.provenance;
-    p.notes
-        .insert("parent_sources".into(), serde_json::to_value(&p.sources)?);
-    p.notes.insert("parent_tool".into(), json!(p.tool));
-    p.tool = llamapack_format::TOOL_VERSION.into();
-    p.sources = vec![parent];
-    p.accuracy = None;
-    p.quantization = Some(json!({
-        "recipe": recipe.name,
-        "output_type": recipe.output_type.map(DType::name),
-        "embedding_type": recipe.embedding_type.map(DType::name),
-        "fallbacks": fallbacks,
-        "tensor_types": types,
-    }));
-    writer.finish(&meta)?;
-    Ok((reports, fallbacks))
-}
-
-/// Re-encodes one tensor as `target`, row-parallel; returns the bytes and the round-trip error.
-fn convert_tensor(t: &TensorView<'_>, target: DType) -> anyhow::Result<(Vec<u8>, ErrorStats)> {
-    let rows = t.rows();
-    let n = t.row_len();
-    let src_row = t.dtype.row_bytes(n).expect("validated by the reader");
-    let dst_row = target
-        .row_bytes(n)
-        .context("row length is not a whole number of blocks")?;
-    let mut out = vec![0u8; rows * dst_row];
-    if t.dtype == target {
-        out.copy_from_slice(t.bytes);
-        return Ok((out, ErrorStats::default()));
+    let done = pipeline::quantize(lpk, &plan, output, parent, opts, &|n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    for line in pipeline::group_fallbacks(&done.fallbacks) {
+        eprintln!("warning: {line}");
     }
-    // Rows in batches so each worker reuses its scratch buffers.
-    let batch = (1 << 16) / n.max(1) + 1;
-    let stats = out
-        .par_chunks_mut(dst_row * batch)
-        .enumerate()
-        .map(|(b, dst)| -> anyhow::Result<ErrorStats> {
-            let mut x = vec![0f32; n];
-            let mut back = vec![0f32; n];
-            let mut stats = ErrorStats::default();
-            for (i, dst) in dst.chunks_mut(dst_row).enumerate() {
-                let r = b * batch + i;
-                let src = &t.bytes[r * src_row..(r + 1) * src_row];
-                llamapack_quantize::dequantize_row(t.dtype, src, &mut x)?;
-                if let Some(j) = x.iter().position(|v| !v.is_finite()) {
-                    bail!(
-                        "non-finite value {} at row {r}, column {j} (element {})",
-                        x[j],
-                        r * n + j
-                    );
-                }
-                llamapack_quantize::quantize_row(target, &x, dst)?;
-                llamapack_quantize::dequantize_row(target, dst, &mut back)?;
-                stats.add(&x, &back);
-            }
-            Ok(stats)
-        })
-        .try_reduce(ErrorStats::default, |a, b| Ok(a.merge(b)))?;
-    Ok((out, stats))
-}
-
-/// One warning line per kind of fallback (`row length 576 … using q8_0`), naming a few tensors;
-/// the full list goes to the report and the provenance.
-fn warn_fallbacks(fallbacks: &[String]) {
-    let mut groups: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
-    for f in fallbacks {
-        let (name, why) = f.split_once(": ").unwrap_or(("", f));
-        groups.entry(why).or_default().push(name);
-    }
-    for (why, names) in groups {
-        let shown: Vec<&str> = names.iter().take(3).copied().collect();
-        let more = if names.len() > 3 {
-            format!(" and {} more", names.len() - 3)
-        } else {
-            String::new()
-        };
-        eprintln!("warning: {}{more}: {why}", shown.join(", "));
-    }
+    Ok(done)
 }

@@ -36,7 +36,8 @@ pub struct ExportSummary {
 }
 
 /// llama.cpp's `LLAMA_FTYPE_*` for a `.lpk`: from the quantization recipe recorded in its
-/// provenance when there is one, else from the type holding most elements of the 2-D tensors.
+/// provenance when there is one, else the `llama_ftype` column of the dtype holding most
+/// elements of the 2-D tensors (q4_k with q6_k beside it reads as llama.cpp's `Q4_K_M`).
 pub fn file_type_of<B: AsRef<[u8]>>(lpk: &Lpk<B>) -> u32 {
     let recipe = lpk
         .provenance()
@@ -44,16 +45,8 @@ pub fn file_type_of<B: AsRef<[u8]>>(lpk: &Lpk<B>) -> u32 {
         .as_ref()
         .and_then(|q| q.get("recipe"))
         .and_then(serde_json::Value::as_str);
-    match recipe {
-        Some("f32") => return 0,
-        Some("f16") => return 1,
-        Some("q4_0") => return 2,
-        Some("q8_0") => return 7,
-        Some("q4_k") => return 14,
-        Some("q4_k_m") => return 15,
-        Some("q6_k") => return 18,
-        Some("bf16") => return 32,
-        _ => {}
+    if let Some(ftype) = recipe.and_then(llamapack_quantize::recipe::llama_ftype) {
+        return ftype;
     }
     let mut counts: Vec<(DType, u64)> = Vec::new();
     for t in lpk.tensors().filter(|t| t.shape.len() >= 2) {
@@ -67,14 +60,9 @@ pub fn file_type_of<B: AsRef<[u8]>>(lpk: &Lpk<B>) -> u32 {
     counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let has_q6k = counts.iter().any(|(d, _)| *d == DType::Q6K);
     match counts.first().map(|(d, _)| *d) {
-        Some(DType::F16) => 1,
-        Some(DType::Q4_0) => 2,
-        Some(DType::Q8_0) => 7,
         Some(DType::Q4K) if has_q6k => 15,
-        Some(DType::Q4K) => 14,
-        Some(DType::Q6K) => 18,
-        Some(DType::BF16) => 32,
-        _ => 0,
+        Some(d) => d.info().llama_ftype.unwrap_or(0),
+        None => 0,
     }
 }
 

@@ -19,7 +19,7 @@ use super::value::Value;
 /// Options of [`import_gguf`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportOptions {
-    /// Type of the tensors that must be dequantized (`q4_1`, `q5_0`, `q5_1`, `q5_k`, `q8_1`): f16 (the
+    /// Type of the tensors that must be dequantized (activation-only types such as `q8_1`): f16 (the
     /// default), bf16 or f32.
     pub dequant_to: DType,
 }
@@ -358,9 +358,9 @@ fn write_dequantized(
 
 /// Converts the llama-architecture GGUF file at `path` into the `.lpk` file `out`.
 ///
-/// Tensors in a type a `.lpk` stores are copied byte for byte; `q4_1`, `q5_0`, `q5_1`, `q5_k` and `q8_1`
-/// are dequantized to [`ImportOptions::dequant_to`]; any other type is an error naming the
-/// tensor. Nothing appears at `out` unless the whole import succeeds.
+/// Tensors in a type a `.lpk` stores (every block format of the dtype table) are copied byte for
+/// byte; an activation-only type (`q8_1`) is dequantized to [`ImportOptions::dequant_to`]; any
+/// other type is an error naming the tensor and its type. Nothing appears at `out` unless the whole import succeeds.
 pub fn import_gguf(path: &Path, out: &Path, opts: &ImportOptions) -> Result<ImportSummary, Error> {
     if !matches!(opts.dequant_to, DType::F32 | DType::F16 | DType::BF16) {
         return Err(Error::Write {

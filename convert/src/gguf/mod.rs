@@ -10,8 +10,9 @@
 //!   value types, its tensor names, dims innermost first, f32 norms, and the ggml blocks of the
 //!   `.lpk` copied byte for byte (Q/K rows stay in Meta order: llama.cpp's llama `RoPE` rotates
 //!   adjacent pairs, as Meta's code does).
-//! * [`import_gguf`] does the reverse; types a `.lpk` cannot store (`q4_1`, `q5_0`, `q5_1`, `q5_k`,
-//!   `q8_1`) are dequantized with the scalar decoders of [`dequant`].
+//! * [`import_gguf`] does the reverse: every type of the dtype table is kept as it is (byte for
+//!   byte); an activation-only type (`q8_1`) is dequantized with `llamapack-quantize`'s decoder
+//!   ([`dequant`]); any other type (`iq2_xxs`, …) is an error naming the tensor and its type.
 //!
 //! # Why not the `gguf-rs` crate
 //!
@@ -35,7 +36,7 @@
 //! let s = gguf::export_gguf(&lpk, Path::new("model-q4_k_m.gguf"), &ExportOptions::default())?;
 //! println!("{} tensors, file type {}", s.tensors, s.file_type);
 //!
-//! // GGUF → .lpk (q4_1 and friends dequantized to f16)
+//! // GGUF → .lpk (every block type kept as it is)
 //! let s = gguf::import_gguf(
 //!     Path::new("smollm2-135m-q4_1.gguf"),
 //!     Path::new("smollm2.lpk"),
@@ -61,6 +62,7 @@ pub mod types;
 pub mod value;
 pub mod writer;
 
+use llamapack_format::DType;
 use std::path::PathBuf;
 
 pub use export::{ExportOptions, ExportSummary, export_gguf, file_type_of};
@@ -142,7 +144,8 @@ pub enum Error {
     },
     /// A tensor's type can be neither stored in a `.lpk` nor dequantized.
     #[error(
-        "{file}: tensor `{tensor}` has type {ty}, which llamapack cannot import (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k kept; q4_1, q5_0, q5_1, q5_k, q8_1 dequantized)"
+        "{file}: tensor `{tensor}` has type {ty}, which llamapack cannot import (supported: {})",
+        supported_names()
     )]
     UnsupportedType {
         /// The file.
@@ -183,4 +186,12 @@ impl Error {
             source,
         }
     }
+}
+
+/// The storable type names, for [`Error::UnsupportedType`].
+fn supported_names() -> String {
+    DType::storable()
+        .map(DType::name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

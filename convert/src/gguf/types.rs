@@ -291,7 +291,9 @@ mod tests {
             assert_eq!(g.name(), d.name());
         }
         assert_eq!(GgmlType::Q8K.to_dtype(), None);
-        assert_eq!(GgmlType::Q4_1.to_dtype(), None);
+        assert_eq!(GgmlType::Q8_1.to_dtype(), None);
+        assert_eq!(GgmlType::Q4_1.to_dtype(), Some(DType::Q4_1));
+        assert_eq!(GgmlType::IQ2XXS.to_dtype(), None);
         assert_eq!(GgmlType::from_id(4), None);
     }
 

@@ -32,8 +32,8 @@ fn gguf_fixture_from_gguf_py_imports() {
     let want_cfg = testing::tiny_config();
     assert_eq!(s.config, want_cfg);
     assert_eq!(s.tensors, 2 * 9 + 3);
-    // q4_1 (attn_v), q5_0 (attn_output), q5_1 (ffn_gate) in both layers.
-    assert_eq!(s.dequantized.len(), 6);
+    // q4_1 (attn_v), q5_0 (attn_output), q5_1 (ffn_gate) are kept as they are.
+    assert!(s.dequantized.is_empty(), "{:?}", s.dequantized);
     let bytes = std::fs::read(fixture()).unwrap();
     let sha = Sha256::digest(&bytes)
         .iter()

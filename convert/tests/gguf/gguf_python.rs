@@ -8,7 +8,7 @@ use llamapack_convert::gguf::{self, Array, ExportOptions, GgufFile, Value, dequa
 use llamapack_format::Lpk;
 use serde_json::{Value as Json, json};
 
-use crate::common;
+use crate::gguf_common as common;
 
 fn python() -> Option<String> {
     let py = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());

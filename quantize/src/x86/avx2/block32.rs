@@ -16,7 +16,7 @@ const Q4B: usize = 18; // bytes of a q4_0 block
 /// `x.len() >= 32·(i + 1)`.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn load_block(x: &[f32], i: usize) -> [__m256; 4] {
+pub(super) unsafe fn load_block(x: &[f32], i: usize) -> [__m256; 4] {
     debug_assert!(x.len() >= 32 * (i + 1));
     // SAFETY: the caller guarantees 32 floats from 32·i.
     unsafe {
@@ -30,9 +30,10 @@ unsafe fn load_block(x: &[f32], i: usize) -> [__m256; 4] {
     }
 }
 
+/// The largest |x| of a block.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn abs_max(v: &[__m256; 4]) -> f32 {
+pub(super) fn abs_max(v: &[__m256; 4]) -> f32 {
     let sign = _mm256_set1_ps(-0.0);
     let a01 = _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1]));
     let a23 = _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3]));
@@ -50,14 +51,21 @@ pub(crate) fn quantize_q8_0(x: &[f32], y: &mut [u8]) {
         let d = abs_max(&v) / 127.0;
         let id = if d == 0.0 { 0.0 } else { 1.0 / d };
         out[..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
-        let q = if id.is_infinite() {
-            _mm256_setzero_si256() // C: (int8_t) of ±inf/NaN is 0 on x86-64
-        } else {
-            let idv = _mm256_set1_ps(id);
-            pack_i32x32_to_i8(v.map(|b| _mm256_cvttps_epi32(roundf_ps(_mm256_mul_ps(b, idv)))))
-        };
+        let q = q8_quants(&v, id);
         // SAFETY: out is 34 bytes; bytes 2..34 hold the 32 quants.
         unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(2).cast(), q) };
+    }
+}
+
+/// The 32 quants `(int8)roundf(x · id)` of a q8_0 / q8_1 block, in element order.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) fn q8_quants(v: &[__m256; 4], id: f32) -> __m256i {
+    if id.is_infinite() {
+        _mm256_setzero_si256() // C: (int8_t) of ±inf/NaN is 0 on x86-64
+    } else {
+        let idv = _mm256_set1_ps(id);
+        pack_i32x32_to_i8(v.map(|b| _mm256_cvttps_epi32(roundf_ps(_mm256_mul_ps(b, idv)))))
     }
 }
 
@@ -83,7 +91,7 @@ pub(crate) fn dequantize_q8_0(x: &[u8], y: &mut [f32]) {
 /// `Σ x·y` of 32 int8 pairs as 8 i32 lanes (x, y in −127..=127).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn dot_i8x32(x: __m256i, y: __m256i) -> __m256i {
+pub(super) fn dot_i8x32(x: __m256i, y: __m256i) -> __m256i {
     let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
     _mm256_madd_epi16(p, _mm256_set1_epi16(1))
 }
@@ -164,7 +172,20 @@ pub(crate) fn quantize_q4_0(x: &[f32], y: &mut [u8]) {
 unsafe fn q4_0_nibbles(blk: &[u8]) -> __m256i {
     debug_assert!(blk.len() >= Q4B);
     // SAFETY: bytes 2..18 are inside blk.
-    let b = unsafe { _mm_loadu_si128(blk.as_ptr().add(2).cast()) };
+    unsafe { nibbles_at(blk, 2) }
+}
+
+/// The 32 nibbles of the 16 bytes at `off` (byte `j`: element `j` low, `j + 16` high) as bytes
+/// 0..=15 in element order.
+///
+/// # Safety
+/// `off + 16 <= b.len()`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn nibbles_at(b: &[u8], off: usize) -> __m256i {
+    debug_assert!(off + 16 <= b.len());
+    // SAFETY: guaranteed by the caller.
+    let b = unsafe { _mm_loadu_si128(b.as_ptr().add(off).cast()) };
     let m = _mm_set1_epi8(0x0f);
     _mm256_set_m128i(
         _mm_and_si128(_mm_srli_epi16::<4>(b), m),

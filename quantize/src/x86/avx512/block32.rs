@@ -30,7 +30,7 @@ unsafe fn quants(b: &[u8], off: usize) -> __m256i {
 /// `Σ x·y` of 32 signed byte pairs (in −127..=127) as 8 i32 lanes.
 #[inline]
 #[target_feature(enable = "avx2,avx512vl,avx512vnni")]
-fn dot_i8x32(x: __m256i, y: __m256i) -> __m256i {
+pub(super) fn dot_i8x32(x: __m256i, y: __m256i) -> __m256i {
     _mm256_dpbusd_epi32(
         _mm256_setzero_si256(),
         _mm256_sign_epi8(x, x),
@@ -145,7 +145,7 @@ pub(crate) fn vec_dot4_q4_0_q8_0(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] 
 /// every `i < nb`; the caller enables AVX-512 F/BW/VL/VNNI.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn dot4_packed(
+pub(super) unsafe fn dot4_packed(
     nb: usize,
     p: &[u8],
     prefetch: impl Fn(usize),

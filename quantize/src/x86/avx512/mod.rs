@@ -1,4 +1,4 @@
-//! AVX-512 (F, BW, VL, VNNI) kernels: the quant dots (`vpdpbusd` for q8_0/q4_0, `vpmaddubsw` +
+//! AVX-512 (F, BW, VL, VNNI) kernels: the quant dots (`vpdpbusd` for the 32-blocks, `vpmaddubsw` +
 //! `vpdpwssd` for the k-quants, two blocks or 64 values per 512-bit register) and the float dots.
 //! The k-quant encoders run their searches on 16 lanes; the other encoders and the decoders
 //! are AVX2's (bound by memory, not arithmetic).
@@ -9,8 +9,10 @@ mod block32;
 mod float;
 mod kencode;
 mod kquants;
+mod legacy;
 
 pub(crate) use block32::*;
 pub(crate) use float::*;
 pub(crate) use kencode::*;
 pub(crate) use kquants::*;
+pub(crate) use legacy::*;

@@ -1,0 +1,5 @@
+//! Integration tests of llamapack-format (one test binary): the round-trip property test and
+//! one test per lie a hostile `.lpk` can tell.
+
+mod hostile;
+mod roundtrip;

@@ -1,0 +1,326 @@
+//! The quantization pipeline as a library: **plan** (which tensor gets which type) → **encode**
+//! (rows in parallel on the current rayon pool) → **write** (a streaming `.lpk`, renamed into
+//! place only when complete). `llamapack quantize`, `demo` and calibrated quantization call it;
+//! the CLI only parses arguments and prints.
+//!
+//! ```no_run
+//! use llamapack_format::{Lpk, SourceFile};
+//! use llamapack_quantize::pipeline::{self, Options};
+//! use llamapack_quantize::recipe::Recipe;
+//!
+//! let lpk = Lpk::open("7b-f16.lpk")?;
+//! let recipe = Recipe::parse("q4_k_m").unwrap();
+//! let plan = pipeline::plan(&lpk, &recipe)?;
+//! let parent = SourceFile { name: "7b-f16.lpk".into(), sha256: String::new(), bytes: lpk.file_len() };
+//! let done = pipeline::quantize(&lpk, &plan, "7b-q4_k_m.lpk".as_ref(), parent, &Options::default(), &|_| {})?;
+//! println!("{} tensors, {} bytes", done.tensors.len(), done.output_bytes);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use llamapack_format::{DType, Lpk, LpkWriter, Metadata, SourceFile, TensorView};
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::Error;
+use crate::recipe::{ModelShape, Recipe};
+use crate::stats::{ErrorReport, ErrorStats};
+
+/// One tensor of a [`Plan`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Planned {
+    /// Tensor name (Meta naming).
+    pub name: String,
+    /// Shape, outermost first.
+    pub shape: Vec<u64>,
+    /// The type it has in the input.
+    pub from: DType,
+    /// The type it gets.
+    pub to: DType,
+    /// Why `to` is not what the recipe asked for (row length not a whole number of blocks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+}
+
+/// Which tensor gets which type, before any work is done.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    /// The recipe the plan follows.
+    pub recipe: Recipe,
+    /// Every tensor of the input, in file order.
+    pub tensors: Vec<Planned>,
+}
+
+impl Plan {
+    /// Bytes the tensors take once encoded.
+    pub fn bytes(&self) -> u64 {
+        self.tensors
+            .iter()
+            .map(|t| t.to.tensor_bytes(&t.shape).unwrap_or(0) as u64)
+            .sum()
+    }
+
+    /// Bits per weight over every tensor.
+    pub fn bits_per_weight(&self) -> f64 {
+        let n: u64 = self
+            .tensors
+            .iter()
+            .map(|t| t.shape.iter().product::<u64>())
+            .sum();
+        if n == 0 {
+            0.0
+        } else {
+            self.bytes() as f64 * 8.0 / n as f64
+        }
+    }
+
+    /// The fallback messages, one per tensor that needed one.
+    pub fn fallbacks(&self) -> Vec<String> {
+        self.tensors
+            .iter()
+            .filter_map(|t| t.fallback.clone())
+            .collect()
+    }
+
+    /// Tensors already quantized in the input that the plan re-encodes to another type.
+    pub fn requantized(&self) -> Vec<&Planned> {
+        self.tensors
+            .iter()
+            .filter(|t| t.from.is_quantized() && t.from != t.to)
+            .collect()
+    }
+}
+
+/// Plans `lpk` with `recipe`, tensor for tensor as llama-quantize does for the llama
+/// architecture (the model's config supplies the layer and head counts and the tied output).
+pub fn plan<B: AsRef<[u8]>>(lpk: &Lpk<B>, recipe: &Recipe) -> Result<Plan, Error> {
+    let mut recipe = recipe.clone();
+    let cfg = lpk.config();
+    recipe.tied_output = cfg.tied_output;
+    let shape = ModelShape::new(cfg.n_layers, cfg.n_heads, cfg.n_kv_heads);
+    let planned = recipe
+        .plan(lpk.tensors().map(|t| (t.name, t.shape)), shape)
+        .map_err(|e| Error::Recipe {
+            file: lpk.file_name().to_owned(),
+            source: e,
+        })?;
+    let tensors = lpk
+        .tensors()
+        .zip(planned.tensors)
+        .map(|(t, p)| {
+            let fallback = p.choice().fallback;
+            Planned {
+                name: p.name,
+                shape: p.shape,
+                from: t.dtype,
+                to: p.dtype,
+                fallback,
+            }
+        })
+        .collect();
+    Ok(Plan { recipe, tensors })
+}
+
+/// Options of [`quantize`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Re-encode tensors that are already quantized in the input (llama-quantize's
+    /// `--allow-requantize`); without it such a plan is refused.
+    pub allow_requantize: bool,
+}
+
+/// One row of the error report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TensorReport {
+    /// Tensor name.
+    pub name: String,
+    /// Its type in the input.
+    pub source_dtype: String,
+    /// Its type in the output.
+    pub dtype: String,
+    /// Encoded bytes.
+    pub bytes: u64,
+    /// dequantize(quantize(w)) against w.
+    #[serde(flatten)]
+    pub error: ErrorReport,
+}
+
+/// What [`quantize`] wrote.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Quantized {
+    /// Per-tensor error report, in file order.
+    pub tensors: Vec<TensorReport>,
+    /// The fallback messages of the plan.
+    pub fallbacks: Vec<String>,
+    /// Size of the output file.
+    pub output_bytes: u64,
+}
+
+/// Encodes `lpk` by `plan` into the `.lpk` file `output`, rows in parallel on the current rayon
+/// pool; `progress` is called with the input bytes done after each tensor.
+///
+/// Every input tensor's checksum is verified before it is read, so a corrupt input is refused
+/// (naming the tensor) instead of being laundered into a fresh file with valid checksums.
+/// Nothing appears at `output` unless the whole file is written.
+pub fn quantize<B: AsRef<[u8]> + Sync>(
+    lpk: &Lpk<B>,
+    plan: &Plan,
+    output: &Path,
+    parent: SourceFile,
+    opts: &Options,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Quantized, Error> {
+    let file = lpk.file_name().to_owned();
+    let requantized = plan.requantized();
+    if !opts.allow_requantize && !requantized.is_empty() {
+        let names: Vec<String> = requantized
+            .iter()
+            .take(4)
+            .map(|t| format!("`{}` ({} → {})", t.name, t.from, t.to))
+            .collect();
+        let more = requantized.len().saturating_sub(names.len());
+        return Err(Error::Requantize {
+            file,
+            count: requantized.len(),
+            examples: names.join(", ")
+                + &if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                },
+        });
+    }
+    let in_tensor = |tensor: &str, e: Error| Error::InTensor {
+        file: file.clone(),
+        tensor: tensor.to_owned(),
+        source: Box::new(e),
+    };
+    let mut writer = LpkWriter::create(output)?;
+    let mut reports = Vec::with_capacity(plan.tensors.len());
+    let mut types = serde_json::Map::new();
+    let mut done = 0u64;
+    for p in &plan.tensors {
+        let t = lpk
+            .tensor(&p.name)
+            .map_err(|_| in_tensor(&p.name, Error::NotInInput))?;
+        if !t.checksum_ok() {
+            return Err(in_tensor(&p.name, Error::Corrupt));
+        }
+        let (bytes, stats) = encode_tensor(&t, p.to).map_err(|e| in_tensor(&p.name, e))?;
+        writer.write_tensor(t.name, p.to, t.shape, &bytes)?;
+        types.insert(p.name.clone(), json!(p.to.name()));
+        reports.push(TensorReport {
+            name: p.name.clone(),
+            source_dtype: t.dtype.name().to_owned(),
+            dtype: p.to.name().to_owned(),
+            bytes: bytes.len() as u64,
+            error: stats.report(),
+        });
+        done += t.bytes.len() as u64;
+        progress(done);
+    }
+    for b in lpk.blobs() {
+        let data = lpk.blob(&b.name).expect("listed blob");
+        writer.write_blob(&b.name, data)?;
+    }
+    let fallbacks = plan.fallbacks();
+    let mut meta: Metadata = lpk.metadata().clone();
+    let p = &mut meta.provenance;
+    p.notes.insert(
+        "parent_sources".into(),
+        serde_json::to_value(&p.sources).unwrap_or_default(),
+    );
+    p.notes.insert("parent_tool".into(), json!(p.tool));
+    p.tool = llamapack_format::TOOL_VERSION.into();
+    p.sources = vec![parent];
+    p.accuracy = None;
+    let r = &plan.recipe;
+    p.quantization = Some(json!({
+        "recipe": r.name,
+        "output_type": r.output_type.map(DType::name),
+        "embedding_type": r.embedding_type.map(DType::name),
+        "pure": r.pure,
+        "tensor_type_overrides": r.tensor_types,
+        "imatrix": r.has_imatrix,
+        "fallbacks": fallbacks,
+        "tensor_types": types,
+    }));
+    let out = writer.finish(&meta)?;
+    let output_bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
+    Ok(Quantized {
+        tensors: reports,
+        fallbacks,
+        output_bytes,
+    })
+}
+
+/// Re-encodes one tensor as `target`, rows in parallel; returns the bytes and the round-trip
+/// error of `dequantize(quantize(w))` against `w`. A tensor already of type `target` is copied.
+pub fn encode_tensor(t: &TensorView<'_>, target: DType) -> Result<(Vec<u8>, ErrorStats), Error> {
+    let rows = t.rows();
+    let n = t.row_len();
+    let row_err = |dtype: DType| Error::RowLength {
+        dtype,
+        len: n,
+        block_len: dtype.block_len(),
+    };
+    let src_row = t.dtype.row_bytes(n).ok_or_else(|| row_err(t.dtype))?;
+    let dst_row = target.row_bytes(n).ok_or_else(|| row_err(target))?;
+    if t.dtype == target {
+        return Ok((t.bytes.to_vec(), ErrorStats::default()));
+    }
+    let mut out = vec![0u8; rows * dst_row];
+    // Rows in batches so each worker reuses its scratch buffers.
+    let batch = (1 << 16) / n.max(1) + 1;
+    let stats = out
+        .par_chunks_mut(dst_row * batch)
+        .enumerate()
+        .map(|(b, dst)| -> Result<ErrorStats, Error> {
+            let mut x = vec![0f32; n];
+            let mut back = vec![0f32; n];
+            let mut stats = ErrorStats::default();
+            for (i, dst) in dst.chunks_mut(dst_row).enumerate() {
+                let r = b * batch + i;
+                let src = &t.bytes[r * src_row..(r + 1) * src_row];
+                crate::dequantize_row(t.dtype, src, &mut x)?;
+                crate::quantize_row(target, &x, dst).map_err(|e| match e {
+                    Error::NonFinite { index, value } => Error::NonFiniteAt {
+                        row: r,
+                        column: index,
+                        value,
+                    },
+                    e => e,
+                })?;
+                crate::dequantize_row(target, dst, &mut back)?;
+                stats.add(&x, &back);
+            }
+            Ok(stats)
+        })
+        .try_reduce(ErrorStats::default, |a, b| Ok(a.merge(b)))?;
+    Ok((out, stats))
+}
+
+/// Groups fallback messages (`name: why`) by their reason: one line per kind of fallback,
+/// naming up to three tensors (`a, b, c and 27 more: why`).
+pub fn group_fallbacks(fallbacks: &[String]) -> Vec<String> {
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for f in fallbacks {
+        let (name, why) = f.split_once(": ").unwrap_or(("", f));
+        groups.entry(why).or_default().push(name);
+    }
+    groups
+        .into_iter()
+        .map(|(why, names)| {
+            let shown: Vec<&str> = names.iter().take(3).copied().collect();
+            let more = if names.len() > 3 {
+                format!(" and {} more", names.len() - 3)
+            } else {
+                String::new()
+            };
+            format!("{}{more}: {why}", shown.join(", "))
+        })
+        .collect()
+}

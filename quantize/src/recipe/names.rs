@@ -1,0 +1,101 @@
+//! Tensor names: Meta's (what a `.lpk` holds) ↔ llama.cpp's GGUF names, and what each is to
+//! llama.cpp's rules. (The same table as `llamapack-convert`'s `gguf::names`, which this crate
+//! does not depend on.)
+
+use serde::Serialize;
+
+/// Per-layer tensor names: Meta's suffix, GGUF's suffix.
+const LAYER_NAMES: [(&str, &str); 9] = [
+    ("attention.wq.weight", "attn_q.weight"),
+    ("attention.wk.weight", "attn_k.weight"),
+    ("attention.wv.weight", "attn_v.weight"),
+    ("attention.wo.weight", "attn_output.weight"),
+    ("feed_forward.w1.weight", "ffn_gate.weight"),
+    ("feed_forward.w2.weight", "ffn_down.weight"),
+    ("feed_forward.w3.weight", "ffn_up.weight"),
+    ("attention_norm.weight", "attn_norm.weight"),
+    ("ffn_norm.weight", "ffn_norm.weight"),
+];
+
+/// Whole-model tensor names: Meta's, GGUF's.
+const MODEL_NAMES: [(&str, &str); 3] = [
+    ("tok_embeddings.weight", "token_embd.weight"),
+    ("norm.weight", "output_norm.weight"),
+    ("output.weight", "output.weight"),
+];
+
+/// Splits `<prefix><n>.<suffix>` with a canonical decimal `n` (`01` is not `1`).
+fn split_layer<'a>(name: &'a str, prefix: &str) -> Option<(u32, &'a str)> {
+    let (n, suffix) = name.strip_prefix(prefix)?.split_once('.')?;
+    let canonical = !n.is_empty() && (n == "0" || !n.starts_with('0'));
+    if !canonical || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((n.parse().ok()?, suffix))
+}
+
+/// llama.cpp's GGUF name of a Meta tensor name (`layers.3.feed_forward.w2.weight` →
+/// `blk.3.ffn_down.weight`); `None` for a name the llama architecture does not have.
+pub fn gguf_name(meta: &str) -> Option<String> {
+    if let Some(&(_, g)) = MODEL_NAMES.iter().find(|(m, _)| *m == meta) {
+        return Some(g.to_owned());
+    }
+    let (n, suffix) = split_layer(meta, "layers.")?;
+    let &(_, g) = LAYER_NAMES.iter().find(|(m, _)| *m == suffix)?;
+    Some(format!("blk.{n}.{g}"))
+}
+
+/// The Meta name of a GGUF tensor name (inverse of [`gguf_name`]).
+pub fn meta_name(gguf: &str) -> Option<String> {
+    if let Some(&(m, _)) = MODEL_NAMES.iter().find(|(_, g)| *g == gguf) {
+        return Some(m.to_owned());
+    }
+    let (n, suffix) = split_layer(gguf, "blk.")?;
+    let &(m, _) = LAYER_NAMES.iter().find(|(_, g)| *g == suffix)?;
+    Some(format!("layers.{n}.{m}"))
+}
+
+/// What a tensor is to llama.cpp's rules (its `tensor_category`, llama subset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// `output.weight`.
+    Output,
+    /// `token_embd.weight`.
+    TokenEmbd,
+    /// `attn_q`.
+    AttnQ,
+    /// `attn_k`.
+    AttnK,
+    /// `attn_v`.
+    AttnV,
+    /// `attn_output`.
+    AttnOutput,
+    /// `ffn_gate` (Meta's w1).
+    FfnGate,
+    /// `ffn_up` (Meta's w3).
+    FfnUp,
+    /// `ffn_down` (Meta's w2).
+    FfnDown,
+    /// Anything else (norms).
+    Other,
+}
+
+impl Role {
+    /// The role of a GGUF tensor name, matched as llama.cpp matches it (substrings).
+    pub fn of(gguf_name: &str) -> Role {
+        let has = |s: &str| gguf_name.contains(s);
+        match gguf_name {
+            "output.weight" => Role::Output,
+            "token_embd.weight" => Role::TokenEmbd,
+            _ if has("attn_v.weight") => Role::AttnV,
+            _ if has("attn_k.weight") => Role::AttnK,
+            _ if has("attn_q.weight") => Role::AttnQ,
+            _ if has("attn_output.weight") => Role::AttnOutput,
+            _ if has("ffn_up") => Role::FfnUp,
+            _ if has("ffn_gate") => Role::FfnGate,
+            _ if has("ffn_down") => Role::FfnDown,
+            _ => Role::Other,
+        }
+    }
+}
