@@ -532,9 +532,21 @@ static AVX2: Kernels = {
         quantize: tf!(quant k::quantize_q8_k),
         dequantize: tf!(dequant k::dequantize_q8_k),
     });
-    over!(t, Q2K, { vec_dot: tf!(dot k::vec_dot_q2_k_q8_k) });
-    over!(t, Q3K, { vec_dot: tf!(dot k::vec_dot_q3_k_q8_k) });
-    over!(t, Q5K, { vec_dot: tf!(dot k::vec_dot_q5_k_q8_k) });
+    over!(t, Q2K, {
+        quantize: tf!(quant k::quantize_q2_k),
+        dequantize: tf!(dequant k::dequantize_q2_k),
+        vec_dot: tf!(dot k::vec_dot_q2_k_q8_k),
+    });
+    over!(t, Q3K, {
+        quantize: tf!(quant k::quantize_q3_k),
+        dequantize: tf!(dequant k::dequantize_q3_k),
+        vec_dot: tf!(dot k::vec_dot_q3_k_q8_k),
+    });
+    over!(t, Q5K, {
+        quantize: tf!(quant k::quantize_q5_k),
+        dequantize: tf!(dequant k::dequantize_q5_k),
+        vec_dot: tf!(dot k::vec_dot_q5_k_q8_k),
+    });
     over!(t, Q4_1, {
         dequantize: tf!(dequant k::dequantize_q4_1),
         vec_dot: tf!(dot k::vec_dot_q4_1_q8_1),
@@ -612,9 +624,18 @@ static AVX512: Kernels = {
         vec_dot4: tf!(dot4 k::vec_dot4_q6_k_q8_k),
         vec_dot_tiled: tiled!(k::vec_dot_tiled_q6_k_q8_k),
     });
-    over!(t, Q2K, { vec_dot: tf!(dot k::vec_dot_q2_k_q8_k) });
-    over!(t, Q3K, { vec_dot: tf!(dot k::vec_dot_q3_k_q8_k) });
-    over!(t, Q5K, { vec_dot: tf!(dot k::vec_dot_q5_k_q8_k) });
+    over!(t, Q2K, {
+        quantize: tf!(quant k::quantize_q2_k),
+        vec_dot: tf!(dot k::vec_dot_q2_k_q8_k),
+    });
+    over!(t, Q3K, {
+        quantize: tf!(quant k::quantize_q3_k),
+        vec_dot: tf!(dot k::vec_dot_q3_k_q8_k),
+    });
+    over!(t, Q5K, {
+        quantize: tf!(quant k::quantize_q5_k),
+        vec_dot: tf!(dot k::vec_dot_q5_k_q8_k),
+    });
     over!(t, Q4_1, {
         vec_dot: tf!(dot k::vec_dot_q4_1_q8_1),
         vec_dot4: tf!(dot4 k::vec_dot4_q4_1_q8_1),

@@ -1,6 +1,6 @@
 //! ggml-compatible block quantization for llamapack: the q8_0, q4_0, q2_k, q3_k, q4_k, q5_k,
-//! q6_k and q8_k block formats and f16/bf16 rows, each with a scalar reference (`*_ref`, the specification) and
-//! SIMD kernels (AVX2, AVX-512 VNNI, NEON) chosen once at run time.
+//! q6_k and q8_k block formats and f16/bf16 rows, each with a scalar reference (`*_ref`, the
+//! specification) and SIMD kernels (AVX2, AVX-512 VNNI, NEON) chosen once at run time.
 //!
 //! The free functions — [`quantize_row`], [`dequantize_row`], [`vec_dot`] — work on raw row
 //! bytes (as stored in a `.lpk` file) and dispatch to the best [`Level`] the CPU supports;
@@ -44,9 +44,10 @@
 //! |---|---|---|---|---|
 //! | quantize q8_0, q4_0, q8_k | ref | SIMD, byte-identical | = AVX2 | SIMD, byte-identical |
 //! | quantize f16, bf16 | ref | SIMD, byte-identical | = AVX2 | ref |
-//! | quantize q4_k, q6_k | ref | SIMD (8 sub-blocks in lanes), byte-identical | 16 lanes, byte-identical | ref |
+//! | quantize q2_k, q3_k, q4_k, q5_k, q6_k | ref | SIMD (8 sub-blocks in lanes), byte-identical | 16 lanes, byte-identical | ref |
 //! | dequantize (every type) | ref | SIMD, bit-identical | = AVX2 | ref |
 //! | dot q4_k·q8_k, q6_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
+//! | dot q2_k·q8_k, q3_k·q8_k, q5_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | ref |
 //! | dot q8_0·q8_0, q4_0·q8_0 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
 //! | quantize q8_1 | ref | SIMD, byte-identical | = AVX2 | ref |
 //! | quantize q4_1, q5_0, q5_1 | ref | ref | ref | ref |
@@ -78,7 +79,7 @@
 //!
 //! # ggml edge cases reproduced
 //! - A scale that overflows f16 is stored as ±inf, as ggml does (q8_0 above |x| ≈ 8.3e6, q4_0
-//!   above ≈ 5.2e5, q4_k/q6_k around 1e9); decoding such a block yields inf/NaN.
+//!   above ≈ 5.2e5, the k-quants around 1e9); decoding such a block yields inf/NaN.
 //! - An all-zero q4_0 block stores `d = −0` (ggml's `0 / −8`), nibbles 8.
 //! - When `1/d` overflows f32 (|x| < ~3.7e-37 in a block) the quants are 0, as C's float → int8
 //!   conversion gives on x86-64.

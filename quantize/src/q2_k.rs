@@ -58,6 +58,9 @@ pub fn quantize_row_q2_k_ref(x: &[f32], y: &mut [BlockQ2K]) {
 /// keeps it; `d = max_scale/15`, `dmin = max_min/15`, stored f16, 0 if the maximum is not
 /// positive), every value is re-quantized against its decoded scale and min (a sub-block whose
 /// decoded scale is 0 keeps the search's quants `l`), and the quants are packed 4 to a byte.
+/// (Always inlined: the SIMD encoders call it between vector code, and a call into
+/// SSE-compiled code from there pays AVX-512 ↔ SSE transition stalls.)
+#[inline(always)]
 pub(crate) fn finish_block(
     xb: &[f32],
     scales: &[f32; 16],

@@ -77,6 +77,9 @@ pub fn quantize_row_q4_k_ref(x: &[f32], y: &mut [BlockQ4K]) {
 /// The second half of ggml's q4_k encoder, shared by every level: quantize the 8 sub-block
 /// scales and mins to 6 bits, re-quantize every value against its decoded scale and min (a
 /// sub-block whose decoded scale is 0 keeps the search's quants `l`), pack.
+/// (Always inlined: the SIMD encoders call it between vector code, and a call into
+/// SSE-compiled code from there pays AVX-512 ↔ SSE transition stalls.)
+#[inline(always)]
 pub(crate) fn finish_block(
     xb: &[f32],
     scales: &[f32; 8],
@@ -99,6 +102,7 @@ pub(crate) fn finish_block(
 /// (`nearest_int(63/max · v)`, truncated to a byte as C's `uint8_t` does, then at most 63) and
 /// packed as [`get_scale_min_k4`] reads them. Returns the f16 `d = max_scale/63` and
 /// `dmin = max_min/63`.
+#[inline(always)]
 pub(crate) fn pack_scales_mins(
     scales: &[f32; 8],
     mins: &[f32; 8],
@@ -134,6 +138,7 @@ pub(crate) fn pack_scales_mins(
 /// Re-quantizes every value of the 8 sub-blocks of 32 against its decoded scale and min:
 /// `l = clamp(nearest_int((x + dmin·m) / (d·sc)), 0, nmax)`; a sub-block whose decoded scale
 /// is 0 keeps the search's quants, as in ggml (q4_k: nmax 15, q5_k: 31).
+#[inline(always)]
 pub(crate) fn requantize_sub32(
     xb: &[f32],
     packed: &[u8; K_SCALE_SIZE],

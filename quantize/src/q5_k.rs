@@ -41,6 +41,9 @@ pub fn quantize_row_q5_k_ref(x: &[f32], y: &mut [BlockQ5K]) {
 /// The second half of ggml's q5_k encoder, shared by every level: q4_k's 6-bit scales and mins
 /// ([`pack_scales_mins`]), re-quantization to 0..=31 ([`requantize_sub32`]), then the low
 /// nibbles into `qs` and the fifth bits into `qh`.
+/// (Always inlined: the SIMD encoders call it between vector code, and a call into
+/// SSE-compiled code from there pays AVX-512 ↔ SSE transition stalls.)
+#[inline(always)]
 pub(crate) fn finish_block(
     xb: &[f32],
     scales: &[f32; 8],
@@ -55,16 +58,10 @@ pub(crate) fn finish_block(
     for jj in 0..QK_K / 64 {
         let n = 64 * jj;
         for j in 0..32 {
-            let (mut l1, mut l2) = (l[n + j], l[n + j + 32]);
-            if l1 > 15 {
-                l1 -= 16;
-                yb.qh[j] |= 1 << (2 * jj);
-            }
-            if l2 > 15 {
-                l2 -= 16;
-                yb.qh[j] |= 2 << (2 * jj);
-            }
-            yb.qs[32 * jj + j] = l1 | (l2 << 4);
+            // bit 4 of each quant goes to qh (branch-free), the low 4 bits to qs
+            let (l1, l2) = (l[n + j], l[n + j + 32]);
+            yb.qh[j] |= ((l1 >> 4) | ((l2 >> 4) << 1)) << (2 * jj);
+            yb.qs[32 * jj + j] = (l1 & 0x0f) | ((l2 & 0x0f) << 4);
         }
     }
 }

@@ -59,6 +59,9 @@ pub fn quantize_row_q6_k_ref(x: &[f32], y: &mut [BlockQ6K]) {
 /// The second half of ggml's q6_k encoder, shared by every level: quantize the 16 sub-block
 /// scales to int8, re-quantize every value against its decoded scale (a sub-block whose
 /// decoded scale is 0 keeps the search's quants `l`), pack.
+/// (Always inlined: the SIMD encoders call it between vector code, and a call into
+/// SSE-compiled code from there pays AVX-512 ↔ SSE transition stalls.)
+#[inline(always)]
 pub(crate) fn finish_block(
     xb: &[f32],
     scales: &[f32; 16],
