@@ -49,6 +49,8 @@
 //! | dot q4_k·q8_k, q6_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
 //! | dot q8_0·q8_0, q4_0·q8_0 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
 //! | dot f32/f16/bf16·f32 | ref | SIMD | SIMD | SIMD |
+//! | quantize iq4_nl, iq4_xs | ref | SIMD (grid search in 8 lanes), byte-identical | 16 lanes, byte-identical | ref |
+//! | dot iq4_nl·q8_0, iq4_xs·q8_k | ref | SIMD (`vpshufb` grid lookup) | VNNI | ref |
 //!
 //! - Encoders: q8_0, q4_0 and q8_k are byte-identical to ggml's `quantize_row_*_ref`; q4_k and
 //!   q6_k follow ggml's reference algorithm operation for operation (its weighted searches,
@@ -59,6 +61,9 @@
 //!   steps, so every level returns the same bits. The q8_0/q4_0 dots accumulate blocks in SIMD
 //!   lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference; the float dots within
 //!   `2·ε·(n + 16)·Σ|wᵢ·aᵢ|`.
+//! - iq4_nl and iq4_xs (the non-linear 16-value grid): encoders byte-identical to ggml's
+//!   `quantize_row_iq4_{nl,xs}_ref` at every level, decoders exact; the iq4_xs dot returns the
+//!   reference's bits at every level, the iq4_nl dot is within q4_0's bound.
 //! - Dots assume activations made by [`quantize_row`]: q8_0/q8_k quants in −127..=127 and true
 //!   q8_k `bsums`.
 //! - The multi-token dots of [`Kernels`] — `vec_dot4` (one row, 4 tokens), `vec_dot4_packed`
@@ -78,6 +83,9 @@
 //! - When `1/d` overflows f32 (|x| < ~3.7e-37 in a block) the quants are 0, as C's float → int8
 //!   conversion gives on x86-64.
 //! - q8_k uses ggml's current `−127/max` (older ggml used −128).
+//! - An iq4_nl block with |x| < 1e-15 everywhere gets `d = 0` and, as in ggml's
+//!   `quantize_row_iq4_nl_ref`, the indices of the previous block of the row (index 8 at the
+//!   start of a row, where ggml reads uninitialized memory).
 
 mod dispatch;
 mod error;

@@ -16,7 +16,7 @@ const Q4B: usize = 18; // bytes of a q4_0 block
 /// `x.len() >= 32·(i + 1)`.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn load_block(x: &[f32], i: usize) -> [__m256; 4] {
+pub(super) unsafe fn load_block(x: &[f32], i: usize) -> [__m256; 4] {
     debug_assert!(x.len() >= 32 * (i + 1));
     // SAFETY: the caller guarantees 32 floats from 32·i.
     unsafe {
@@ -30,9 +30,10 @@ unsafe fn load_block(x: &[f32], i: usize) -> [__m256; 4] {
     }
 }
 
+/// The largest magnitude of the 32 values.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn abs_max(v: &[__m256; 4]) -> f32 {
+pub(super) fn abs_max(v: &[__m256; 4]) -> f32 {
     let sign = _mm256_set1_ps(-0.0);
     let a01 = _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1]));
     let a23 = _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3]));
@@ -83,7 +84,7 @@ pub(crate) fn dequantize_q8_0(x: &[u8], y: &mut [f32]) {
 /// `Σ x·y` of 32 int8 pairs as 8 i32 lanes (x, y in −127..=127).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn dot_i8x32(x: __m256i, y: __m256i) -> __m256i {
+pub(super) fn dot_i8x32(x: __m256i, y: __m256i) -> __m256i {
     let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
     _mm256_madd_epi16(p, _mm256_set1_epi16(1))
 }
@@ -161,7 +162,7 @@ pub(crate) fn quantize_q4_0(x: &[f32], y: &mut [u8]) {
 /// `blk` has at least 18 bytes.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn q4_0_nibbles(blk: &[u8]) -> __m256i {
+pub(super) unsafe fn q4_0_nibbles(blk: &[u8]) -> __m256i {
     debug_assert!(blk.len() >= Q4B);
     // SAFETY: bytes 2..18 are inside blk.
     let b = unsafe { _mm_loadu_si128(blk.as_ptr().add(2).cast()) };

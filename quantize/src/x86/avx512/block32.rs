@@ -30,7 +30,7 @@ unsafe fn quants(b: &[u8], off: usize) -> __m256i {
 /// `Σ x·y` of 32 signed byte pairs (in −127..=127) as 8 i32 lanes.
 #[inline]
 #[target_feature(enable = "avx2,avx512vl,avx512vnni")]
-fn dot_i8x32(x: __m256i, y: __m256i) -> __m256i {
+pub(super) fn dot_i8x32(x: __m256i, y: __m256i) -> __m256i {
     _mm256_dpbusd_epi32(
         _mm256_setzero_si256(),
         _mm256_sign_epi8(x, x),

@@ -7,10 +7,12 @@
 
 mod block32;
 mod float;
+mod iq4;
 mod kencode;
 mod kquants;
 
 pub(crate) use block32::*;
 pub(crate) use float::*;
+pub(crate) use iq4::*;
 pub(crate) use kencode::*;
 pub(crate) use kquants::*;
