@@ -566,6 +566,16 @@ static AVX2: Kernels = {
         quantize: tf!(quant k::quantize_q8_1),
         dequantize: tf!(dequant k::dequantize_q8_1),
     });
+    over!(t, IQ4NL, {
+        quantize: tf!(quant k::quantize_iq4_nl),
+        dequantize: tf!(dequant k::dequantize_iq4_nl),
+        vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0),
+    });
+    over!(t, IQ4XS, {
+        quantize: tf!(quant k::quantize_iq4_xs),
+        dequantize: tf!(dequant k::dequantize_iq4_xs),
+        vec_dot: tf!(dot k::vec_dot_iq4_xs_q8_k),
+    });
     Kernels {
         level: Level::Avx2,
         formats: t,
@@ -648,6 +658,14 @@ static AVX512: Kernels = {
     over!(t, Q5_1, {
         vec_dot: tf!(dot k::vec_dot_q5_1_q8_1),
         vec_dot4: tf!(dot4 k::vec_dot4_q5_1_q8_1),
+    });
+    over!(t, IQ4NL, {
+        quantize: tf!(quant k::quantize_iq4_nl),
+        vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0),
+    });
+    over!(t, IQ4XS, {
+        quantize: tf!(quant k::quantize_iq4_xs),
+        vec_dot: tf!(dot k::vec_dot_iq4_xs_q8_k),
     });
     Kernels {
         level: Level::Avx512,

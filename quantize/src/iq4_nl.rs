@@ -1,10 +1,10 @@
 //! iq4_nl: blocks of 32 4-bit indices into the non-linear 16-value grid [`KVALUES_IQ4NL`] with
 //! one f16 scale (4.5 bits per weight): `x = d · kvalues[q]`.
 //!
-//! This module also holds the search both iq4 formats share ([`search_block`], ggml's
+//! This module also holds the search both iq4 formats share (`search_block`, ggml's
 //! `quantize_row_iq4_nl_impl` for one 32-value block without an importance matrix: weights `x²`,
 //! a first scale from the element of largest magnitude, then `2·ntry + 1` trial scales) and
-//! ggml's `best_index_int8` ([`best_index`]); [`crate::iq4_xs`] adds the 6-bit sub-block scales.
+//! ggml's `best_index_int8` (`best_index`); [`crate::iq4_xs`] adds the 6-bit sub-block scales.
 //!
 //! Two encoders, both byte-identical to ggml:
 //! - [`quantize_row_iq4_nl_ref`] is ggml's `quantize_row_iq4_nl_ref` (the [`BlockFormat`]

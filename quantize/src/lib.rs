@@ -53,6 +53,8 @@
 //! | quantize q4_1, q5_0, q5_1 | ref | ref | ref | ref |
 //! | dot q4_1·q8_1, q5_0·q8_0, q5_1·q8_1 | ref | SIMD | VNNI (`vpdpbusd`) | ref |
 //! | dot f32/f16/bf16·f32 | ref | SIMD | SIMD | SIMD |
+//! | quantize iq4_nl, iq4_xs | ref | SIMD (grid search in 8 lanes), byte-identical | 16 lanes, byte-identical | ref |
+//! | dot iq4_nl·q8_0, iq4_xs·q8_k | ref | SIMD (`vpshufb` grid lookup) | VNNI | ref |
 //!
 //! - Encoders: every one is byte-identical to ggml's `quantize_row_*_ref` (q8_0, q4_0, q4_1,
 //!   q5_0, q5_1, q8_1, q8_k, iq4_nl, iq4_xs) or follows ggml's reference algorithm operation for
@@ -61,10 +63,13 @@
 //!   equals `llama-quantize`'s without an importance matrix. Every level produces the same bytes.
 //! - Decoders are exact: every level returns the reference's bits.
 //! - The k-quant dots compute exact integer sums per super-block and then the reference's f32
-//!   steps, so every level returns the same bits. The q8_0/q4_0/q5_0 dots accumulate blocks in
-//!   SIMD lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference; q4_1/q5_1 within
+//!   steps, so every level returns the same bits. The q8_0/q4_0/q5_0/iq4_nl dots accumulate
+//!   blocks in SIMD lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference; q4_1/q5_1 within
 //!   `4·ε·(blocks + 8)·(Σ|(wᵢ − m)·aᵢ| + Σ_blocks|m·s|)` (`m` the block minimum, `s` the q8_1
 //!   block sum); the float dots within `2·ε·(n + 16)·Σ|wᵢ·aᵢ|`.
+//! - iq4_nl and iq4_xs (the non-linear 16-value grid): encoders byte-identical to ggml's
+//!   `quantize_row_iq4_{nl,xs}_ref` at every level, decoders exact; the iq4_xs dot returns the
+//!   reference's bits at every level.
 //! - Dots assume activations made by [`quantize_row`]: q8_0/q8_1/q8_k quants in −127..=127 and
 //!   true q8_k `bsums`.
 //! - The multi-token dots of [`Kernels`] — `vec_dot4` (one row, 4 tokens), `vec_dot4_packed`
@@ -84,6 +89,9 @@
 //! - When `1/d` overflows f32 (|x| < ~3.7e-37 in a block) the quants are 0, as C's float → int8
 //!   conversion gives on x86-64.
 //! - q8_k uses ggml's current `−127/max` (older ggml used −128).
+//! - An iq4_nl block with |x| < 1e-15 everywhere gets `d = 0` and, as in ggml's
+//!   `quantize_row_iq4_nl_ref`, the indices of the previous block of the row (index 8 at the
+//!   start of a row, where ggml reads uninitialized memory).
 
 mod dispatch;
 mod error;

@@ -7,12 +7,14 @@
 
 mod block32;
 mod float;
+mod iq4;
 mod kencode;
 mod kquants;
 mod legacy;
 
 pub(crate) use block32::*;
 pub(crate) use float::*;
+pub(crate) use iq4::*;
 pub(crate) use kencode::*;
 pub(crate) use kquants::*;
 pub(crate) use legacy::*;
