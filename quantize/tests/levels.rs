@@ -268,6 +268,15 @@ fn simd_levels_are_exercised_on_this_cpu() {
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         assert!(levels().len() >= 2, "AVX2 is available but not tested");
     }
+    #[cfg(target_arch = "aarch64")]
+    if std::arch::is_aarch64_feature_detected!("neon") {
+        assert!(
+            levels()
+                .iter()
+                .any(|k| k.level() == llamapack_quantize::Level::Neon),
+            "NEON is available but not tested"
+        );
+    }
     eprintln!(
         "levels under test: {:?}",
         levels().iter().map(|k| k.level()).collect::<Vec<_>>()
