@@ -141,9 +141,16 @@ fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
     }
 }
 
-/// The k-quant dots, bit-identical at every level, on weight blocks of arbitrary bytes (every
-/// scale, min and quant pattern, NaN/inf super-block scales included).
-const KQUANTS: [DType; 5] = [DType::Q2K, DType::Q3K, DType::Q4K, DType::Q5K, DType::Q6K];
+/// The k-quant (and iq4_xs) dots, bit-identical at every level, on weight blocks of arbitrary
+/// bytes (every scale, min and quant pattern, NaN/inf super-block scales included).
+const KQUANTS: [DType; 6] = [
+    DType::Q2K,
+    DType::Q3K,
+    DType::Q4K,
+    DType::Q5K,
+    DType::Q6K,
+    DType::IQ4XS,
+];
 
 fn check_dot_on_bytes(dtype: DType, wq: &[u8], a: &[f32]) {
     let n = a.len();

@@ -5,11 +5,13 @@
 //! accumulation (`vpadalq_s16`). f16 lanes are widened with integer operations (Rust's `f16`
 //! vector types are unstable). The q8_0, q8_1, q4_0 and q8_k encoders are in [`quant`]; the
 //! others and the decoders use the scalar reference. The q4_1, q5_0, q5_1 and iq4_nl dots are
-//! in [`block32`].
+//! in [`block32`], the q2_k, q3_k, q5_k and iq4_xs dots in [`kquants`].
 //!
-//! Like the x86 kernels, the q4_k and q6_k dots return the reference's bits.
+//! Like the x86 kernels, the dots of the 256-value formats (q2_k..q6_k, iq4_xs) return the
+//! reference's bits.
 
 mod block32;
+mod kquants;
 mod quant;
 
 use std::arch::aarch64::*;
@@ -21,6 +23,9 @@ use crate::q4_k::unpack_scales_mins;
 
 pub(crate) use block32::{
     vec_dot_iq4_nl_q8_0, vec_dot_q4_1_q8_1, vec_dot_q5_0_q8_0, vec_dot_q5_1_q8_1,
+};
+pub(crate) use kquants::{
+    vec_dot_iq4_xs_q8_k, vec_dot_q2_k_q8_k, vec_dot_q3_k_q8_k, vec_dot_q5_k_q8_k,
 };
 pub(crate) use quant::{quantize_q4_0, quantize_q8_0, quantize_q8_1, quantize_q8_k};
 
