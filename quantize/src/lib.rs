@@ -48,9 +48,9 @@
 //! | dequantize (every type) | ref | SIMD, bit-identical | = AVX2 | ref |
 //! | dot q4_k·q8_k, q6_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
 //! | dot q8_0·q8_0, q4_0·q8_0 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
-//! | quantize q8_1 | ref | SIMD, byte-identical | = AVX2 | ref |
+//! | quantize q8_1 | ref | SIMD, byte-identical | = AVX2 | SIMD, byte-identical |
 //! | quantize q4_1, q5_0, q5_1 | ref | ref | ref | ref |
-//! | dot q4_1·q8_1, q5_0·q8_0, q5_1·q8_1 | ref | SIMD | VNNI (`vpdpbusd`) | ref |
+//! | dot q4_1·q8_1, q5_0·q8_0, q5_1·q8_1 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
 //! | dot f32/f16/bf16·f32 | ref | SIMD | SIMD | SIMD |
 //!
 //! - Encoders: every one is byte-identical to ggml's `quantize_row_*_ref` (q8_0, q4_0, q4_1,
@@ -60,8 +60,9 @@
 //!   equals `llama-quantize`'s without an importance matrix. Every level produces the same bytes.
 //! - Decoders are exact: every level returns the reference's bits.
 //! - The k-quant dots compute exact integer sums per super-block and then the reference's f32
-//!   steps, so every level returns the same bits. The q8_0/q4_0/q5_0 dots accumulate blocks in
-//!   SIMD lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference; q4_1/q5_1 within
+//!   steps, so every level returns the same bits (NEON: iq4_xs too). The q8_0/q4_0/q5_0 dots
+//!   (and NEON's iq4_nl) accumulate blocks in SIMD lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of
+//!   the reference; q4_1/q5_1 within
 //!   `4·ε·(blocks + 8)·(Σ|(wᵢ − m)·aᵢ| + Σ_blocks|m·s|)` (`m` the block minimum, `s` the q8_1
 //!   block sum); the float dots within `2·ε·(n + 16)·Σ|wᵢ·aᵢ|`.
 //! - Dots assume activations made by [`quantize_row`]: q8_0/q8_1/q8_k quants in −127..=127 and
