@@ -691,6 +691,15 @@ static NEON: Kernels = {
     over!(t, Q4K, { vec_dot: tf!(dot k::vec_dot_q4_k_q8_k) });
     over!(t, Q6K, { vec_dot: tf!(dot k::vec_dot_q6_k_q8_k) });
     over!(t, Q8K, { quantize: tf!(quant k::quantize_q8_k) });
+    over!(t, Q8_1, { quantize: tf!(quant k::quantize_q8_1) });
+    over!(t, Q4_1, { vec_dot: tf!(dot k::vec_dot_q4_1_q8_1) });
+    over!(t, Q5_0, { vec_dot: tf!(dot k::vec_dot_q5_0_q8_0) });
+    over!(t, Q5_1, { vec_dot: tf!(dot k::vec_dot_q5_1_q8_1) });
+    over!(t, IQ4NL, { vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0) });
+    over!(t, Q2K, { vec_dot: tf!(dot k::vec_dot_q2_k_q8_k) });
+    over!(t, Q3K, { vec_dot: tf!(dot k::vec_dot_q3_k_q8_k) });
+    over!(t, Q5K, { vec_dot: tf!(dot k::vec_dot_q5_k_q8_k) });
+    over!(t, IQ4XS, { vec_dot: tf!(dot k::vec_dot_iq4_xs_q8_k) });
     Kernels {
         level: Level::Neon,
         formats: t,

@@ -49,9 +49,9 @@
 //! | dot q4_k·q8_k, q6_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
 //! | dot q2_k·q8_k, q3_k·q8_k, q5_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | ref |
 //! | dot q8_0·q8_0, q4_0·q8_0 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
-//! | quantize q8_1 | ref | SIMD, byte-identical | = AVX2 | ref |
+//! | quantize q8_1 | ref | SIMD, byte-identical | = AVX2 | SIMD, byte-identical |
 //! | quantize q4_1, q5_0, q5_1 | ref | ref | ref | ref |
-//! | dot q4_1·q8_1, q5_0·q8_0, q5_1·q8_1 | ref | SIMD | VNNI (`vpdpbusd`) | ref |
+//! | dot q4_1·q8_1, q5_0·q8_0, q5_1·q8_1 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
 //! | dot f32/f16/bf16·f32 | ref | SIMD | SIMD | SIMD |
 //! | quantize iq4_nl, iq4_xs | ref | SIMD (grid search in 8 lanes), byte-identical | 16 lanes, byte-identical | ref |
 //! | dot iq4_nl·q8_0, iq4_xs·q8_k | ref | SIMD (`vpshufb` grid lookup) | VNNI | ref |
@@ -63,8 +63,9 @@
 //!   equals `llama-quantize`'s without an importance matrix. Every level produces the same bytes.
 //! - Decoders are exact: every level returns the reference's bits.
 //! - The k-quant dots compute exact integer sums per super-block and then the reference's f32
-//!   steps, so every level returns the same bits. The q8_0/q4_0/q5_0/iq4_nl dots accumulate
-//!   blocks in SIMD lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference; q4_1/q5_1 within
+//!   steps, so every level returns the same bits (iq4_xs too). The q8_0/q4_0/q5_0/iq4_nl dots
+//!   accumulate blocks in SIMD lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference;
+//!   q4_1/q5_1 within
 //!   `4·ε·(blocks + 8)·(Σ|(wᵢ − m)·aᵢ| + Σ_blocks|m·s|)` (`m` the block minimum, `s` the q8_1
 //!   block sum); the float dots within `2·ε·(n + 16)·Σ|wᵢ·aᵢ|`.
 //! - iq4_nl and iq4_xs (the non-linear 16-value grid): encoders byte-identical to ggml's
