@@ -47,14 +47,15 @@
 //! | quantize q2_k, q3_k, q4_k, q5_k, q6_k | ref | SIMD (8 sub-blocks in lanes), byte-identical | 16 lanes, byte-identical | ref |
 //! | dequantize (every type) | ref | SIMD, bit-identical | = AVX2 | ref |
 //! | dot q4_k·q8_k, q6_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
-//! | dot q2_k·q8_k, q3_k·q8_k, q5_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | ref |
+//! | dot q2_k·q8_k, q3_k·q8_k, q5_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
 //! | dot q8_0·q8_0, q4_0·q8_0 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
 //! | quantize q8_1 | ref | SIMD, byte-identical | = AVX2 | SIMD, byte-identical |
 //! | quantize q4_1, q5_0, q5_1 | ref | ref | ref | ref |
 //! | dot q4_1·q8_1, q5_0·q8_0, q5_1·q8_1 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
 //! | dot f32/f16/bf16·f32 | ref | SIMD | SIMD | SIMD |
 //! | quantize iq4_nl, iq4_xs | ref | SIMD (grid search in 8 lanes), byte-identical | 16 lanes, byte-identical | ref |
-//! | dot iq4_nl·q8_0, iq4_xs·q8_k | ref | SIMD (`vpshufb` grid lookup) | VNNI | ref |
+//! | quantize iq4_nl weights (llama-quantize's 15-trial search) | ref | ref | ref | ref |
+//! | dot iq4_nl·q8_0, iq4_xs·q8_k | ref | SIMD (`vpshufb` grid lookup) | VNNI | SIMD (`vqtbl1q_s8`; iq4_xs bit-identical) |
 //!
 //! - Encoders: every one is byte-identical to ggml's `quantize_row_*_ref` (q8_0, q4_0, q4_1,
 //!   q5_0, q5_1, q8_1, q8_k, iq4_nl, iq4_xs) or follows ggml's reference algorithm operation for
