@@ -84,6 +84,7 @@ mod dispatch;
 mod error;
 pub mod float;
 pub mod format;
+pub mod imatrix;
 mod kquant_search;
 #[cfg(target_arch = "aarch64")]
 mod neon;
