@@ -145,7 +145,7 @@ fn collect(args: &Args, lpk: &Lpk, threads: usize) -> anyhow::Result<Collected> 
     }
     state.imatrix = Some(Collector::new(&model.config, args.process_output));
     let vocab = model.config.vocab_size;
-    let bar = ui::count_bar(windows.n as u64, "imatrix");
+    let bar = ui::status_bar(windows.n as u64, "imatrix");
     let (mut nll, mut nll2, mut scored) = (0f64, 0f64, 0u64);
     let start = Instant::now();
     for i in 0..windows.n {
@@ -161,7 +161,7 @@ fn collect(args: &Args, lpk: &Lpk, threads: usize) -> anyhow::Result<Collected> 
         let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
         bar.set_position(i as u64 + 1);
         bar.set_message(format!(
-            "{rate:.0} tok/s PPL {:.4}",
+            "chunks, {rate:.0} tok/s, PPL {:.4}",
             (nll / scored as f64).exp()
         ));
     }
