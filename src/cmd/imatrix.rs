@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail, ensure};
-use llamapack_convert::gguf::imatrix::{read_imatrix_file, write_imatrix};
+use llamapack_convert::gguf::imatrix::{read_imatrix, read_imatrix_file, write_imatrix};
 use llamapack_format::Lpk;
 use llamapack_quantize::imatrix::Imatrix;
 use llamapack_runner::imatrix::{Collector, MIN_BATCH};
@@ -267,11 +267,17 @@ const SNIFF_LIMIT: u64 = 1 << 30;
 /// Whether `path` looks like an importance-matrix file (for `inspect`): a `.dat`, or a GGUF
 /// file (of at most [`SNIFF_LIMIT`] bytes) whose `general.type` is `imatrix`.
 pub fn is_imatrix_file(path: &Path) -> bool {
+    use std::io::Read;
     if path.extension().is_some_and(|e| e == "dat") {
         return true;
     }
+    let mut magic = [0u8; 4];
+    let gguf = std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"GGUF";
     let small = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= SNIFF_LIMIT);
-    let Some(bytes) = small.then(|| std::fs::read(path).ok()).flatten() else {
+    let Some(bytes) = (gguf && small).then(|| std::fs::read(path).ok()).flatten() else {
         return false;
     };
     llamapack_convert::gguf::GgufFile::parse(&bytes, "")
@@ -282,10 +288,9 @@ pub fn is_imatrix_file(path: &Path) -> bool {
 /// width, the token count and the spread of the mean squared activation (the quantizer's
 /// weights). A legacy `.dat` is read with chunk size 1, so its counts are llama.cpp's `ncall`.
 pub fn inspect(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    let legacy = !std::fs::read(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .starts_with(b"GGUF");
-    let im = read_imatrix_file(path, 1)?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let legacy = !bytes.starts_with(b"GGUF");
+    let im = read_imatrix(&bytes, &path.display().to_string(), 1)?;
     let rows: Vec<_> = im
         .entries()
         .map(|(name, e)| {
