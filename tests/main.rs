@@ -2,6 +2,7 @@
 
 mod common;
 mod gguf_fixture;
+mod imatrix;
 mod inspect_verify;
 mod interrupt;
 mod llamacpp;
