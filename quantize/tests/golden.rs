@@ -7,7 +7,7 @@
 //! q2_K, q3_K and q5_K; `make_golden_iq4.c` iq4_nl and iq4_xs). Every level must reproduce them
 //! exactly.
 
-mod common;
+use crate::common;
 
 use common::{levels, same_bits};
 use llamapack_quantize::DType;

@@ -4,7 +4,7 @@
 //! byte-identical to the reference, decoders bit-identical, iq4_xs dots bit-identical; and
 //! ggml's own bytes for such rows (`golden/iq4_*extreme*`, made by `make_golden_iq4.c`).
 
-mod common;
+use crate::common;
 
 use common::{Rng, decode, encode, levels, reference, row, same_bits};
 use llamapack_quantize::{DType, vec_dot_type};

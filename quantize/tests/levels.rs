@@ -7,7 +7,7 @@
 //!   `4·ε·(blocks + 8)·(Σ|(wᵢ − m)·aᵢ| + Σ_blocks |m·s|)`; f32/f16/bf16 within
 //!   `2·ε·(n + 16)·Σ|wᵢaᵢ|`.
 
-mod common;
+use crate::common;
 
 use common::{KINDS, Rng, decode, encode, levels, reference, row, same_bits};
 use half::f16;

@@ -3,7 +3,7 @@
 //! on. Block counts 1..17 cover the 4-way unrolled loop and its tail; float rows of 67·k values
 //! also cover the vector loops' tails and the scalar tail.
 
-mod common;
+use crate::common;
 
 use common::{KINDS, encode, levels, row};
 use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
