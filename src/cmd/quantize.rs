@@ -83,13 +83,15 @@ pub struct Args {
 
 /// The recipe list of `--help`, from the recipe table.
 fn recipes_help() -> String {
+    use std::fmt::Write as _;
     let mut s =
         String::from("Recipes (bits per weight on Llama-2-7B, as llama-quantize plans it):\n");
     for r in &RECIPES {
-        s.push_str(&format!(
-            "  {:<8} {:>5.2} bpw  {}\n",
+        let _ = writeln!(
+            s,
+            "  {:<8} {:>5.2} bpw  {}",
             r.name, r.bpw_7b, r.description
-        ));
+        );
     }
     s.push_str("Aliases: q3_k, q4_k, q5_k = the _m mixtures; llama.cpp's upper-case names and ftype ids are accepted.");
     s
