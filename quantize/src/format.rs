@@ -34,6 +34,15 @@ pub trait BlockFormat: 'static {
     /// Whether [`BlockFormat::quantize_weights`] is not [`BlockFormat::quantize_ref`] (the
     /// kernel table then keeps a separate entry for it).
     const WEIGHTS_DIFFER: bool = false;
+    /// Whether the format has an importance-weighted encoder ([`BlockFormat::quantize_weighted`]).
+    const HAS_WEIGHTED: bool = false;
+    /// Encodes a row of weights with importance weights `qw` (one per column: the imatrix's
+    /// mean squared activation), as ggml's `quantize_<type>(…, imatrix)` does, byte for byte.
+    /// Formats without one ([`BlockFormat::HAS_WEIGHTED`] false; q8_0, as in ggml) ignore `qw`.
+    fn quantize_weighted(x: &[f32], y: &mut [Self::Block], qw: &[f32]) {
+        let _ = qw;
+        Self::quantize_weights(x, y);
+    }
     /// Decodes `x` into `y` (exactly `x.len()` blocks of values).
     fn dequantize_ref(x: &[Self::Block], y: &mut [f32]);
     /// One weight block dotted with one activation block.

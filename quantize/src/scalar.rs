@@ -72,6 +72,20 @@ pub(crate) fn quantize<F: BlockFormat>(src: &[f32], dst: &mut [u8]) {
 pub(crate) fn quantize_weights<F: BlockFormat>(src: &[f32], dst: &mut [u8]) {
     quantize_as::<F::Block>(src, dst, F::quantize_weights);
 }
+/// [`BlockFormat::quantize_weighted`] over row bytes (`qw` has one weight per value).
+pub(crate) fn quantize_weighted<F: BlockFormat>(src: &[f32], dst: &mut [u8], qw: &[f32]) {
+    let nb = dst.len() / size_of::<F::Block>();
+    if nb == 0 {
+        return;
+    }
+    if let Ok(blocks) = bytemuck::try_cast_slice_mut::<u8, F::Block>(dst) {
+        F::quantize_weighted(src, blocks, qw);
+    } else {
+        let mut blocks = vec![<F::Block as bytemuck::Zeroable>::zeroed(); nb];
+        F::quantize_weighted(src, &mut blocks, qw);
+        dst.copy_from_slice(bytemuck::cast_slice(&blocks));
+    }
+}
 /// [`BlockFormat::dequantize_ref`] over row bytes.
 pub(crate) fn dequantize<F: BlockFormat>(src: &[u8], dst: &mut [f32]) {
     dequantize_as::<F::Block>(src, dst, F::dequantize_ref);
