@@ -283,3 +283,94 @@ fn help_teaches_with_examples() {
         assert!(help.contains(want), "`{want}` not in --help:\n{help}");
     }
 }
+
+/// `quantize --imatrix`: the imatrix is recorded in the provenance and as llama-quantize's
+/// `quantize.imatrix.*` GGUF keys; a tensor it lacks is named in one warning; an imatrix of
+/// another model is refused naming the tensor, before anything is written.
+#[test]
+fn quantize_with_an_imatrix_records_it_and_refuses_another_models() {
+    let sh = shared();
+    let im = crate::common::fixture("imatrix/tiny.imatrix.gguf");
+    let out = sh.dir.join("q4km-imatrix.lpk");
+    let o = crate::common::llamapack(&[
+        "quantize",
+        s(&sh.f16),
+        "-o",
+        s(&out),
+        "--type",
+        "q4_k_m",
+        "--imatrix",
+        s(&im),
+    ]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no weights for tok_embeddings.weight"),
+        "{err}"
+    );
+    let v = crate::common::json(&["inspect", s(&out), "--json"]);
+    let q = &v["provenance"]["quantization"]["imatrix"];
+    assert_eq!(q["entries"], 29);
+    assert_eq!(q["chunk_size"], 128);
+    assert_eq!(q["datasets"][0], "corpus.txt");
+    assert_eq!(q["sha256"].as_str().unwrap().len(), 64);
+    let gguf = sh.dir.join("q4km-imatrix.gguf");
+    crate::common::ok(&["export", s(&out), "--format", "gguf", "-o", s(&gguf)]);
+    let bytes = std::fs::read(&gguf).unwrap();
+    let f = llamapack_convert::gguf::GgufFile::parse(&bytes, "x").unwrap();
+    use llamapack_convert::gguf::Value;
+    assert_eq!(
+        f.get("quantize.imatrix.entries_count"),
+        Some(&Value::I32(29))
+    );
+    assert_eq!(f.get("quantize.imatrix.chunks_count"), Some(&Value::I32(8)));
+    assert!(matches!(
+        f.get("quantize.imatrix.dataset"),
+        Some(Value::String(d)) if d == "corpus.txt"
+    ));
+
+    // --exclude-weights takes tensors out (substring of the llama.cpp name).
+    let out2 = sh.dir.join("q4km-imatrix-noffn.lpk");
+    crate::common::ok(&[
+        "quantize",
+        s(&sh.f16),
+        "-o",
+        s(&out2),
+        "--type",
+        "q4_k_m",
+        "--imatrix",
+        s(&im),
+        "--exclude-weights",
+        "ffn_",
+    ]);
+    let v = crate::common::json(&["inspect", s(&out2), "--json"]);
+    assert_eq!(
+        v["provenance"]["quantization"]["imatrix"]["entries"],
+        29 - 3 * 4
+    );
+
+    // Another model's imatrix: refused, naming the tensor, nothing written.
+    let other = sh.dir.join("other-model.lpk");
+    let cfg = llamapack_format::ModelConfig {
+        dim: 128,
+        ffn_dim: 256,
+        ..llamapack_format::testing::tiny_config()
+    };
+    llamapack_runner::testing::random_model(&other, &cfg, llamapack_format::DType::F16, 1).unwrap();
+    let bad = sh.dir.join("other-q4.lpk");
+    let err = crate::common::fails(&[
+        "quantize",
+        s(&other),
+        "-o",
+        s(&bad),
+        "--type",
+        "q4_k_m",
+        "--imatrix",
+        s(&im),
+    ]);
+    assert!(
+        err.contains("tiny.imatrix.gguf") && err.contains("tensor `layers.0."),
+        "{err}"
+    );
+    assert!(!bad.exists());
+}

@@ -113,3 +113,75 @@ fn every_recipe_is_llama_quantize_byte_for_byte() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// With llama-imatrix's own file of the fixture (`fixtures/imatrix/tiny.imatrix.gguf`), every
+/// recipe against `llama-quantize --imatrix`: the tensors whose type has an importance-weighted
+/// encoder here, or ignores the imatrix in ggml (q8_0, floats), must be byte-identical; the
+/// count of the others (formats whose weighted encoder is not written yet) is printed.
+#[test]
+fn imatrix_recipes_are_llama_quantize_byte_for_byte() {
+    let Some(tool) = llama_quantize() else {
+        println!(
+            "skipped: llama-quantize not found (set LLAMA_QUANTIZE or build it with ../shared/tools/peer-llamacpp.sh)"
+        );
+        return;
+    };
+    let sh = shared();
+    let dir = sh.dir.join("llamacpp-imatrix");
+    std::fs::create_dir_all(&dir).unwrap();
+    let im = crate::common::fixture("imatrix/tiny.imatrix.gguf");
+    let f16 = dir.join("f16.gguf");
+    ok(&["export", s(&sh.f16), "--format", "gguf", "-o", s(&f16)]);
+    let k = llamapack_quantize::kernels();
+    let (mut failures, mut pending) = (Vec::new(), 0usize);
+    for r in RECIPES.iter().filter(|r| r.base.is_quantized()) {
+        let ours_lpk = dir.join(format!("ours-{}.lpk", r.name));
+        let ours = dir.join(format!("ours-{}.gguf", r.name));
+        let theirs = dir.join(format!("theirs-{}.gguf", r.name));
+        ok(&[
+            "quantize",
+            s(&sh.f16),
+            "-o",
+            s(&ours_lpk),
+            "--type",
+            r.name,
+            "--imatrix",
+            s(&im),
+        ]);
+        ok(&["export", s(&ours_lpk), "--format", "gguf", "-o", s(&ours)]);
+        let out = Command::new(&tool)
+            .args(["--imatrix", s(&im), s(&f16), s(&theirs), r.llama_name, "2"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "llama-quantize --imatrix {}",
+            r.llama_name
+        );
+        let theirs_t = tensors(&theirs);
+        for (name, ty, data) in tensors(&ours) {
+            let Some((_, t, d)) = theirs_t.iter().find(|t| t.0 == name) else {
+                failures.push(format!("{}: {name} missing", r.name));
+                continue;
+            };
+            if *t != ty {
+                failures.push(format!("{}: {name}: type {ty} vs {t}", r.name));
+                continue;
+            }
+            let dtype = llamapack_format::DType::from_ggml_id(ty).unwrap();
+            let comparable = !dtype.is_quantized()
+                || dtype == llamapack_format::DType::Q8_0
+                || k.has_weighted(dtype);
+            if !comparable {
+                pending += 1;
+            } else if *d != data {
+                failures.push(format!("{}: {name} ({dtype}) bytes differ", r.name));
+            }
+        }
+        for p in [&ours_lpk, &ours, &theirs] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    println!("imatrix: {pending} tensors in formats without a weighted encoder yet (not compared)");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -205,6 +205,11 @@ impl Imatrix {
         self.entries.is_empty()
     }
 
+    /// Removes tensor `name`'s entry, returning it.
+    pub fn remove(&mut self, name: &str) -> Option<Entry> {
+        self.entries.remove(name)
+    }
+
     /// The importance weights of tensor `name` (see [`Entry::mean`]).
     pub fn weights(&self, name: &str) -> Option<Vec<f32>> {
         self.get(name).map(Entry::mean)
