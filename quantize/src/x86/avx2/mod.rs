@@ -3,15 +3,17 @@
 //! Encoders are byte-identical to the scalar references; decoders are exact; the q4_k and q6_k
 //! dots return the reference's bits (same per-block integers and f32 operations); the q8_0,
 //! q4_0, q4_1, q5_0, q5_1 and float dots accumulate in vector lanes, so they differ from the
-//! reference by rounding only. (q4_1, q5_0 and q5_1 are encoded by the scalar reference.)
+//! reference by rounding only.
 
 mod block32;
+mod enc32;
 mod float;
 mod kencode;
 mod kquants;
 mod legacy;
 
 pub(crate) use block32::*;
+pub(crate) use enc32::*;
 pub(crate) use float::*;
 pub(crate) use kencode::*;
 pub(crate) use kquants::*;
