@@ -1,5 +1,6 @@
 //! The 32-value block encoders (q4_0, q4_1, q5_0, q5_1, q8_0, q8_1) at every level against the
-//! scalar reference on blocks built to hit each of their C corner cases one at a time:
+//! scalar reference on blocks built to hit each of their C corner cases one at a time, in every
+//! position of a row (the SIMD encoders work on groups of blocks and pad a row's tail):
 //!
 //! - a zero extreme with ±0 mixed in at any position (the first zero's sign is the stored
 //!   minimum, and decides `max − min` for a block of zeros);
@@ -40,6 +41,19 @@ fn check(x: &[f32]) {
                 );
             }
         }
+    }
+}
+
+/// `check`s `b` as each block of a 9-block row of ordinary blocks (every lane of a group of 8
+/// blocks, and a row's tail).
+fn check_everywhere(b: &[f32; 32]) {
+    let mut r = Rng::new(7);
+    let mut x: Vec<f32> = (0..9 * 32).map(|_| r.normal()).collect();
+    for pos in 0..9 {
+        let saved: Vec<f32> = x[32 * pos..32 * pos + 32].to_vec();
+        x[32 * pos..32 * pos + 32].copy_from_slice(b);
+        check(&x);
+        x[32 * pos..32 * pos + 32].copy_from_slice(&saved);
     }
 }
 
@@ -140,12 +154,12 @@ fn every_zero_position_and_sign() {
                 for j in (p + 1..32).step_by(3) {
                     b[j] = -first;
                 }
-                check(&b);
+                check_everywhere(&b);
                 // and a block of zeros only
                 let mut z = [-first; 32];
                 z[p] = first;
                 z[..p].fill(first);
-                check(&z);
+                check_everywhere(&z);
             }
         }
     }
@@ -161,7 +175,7 @@ fn ties_of_magnitude_in_every_register() {
             let mut b = [0.25f32; 32];
             b[p] = 3.0;
             b[q] = -3.0;
-            check(&b);
+            check_everywhere(&b);
         }
     }
 }

@@ -13,7 +13,7 @@ mod kquants;
 mod legacy;
 
 pub(crate) use block32::*;
-pub(crate) use enc32::*;
+pub(crate) use enc32::{quantize_q4_1, quantize_q5_0, quantize_q5_1};
 pub(crate) use float::*;
 pub(crate) use kencode::*;
 pub(crate) use kquants::*;
