@@ -599,16 +599,19 @@ static AVX2: Kernels = {
         vec_dot: tf!(dot k::vec_dot_q5_k_q8_k),
     });
     over!(t, Q4_1, {
+        quantize: tf!(quant k::quantize_q4_1),
         dequantize: tf!(dequant k::dequantize_q4_1),
         vec_dot: tf!(dot k::vec_dot_q4_1_q8_1),
         vec_dot4: tf!(dot4 k::vec_dot4_q4_1_q8_1),
     });
     over!(t, Q5_0, {
+        quantize: tf!(quant k::quantize_q5_0),
         dequantize: tf!(dequant k::dequantize_q5_0),
         vec_dot: tf!(dot k::vec_dot_q5_0_q8_0),
         vec_dot4: tf!(dot4 k::vec_dot4_q5_0_q8_0),
     });
     over!(t, Q5_1, {
+        quantize: tf!(quant k::quantize_q5_1),
         dequantize: tf!(dequant k::dequantize_q5_1),
         vec_dot: tf!(dot k::vec_dot_q5_1_q8_1),
         vec_dot4: tf!(dot4 k::vec_dot4_q5_1_q8_1),

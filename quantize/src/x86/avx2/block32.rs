@@ -40,6 +40,24 @@ pub(super) fn abs_max(v: &[__m256; 4]) -> f32 {
     hmax_f32(_mm256_max_ps(a01, a23))
 }
 
+/// The signed value of the first element of largest magnitude of the block `v` (loaded from
+/// `xb`), as ggml's `amax < |x|` scan from 0 keeps it: +0 for a block of ±0. The position comes
+/// from one 32-bit mask of the four lane compares (no data-dependent branch).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) fn first_abs_max(v: &[__m256; 4], xb: &[f32]) -> f32 {
+    let amax = abs_max(v);
+    if amax == 0.0 {
+        return 0.0;
+    }
+    let (sign, am) = (_mm256_set1_ps(-0.0), _mm256_set1_ps(amax));
+    let hit = |b: __m256| {
+        _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_andnot_ps(sign, b), am)) as u32
+    };
+    let mask = hit(v[0]) | hit(v[1]) << 8 | hit(v[2]) << 16 | hit(v[3]) << 24;
+    xb[mask.trailing_zeros() as usize]
+}
+
 /// q8_0 encoder, byte-identical to [`crate::q8_0::quantize_row_q8_0_ref`].
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn quantize_q8_0(x: &[f32], y: &mut [u8]) {
@@ -121,25 +139,10 @@ pub(crate) fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(crate) fn quantize_q4_0(x: &[f32], y: &mut [u8]) {
     let nb = x.len() / 32;
     assert!(x.len() == 32 * nb && y.len() == Q4B * nb);
-    let sign = _mm256_set1_ps(-0.0);
     for (i, out) in y.chunks_exact_mut(Q4B).enumerate() {
         // SAFETY: i < nb, so block i is inside x.
         let v = unsafe { load_block(x, i) };
-        let amax = abs_max(&v);
-        // The signed value of the first element of largest magnitude (+0 for an all-zero block).
-        let mut max = 0.0f32;
-        if amax != 0.0 {
-            let am = _mm256_set1_ps(amax);
-            for (k, b) in v.iter().enumerate() {
-                let m =
-                    _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_andnot_ps(sign, *b), am));
-                if m != 0 {
-                    max = x[32 * i + 8 * k + m.trailing_zeros() as usize];
-                    break;
-                }
-            }
-        }
-        let d = max / -8.0;
+        let d = first_abs_max(&v, &x[32 * i..32 * i + 32]) / -8.0;
         let id = if d == 0.0 { 0.0 } else { 1.0 / d };
         out[..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
         let packed = if id.is_infinite() {
