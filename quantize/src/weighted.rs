@@ -10,7 +10,9 @@
 //! integer truncations), as everywhere in this crate.
 
 use half::f16;
-use llamapack_format::blocks::{BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
+use llamapack_format::blocks::{
+    BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, QK_K,
+};
 
 use crate::kquant_search::{GROUP_MAX_EPS, Qkx2, make_qkx2_quants, make_qx_quants};
 use crate::rounding::nearest_int;
@@ -278,4 +280,87 @@ pub fn quantize_q3_k(x: &[f32], y: &mut [BlockQ3K], qw: &[f32]) {
         yb.d = f16::from_f32(d_block);
         crate::q3_k::requantize_pack(xb, &mut l, yb);
     }
+}
+
+/// The row statistic of ggml's weighted q4_0, q4_1, q5_0 and q5_1 encoders: σ² = Σx²/n over
+/// the whole row.
+fn row_sigma2(x: &[f32]) -> f32 {
+    sum_squares(x) / x.len() as f32
+}
+
+/// The shared loop of the weighted q4_0 and q5_0 encoders: per block of 32, weights
+/// `qw·sqrt(σ² + x²)` (σ² over the row) and `make_qx_quants(nmax)`; `emit` gets each block's
+/// scale and quants (stored `+nmax`).
+fn symmetric_blocks(x: &[f32], qw: &[f32], nmax: i32, mut emit: impl FnMut(usize, f32, &[u8; 32])) {
+    let sigma2 = row_sigma2(x);
+    let mut weight = [0f32; 32];
+    let mut l = [0i8; 32];
+    for (ib, (xb, qb)) in x.chunks_exact(32).zip(qw.chunks_exact(32)).enumerate() {
+        sigma_weights(qb, xb, sigma2, &mut weight);
+        let d = make_qx_quants(nmax, xb, &mut l, Some(&weight));
+        emit(ib, d, &l.map(|q| q as u8));
+    }
+}
+
+/// The shared loop of the weighted q4_1 and q5_1 encoders: per block of 32, weights
+/// `qw·sqrt(σ² + x²)` (σ² over the row) and `make_qkx3_quants(nmax)`; `emit` gets each block's
+/// scale, its min (`x ≈ d·l − min`) and the quants.
+fn affine_blocks(
+    x: &[f32],
+    qw: &[f32],
+    nmax: i32,
+    mut emit: impl FnMut(usize, f32, f32, &[u8; 32]),
+) {
+    let sigma2 = row_sigma2(x);
+    let mut weight = [0f32; 32];
+    let (mut l, mut laux) = ([0u8; 32], [0u8; 32]);
+    for (ib, (xb, qb)) in x.chunks_exact(32).zip(qw.chunks_exact(32)).enumerate() {
+        sigma_weights(qb, xb, sigma2, &mut weight);
+        let (d, the_min) = make_qkx2_quants(qkx3(nmax), xb, &weight, &mut l, &mut laux);
+        emit(ib, d, the_min, &l);
+    }
+}
+
+/// ggml's `quantize_row_q4_0_impl` with an imatrix: `make_qx_quants(nmax 8)` per block with
+/// weights `qw·sqrt(σ² + x²)`, σ² the mean square of the whole row `x`.
+pub fn quantize_q4_0(x: &[f32], y: &mut [BlockQ4_0], qw: &[f32]) {
+    check_lengths("q4_0", x, y.len(), 32, qw);
+    symmetric_blocks(x, qw, 8, |ib, d, l| {
+        y[ib].d = f16::from_f32(d);
+        for j in 0..16 {
+            y[ib].qs[j] = l[j] | (l[j + 16] << 4);
+        }
+    });
+}
+
+/// ggml's `quantize_row_q5_0_impl` with an imatrix: as [`quantize_q4_0`] with nmax 16.
+pub fn quantize_q5_0(x: &[f32], y: &mut [BlockQ5_0], qw: &[f32]) {
+    check_lengths("q5_0", x, y.len(), 32, qw);
+    symmetric_blocks(x, qw, 16, |ib, d, l| {
+        y[ib].d = f16::from_f32(d);
+        y[ib].qh = crate::q5_0::pack5(l, &mut y[ib].qs);
+    });
+}
+
+/// ggml's `quantize_row_q4_1_impl` with an imatrix: `make_qkx3_quants(nmax 15)` per block
+/// with weights `qw·sqrt(σ² + x²)`, σ² the mean square of the whole row `x`.
+pub fn quantize_q4_1(x: &[f32], y: &mut [BlockQ4_1], qw: &[f32]) {
+    check_lengths("q4_1", x, y.len(), 32, qw);
+    affine_blocks(x, qw, 15, |ib, d, the_min, l| {
+        y[ib].d = f16::from_f32(d);
+        y[ib].m = f16::from_f32(-the_min);
+        for j in 0..16 {
+            y[ib].qs[j] = l[j] | (l[j + 16] << 4);
+        }
+    });
+}
+
+/// ggml's `quantize_row_q5_1_impl` with an imatrix: as [`quantize_q4_1`] with nmax 31.
+pub fn quantize_q5_1(x: &[f32], y: &mut [BlockQ5_1], qw: &[f32]) {
+    check_lengths("q5_1", x, y.len(), 32, qw);
+    affine_blocks(x, qw, 31, |ib, d, the_min, l| {
+        y[ib].d = f16::from_f32(d);
+        y[ib].m = f16::from_f32(-the_min);
+        y[ib].qh = crate::q5_0::pack5(l, &mut y[ib].qs);
+    });
 }
