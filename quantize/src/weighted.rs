@@ -11,7 +11,8 @@
 
 use half::f16;
 use llamapack_format::blocks::{
-    BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K, QK_K,
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
+    QK_K,
 };
 
 use crate::kquant_search::{GROUP_MAX_EPS, Qkx2, make_qkx2_quants, make_qx_quants};
@@ -363,4 +364,36 @@ pub fn quantize_q5_1(x: &[f32], y: &mut [BlockQ5_1], qw: &[f32]) {
         y[ib].m = f16::from_f32(-the_min);
         y[ib].qh = crate::q5_0::pack5(l, &mut y[ib].qs);
     });
+}
+
+/// ggml's `quantize_row_q2_K_impl` (imatrix required there): σ² = Σx²/256 per super-block, per
+/// sub-block of 16 the weights `qw·sqrt(σ² + x²)` and `make_qkx3_quants(nmax 3)`, then
+/// [`make_qp_quants`]`(15)` of the 16 scales and of the 16 mins weighted by the sub-blocks'
+/// weight sums (4-bit, `d` and `dmin` their scales), then every value re-quantized against
+/// them.
+pub fn quantize_q2_k(x: &[f32], y: &mut [BlockQ2K], qw: &[f32]) {
+    check_lengths("q2_k", x, y.len(), QK_K, qw);
+    let mut l = [0u8; QK_K];
+    let mut laux = [0u8; 16];
+    let mut weight = [0f32; 16];
+    for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
+        let sigma2 = sum_squares(xb) / QK_K as f32;
+        let (mut scales, mut mins, mut sw) = ([0f32; 16], [0f32; 16], [0f32; 16]);
+        for j in 0..QK_K / 16 {
+            let r = 16 * j..16 * j + 16;
+            sigma_weights(&qb[r.clone()], &xb[r.clone()], sigma2, &mut weight);
+            sw[j] = sum(&weight);
+            (scales[j], mins[j]) =
+                make_qkx2_quants(qkx3(3), &xb[r.clone()], &weight, &mut l[r], &mut laux);
+        }
+        let (mut ls, mut lm) = ([0u8; 16], [0u8; 16]);
+        let dm = make_qp_quants(15, &scales, &mut ls, &sw);
+        let mm = make_qp_quants(15, &mins, &mut lm, &sw);
+        yb.d = f16::from_f32(dm);
+        yb.dmin = f16::from_f32(mm);
+        for ((sc, &s), &m) in yb.scales.iter_mut().zip(&ls).zip(&lm) {
+            *sc = s | (m << 4);
+        }
+        crate::q2_k::requantize_pack(xb, &mut l, yb);
+    }
 }
