@@ -11,8 +11,8 @@
 
 use half::f16;
 use llamapack_format::blocks::{
-    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
-    QK_K,
+    BlockIq4Nl, BlockIq4Xs, BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0,
+    BlockQ5_1, BlockQ5K, BlockQ6K, QK_K, QK4_NL,
 };
 
 use crate::kquant_search::{GROUP_MAX_EPS, Qkx2, make_qkx2_quants, make_qx_quants};
@@ -395,5 +395,44 @@ pub fn quantize_q2_k(x: &[f32], y: &mut [BlockQ2K], qw: &[f32]) {
             *sc = s | (m << 4);
         }
         crate::q2_k::requantize_pack(xb, &mut l, yb);
+    }
+}
+
+/// The σ² of ggml's weighted iq4 encoders over a super-block (32 values for iq4_nl, 256 for
+/// iq4_xs): `Σx² · (2/n)`, in that order.
+fn iq4_sigma2(xb: &[f32]) -> f32 {
+    sum_squares(xb) * (2.0 / xb.len() as f32)
+}
+
+/// ggml's `quantize_iq4_nl` with an imatrix: per block of 32, σ² over the block, weights
+/// `qw·sqrt(σ² + x²)` in the 15-trial scale search, then every index recomputed from the
+/// chosen scale.
+pub fn quantize_iq4_nl(x: &[f32], y: &mut [BlockIq4Nl], qw: &[f32]) {
+    check_lengths("iq4_nl", x, y.len(), QK4_NL, qw);
+    let mut l = [crate::iq4_nl::ZERO_INDEX; QK4_NL];
+    let mut weight = [0f32; QK4_NL];
+    for ((xb, qb), yb) in x.chunks_exact(QK4_NL).zip(qw.chunks_exact(QK4_NL)).zip(y) {
+        sigma_weights(qb, xb, iq4_sigma2(xb), &mut weight);
+        crate::iq4_nl::encode_block_trials(xb, Some(&weight), &mut l, yb);
+    }
+}
+
+/// ggml's `quantize_iq4_xs` with an imatrix: σ² over the super-block of 256, per sub-block of
+/// 32 the weights `qw·sqrt(σ² + x²)` in the 15-trial scale search, then the 6-bit sub-block
+/// scales and every index recomputed against them.
+pub fn quantize_iq4_xs(x: &[f32], y: &mut [BlockIq4Xs], qw: &[f32]) {
+    check_lengths("iq4_xs", x, y.len(), QK_K, qw);
+    let mut l = [0u8; 32];
+    let mut weight = [0f32; 32];
+    for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
+        let sigma2 = iq4_sigma2(xb);
+        let mut scales = [0f32; 8];
+        for (ib, s) in scales.iter_mut().enumerate() {
+            let r = 32 * ib..32 * ib + 32;
+            sigma_weights(&qb[r.clone()], &xb[r.clone()], sigma2, &mut weight);
+            *s = crate::iq4_nl::search_block_weighted(&xb[r], Some(&weight), 7, &mut l)
+                .unwrap_or(0.0);
+        }
+        crate::iq4_xs::finish_block(xb, &scales, yb);
     }
 }
