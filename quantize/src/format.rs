@@ -50,11 +50,17 @@ pub trait BlockFormat: 'static {
 }
 
 /// Implements [`BlockFormat`] for a format module's unit struct from its `*_ref` functions.
+///
+/// Optional trailing arguments: the weight encoder (`quantize_weights`, default the `_ref`
+/// encoder), then `weighted: path` for an importance-weighted encoder `fn(&[f32], &mut
+/// [Block], &[f32])` (sets [`BlockFormat::HAS_WEIGHTED`]).
 macro_rules! block_format {
-    ($fmt:ident, $dtype:ident, $block:ty, $act:ty, $quant:path, $dequant:path, $dot:path) => {
-        $crate::format::block_format!($fmt, $dtype, $block, $act, $quant, $dequant, $dot, $quant);
+    ($fmt:ident, $dtype:ident, $block:ty, $act:ty, $quant:path, $dequant:path, $dot:path $(, weighted: $w:path)?) => {
+        $crate::format::block_format!(
+            $fmt, $dtype, $block, $act, $quant, $dequant, $dot, $quant $(, weighted: $w)?
+        );
     };
-    ($fmt:ident, $dtype:ident, $block:ty, $act:ty, $quant:path, $dequant:path, $dot:path, $weights:path) => {
+    ($fmt:ident, $dtype:ident, $block:ty, $act:ty, $quant:path, $dequant:path, $dot:path, $weights:path $(, weighted: $w:path)?) => {
         /// This format as a [`crate::format::BlockFormat`].
         #[derive(Clone, Copy, Debug)]
         pub struct $fmt;
@@ -81,6 +87,12 @@ macro_rules! block_format {
                 }
                 !same
             };
+            $(
+                const HAS_WEIGHTED: bool = true;
+                fn quantize_weighted(x: &[f32], y: &mut [$block], qw: &[f32]) {
+                    $w(x, y, qw)
+                }
+            )?
             fn dequantize_ref(x: &[$block], y: &mut [f32]) {
                 $dequant(x, y)
             }

@@ -122,6 +122,7 @@ pub mod recipe;
 mod rounding;
 mod scalar;
 pub mod stats;
+pub mod weighted;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

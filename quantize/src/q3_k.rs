@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8K,
     quantize_row_q3_k_ref,
     dequantize_row_q3_k_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q3_k
 );
 
 /// Quantizes `x` (a multiple of 256 values) into `y` exactly as ggml's `quantize_row_q3_K_ref`.
@@ -68,6 +69,14 @@ pub(crate) fn finish_block(xb: &[f32], scales: &[f32; 16], l: &mut [i8; QK_K], y
         }
         yb.d = f16::from_f32(1.0 / iscale);
     }
+    requantize_pack(xb, l, yb);
+}
+
+/// Re-quantizes every value against its decoded scale `d·(sc − 32)` from the packed `scales`
+/// and `d` of `yb` (a sub-block whose decoded scale is 0 keeps the search's quants `l`), and
+/// splits the quants into `hmask` and 2-bit `qs`.
+#[inline(always)]
+pub(crate) fn requantize_pack(xb: &[f32], l: &mut [i8; QK_K], yb: &mut BlockQ3K) {
     let sc = unpack_scales(&yb.scales);
     for ((xs, ls), &s) in xb.chunks_exact(16).zip(l.chunks_exact_mut(16)).zip(&sc) {
         let d = yb.d.to_f32() * f32::from(s - 32);

@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8K,
     quantize_row_q4_k_ref,
     dequantize_row_q4_k_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q4_k
 );
 
 /// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` (0..8).
@@ -90,6 +91,13 @@ pub(crate) fn finish_block(
     let (max_scale, max_min) = (max_from_zero(scales), max_from_zero(mins));
     (yb.d, yb.dmin) = pack_scales_mins(scales, mins, max_scale, max_min, &mut yb.scales);
     requantize_sub32(xb, &yb.scales, yb.d, yb.dmin, 15, l);
+    pack_quants(l, yb);
+}
+
+/// Packs the 256 quants (0..=15) into `qs`: element `64·jj + i` in the low nibble of byte
+/// `32·jj + i`, element `64·jj + 32 + i` in its high nibble.
+#[inline(always)]
+pub(crate) fn pack_quants(l: &[u8; QK_K], yb: &mut BlockQ4K) {
     for (jj, q) in yb.qs.chunks_exact_mut(32).enumerate() {
         let j = 64 * jj;
         for (i, b) in q.iter_mut().enumerate() {

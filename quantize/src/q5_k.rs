@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8K,
     quantize_row_q5_k_ref,
     dequantize_row_q5_k_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q5_k
 );
 
 /// Quantizes `x` (a multiple of 256 values) into `y` exactly as ggml's `quantize_row_q5_K_ref`.
@@ -54,6 +55,13 @@ pub(crate) fn finish_block(
     let (max_scale, max_min) = (max_from_zero(scales), max_from_zero(mins));
     (yb.d, yb.dmin) = pack_scales_mins(scales, mins, max_scale, max_min, &mut yb.scales);
     requantize_sub32(xb, &yb.scales, yb.d, yb.dmin, 31, l);
+    pack_quants(l, yb);
+}
+
+/// Packs the 256 quants (0..=31): the low nibbles into `qs` as q4_k does, the fifth bits into
+/// `qh` (bit `2·jj` of `qh[j]` for element `64·jj + j`, bit `2·jj + 1` for `64·jj + 32 + j`).
+#[inline(always)]
+pub(crate) fn pack_quants(l: &[u8; QK_K], yb: &mut BlockQ5K) {
     yb.qh = [0; QK_K / 8];
     for jj in 0..QK_K / 64 {
         let n = 64 * jj;

@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8K,
     quantize_row_q6_k_ref,
     dequantize_row_q6_k_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q6_k
 );
 
 /// Quantizes `x` (a multiple of 256 values) into `y` exactly as ggml's `quantize_row_q6_K_ref`.
