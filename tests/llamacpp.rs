@@ -115,9 +115,9 @@ fn every_recipe_is_llama_quantize_byte_for_byte() {
 }
 
 /// With llama-imatrix's own file of the fixture (`fixtures/imatrix/tiny.imatrix.gguf`), every
-/// recipe against `llama-quantize --imatrix`: the tensors whose type has an importance-weighted
-/// encoder here, or ignores the imatrix in ggml (q8_0, floats), must be byte-identical; the
-/// count of the others (formats whose weighted encoder is not written yet) is printed.
+/// recipe against `llama-quantize --imatrix`: every tensor the same type and the same bytes
+/// (every block type has an importance-weighted encoder but q8_0, which ignores the imatrix in
+/// ggml too).
 #[test]
 fn imatrix_recipes_are_llama_quantize_byte_for_byte() {
     let Some(tool) = llama_quantize() else {
@@ -133,7 +133,10 @@ fn imatrix_recipes_are_llama_quantize_byte_for_byte() {
     let f16 = dir.join("f16.gguf");
     ok(&["export", s(&sh.f16), "--format", "gguf", "-o", s(&f16)]);
     let k = llamapack_quantize::kernels();
-    let (mut failures, mut pending) = (Vec::new(), 0usize);
+    for d in llamapack_format::DType::storable().filter(|d| d.is_quantized()) {
+        assert_eq!(k.has_weighted(d), d != llamapack_format::DType::Q8_0, "{d}");
+    }
+    let mut failures = Vec::new();
     for r in RECIPES.iter().filter(|r| r.base.is_quantized()) {
         let ours_lpk = dir.join(format!("ours-{}.lpk", r.name));
         let ours = dir.join(format!("ours-{}.gguf", r.name));
@@ -168,20 +171,13 @@ fn imatrix_recipes_are_llama_quantize_byte_for_byte() {
                 failures.push(format!("{}: {name}: type {ty} vs {t}", r.name));
                 continue;
             }
-            let dtype = llamapack_format::DType::from_ggml_id(ty).unwrap();
-            let comparable = !dtype.is_quantized()
-                || dtype == llamapack_format::DType::Q8_0
-                || k.has_weighted(dtype);
-            if !comparable {
-                pending += 1;
-            } else if *d != data {
-                failures.push(format!("{}: {name} ({dtype}) bytes differ", r.name));
+            if *d != data {
+                failures.push(format!("{}: {name} (type {ty}) bytes differ", r.name));
             }
         }
         for p in [&ours_lpk, &ours, &theirs] {
             let _ = std::fs::remove_file(p);
         }
     }
-    println!("imatrix: {pending} tensors in formats without a weighted encoder yet (not compared)");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -58,8 +58,11 @@ pub fn meta_name(gguf: &str) -> Option<String> {
 /// Every Meta name of a model with `n_layers` layers, in llama.cpp's order (output last; skip
 /// it when tied).
 pub fn meta_names(n_layers: u32) -> impl Iterator<Item = String> {
-    let layers = (0..n_layers)
-        .flat_map(|i| LAYER_NAMES.iter().map(move |(m, _)| format!("layers.{i}.{m}")));
+    let layers = (0..n_layers).flat_map(|i| {
+        LAYER_NAMES
+            .iter()
+            .map(move |(m, _)| format!("layers.{i}.{m}"))
+    });
     std::iter::once(MODEL_NAMES[0].0.to_owned())
         .chain(layers)
         .chain(MODEL_NAMES[1..].iter().map(|(m, _)| (*m).to_owned()))
