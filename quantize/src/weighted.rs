@@ -159,10 +159,10 @@ pub fn quantize_q6_k(x: &[f32], y: &mut [BlockQ6K], qw: &[f32]) {
     let mut scales = [0f32; QK_K / 16];
     for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
         let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
-        for ib in 0..QK_K / 16 {
+        for (ib, sc) in scales.iter_mut().enumerate() {
             let r = 16 * ib..16 * ib + 16;
             let s = make_qx_quants(32, &xb[r.clone()], &mut l[r.clone()], Some(&qb[r]));
-            scales[ib] = s;
+            *sc = s;
             if s.abs() > max_abs_scale {
                 max_abs_scale = s.abs();
                 max_scale = s;
@@ -201,7 +201,7 @@ fn search_sub32_weighted(
 
 /// Packs the 8 scale and min quants as `get_scale_min_k4` reads them, with C's `uint8_t`
 /// arithmetic (bits shifted past the byte are lost).
-fn pack_k4(ls: &[u8; 8], lm: &[u8; 8], out: &mut [u8; 12]) {
+fn pack_k4(ls: [u8; 8], lm: [u8; 8], out: &mut [u8; 12]) {
     for j in 0..QK_K / 32 {
         let (s, m) = (ls[j], lm[j]);
         if j < 4 {
@@ -223,7 +223,7 @@ pub fn quantize_q4_k(x: &[f32], y: &mut [BlockQ4K], qw: &[f32]) {
     let mut l = [0u8; QK_K];
     for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
         let (d, m, ls, lm) = search_sub32_weighted(15, xb, qb, &mut l);
-        pack_k4(&ls, &lm, &mut yb.scales);
+        pack_k4(ls, lm, &mut yb.scales);
         yb.d = f16::from_f32(d);
         yb.dmin = f16::from_f32(m);
         crate::q4_k::requantize_sub32(xb, &yb.scales, yb.d, yb.dmin, 15, &mut l);
@@ -241,7 +241,7 @@ pub fn quantize_q5_k(x: &[f32], y: &mut [BlockQ5K], qw: &[f32]) {
         for v in ls.iter_mut().chain(lm.iter_mut()) {
             *v = (*v).min(63);
         }
-        pack_k4(&ls, &lm, &mut yb.scales);
+        pack_k4(ls, lm, &mut yb.scales);
         yb.d = f16::from_f32(d);
         yb.dmin = f16::from_f32(m);
         crate::q4_k::requantize_sub32(xb, &yb.scales, yb.d, yb.dmin, 31, &mut l);

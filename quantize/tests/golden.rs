@@ -171,55 +171,89 @@ fn weighted_row_statistic(dtype: DType) -> bool {
     matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1)
 }
 
+/// Every level encodes `x` with the importance weights `qw` (one row's worth) as `want` (ggml's
+/// bytes): row by row and, where the encoder has no row statistic, as one long row with the
+/// weights repeated.
+fn weighted_matches(dtype: DType, x: &[f32], qw: &[f32], want: &[u8], what: &str) {
+    let row = qw.len();
+    let rb = dtype.row_bytes(row).unwrap();
+    assert_eq!(
+        want.len(),
+        rb * x.len() / row,
+        "{dtype} {what}: golden length"
+    );
+    let long_qw: Vec<f32> = qw.iter().copied().cycle().take(x.len()).collect();
+    for k in levels() {
+        assert!(
+            k.has_weighted(dtype),
+            "{dtype} at {}: no weighted encoder",
+            k.level()
+        );
+        for (r, (xr, wr)) in x.chunks_exact(row).zip(want.chunks_exact(rb)).enumerate() {
+            let mut got = vec![0u8; rb];
+            k.quantize_weighted_row(dtype, xr, &mut got, qw).unwrap();
+            if let Some(i) = got.iter().zip(wr).position(|(a, b)| a != b) {
+                panic!(
+                    "{dtype} {what} at {}: row {r}, byte {i} (block {}): {} vs ggml {}",
+                    k.level(),
+                    i / dtype.block_bytes(),
+                    got[i],
+                    wr[i]
+                );
+            }
+        }
+        if !weighted_row_statistic(dtype) {
+            let mut all = vec![0u8; want.len()];
+            k.quantize_weighted_row(dtype, x, &mut all, &long_qw)
+                .unwrap();
+            assert!(
+                all == want,
+                "{dtype} {what} at {}: long row differs from ggml",
+                k.level()
+            );
+        }
+    }
+}
+
+/// The types with an importance-weighted encoder at the scalar level.
+fn weighted_types() -> Vec<DType> {
+    DType::all()
+        .filter(|&d| common::reference().has_weighted(d))
+        .collect()
+}
+
 /// The importance-weighted encoders (`quantize_weighted_row`) give the bytes of ggml's
-/// `quantize_<type>(x, y, 24, 256, imatrix)` (`make_golden_imatrix.c`: `<type>.imatrix.bin`,
-/// with `imatrix.f32` as every row's weights) at every level, row by row and, where the
-/// encoder has no row statistic, as one long row with the weights repeated.
+/// `quantize_<type>(x, y, nrow, 256, imatrix)` at every level (`make_golden_imatrix.c`):
+/// `<type>.imatrix.bin` of input.f32 with `imatrix.f32` as every row's weights, and
+/// `<type>.imatrix.extra.bin` of input.f32, fmt32_extra.f32 and iq4_extreme.f32 (huge values,
+/// overflowing squares, ±0, subnormals, ties) with `imatrix_extra.f32` (zero, huge and
+/// subnormal weights, a whole zero block).
 #[test]
 fn weighted_encoders_match_ggml_imatrix_bytes() {
     let x = floats("input.f32");
     let qw = floats("imatrix.f32");
-    let row = qw.len();
-    let long_qw: Vec<f32> = qw.iter().copied().cycle().take(x.len()).collect();
-    let mut checked = 0;
-    for dtype in quantized().filter(|&d| common::reference().has_weighted(d)) {
-        let want = read(&format!("{dtype}.imatrix.bin"));
-        let rb = dtype.row_bytes(row).unwrap();
-        assert_eq!(want.len(), rb * x.len() / row, "{dtype}: golden length");
-        for k in levels() {
-            assert!(
-                k.has_weighted(dtype),
-                "{dtype} at {}: no weighted encoder",
-                k.level()
-            );
-            for (r, (xr, wr)) in x.chunks_exact(row).zip(want.chunks_exact(rb)).enumerate() {
-                let mut got = vec![0u8; rb];
-                k.quantize_weighted_row(dtype, xr, &mut got, &qw).unwrap();
-                if let Some(i) = got.iter().zip(wr).position(|(a, b)| a != b) {
-                    panic!(
-                        "{dtype} weighted at {}: row {r} (kind {}), byte {i} (block {}): {} vs ggml {}",
-                        k.level(),
-                        r % 12,
-                        i / dtype.block_bytes(),
-                        got[i],
-                        wr[i]
-                    );
-                }
-            }
-            if !weighted_row_statistic(dtype) {
-                let mut all = vec![0u8; want.len()];
-                k.quantize_weighted_row(dtype, &x, &mut all, &long_qw)
-                    .unwrap();
-                assert!(
-                    all == want,
-                    "{dtype} weighted at {}: long row differs from ggml",
-                    k.level()
-                );
-            }
-        }
-        checked += 1;
+    let mut xx = x.clone();
+    xx.extend(floats("fmt32_extra.f32"));
+    xx.extend(floats("iq4_extreme.f32"));
+    let qx = floats("imatrix_extra.f32");
+    let types = weighted_types();
+    assert!(!types.is_empty(), "no weighted encoder");
+    for dtype in types {
+        weighted_matches(
+            dtype,
+            &x,
+            &qw,
+            &read(&format!("{dtype}.imatrix.bin")),
+            "weighted",
+        );
+        weighted_matches(
+            dtype,
+            &xx,
+            &qx,
+            &read(&format!("{dtype}.imatrix.extra.bin")),
+            "weighted extra",
+        );
     }
-    assert!(checked > 0, "no weighted encoder was checked");
 }
 
 /// The types with a weighted encoder are exactly those with a `<type>.imatrix.bin`: a new

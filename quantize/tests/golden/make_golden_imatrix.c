@@ -4,7 +4,10 @@
  * here), writes imatrix.f32 (256 positive per-column weights: a smooth pattern with a few large
  * and a few tiny entries, the same for every row as an imatrix is per column) and
  * <type>.imatrix.bin = quantize_<type>(x, y, 24, 256, imatrix) for every type whose ggml
- * quantizer uses the importance matrix (q8_0 ignores it, so it has none):
+ * quantizer uses the importance matrix (q8_0 ignores it, so it has none). It also writes
+ * <type>.imatrix.extra.bin: the same quantizers on the 44 rows of input.f32, fmt32_extra.f32 and
+ * iq4_extreme.f32 (both stored, not regenerated) with the harsher imatrix_extra.f32 (exact zeros,
+ * a whole zero block of 32 columns, huge and subnormal entries):
  *   cc -O2 make_golden_imatrix.c -lm -L$BIN -lggml-base -Wl,-rpath,$BIN -o /tmp/make_golden_imatrix
  *   /tmp/make_golden_imatrix .
  * with BIN the bin/ directory of a llama.cpp build. */
@@ -29,6 +32,7 @@ size_t quantize_iq4_xs(const float *, void *, int64_t, int64_t, const float *);
 
 #define N 256
 #define ROWS 24
+#define XROWS (ROWS + 4 + 16)
 
 static void path(char *out, size_t n, const char *dir, const char *name) {
     snprintf(out, n, "%s/%s", dir, name);
@@ -42,17 +46,24 @@ static void put(const char *dir, const char *name, const void *p, size_t n) {
     fclose(f);
 }
 
-int main(int argc, char **argv) {
-    const char *dir = argc > 1 ? argv[1] : ".";
-    static float x[ROWS * N], qw[N];
+static void get(const char *dir, const char *name, float *p, size_t n) {
     char in_path[4096];
-    path(in_path, sizeof in_path, dir, "input.f32");
+    path(in_path, sizeof in_path, dir, name);
     FILE *f = fopen(in_path, "rb");
-    if (!f || fread(x, 1, sizeof x, f) != sizeof x || fgetc(f) != EOF) {
-        fprintf(stderr, "%s: expected %zu bytes\n", in_path, sizeof x);
-        return 1;
+    if (!f || fread(p, 1, n, f) != n || fgetc(f) != EOF) {
+        fprintf(stderr, "%s: expected %zu bytes\n", in_path, n);
+        exit(1);
     }
     fclose(f);
+}
+
+int main(int argc, char **argv) {
+    const char *dir = argc > 1 ? argv[1] : ".";
+    static float x[ROWS * N], qw[N], xx[XROWS * N], qx[N];
+    get(dir, "input.f32", x, sizeof x);
+    get(dir, "input.f32", xx, sizeof x);
+    get(dir, "fmt32_extra.f32", xx + ROWS * N, 4 * N * sizeof(float));
+    get(dir, "iq4_extreme.f32", xx + (ROWS + 4) * N, 16 * N * sizeof(float));
     for (int j = 0; j < N; ++j) {
         float v = 1.0f + 0.75f * sinf(0.13f * (float)j) + 0.25f * cosf(0.041f * (float)j * (float)j);
         if (j % 41 == 7) v *= 60.0f;   /* a few columns with large activations */
@@ -60,6 +71,15 @@ int main(int argc, char **argv) {
         qw[j] = v;
     }
     put(dir, "imatrix.f32", qw, sizeof qw);
+    for (int j = 0; j < N; ++j) {
+        float v = 0.5f + 0.5f * sinf(0.07f * (float)j);        /* 0 where the sine is -1 */
+        if (j % 7 == 3) v = 0.0f;                              /* dead columns */
+        if (j >= 64 && j < 96) v = 0.0f;                       /* a whole dead block */
+        if (j % 29 == 5) v = 1e30f;                            /* huge */
+        if (j % 31 == 9) v = 1e-40f;                           /* subnormal */
+        qx[j] = v;
+    }
+    put(dir, "imatrix_extra.f32", qx, sizeof qx);
     static const struct { const char *name; quantize_fn fn; size_t block_bytes, block_len; } types[] = {
         {"q2_k", quantize_q2_K, 84, 256},    {"q3_k", quantize_q3_K, 110, 256},
         {"q4_k", quantize_q4_K, 144, 256},   {"q5_k", quantize_q5_K, 176, 256},
@@ -68,13 +88,18 @@ int main(int argc, char **argv) {
         {"q5_1", quantize_q5_1, 24, 32},     {"iq4_nl", quantize_iq4_nl, 18, 32},
         {"iq4_xs", quantize_iq4_xs, 136, 256},
     };
-    static uint8_t q[ROWS * 256];
+    static uint8_t q[XROWS * 256];
     for (size_t t = 0; t < sizeof types / sizeof types[0]; ++t) {
         size_t bytes = ROWS * (N / types[t].block_len) * types[t].block_bytes;
         size_t got = types[t].fn(x, q, ROWS, N, qw);
         if (got != bytes) { fprintf(stderr, "%s: %zu bytes, expected %zu\n", types[t].name, got, bytes); return 1; }
         char name[64];
         snprintf(name, sizeof name, "%s.imatrix.bin", types[t].name);
+        put(dir, name, q, bytes);
+        bytes = XROWS * (N / types[t].block_len) * types[t].block_bytes;
+        got = types[t].fn(xx, q, XROWS, N, qx);
+        if (got != bytes) { fprintf(stderr, "%s: %zu bytes, expected %zu\n", types[t].name, got, bytes); return 1; }
+        snprintf(name, sizeof name, "%s.imatrix.extra.bin", types[t].name);
         put(dir, name, q, bytes);
     }
     return 0;
