@@ -7,6 +7,8 @@
 #
 #   bench/recipes_vs_llamacpp.sh            # SmolLM2-135M (576-wide rows: the fallbacks)
 #   SYNTH=1 bench/recipes_vs_llamacpp.sh    # also the 7B-shaped synthetic checkpoint (256-multiple rows)
+#   IMATRIX=imatrix.gguf bench/recipes_vs_llamacpp.sh   # both tools with the same importance matrix
+#     (e.g. llama-imatrix's file of the same model: see imatrix_vs_llamacpp.sh)
 #   env RECIPES (all of llama.cpp's menu below), THREADS (2), SYNTH_ONLY=1
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -18,9 +20,10 @@ run_set() {  # $1 = folder holding f16.lpk + f16.gguf, $2 = label
   for t in $RECIPES; do
     up="$(echo "$t" | tr a-z A-Z)"
     a=$(date +%s.%N)
-    lp quantize "$d/f16.lpk" -o "$Q/ours.lpk" --type "$t" --threads "$THREADS" >"$Q/ours-$t.log" 2>&1
+    im=(); [ -n "${IMATRIX:-}" ] && im=(--imatrix "$IMATRIX")
+    lp quantize "$d/f16.lpk" -o "$Q/ours.lpk" --type "$t" "${im[@]}" --threads "$THREADS" >"$Q/ours-$t.log" 2>&1
     b=$(date +%s.%N)
-    "$PEER_BIN/llama-quantize" "$d/f16.gguf" "$Q/theirs.gguf" "$up" "$THREADS" >"$Q/theirs-$t.log" 2>&1
+    "$PEER_BIN/llama-quantize" "${im[@]}" "$d/f16.gguf" "$Q/theirs.gguf" "$up" "$THREADS" >"$Q/theirs-$t.log" 2>&1
     c=$(date +%s.%N)
     lp export "$Q/ours.lpk" --format gguf -o "$Q/ours.gguf" >/dev/null
     gpy "$ROOT/bench/gguf_same.py" "$Q/ours.gguf" "$Q/theirs.gguf" --json >"$Q/same-$t.json"

@@ -44,6 +44,22 @@ pub fn count_bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// A counting progress bar with a status after the count (rates, running figures: set it with
+/// `set_message`) on a terminal; hidden when stderr is not one.
+pub fn status_bar(total: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:25}] {pos}/{len} {msg} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_owned());
+    bar
+}
+
 /// `1.50 GiB`-style size.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

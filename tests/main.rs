@@ -2,7 +2,9 @@
 
 mod common;
 mod gguf_fixture;
+mod imatrix;
 mod inspect_verify;
 mod interrupt;
+mod llamacpp;
 mod pipeline;
 mod transformers;

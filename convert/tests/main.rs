@@ -2,7 +2,8 @@
 //! the fixtures, the pickle and zip readers against hostile inputs, tokenizers, and GGUF interop.
 //!
 //! GGUF: reader/writer round trips, `.lpk` → GGUF → `.lpk`, hostile inputs, and gguf-py (when
-//! installed) as an independent reader of our files.
+//! installed) as an independent reader of our files; importance-matrix files against
+//! llama-imatrix's own.
 
 mod common;
 mod crosscheck;
@@ -11,6 +12,8 @@ mod fixture;
 mod gguf_common;
 #[path = "gguf/gguf_fixture.rs"]
 mod gguf_fixture;
+#[path = "gguf/gguf_imatrix.rs"]
+mod gguf_imatrix;
 #[path = "gguf/gguf_malformed.rs"]
 mod gguf_malformed;
 #[path = "gguf/gguf_python.rs"]

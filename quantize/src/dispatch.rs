@@ -81,6 +81,8 @@ impl std::fmt::Display for Level {
 
 pub(crate) type QuantizeFn = fn(&[f32], &mut [u8]);
 pub(crate) type DequantizeFn = fn(&[u8], &mut [f32]);
+/// An importance-weighted encoder: values, output bytes, one weight per value.
+pub(crate) type WeightedFn = fn(&[f32], &mut [u8], &[f32]);
 pub(crate) type DotFn = fn(usize, &[u8], &[u8]) -> f32;
 /// One weight row dotted with 4 activation rows.
 pub(crate) type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
@@ -95,6 +97,8 @@ pub(crate) struct Format {
     pub(crate) quantize: QuantizeFn,
     /// The weight encoder where it is not `quantize` (`BlockFormat::quantize_weights`).
     pub(crate) quantize_weights: Option<QuantizeFn>,
+    /// The importance-weighted encoder (`BlockFormat::quantize_weighted`), if the format has one.
+    pub(crate) quantize_weighted: Option<WeightedFn>,
     pub(crate) dequantize: DequantizeFn,
     pub(crate) vec_dot: DotFn,
     /// One weight row · 4 activation rows (`None`: 4 calls of `vec_dot`).
@@ -165,6 +169,47 @@ impl Kernels {
             });
         }
         (f.quantize_weights.unwrap_or(f.quantize))(src, dst);
+        Ok(())
+    }
+
+    /// Whether `dtype` has an importance-weighted encoder at this level.
+    pub fn has_weighted(&self, dtype: DType) -> bool {
+        self.format(dtype)
+            .is_ok_and(|f| f.quantize_weighted.is_some())
+    }
+
+    /// Encodes one row of weights with importance weights `qw` (one per value), as ggml's
+    /// `quantize_<type>(…, imatrix)` does; a type without a weighted encoder (q8_0, as in
+    /// ggml, and the float types) is encoded as by [`Kernels::quantize_weights_row`].
+    pub fn quantize_weighted_row(
+        &self,
+        dtype: DType,
+        src: &[f32],
+        dst: &mut [u8],
+        qw: &[f32],
+    ) -> Result<(), Error> {
+        let f = self.format(dtype)?;
+        let Some(weighted) = f.quantize_weighted else {
+            return self.quantize_weights_row(dtype, src, dst);
+        };
+        check_bytes(dtype, src.len(), dst.len())?;
+        if qw.len() != src.len() {
+            return Err(Error::ByteLength {
+                dtype,
+                len: src.len(),
+                expected: src.len(),
+                found: qw.len(),
+            });
+        }
+        for v in [src, qw] {
+            if let Some(index) = first_non_finite(v) {
+                return Err(Error::NonFinite {
+                    index,
+                    value: v[index],
+                });
+            }
+        }
+        weighted(src, dst, qw);
         Ok(())
     }
 
@@ -367,6 +412,11 @@ const fn scalar_format<F: BlockFormat>() -> Option<Format> {
         } else {
             None
         },
+        quantize_weighted: if F::HAS_WEIGHTED {
+            Some(scalar::quantize_weighted::<F>)
+        } else {
+            None
+        },
         dequantize: scalar::dequantize::<F>,
         vec_dot: scalar::vec_dot::<F>,
         vec_dot4: None,
@@ -385,6 +435,7 @@ const fn float_format(
     Some(Format {
         quantize,
         quantize_weights: None,
+        quantize_weighted: None,
         dequantize,
         vec_dot,
         vec_dot4: None,
@@ -532,9 +583,21 @@ static AVX2: Kernels = {
         quantize: tf!(quant k::quantize_q8_k),
         dequantize: tf!(dequant k::dequantize_q8_k),
     });
-    over!(t, Q2K, { vec_dot: tf!(dot k::vec_dot_q2_k_q8_k) });
-    over!(t, Q3K, { vec_dot: tf!(dot k::vec_dot_q3_k_q8_k) });
-    over!(t, Q5K, { vec_dot: tf!(dot k::vec_dot_q5_k_q8_k) });
+    over!(t, Q2K, {
+        quantize: tf!(quant k::quantize_q2_k),
+        dequantize: tf!(dequant k::dequantize_q2_k),
+        vec_dot: tf!(dot k::vec_dot_q2_k_q8_k),
+    });
+    over!(t, Q3K, {
+        quantize: tf!(quant k::quantize_q3_k),
+        dequantize: tf!(dequant k::dequantize_q3_k),
+        vec_dot: tf!(dot k::vec_dot_q3_k_q8_k),
+    });
+    over!(t, Q5K, {
+        quantize: tf!(quant k::quantize_q5_k),
+        dequantize: tf!(dequant k::dequantize_q5_k),
+        vec_dot: tf!(dot k::vec_dot_q5_k_q8_k),
+    });
     over!(t, Q4_1, {
         quantize: tf!(quant k::quantize_q4_1),
         dequantize: tf!(dequant k::dequantize_q4_1),
@@ -556,6 +619,16 @@ static AVX2: Kernels = {
     over!(t, Q8_1, {
         quantize: tf!(quant k::quantize_q8_1),
         dequantize: tf!(dequant k::dequantize_q8_1),
+    });
+    over!(t, IQ4NL, {
+        quantize: tf!(quant k::quantize_iq4_nl),
+        dequantize: tf!(dequant k::dequantize_iq4_nl),
+        vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0),
+    });
+    over!(t, IQ4XS, {
+        quantize: tf!(quant k::quantize_iq4_xs),
+        dequantize: tf!(dequant k::dequantize_iq4_xs),
+        vec_dot: tf!(dot k::vec_dot_iq4_xs_q8_k),
     });
     Kernels {
         level: Level::Avx2,
@@ -615,9 +688,18 @@ static AVX512: Kernels = {
         vec_dot4: tf!(dot4 k::vec_dot4_q6_k_q8_k),
         vec_dot_tiled: tiled!(k::vec_dot_tiled_q6_k_q8_k),
     });
-    over!(t, Q2K, { vec_dot: tf!(dot k::vec_dot_q2_k_q8_k) });
-    over!(t, Q3K, { vec_dot: tf!(dot k::vec_dot_q3_k_q8_k) });
-    over!(t, Q5K, { vec_dot: tf!(dot k::vec_dot_q5_k_q8_k) });
+    over!(t, Q2K, {
+        quantize: tf!(quant k::quantize_q2_k),
+        vec_dot: tf!(dot k::vec_dot_q2_k_q8_k),
+    });
+    over!(t, Q3K, {
+        quantize: tf!(quant k::quantize_q3_k),
+        vec_dot: tf!(dot k::vec_dot_q3_k_q8_k),
+    });
+    over!(t, Q5K, {
+        quantize: tf!(quant k::quantize_q5_k),
+        vec_dot: tf!(dot k::vec_dot_q5_k_q8_k),
+    });
     over!(t, Q4_1, {
         vec_dot: tf!(dot k::vec_dot_q4_1_q8_1),
         vec_dot4: tf!(dot4 k::vec_dot4_q4_1_q8_1),
@@ -630,6 +712,14 @@ static AVX512: Kernels = {
     over!(t, Q5_1, {
         vec_dot: tf!(dot k::vec_dot_q5_1_q8_1),
         vec_dot4: tf!(dot4 k::vec_dot4_q5_1_q8_1),
+    });
+    over!(t, IQ4NL, {
+        quantize: tf!(quant k::quantize_iq4_nl),
+        vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0),
+    });
+    over!(t, IQ4XS, {
+        quantize: tf!(quant k::quantize_iq4_xs),
+        vec_dot: tf!(dot k::vec_dot_iq4_xs_q8_k),
     });
     Kernels {
         level: Level::Avx512,
@@ -655,6 +745,15 @@ static NEON: Kernels = {
     over!(t, Q4K, { vec_dot: tf!(dot k::vec_dot_q4_k_q8_k) });
     over!(t, Q6K, { vec_dot: tf!(dot k::vec_dot_q6_k_q8_k) });
     over!(t, Q8K, { quantize: tf!(quant k::quantize_q8_k) });
+    over!(t, Q8_1, { quantize: tf!(quant k::quantize_q8_1) });
+    over!(t, Q4_1, { vec_dot: tf!(dot k::vec_dot_q4_1_q8_1) });
+    over!(t, Q5_0, { vec_dot: tf!(dot k::vec_dot_q5_0_q8_0) });
+    over!(t, Q5_1, { vec_dot: tf!(dot k::vec_dot_q5_1_q8_1) });
+    over!(t, IQ4NL, { vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0) });
+    over!(t, Q2K, { vec_dot: tf!(dot k::vec_dot_q2_k_q8_k) });
+    over!(t, Q3K, { vec_dot: tf!(dot k::vec_dot_q3_k_q8_k) });
+    over!(t, Q5K, { vec_dot: tf!(dot k::vec_dot_q5_k_q8_k) });
+    over!(t, IQ4XS, { vec_dot: tf!(dot k::vec_dot_iq4_xs_q8_k) });
     Kernels {
         level: Level::Neon,
         formats: t,

@@ -85,6 +85,17 @@ pub enum Error {
         /// What is wrong.
         source: crate::recipe::RecipeError,
     },
+    /// An importance-matrix entry is unusable: bad values, or sizes that disagree with the
+    /// model or with the data it is merged with.
+    #[error("{file}: tensor `{tensor}`: {reason}")]
+    Imatrix {
+        /// The file (or run) the entry comes from.
+        file: String,
+        /// The tensor (`.lpk` name).
+        tensor: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Reading or writing a `.lpk` failed.
     #[error(transparent)]
     Format(#[from] llamapack_format::Error),

@@ -34,6 +34,15 @@ pub trait BlockFormat: 'static {
     /// Whether [`BlockFormat::quantize_weights`] is not [`BlockFormat::quantize_ref`] (the
     /// kernel table then keeps a separate entry for it).
     const WEIGHTS_DIFFER: bool = false;
+    /// Whether the format has an importance-weighted encoder ([`BlockFormat::quantize_weighted`]).
+    const HAS_WEIGHTED: bool = false;
+    /// Encodes a row of weights with importance weights `qw` (one per column: the imatrix's
+    /// mean squared activation), as ggml's `quantize_<type>(…, imatrix)` does, byte for byte.
+    /// Formats without one ([`BlockFormat::HAS_WEIGHTED`] false; q8_0, as in ggml) ignore `qw`.
+    fn quantize_weighted(x: &[f32], y: &mut [Self::Block], qw: &[f32]) {
+        let _ = qw;
+        Self::quantize_weights(x, y);
+    }
     /// Decodes `x` into `y` (exactly `x.len()` blocks of values).
     fn dequantize_ref(x: &[Self::Block], y: &mut [f32]);
     /// One weight block dotted with one activation block.
@@ -41,11 +50,17 @@ pub trait BlockFormat: 'static {
 }
 
 /// Implements [`BlockFormat`] for a format module's unit struct from its `*_ref` functions.
+///
+/// Optional trailing arguments: the weight encoder (`quantize_weights`, default the `_ref`
+/// encoder), then `weighted: path` for an importance-weighted encoder `fn(&[f32], &mut
+/// [Block], &[f32])` (sets [`BlockFormat::HAS_WEIGHTED`]).
 macro_rules! block_format {
-    ($fmt:ident, $dtype:ident, $block:ty, $act:ty, $quant:path, $dequant:path, $dot:path) => {
-        $crate::format::block_format!($fmt, $dtype, $block, $act, $quant, $dequant, $dot, $quant);
+    ($fmt:ident, $dtype:ident, $block:ty, $act:ty, $quant:path, $dequant:path, $dot:path $(, weighted: $w:path)?) => {
+        $crate::format::block_format!(
+            $fmt, $dtype, $block, $act, $quant, $dequant, $dot, $quant $(, weighted: $w)?
+        );
     };
-    ($fmt:ident, $dtype:ident, $block:ty, $act:ty, $quant:path, $dequant:path, $dot:path, $weights:path) => {
+    ($fmt:ident, $dtype:ident, $block:ty, $act:ty, $quant:path, $dequant:path, $dot:path, $weights:path $(, weighted: $w:path)?) => {
         /// This format as a [`crate::format::BlockFormat`].
         #[derive(Clone, Copy, Debug)]
         pub struct $fmt;
@@ -72,6 +87,12 @@ macro_rules! block_format {
                 }
                 !same
             };
+            $(
+                const HAS_WEIGHTED: bool = true;
+                fn quantize_weighted(x: &[f32], y: &mut [$block], qw: &[f32]) {
+                    $w(x, y, qw)
+                }
+            )?
             fn dequantize_ref(x: &[$block], y: &mut [f32]) {
                 $dequant(x, y)
             }

@@ -1,10 +1,10 @@
 //! iq4_nl: blocks of 32 4-bit indices into the non-linear 16-value grid [`KVALUES_IQ4NL`] with
 //! one f16 scale (4.5 bits per weight): `x = d · kvalues[q]`.
 //!
-//! This module also holds the search both iq4 formats share ([`search_block`], ggml's
+//! This module also holds the search both iq4 formats share (`search_block`, ggml's
 //! `quantize_row_iq4_nl_impl` for one 32-value block without an importance matrix: weights `x²`,
 //! a first scale from the element of largest magnitude, then `2·ntry + 1` trial scales) and
-//! ggml's `best_index_int8` ([`best_index`]); [`crate::iq4_xs`] adds the 6-bit sub-block scales.
+//! ggml's `best_index_int8` (`best_index`); [`crate::iq4_xs`] adds the 6-bit sub-block scales.
 //!
 //! Two encoders, both byte-identical to ggml:
 //! - [`quantize_row_iq4_nl_ref`] is ggml's `quantize_row_iq4_nl_ref` (the [`BlockFormat`]
@@ -27,7 +27,8 @@ crate::format::block_format!(
     quantize_row_iq4_nl_ref,
     dequantize_row_iq4_nl_ref,
     block_dot,
-    quantize_iq4_nl
+    quantize_iq4_nl,
+    weighted: crate::weighted::quantize_iq4_nl
 );
 
 /// ggml's `GROUP_MAX_EPS`: a block whose largest magnitude is below it gets scale 0.
@@ -92,10 +93,16 @@ pub(crate) fn signed_max(xb: &[f32]) -> (f32, f32) {
     (amax, max)
 }
 
-/// `(Σ w·q·x, Σ w·q²)` in element order (`w = x²`, `q = GRID[index(id·x)]`), as ggml's loops
-/// accumulate them; `l` receives the indices when given.
+/// `(Σ w·q·x, Σ w·q²)` in element order (`w` = the given weights, else `x²`;
+/// `q = GRID[index(id·x)]`), as ggml's loops accumulate them; `l` receives the indices when
+/// given.
 #[inline(always)]
-fn weighted_sums(xb: &[f32], id: f32, mut l: Option<&mut [u8]>) -> (f32, f32) {
+fn weighted_sums(
+    xb: &[f32],
+    weights: Option<&[f32]>,
+    id: f32,
+    mut l: Option<&mut [u8]>,
+) -> (f32, f32) {
     let (mut sumqx, mut sumq2) = (0f32, 0f32);
     for (j, &x) in xb.iter().enumerate() {
         let k = best_index(id * x);
@@ -103,7 +110,7 @@ fn weighted_sums(xb: &[f32], id: f32, mut l: Option<&mut [u8]>) -> (f32, f32) {
             l[j] = k;
         }
         let q = GRID[usize::from(k)];
-        let w = x * x;
+        let w = weights.map_or(x * x, |w| w[j]);
         sumqx += w * q * x;
         sumq2 += w * q * q;
     }
@@ -151,13 +158,43 @@ pub(crate) fn first_id(max: f32, ntry: i32) -> f32 {
 /// the block's scale, with the first pass's indices written to `l`; `None` (and `l`
 /// untouched, as in ggml) when the largest magnitude is below [`GROUP_MAX_EPS`].
 pub(crate) fn search_block(xb: &[f32], ntry: i32, l: &mut [u8]) -> Option<f32> {
+    search_block_weighted(xb, None, ntry, l)
+}
+
+/// [`search_block`] with importance weights (`weights`, ggml's `qw·sqrt(σ² + x²)`) in place
+/// of `x²` when given: one block of ggml's `quantize_row_iq4_nl_impl` with an imatrix.
+pub(crate) fn search_block_weighted(
+    xb: &[f32],
+    weights: Option<&[f32]>,
+    ntry: i32,
+    l: &mut [u8],
+) -> Option<f32> {
     let (amax, max) = signed_max(xb);
     if amax < GROUP_MAX_EPS {
         return None;
     }
-    let first = weighted_sums(xb, first_id(max, ntry), Some(l));
-    let trials = (-ntry..=ntry).map(|itry| weighted_sums(xb, trial_id(itry, max), None));
+    let first = weighted_sums(xb, weights, first_id(max, ntry), Some(l));
+    let trials = (-ntry..=ntry).map(|itry| weighted_sums(xb, weights, trial_id(itry, max), None));
     Some(choose_scale(std::iter::once(first).chain(trials)))
+}
+
+/// One block of ggml's `quantize_iq4_nl` (`ntry = 7`), with importance weights when given:
+/// the trial search, `d` stored, then every index recomputed from `d` (`best_index(x / d)`,
+/// index 8 where `d = 0`).
+#[inline(always)]
+pub(crate) fn encode_block_trials(
+    xb: &[f32],
+    weights: Option<&[f32]>,
+    l: &mut [u8; QK4_NL],
+    yb: &mut BlockIq4Nl,
+) {
+    let d = search_block_weighted(xb, weights, 7, l).unwrap_or(0.0);
+    yb.d = f16::from_f32(d);
+    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+    for (o, &v) in l.iter_mut().zip(xb) {
+        *o = best_index(id * v);
+    }
+    pack_indices(l, &mut yb.qs);
 }
 
 /// Packs 32 indices as ggml stores them: byte `j` = index `j` (low nibble) | index `j + 16`.
@@ -202,13 +239,7 @@ pub fn quantize_iq4_nl(x: &[f32], y: &mut [BlockIq4Nl]) {
     );
     let mut l = [ZERO_INDEX; QK4_NL];
     for (xb, yb) in x.chunks_exact(QK4_NL).zip(y.iter_mut()) {
-        let d = search_block(xb, 7, &mut l).unwrap_or(0.0);
-        yb.d = f16::from_f32(d);
-        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
-        for (o, &v) in l.iter_mut().zip(xb) {
-            *o = best_index(id * v);
-        }
-        pack_indices(&l, &mut yb.qs);
+        encode_block_trials(xb, None, &mut l, yb);
     }
 }
 

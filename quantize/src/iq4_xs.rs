@@ -21,7 +21,8 @@ crate::format::block_format!(
     BlockQ8K,
     quantize_row_iq4_xs_ref,
     dequantize_row_iq4_xs_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_iq4_xs
 );
 
 /// The super-block step of ggml's `quantize_row_iq4_nl_impl`, from the 8 sub-block scales.
@@ -101,17 +102,24 @@ pub fn quantize_row_iq4_xs_ref(x: &[f32], y: &mut [BlockIq4Xs]) {
             let r = 32 * ib..32 * ib + 32;
             *s = search_block(&xb[r.clone()], 7, &mut l[r]).unwrap_or(0.0);
         }
-        let s = super_scales(&scales);
-        write_scales(&s, yb);
-        for (ib, (xs, qs)) in xb
-            .chunks_exact(32)
-            .zip(yb.qs.chunks_exact_mut(16))
-            .enumerate()
-        {
-            let q = |j: usize| best_index(s.idl[ib] * xs[j]);
-            for (j, o) in qs.iter_mut().enumerate() {
-                *o = q(j) | (q(j + 16) << 4);
-            }
+        finish_block(xb, &scales, yb);
+    }
+}
+
+/// The super-block step of ggml's iq4_xs encoder from the 8 sub-block scales: the 6-bit
+/// scales ([`super_scales`], [`write_scales`]) and every index recomputed against its decoded
+/// sub-block scale.
+pub(crate) fn finish_block(xb: &[f32], scales: &[f32; 8], yb: &mut BlockIq4Xs) {
+    let s = super_scales(scales);
+    write_scales(&s, yb);
+    for (ib, (xs, qs)) in xb
+        .chunks_exact(32)
+        .zip(yb.qs.chunks_exact_mut(16))
+        .enumerate()
+    {
+        let q = |j: usize| best_index(s.idl[ib] * xs[j]);
+        for (j, o) in qs.iter_mut().enumerate() {
+            *o = q(j) | (q(j + 16) << 4);
         }
     }
 }

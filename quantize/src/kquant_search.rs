@@ -175,7 +175,7 @@ pub(crate) fn search_sub32(p: Qkx2, xb: &[f32], l: &mut [u8; 256]) -> ([f32; 8],
 }
 
 /// C's `if (v > max) max = v` over `v`, from 0: the largest value, or 0 if none is positive.
-#[inline]
+#[inline(always)]
 pub(crate) fn max_from_zero(v: &[f32]) -> f32 {
     let mut max = 0.0f32;
     for &s in v {
@@ -188,7 +188,7 @@ pub(crate) fn max_from_zero(v: &[f32]) -> f32 {
 
 /// The element of largest magnitude with its sign (the first one of ties), and that magnitude;
 /// `(0, 0)` if every element is ±0.
-#[inline]
+#[inline(always)]
 pub(crate) fn signed_max_abs(v: &[f32]) -> (f32, f32) {
     let (mut amax, mut max) = (0.0f32, 0.0f32);
     for &s in v {

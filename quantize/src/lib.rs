@@ -1,6 +1,6 @@
 //! ggml-compatible block quantization for llamapack: the q8_0, q4_0, q2_k, q3_k, q4_k, q5_k,
-//! q6_k and q8_k block formats and f16/bf16 rows, each with a scalar reference (`*_ref`, the specification) and
-//! SIMD kernels (AVX2, AVX-512 VNNI, NEON) chosen once at run time.
+//! q6_k and q8_k block formats and f16/bf16 rows, each with a scalar reference (`*_ref`, the
+//! specification) and SIMD kernels (AVX2, AVX-512 VNNI, NEON) chosen once at run time.
 //!
 //! The free functions — [`quantize_row`], [`dequantize_row`], [`vec_dot`] — work on raw row
 //! bytes (as stored in a `.lpk` file) and dispatch to the best [`Level`] the CPU supports;
@@ -44,14 +44,18 @@
 //! |---|---|---|---|---|
 //! | quantize q8_0, q4_0, q8_k | ref | SIMD, byte-identical | = AVX2 | SIMD, byte-identical |
 //! | quantize f16, bf16 | ref | SIMD, byte-identical | = AVX2 | ref |
-//! | quantize q4_k, q6_k | ref | SIMD (8 sub-blocks in lanes), byte-identical | 16 lanes, byte-identical | ref |
+//! | quantize q2_k, q3_k, q4_k, q5_k, q6_k | ref | SIMD (8 sub-blocks in lanes), byte-identical | 16 lanes, byte-identical | ref |
 //! | dequantize (every type) | ref | SIMD, bit-identical | = AVX2 | ref |
 //! | dot q4_k·q8_k, q6_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
+//! | dot q2_k·q8_k, q3_k·q8_k, q5_k·q8_k | ref | SIMD, bit-identical | VNNI, bit-identical | SIMD, bit-identical |
 //! | dot q8_0·q8_0, q4_0·q8_0 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
-//! | quantize q8_1 | ref | SIMD, byte-identical | = AVX2 | ref |
+//! | quantize q8_1 | ref | SIMD, byte-identical | = AVX2 | SIMD, byte-identical |
 //! | quantize q4_1, q5_0, q5_1 | ref | ref | ref | ref |
-//! | dot q4_1·q8_1, q5_0·q8_0, q5_1·q8_1 | ref | SIMD | VNNI (`vpdpbusd`) | ref |
+//! | dot q4_1·q8_1, q5_0·q8_0, q5_1·q8_1 | ref | SIMD | VNNI (`vpdpbusd`) | SIMD (`vmull_s8`) |
 //! | dot f32/f16/bf16·f32 | ref | SIMD | SIMD | SIMD |
+//! | quantize iq4_nl, iq4_xs | ref | SIMD (grid search in 8 lanes), byte-identical | 16 lanes, byte-identical | ref |
+//! | quantize iq4_nl weights (llama-quantize's 15-trial search) | ref | ref | ref | ref |
+//! | dot iq4_nl·q8_0, iq4_xs·q8_k | ref | SIMD (`vpshufb` grid lookup) | VNNI | SIMD (`vqtbl1q_s8`; iq4_xs bit-identical) |
 //!
 //! - Encoders: every one is byte-identical to ggml's `quantize_row_*_ref` (q8_0, q4_0, q4_1,
 //!   q5_0, q5_1, q8_1, q8_k, iq4_nl, iq4_xs) or follows ggml's reference algorithm operation for
@@ -60,10 +64,14 @@
 //!   equals `llama-quantize`'s without an importance matrix. Every level produces the same bytes.
 //! - Decoders are exact: every level returns the reference's bits.
 //! - The k-quant dots compute exact integer sums per super-block and then the reference's f32
-//!   steps, so every level returns the same bits. The q8_0/q4_0/q5_0 dots accumulate blocks in
-//!   SIMD lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference; q4_1/q5_1 within
+//!   steps, so every level returns the same bits (iq4_xs too). The q8_0/q4_0/q5_0/iq4_nl dots
+//!   accumulate blocks in SIMD lanes: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference;
+//!   q4_1/q5_1 within
 //!   `4·ε·(blocks + 8)·(Σ|(wᵢ − m)·aᵢ| + Σ_blocks|m·s|)` (`m` the block minimum, `s` the q8_1
 //!   block sum); the float dots within `2·ε·(n + 16)·Σ|wᵢ·aᵢ|`.
+//! - iq4_nl and iq4_xs (the non-linear 16-value grid): encoders byte-identical to ggml's
+//!   `quantize_row_iq4_{nl,xs}_ref` at every level, decoders exact; the iq4_xs dot returns the
+//!   reference's bits at every level.
 //! - Dots assume activations made by [`quantize_row`]: q8_0/q8_1/q8_k quants in −127..=127 and
 //!   true q8_k `bsums`.
 //! - The multi-token dots of [`Kernels`] — `vec_dot4` (one row, 4 tokens), `vec_dot4_packed`
@@ -78,16 +86,20 @@
 //!
 //! # ggml edge cases reproduced
 //! - A scale that overflows f16 is stored as ±inf, as ggml does (q8_0 above |x| ≈ 8.3e6, q4_0
-//!   above ≈ 5.2e5, q4_k/q6_k around 1e9); decoding such a block yields inf/NaN.
+//!   above ≈ 5.2e5, the k-quants around 1e9); decoding such a block yields inf/NaN.
 //! - An all-zero q4_0 block stores `d = −0` (ggml's `0 / −8`), nibbles 8.
 //! - When `1/d` overflows f32 (|x| < ~3.7e-37 in a block) the quants are 0, as C's float → int8
 //!   conversion gives on x86-64.
 //! - q8_k uses ggml's current `−127/max` (older ggml used −128).
+//! - An iq4_nl block with |x| < 1e-15 everywhere gets `d = 0` and, as in ggml's
+//!   `quantize_row_iq4_nl_ref`, the indices of the previous block of the row (index 8 at the
+//!   start of a row, where ggml reads uninitialized memory).
 
 mod dispatch;
 mod error;
 pub mod float;
 pub mod format;
+pub mod imatrix;
 pub mod iq4_nl;
 pub mod iq4_xs;
 mod kquant_search;
@@ -110,6 +122,7 @@ pub mod recipe;
 mod rounding;
 mod scalar;
 pub mod stats;
+pub mod weighted;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -26,6 +26,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::Error;
+use crate::imatrix::Imatrix;
 use crate::recipe::{ModelShape, Recipe};
 use crate::stats::{ErrorReport, ErrorStats};
 
@@ -125,11 +126,43 @@ pub fn plan<B: AsRef<[u8]>>(lpk: &Lpk<B>, recipe: &Recipe) -> Result<Plan, Error
 }
 
 /// Options of [`quantize`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Options {
     /// Re-encode tensors that are already quantized in the input (llama-quantize's
     /// `--allow-requantize`); without it such a plan is refused.
     pub allow_requantize: bool,
+    /// Importance weights for the encoders (`--imatrix`), as llama-quantize uses them.
+    pub imatrix: Option<ImatrixUse>,
+}
+
+/// An importance matrix and where it came from, for [`Options::imatrix`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImatrixUse {
+    /// The data (entries by `.lpk` tensor name), already filtered by
+    /// [`ImatrixUse::filter`] if the user asked.
+    pub imatrix: Imatrix,
+    /// The file's name, as recorded in provenance and in GGUF's `quantize.imatrix.file`.
+    pub file: String,
+    /// The file's sha256.
+    pub sha256: String,
+}
+
+impl ImatrixUse {
+    /// llama-quantize's `--exclude-weights` / `--include-weights`: drops the entries whose
+    /// llama.cpp (GGUF) name contains one of `exclude`, then, if `include` is not empty, keeps
+    /// only those whose GGUF name contains one of `include`.
+    pub fn filter(&mut self, include: &[String], exclude: &[String]) {
+        let gguf = |name: &str| crate::recipe::gguf_name(name).unwrap_or_else(|| name.to_owned());
+        let names: Vec<String> = self.imatrix.entries().map(|(n, _)| n.to_owned()).collect();
+        for name in names {
+            let g = gguf(&name);
+            let excluded = exclude.iter().any(|p| g.contains(p.as_str()));
+            let included = include.is_empty() || include.iter().any(|p| g.contains(p.as_str()));
+            if excluded || !included {
+                self.imatrix.remove(&name);
+            }
+        }
+    }
 }
 
 /// One row of the error report.
@@ -157,6 +190,9 @@ pub struct Quantized {
     pub fallbacks: Vec<String>,
     /// Size of the output file.
     pub output_bytes: u64,
+    /// With an imatrix: the quantized tensors it has no weights for (quantized without them, as
+    /// llama-quantize does after its "did not find weights" warning).
+    pub without_weights: Vec<String>,
 }
 
 /// Encodes `lpk` by `plan` into the `.lpk` file `output`, rows in parallel on the current rayon
@@ -198,8 +234,17 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
         tensor: tensor.to_owned(),
         source: Box::new(e),
     };
+    if let Some(im) = &opts.imatrix {
+        im.imatrix.check_model(&im.file, |name| {
+            lpk.tensor(name)
+                .ok()
+                .filter(|t| t.shape.len() == 2)
+                .map(|t| t.row_len())
+        })?;
+    }
     let mut writer = LpkWriter::create(output)?;
     let mut reports = Vec::with_capacity(plan.tensors.len());
+    let mut without_weights = Vec::new();
     let mut types = serde_json::Map::new();
     let mut done = 0u64;
     for p in &plan.tensors {
@@ -209,7 +254,18 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
         if !t.checksum_ok() {
             return Err(in_tensor(&p.name, Error::Corrupt));
         }
-        let (bytes, stats) = encode_tensor(&t, p.to).map_err(|e| in_tensor(&p.name, e))?;
+        let weights = match &opts.imatrix {
+            Some(im) if p.to.is_quantized() && p.to != t.dtype => {
+                let w = im.imatrix.weights(&p.name);
+                if w.is_none() {
+                    without_weights.push(p.name.clone());
+                }
+                w
+            }
+            _ => None,
+        };
+        let (bytes, stats) = encode_tensor_weighted(&t, p.to, weights.as_deref())
+            .map_err(|e| in_tensor(&p.name, e))?;
         writer.write_tensor(t.name, p.to, t.shape, &bytes)?;
         types.insert(p.name.clone(), json!(p.to.name()));
         reports.push(TensorReport {
@@ -238,13 +294,24 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
     p.sources = vec![parent];
     p.accuracy = None;
     let r = &plan.recipe;
+    let imatrix = opts.imatrix.as_ref().map(|im| {
+        json!({
+            "file": im.file,
+            "sha256": im.sha256,
+            "datasets": im.imatrix.datasets,
+            "chunk_count": im.imatrix.chunk_count,
+            "chunk_size": im.imatrix.chunk_size,
+            "entries": im.imatrix.len(),
+            "tensors_without_weights": without_weights,
+        })
+    });
     p.quantization = Some(json!({
         "recipe": r.name,
         "output_type": r.output_type.map(DType::name),
         "embedding_type": r.embedding_type.map(DType::name),
         "pure": r.pure,
         "tensor_type_overrides": r.tensor_types,
-        "imatrix": r.has_imatrix,
+        "imatrix": imatrix,
         "fallbacks": fallbacks,
         "tensor_types": types,
     }));
@@ -254,12 +321,22 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
         tensors: reports,
         fallbacks,
         output_bytes,
+        without_weights,
     })
 }
 
 /// Re-encodes one tensor as `target`, rows in parallel; returns the bytes and the round-trip
 /// error of `dequantize(quantize(w))` against `w`. A tensor already of type `target` is copied.
 pub fn encode_tensor(t: &TensorView<'_>, target: DType) -> Result<(Vec<u8>, ErrorStats), Error> {
+    encode_tensor_weighted(t, target, None)
+}
+
+/// [`encode_tensor`] with importance weights (one per column) for the weighted encoders.
+pub fn encode_tensor_weighted(
+    t: &TensorView<'_>,
+    target: DType,
+    weights: Option<&[f32]>,
+) -> Result<(Vec<u8>, ErrorStats), Error> {
     let rows = t.rows();
     let n = t.row_len();
     let row_err = |dtype: DType| Error::RowLength {
@@ -286,7 +363,11 @@ pub fn encode_tensor(t: &TensorView<'_>, target: DType) -> Result<(Vec<u8>, Erro
                 let r = b * batch + i;
                 let src = &t.bytes[r * src_row..(r + 1) * src_row];
                 crate::dequantize_row(t.dtype, src, &mut x)?;
-                crate::quantize_weights_row(target, &x, dst).map_err(|e| match e {
+                match weights {
+                    Some(qw) => crate::kernels().quantize_weighted_row(target, &x, dst, qw),
+                    None => crate::quantize_weights_row(target, &x, dst),
+                }
+                .map_err(|e| match e {
                     Error::NonFinite { index, value } => Error::NonFiniteAt {
                         row: r,
                         column: index,

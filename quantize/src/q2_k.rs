@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8K,
     quantize_row_q2_k_ref,
     dequantize_row_q2_k_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q2_k
 );
 
 /// Quantizes `x` (a multiple of 256 values) into `y` exactly as ggml's `quantize_row_q2_K_ref`.
@@ -58,6 +59,9 @@ pub fn quantize_row_q2_k_ref(x: &[f32], y: &mut [BlockQ2K]) {
 /// keeps it; `d = max_scale/15`, `dmin = max_min/15`, stored f16, 0 if the maximum is not
 /// positive), every value is re-quantized against its decoded scale and min (a sub-block whose
 /// decoded scale is 0 keeps the search's quants `l`), and the quants are packed 4 to a byte.
+/// (Always inlined: the SIMD encoders call it between vector code, and a call into
+/// SSE-compiled code from there pays AVX-512 ↔ SSE transition stalls.)
+#[inline(always)]
 pub(crate) fn finish_block(
     xb: &[f32],
     scales: &[f32; 16],
@@ -86,6 +90,14 @@ pub(crate) fn finish_block(
     } else {
         yb.dmin = f16::from_f32(0.0);
     }
+    requantize_pack(xb, l, yb);
+}
+
+/// Re-quantizes every value against its decoded scale and min from the packed `scales`, `d`
+/// and `dmin` of `yb` (a sub-block whose decoded scale is 0 keeps the search's quants `l`) and
+/// packs the quants 4 to a byte.
+#[inline(always)]
+pub(crate) fn requantize_pack(xb: &[f32], l: &mut [u8; QK_K], yb: &mut BlockQ2K) {
     for j in 0..QK_K / 16 {
         let d = yb.d.to_f32() * f32::from(yb.scales[j] & 0x0f);
         if d == 0.0 {

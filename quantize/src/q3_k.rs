@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8K,
     quantize_row_q3_k_ref,
     dequantize_row_q3_k_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q3_k
 );
 
 /// Quantizes `x` (a multiple of 256 values) into `y` exactly as ggml's `quantize_row_q3_K_ref`.
@@ -46,6 +47,9 @@ pub fn quantize_row_q3_k_ref(x: &[f32], y: &mut [BlockQ3K]) {
 /// scale is 0), every value is re-quantized against its decoded scale (a sub-block whose
 /// decoded scale is 0 keeps the search's quants `l`), and the quants are split into `hmask`
 /// and 2-bit `qs`.
+/// (Always inlined: the SIMD encoders call it between vector code, and a call into
+/// SSE-compiled code from there pays AVX-512 ↔ SSE transition stalls.)
+#[inline(always)]
 pub(crate) fn finish_block(xb: &[f32], scales: &[f32; 16], l: &mut [i8; QK_K], yb: &mut BlockQ3K) {
     let (max_scale, _) = signed_max_abs(scales);
     yb.scales = [0; 12];
@@ -65,22 +69,32 @@ pub(crate) fn finish_block(xb: &[f32], scales: &[f32; 16], l: &mut [i8; QK_K], y
         }
         yb.d = f16::from_f32(1.0 / iscale);
     }
+    requantize_pack(xb, l, yb);
+}
+
+/// Re-quantizes every value against its decoded scale `d·(sc − 32)` from the packed `scales`
+/// and `d` of `yb` (a sub-block whose decoded scale is 0 keeps the search's quants `l`), and
+/// splits the quants into `hmask` and 2-bit `qs`.
+#[inline(always)]
+pub(crate) fn requantize_pack(xb: &[f32], l: &mut [i8; QK_K], yb: &mut BlockQ3K) {
     let sc = unpack_scales(&yb.scales);
-    for j in 0..QK_K / 16 {
-        let d = yb.d.to_f32() * f32::from(sc[j] - 32);
+    for ((xs, ls), &s) in xb.chunks_exact(16).zip(l.chunks_exact_mut(16)).zip(&sc) {
+        let d = yb.d.to_f32() * f32::from(s - 32);
         if d == 0.0 {
             continue;
         }
-        for ii in 0..16 {
-            let q = nearest_int(xb[16 * j + ii] / d).clamp(-4, 3);
-            l[16 * j + ii] = (q + 4) as i8;
+        for (q, &v) in ls.iter_mut().zip(xs) {
+            *q = (nearest_int(v / d).clamp(-4, 3) + 4) as i8;
         }
     }
+    // The high bit of element 32k + i is bit k of hmask[i] (branch-free: the bits are random,
+    // a branch per quant would mispredict half the time).
     yb.hmask = [0; 32];
-    for (j, q) in l.iter_mut().enumerate() {
-        if *q > 3 {
-            yb.hmask[j % 32] |= 1 << (j / 32);
-            *q -= 4;
+    for (k, ls) in l.chunks_exact_mut(32).enumerate() {
+        for (h, q) in yb.hmask.iter_mut().zip(ls) {
+            let hi = u8::from(*q > 3);
+            *h |= hi << k;
+            *q -= 4 * hi as i8;
         }
     }
     for h in 0..2 {

@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8_0,
     quantize_row_q4_0_ref,
     dequantize_row_q4_0_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q4_0
 );
 
 /// Quantizes `x` (a multiple of 32 values) into `y`.

@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8_1,
     quantize_row_q4_1_ref,
     dequantize_row_q4_1_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q4_1
 );
 
 /// The smallest and largest value of a block, as ggml's `v < min` / `v > max` scan from

@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8K,
     quantize_row_q4_k_ref,
     dequantize_row_q4_k_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q4_k
 );
 
 /// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` (0..8).
@@ -77,6 +78,9 @@ pub fn quantize_row_q4_k_ref(x: &[f32], y: &mut [BlockQ4K]) {
 /// The second half of ggml's q4_k encoder, shared by every level: quantize the 8 sub-block
 /// scales and mins to 6 bits, re-quantize every value against its decoded scale and min (a
 /// sub-block whose decoded scale is 0 keeps the search's quants `l`), pack.
+/// (Always inlined: the SIMD encoders call it between vector code, and a call into
+/// SSE-compiled code from there pays AVX-512 ↔ SSE transition stalls.)
+#[inline(always)]
 pub(crate) fn finish_block(
     xb: &[f32],
     scales: &[f32; 8],
@@ -87,6 +91,13 @@ pub(crate) fn finish_block(
     let (max_scale, max_min) = (max_from_zero(scales), max_from_zero(mins));
     (yb.d, yb.dmin) = pack_scales_mins(scales, mins, max_scale, max_min, &mut yb.scales);
     requantize_sub32(xb, &yb.scales, yb.d, yb.dmin, 15, l);
+    pack_quants(l, yb);
+}
+
+/// Packs the 256 quants (0..=15) into `qs`: element `64·jj + i` in the low nibble of byte
+/// `32·jj + i`, element `64·jj + 32 + i` in its high nibble.
+#[inline(always)]
+pub(crate) fn pack_quants(l: &[u8; QK_K], yb: &mut BlockQ4K) {
     for (jj, q) in yb.qs.chunks_exact_mut(32).enumerate() {
         let j = 64 * jj;
         for (i, b) in q.iter_mut().enumerate() {
@@ -99,6 +110,7 @@ pub(crate) fn finish_block(
 /// (`nearest_int(63/max · v)`, truncated to a byte as C's `uint8_t` does, then at most 63) and
 /// packed as [`get_scale_min_k4`] reads them. Returns the f16 `d = max_scale/63` and
 /// `dmin = max_min/63`.
+#[inline(always)]
 pub(crate) fn pack_scales_mins(
     scales: &[f32; 8],
     mins: &[f32; 8],
@@ -134,6 +146,7 @@ pub(crate) fn pack_scales_mins(
 /// Re-quantizes every value of the 8 sub-blocks of 32 against its decoded scale and min:
 /// `l = clamp(nearest_int((x + dmin·m) / (d·sc)), 0, nmax)`; a sub-block whose decoded scale
 /// is 0 keeps the search's quants, as in ggml (q4_k: nmax 15, q5_k: 31).
+#[inline(always)]
 pub(crate) fn requantize_sub32(
     xb: &[f32],
     packed: &[u8; K_SCALE_SIZE],

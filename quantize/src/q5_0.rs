@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8_0,
     quantize_row_q5_0_ref,
     dequantize_row_q5_0_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q5_0
 );
 
 /// Packs 32 5-bit values (bits above 4 are ignored, as ggml masks them): low nibbles into `qs`

@@ -20,7 +20,8 @@ crate::format::block_format!(
     BlockQ8_1,
     quantize_row_q5_1_ref,
     dequantize_row_q5_1_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q5_1
 );
 
 /// Quantizes `x` (a multiple of 32 values) into `y`.

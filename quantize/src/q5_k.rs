@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8K,
     quantize_row_q5_k_ref,
     dequantize_row_q5_k_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q5_k
 );
 
 /// Quantizes `x` (a multiple of 256 values) into `y` exactly as ggml's `quantize_row_q5_K_ref`.
@@ -41,6 +42,9 @@ pub fn quantize_row_q5_k_ref(x: &[f32], y: &mut [BlockQ5K]) {
 /// The second half of ggml's q5_k encoder, shared by every level: q4_k's 6-bit scales and mins
 /// ([`pack_scales_mins`]), re-quantization to 0..=31 ([`requantize_sub32`]), then the low
 /// nibbles into `qs` and the fifth bits into `qh`.
+/// (Always inlined: the SIMD encoders call it between vector code, and a call into
+/// SSE-compiled code from there pays AVX-512 ↔ SSE transition stalls.)
+#[inline(always)]
 pub(crate) fn finish_block(
     xb: &[f32],
     scales: &[f32; 8],
@@ -51,20 +55,21 @@ pub(crate) fn finish_block(
     let (max_scale, max_min) = (max_from_zero(scales), max_from_zero(mins));
     (yb.d, yb.dmin) = pack_scales_mins(scales, mins, max_scale, max_min, &mut yb.scales);
     requantize_sub32(xb, &yb.scales, yb.d, yb.dmin, 31, l);
+    pack_quants(l, yb);
+}
+
+/// Packs the 256 quants (0..=31): the low nibbles into `qs` as q4_k does, the fifth bits into
+/// `qh` (bit `2·jj` of `qh[j]` for element `64·jj + j`, bit `2·jj + 1` for `64·jj + 32 + j`).
+#[inline(always)]
+pub(crate) fn pack_quants(l: &[u8; QK_K], yb: &mut BlockQ5K) {
     yb.qh = [0; QK_K / 8];
     for jj in 0..QK_K / 64 {
         let n = 64 * jj;
         for j in 0..32 {
-            let (mut l1, mut l2) = (l[n + j], l[n + j + 32]);
-            if l1 > 15 {
-                l1 -= 16;
-                yb.qh[j] |= 1 << (2 * jj);
-            }
-            if l2 > 15 {
-                l2 -= 16;
-                yb.qh[j] |= 2 << (2 * jj);
-            }
-            yb.qs[32 * jj + j] = l1 | (l2 << 4);
+            // bit 4 of each quant goes to qh (branch-free), the low 4 bits to qs
+            let (l1, l2) = (l[n + j], l[n + j + 32]);
+            yb.qh[j] |= ((l1 >> 4) | ((l2 >> 4) << 1)) << (2 * jj);
+            yb.qs[32 * jj + j] = (l1 & 0x0f) | ((l2 & 0x0f) << 4);
         }
     }
 }

@@ -18,7 +18,8 @@ crate::format::block_format!(
     BlockQ8K,
     quantize_row_q6_k_ref,
     dequantize_row_q6_k_ref,
-    block_dot
+    block_dot,
+    weighted: crate::weighted::quantize_q6_k
 );
 
 /// Quantizes `x` (a multiple of 256 values) into `y` exactly as ggml's `quantize_row_q6_K_ref`.
@@ -59,6 +60,9 @@ pub fn quantize_row_q6_k_ref(x: &[f32], y: &mut [BlockQ6K]) {
 /// The second half of ggml's q6_k encoder, shared by every level: quantize the 16 sub-block
 /// scales to int8, re-quantize every value against its decoded scale (a sub-block whose
 /// decoded scale is 0 keeps the search's quants `l`), pack.
+/// (Always inlined: the SIMD encoders call it between vector code, and a call into
+/// SSE-compiled code from there pays AVX-512 ↔ SSE transition stalls.)
+#[inline(always)]
 pub(crate) fn finish_block(
     xb: &[f32],
     scales: &[f32; 16],

@@ -81,7 +81,7 @@ mod names;
 mod plan;
 mod table;
 
-pub use names::{Role, gguf_name, meta_name};
+pub use names::{Role, gguf_name, meta_name, meta_names};
 pub use plan::{Choice, Fallback, Plan, Rule, TensorPlan};
 pub use table::{ALIASES, Kind, RECIPE_NAMES, RECIPES, RecipeInfo, UNSUPPORTED};
 

@@ -2,7 +2,8 @@
 //!
 //! Block structs have alignment 2 or 4. When a byte slice is aligned (always, for `.lpk` data
 //! and `Vec`-backed buffers), it is viewed as blocks in place; otherwise each block is copied
-//! to the stack first. Both paths run the same arithmetic in the same order.
+//! to the stack first (a row being encoded goes through one aligned buffer). Both paths run the
+//! same arithmetic in the same order.
 
 use bytemuck::Pod;
 use half::{bf16, f16};
@@ -18,15 +19,10 @@ fn quantize_as<B: Pod>(src: &[f32], dst: &mut [u8], f: fn(&[f32], &mut [B])) {
     if let Ok(blocks) = bytemuck::try_cast_slice_mut::<u8, B>(dst) {
         f(src, blocks);
     } else {
-        let per = src.len() / nb;
-        for (x, out) in src
-            .chunks_exact(per)
-            .zip(dst.chunks_exact_mut(size_of::<B>()))
-        {
-            let mut b = B::zeroed();
-            f(x, std::slice::from_mut(&mut b));
-            out.copy_from_slice(bytemuck::bytes_of(&b));
-        }
+        // the whole row in one call: an encoder may carry state from block to block (iq4_nl)
+        let mut blocks = vec![B::zeroed(); nb];
+        f(src, &mut blocks);
+        dst.copy_from_slice(bytemuck::cast_slice(&blocks));
     }
 }
 
@@ -75,6 +71,20 @@ pub(crate) fn quantize<F: BlockFormat>(src: &[f32], dst: &mut [u8]) {
 /// [`BlockFormat::quantize_weights`] over row bytes.
 pub(crate) fn quantize_weights<F: BlockFormat>(src: &[f32], dst: &mut [u8]) {
     quantize_as::<F::Block>(src, dst, F::quantize_weights);
+}
+/// [`BlockFormat::quantize_weighted`] over row bytes (`qw` has one weight per value).
+pub(crate) fn quantize_weighted<F: BlockFormat>(src: &[f32], dst: &mut [u8], qw: &[f32]) {
+    let nb = dst.len() / size_of::<F::Block>();
+    if nb == 0 {
+        return;
+    }
+    if let Ok(blocks) = bytemuck::try_cast_slice_mut::<u8, F::Block>(dst) {
+        F::quantize_weighted(src, blocks, qw);
+    } else {
+        let mut blocks = vec![<F::Block as bytemuck::Zeroable>::zeroed(); nb];
+        F::quantize_weighted(src, &mut blocks, qw);
+        dst.copy_from_slice(bytemuck::cast_slice(&blocks));
+    }
 }
 /// [`BlockFormat::dequantize_ref`] over row bytes.
 pub(crate) fn dequantize<F: BlockFormat>(src: &[u8], dst: &mut [f32]) {

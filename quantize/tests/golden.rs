@@ -7,7 +7,7 @@
 //! q2_K, q3_K and q5_K; `make_golden_iq4.c` iq4_nl and iq4_xs). Every level must reproduce them
 //! exactly.
 
-mod common;
+use crate::common;
 
 use common::{levels, same_bits};
 use llamapack_quantize::DType;
@@ -162,4 +162,80 @@ fn fmt32_edge_rows_match_ggml() {
             decoder_matches(dtype, &bytes, &floats(&format!("{name}.extra.deq.f32")));
         }
     }
+}
+
+/// Types whose weighted encoder uses a statistic of the whole row (σ² of q4_0, q4_1, q5_0,
+/// q5_1): their rows cannot be encoded as one long row; the others take σ² per block or
+/// super-block and give the same bytes either way.
+fn weighted_row_statistic(dtype: DType) -> bool {
+    matches!(dtype, DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1)
+}
+
+/// The importance-weighted encoders (`quantize_weighted_row`) give the bytes of ggml's
+/// `quantize_<type>(x, y, 24, 256, imatrix)` (`make_golden_imatrix.c`: `<type>.imatrix.bin`,
+/// with `imatrix.f32` as every row's weights) at every level, row by row and, where the
+/// encoder has no row statistic, as one long row with the weights repeated.
+#[test]
+fn weighted_encoders_match_ggml_imatrix_bytes() {
+    let x = floats("input.f32");
+    let qw = floats("imatrix.f32");
+    let row = qw.len();
+    let long_qw: Vec<f32> = qw.iter().copied().cycle().take(x.len()).collect();
+    let mut checked = 0;
+    for dtype in quantized().filter(|&d| common::reference().has_weighted(d)) {
+        let want = read(&format!("{dtype}.imatrix.bin"));
+        let rb = dtype.row_bytes(row).unwrap();
+        assert_eq!(want.len(), rb * x.len() / row, "{dtype}: golden length");
+        for k in levels() {
+            assert!(
+                k.has_weighted(dtype),
+                "{dtype} at {}: no weighted encoder",
+                k.level()
+            );
+            for (r, (xr, wr)) in x.chunks_exact(row).zip(want.chunks_exact(rb)).enumerate() {
+                let mut got = vec![0u8; rb];
+                k.quantize_weighted_row(dtype, xr, &mut got, &qw).unwrap();
+                if let Some(i) = got.iter().zip(wr).position(|(a, b)| a != b) {
+                    panic!(
+                        "{dtype} weighted at {}: row {r} (kind {}), byte {i} (block {}): {} vs ggml {}",
+                        k.level(),
+                        r % 12,
+                        i / dtype.block_bytes(),
+                        got[i],
+                        wr[i]
+                    );
+                }
+            }
+            if !weighted_row_statistic(dtype) {
+                let mut all = vec![0u8; want.len()];
+                k.quantize_weighted_row(dtype, &x, &mut all, &long_qw)
+                    .unwrap();
+                assert!(
+                    all == want,
+                    "{dtype} weighted at {}: long row differs from ggml",
+                    k.level()
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no weighted encoder was checked");
+}
+
+/// The types with a weighted encoder are exactly those with a `<type>.imatrix.bin`: a new
+/// weighted encoder cannot go untested, and a golden file cannot go unchecked.
+#[test]
+fn weighted_encoders_have_golden_files() {
+    let dir = format!("{}/tests/golden", env!("CARGO_MANIFEST_DIR"));
+    let with_golden: Vec<DType> = DType::all()
+        .filter(|d| {
+            std::path::Path::new(&dir)
+                .join(format!("{d}.imatrix.bin"))
+                .exists()
+        })
+        .collect();
+    let with_weighted: Vec<DType> = DType::all()
+        .filter(|&d| common::reference().has_weighted(d))
+        .collect();
+    assert_eq!(with_weighted, with_golden);
 }

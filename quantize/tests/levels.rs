@@ -7,7 +7,7 @@
 //!   `4·ε·(blocks + 8)·(Σ|(wᵢ − m)·aᵢ| + Σ_blocks |m·s|)`; f32/f16/bf16 within
 //!   `2·ε·(n + 16)·Σ|wᵢaᵢ|`.
 
-mod common;
+use crate::common;
 
 use common::{KINDS, Rng, decode, encode, levels, reference, row, same_bits};
 use half::f16;
@@ -141,9 +141,16 @@ fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
     }
 }
 
-/// The k-quant dots, bit-identical at every level, on weight blocks of arbitrary bytes (every
-/// scale, min and quant pattern, NaN/inf super-block scales included).
-const KQUANTS: [DType; 5] = [DType::Q2K, DType::Q3K, DType::Q4K, DType::Q5K, DType::Q6K];
+/// The k-quant (and iq4_xs) dots, bit-identical at every level, on weight blocks of arbitrary
+/// bytes (every scale, min and quant pattern, NaN/inf super-block scales included).
+const KQUANTS: [DType; 6] = [
+    DType::Q2K,
+    DType::Q3K,
+    DType::Q4K,
+    DType::Q5K,
+    DType::Q6K,
+    DType::IQ4XS,
+];
 
 fn check_dot_on_bytes(dtype: DType, wq: &[u8], a: &[f32]) {
     let n = a.len();
@@ -267,6 +274,15 @@ fn simd_levels_are_exercised_on_this_cpu() {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         assert!(levels().len() >= 2, "AVX2 is available but not tested");
+    }
+    #[cfg(target_arch = "aarch64")]
+    if std::arch::is_aarch64_feature_detected!("neon") {
+        assert!(
+            levels()
+                .iter()
+                .any(|k| k.level() == llamapack_quantize::Level::Neon),
+            "NEON is available but not tested"
+        );
     }
     eprintln!(
         "levels under test: {:?}",

@@ -3,7 +3,7 @@
 //! on. Block counts 1..17 cover the 4-way unrolled loop and its tail; float rows of 67·k values
 //! also cover the vector loops' tails and the scalar tail.
 
-mod common;
+use crate::common;
 
 use common::{KINDS, encode, levels, row};
 use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
@@ -57,6 +57,8 @@ fn check(dtype: DType, n: usize, wkind: u64, akinds: [u64; 4], seed: u64) {
     {
         assert_eq!(packed_levels, 1, "{dtype}: packed kernel not exercised");
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = packed_levels; // the check above is x86-only
 }
 
 /// `vec_dot_tiled` of `rows` weight rows × `ntok` activation rows equals `vec_dot` of every

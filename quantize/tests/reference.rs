@@ -1,6 +1,6 @@
 //! The scalar references: known answers, ggml edge cases, round-trip error bounds, errors.
 
-mod common;
+use crate::common;
 
 use common::{Rng, decode, encode, levels, row};
 use half::f16;

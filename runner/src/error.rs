@@ -83,6 +83,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Collecting an importance matrix met a NaN or an infinity.
+    #[error(
+        "importance matrix: the sums of the input of {site} are no longer finite (NaN or ±inf activations)"
+    )]
+    NonFiniteActivation {
+        /// Which input, e.g. `w2 of layer 3`.
+        site: String,
+    },
+    /// An importance matrix could not be built or checked.
+    #[error(transparent)]
+    Quantize(#[from] llamapack_quantize::Error),
     /// The thread pool could not be built.
     #[error("cannot start the thread pool: {0}")]
     ThreadPool(String),

@@ -6,6 +6,7 @@ use llamapack_quantize::{Kernels, Level};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::imatrix::{Site, collect};
 use crate::matmul::{self, project};
 use crate::model::{Config, Weights};
 use crate::ops::{add, axpy, dot, rmsnorm, rope, silu, softmax};
@@ -156,7 +157,8 @@ impl<'a> Model<'a> {
     }
 
     /// The forward pass over `n = tokens.len()` tokens. Buffers are rows of `State`; nothing
-    /// is allocated here.
+    /// is allocated here. Each `collect` hands a matmul's input to the state's importance-matrix
+    /// collector, when it has one ([`crate::imatrix`]).
     fn forward_impl(
         &self,
         s: &mut State,
@@ -189,6 +191,7 @@ impl<'a> Model<'a> {
             rope_sin,
             act_scratch,
             mm_scratch,
+            imatrix,
             ..
         } = s;
 
@@ -210,6 +213,7 @@ impl<'a> Model<'a> {
                 rmsnorm(&mut xb[r.clone()], &x[r], &lw.attention_norm, c.norm_eps);
             }
             // xq, xk, xv = self.wq(x), self.wk(x), self.wv(x)           (Attention.forward)
+            collect(imatrix, Site::Attention(l), &xb[..n * dim], n)?;
             project(
                 kern,
                 &xb[..n * dim],
@@ -266,6 +270,7 @@ impl<'a> Model<'a> {
                     }
                 });
             // return self.wo(output)
+            collect(imatrix, Site::AttentionOutput(l), &xb[..n * qd], n)?;
             project(
                 kern,
                 &xb[..n * qd],
@@ -284,6 +289,7 @@ impl<'a> Model<'a> {
                 rmsnorm(&mut xb[r.clone()], &x[r], &lw.ffn_norm, c.norm_eps);
             }
             // self.w1(x), self.w3(x)                                    (FeedForward.forward)
+            collect(imatrix, Site::Ffn(l), &xb[..n * dim], n)?;
             project(
                 kern,
                 &xb[..n * dim],
@@ -298,6 +304,7 @@ impl<'a> Model<'a> {
                 *a = silu(*a) * b;
             }
             // self.w2(...)
+            collect(imatrix, Site::FfnDown(l), &hb[..n * hidden], n)?;
             project(
                 kern,
                 &hb[..n * hidden],
@@ -322,6 +329,7 @@ impl<'a> Model<'a> {
             let (o, src) = (i * dim..(i + 1) * dim, t * dim..(t + 1) * dim);
             rmsnorm(&mut xb[o], &x[src], &w.norm, c.norm_eps);
         }
+        collect(imatrix, Site::Output, &xb[..m * dim], m)?;
         project(
             kern,
             &xb[..m * dim],

@@ -10,6 +10,8 @@
 //! - [`Model::forward_batch`] runs a prompt as matrix × matrix; [`Model::forward`] one token
 //!   as matrix × vector; [`Model::prefill`] and [`Model::logits_all`] chunk longer inputs.
 //! - [`Model::generate`] samples with a [`Sampler`] (greedy or temperature + top-p, seeded).
+//! - [`imatrix::Collector`], put in [`State::imatrix`], collects an importance matrix (Σx² per
+//!   input column of every weight matrix) as the forward pass runs, as `llama-imatrix` does.
 //! - [`Tokenizer`] is `SentencePiece` BPE (ids identical to `sentencepiece`'s) or GPT-2
 //!   byte-level BPE ([`bpe`], ids identical to Hugging Face `tokenizers`');
 //!   [`chat_prompt`] builds Llama 2 Chat prompts.
@@ -55,6 +57,7 @@ pub mod bpe;
 pub mod error;
 pub mod forward;
 pub mod generate;
+pub mod imatrix;
 mod matmul;
 pub mod metrics;
 pub mod model;

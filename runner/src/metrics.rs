@@ -38,6 +38,13 @@ pub fn argmax(v: &[f64]) -> usize {
     best
 }
 
+/// Negative log-likelihood of `target` under `logits` (natural log, in f64): `logsumexp − logit`.
+pub fn nll(logits: &[f32], target: usize) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    max + sum.ln() - logits[target] as f64
+}
+
 /// Perplexity from negative log-likelihoods (natural log): `exp(mean(nll))`.
 pub fn perplexity(nll: &[f64]) -> f64 {
     if nll.is_empty() {
@@ -87,5 +94,9 @@ mod tests {
         assert_eq!(argmax(&[1.0, 3.0, 3.0, 2.0]), 1);
         assert!((perplexity(&[8f64.ln(); 4]) - 8.0).abs() < 1e-12);
         assert!(perplexity(&[]).is_nan());
+        // p = [0.25, 0.75]
+        let q1 = (1.0f64 / 3.0).ln() as f32;
+        assert!((nll(&[q1, 0.0], 0) - 4f64.ln()).abs() < 1e-7);
+        assert!((nll(&[q1, 0.0], 1) - (4.0f64 / 3.0).ln()).abs() < 1e-7);
     }
 }

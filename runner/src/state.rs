@@ -2,6 +2,7 @@
 //! up to `max_batch` tokens, the KV cache, the `RoPE` table, matmul scratch).
 
 use crate::aligned::Aligned;
+use crate::imatrix::Collector;
 use crate::matmul;
 use crate::model::Config;
 
@@ -47,6 +48,9 @@ pub struct State {
     pub act_scratch: Aligned<u8>,
     /// `[rows, max_batch]` product before the transpose of a batched matmul.
     pub mm_scratch: Aligned<f32>,
+    /// When set, every forward pass adds the inputs of its weight matrices to it (Σx² per
+    /// column, see [`crate::imatrix`]); `None` (the default) costs nothing.
+    pub imatrix: Option<Collector>,
 }
 
 impl State {
@@ -85,6 +89,7 @@ impl State {
             rope_sin,
             act_scratch: Aligned::zeroed(matmul::act_scratch_bytes(b, widest)),
             mm_scratch: Aligned::zeroed(if b > 1 { max_rows * b } else { 0 }),
+            imatrix: None,
         }
     }
 

@@ -10,7 +10,8 @@ use serde_json::json;
 
 use crate::ui::human_bytes;
 
-/// Show what is in a .lpk file — or in a checkpoint before converting it.
+/// Show what is in a .lpk file — or in a checkpoint before converting it, or in an importance
+/// matrix (llama.cpp's GGUF imatrix or legacy .dat, e.g. from `llamapack imatrix`).
 ///
 /// For a .lpk: the model config, a tokenizer summary, where the file came from (source files
 /// with their sha256, tool version, quantization recipe, stored accuracy report) and one row
@@ -20,11 +21,14 @@ use crate::ui::human_bytes;
 /// it holds (for a directory, the merged view under Meta names: what the .lpk will hold) and
 /// the model config read from params.json / config.json.
 ///
+/// For an importance matrix: its datasets and chunks, and per tensor the input width, the
+/// token count and the smallest, mean and largest mean squared activation E[x²].
+///
 /// Use --json for scripts.
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// A .lpk file, or a checkpoint directory / .pth / .safetensors file.
+    /// A .lpk file, a checkpoint directory / .pth / .safetensors file, or an imatrix file.
     pub file: PathBuf,
     /// Emit JSON: {"config", "tokenizer", "provenance", "tensors": [{"name", "dtype", "shape",
     /// "bytes", "checksum"}], ...}.
@@ -33,6 +37,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if super::imatrix::is_imatrix_file(&args.file) {
+        return super::imatrix::inspect(&args.file, args.json);
+    }
     if is_checkpoint(&args.file) {
         return inspect_checkpoint(args);
     }

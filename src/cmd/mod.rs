@@ -12,6 +12,7 @@ mod convert;
 mod demo;
 mod eval;
 mod export;
+mod imatrix;
 mod inspect;
 mod logits;
 mod quantize;
@@ -35,6 +36,7 @@ pub enum Command {
     Inspect(inspect::Args),
     Verify(verify::Args),
     Quantize(quantize::Args),
+    Imatrix(imatrix::Args),
 }
 
 /// Runs a subcommand.
@@ -52,6 +54,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Inspect(a) => inspect::run(&a),
         Command::Verify(a) => verify::run(&a),
         Command::Quantize(a) => quantize::run(&a),
+        Command::Imatrix(a) => imatrix::run(&a),
     }
 }
 

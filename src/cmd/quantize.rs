@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use llamapack_convert::gguf::imatrix::read_imatrix_file;
 use llamapack_format::{DType, Lpk, SourceFile};
 use llamapack_quantize::pipeline::{self, Quantized, TensorReport};
 use llamapack_quantize::recipe::{RECIPES, Recipe, TensorTypeOverride};
@@ -63,6 +64,22 @@ pub struct Args {
     /// Every 2-D weight gets the recipe's base type (no mixture).
     #[arg(long)]
     pub pure: bool,
+    /// Importance matrix (llama.cpp's GGUF imatrix or legacy .dat, e.g. from `llamapack
+    /// imatrix` or `llama-imatrix`): the weighted encoders use it, and the recipe applies
+    /// llama-quantize's imatrix rules. Tensors it has no entry for are quantized without it.
+    #[arg(long, value_name = "FILE")]
+    pub imatrix: Option<PathBuf>,
+    /// Use the imatrix only for tensors whose llama.cpp name contains NAME (repeatable).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "imatrix",
+        conflicts_with = "exclude_weights"
+    )]
+    pub include_weights: Vec<String>,
+    /// Do not use the imatrix for tensors whose llama.cpp name contains NAME (repeatable).
+    #[arg(long, value_name = "NAME", requires = "imatrix")]
+    pub exclude_weights: Vec<String>,
     /// Re-encode tensors that are already quantized (compounds the error; as llama-quantize's
     /// --allow-requantize). Without it an already-quantized input is refused.
     #[arg(long)]
@@ -83,13 +100,15 @@ pub struct Args {
 
 /// The recipe list of `--help`, from the recipe table.
 fn recipes_help() -> String {
+    use std::fmt::Write as _;
     let mut s =
         String::from("Recipes (bits per weight on Llama-2-7B, as llama-quantize plans it):\n");
     for r in &RECIPES {
-        s.push_str(&format!(
-            "  {:<8} {:>5.2} bpw  {}\n",
+        let _ = writeln!(
+            s,
+            "  {:<8} {:>5.2} bpw  {}",
             r.name, r.bpw_7b, r.description
-        ));
+        );
     }
     s.push_str("Aliases: q3_k, q4_k, q5_k = the _m mixtures; llama.cpp's upper-case names and ftype ids are accepted.");
     s
@@ -121,7 +140,7 @@ fn recipe_of(args: &Args) -> anyhow::Result<Recipe> {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let recipe = recipe_of(args)?;
+    let mut recipe = recipe_of(args)?;
     for t in [args.output_type, args.embedding_type]
         .into_iter()
         .flatten()
@@ -133,8 +152,31 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     crate::cmd::refuse_overwrite(&args.input, &args.output)?;
     let pool = crate::cmd::thread_pool(args.threads)?;
     let lpk = Lpk::open(&args.input)?;
+    let imatrix = match &args.imatrix {
+        Some(path) => {
+            let im = read_imatrix_file(path, 512)?;
+            let mut u = pipeline::ImatrixUse {
+                imatrix: im,
+                file: path.display().to_string(),
+                sha256: crate::cmd::sha256_of(path)?,
+            };
+            u.filter(&args.include_weights, &args.exclude_weights);
+            if u.imatrix.is_empty() {
+                eprintln!(
+                    "warning: {}: no importance-matrix entry is left to use; quantizing without it",
+                    path.display()
+                );
+                None
+            } else {
+                Some(u)
+            }
+        }
+        None => None,
+    };
+    recipe.has_imatrix = imatrix.is_some();
     let opts = pipeline::Options {
         allow_requantize: args.allow_requantize,
+        imatrix,
     };
     let started = Instant::now();
     let done = pool.install(|| quantize_file(&lpk, &recipe, &args.input, &args.output, &opts))?;
@@ -228,6 +270,20 @@ pub fn quantize_file(
     bar.finish_and_clear();
     for line in pipeline::group_fallbacks(&done.fallbacks) {
         eprintln!("warning: {line}");
+    }
+    if !done.without_weights.is_empty() {
+        let w = &done.without_weights;
+        let shown: Vec<&str> = w.iter().take(3).map(String::as_str).collect();
+        let more = w.len().saturating_sub(3);
+        eprintln!(
+            "warning: the importance matrix has no weights for {}{}: quantized without them",
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(done)
 }

@@ -8,19 +8,19 @@ use llamapack_format::Lpk;
 use llamapack_runner::accuracy::{Accumulator, Windows};
 use llamapack_runner::{Model, State, Tokenizer, npy};
 
-/// What to evaluate on, shared by `eval` and `compare`.
+/// What to run on, shared by `eval`, `compare` and `imatrix`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DataArgs {
-    /// Text file to evaluate on.
+    /// Text file, tokenized with the model's tokenizer.
     #[arg(long, conflicts_with = "tokens")]
     pub text: Option<std::path::PathBuf>,
-    /// Token ids to evaluate on: a JSON array or a .npy of int32/int64.
+    /// Token ids instead of text: a JSON array or a .npy of int32/int64.
     #[arg(long)]
     pub tokens: Option<std::path::PathBuf>,
-    /// Tokens per window.
+    /// Tokens per window (chunk).
     #[arg(long, default_value_t = 512)]
     pub ctx: usize,
-    /// Evaluate at most this many windows (0 = all).
+    /// Use at most this many windows (0 = all).
     #[arg(long, default_value_t = 0)]
     pub chunks: usize,
 }

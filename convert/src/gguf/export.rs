@@ -66,6 +66,44 @@ pub fn file_type_of<B: AsRef<[u8]>>(lpk: &Lpk<B>) -> u32 {
     }
 }
 
+/// The `quantize.imatrix.*` keys llama-quantize writes, from the imatrix recorded in the
+/// `.lpk`'s quantization provenance (none when it was quantized without one).
+fn imatrix_kvs<B: AsRef<[u8]>>(lpk: &Lpk<B>) -> Vec<(String, Value)> {
+    let Some(im) = lpk
+        .provenance()
+        .quantization
+        .as_ref()
+        .and_then(|q| q.get("imatrix"))
+        .filter(|v| v.is_object())
+    else {
+        return Vec::new();
+    };
+    let int = |k: &str| {
+        im.get(k)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|v| i32::try_from(v).ok())
+    };
+    let mut out = Vec::new();
+    if let Some(file) = im.get("file").and_then(serde_json::Value::as_str) {
+        out.push(kv("quantize.imatrix.file", file));
+    }
+    // llama-quantize records the first dataset only
+    if let Some(d) = im
+        .get("datasets")
+        .and_then(|d| d.get(0))
+        .and_then(serde_json::Value::as_str)
+    {
+        out.push(kv("quantize.imatrix.dataset", d));
+    }
+    if let Some(n) = int("entries") {
+        out.push(("quantize.imatrix.entries_count".into(), Value::I32(n)));
+    }
+    if let Some(n) = int("chunk_count").filter(|&n| n > 0) {
+        out.push(("quantize.imatrix.chunks_count".into(), Value::I32(n)));
+    }
+    out
+}
+
 fn kv(key: &str, v: impl Into<Value>) -> (String, Value) {
     (key.to_owned(), v.into())
 }
@@ -195,6 +233,7 @@ pub fn export_gguf<B: AsRef<[u8]>>(
         kv("llama.attention.layer_norm_rms_epsilon", cfg.norm_eps),
         kv("llama.vocab_size", cfg.vocab_size),
     ];
+    meta.extend(imatrix_kvs(lpk));
     meta.extend(tokenizer_kvs(tok, vocab, &mut notes));
 
     let mut w = GgufWriter::create(out, &meta, descs.clone())?;

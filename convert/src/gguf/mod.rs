@@ -13,6 +13,8 @@
 //! * [`import_gguf`] does the reverse: every type of the dtype table is kept as it is (byte for
 //!   byte); an activation-only type (`q8_1`) is dequantized with `llamapack-quantize`'s decoder
 //!   ([`dequant`]); any other type (`iq2_xxs`, …) is an error naming the tensor and its type.
+//! * [`imatrix`] reads llama.cpp's importance-matrix files (GGUF and legacy `.dat`) and writes
+//!   the GGUF one.
 //!
 //! # Why not the `gguf-rs` crate
 //!
@@ -55,6 +57,7 @@
 
 pub mod dequant;
 mod export;
+pub mod imatrix;
 mod import;
 pub mod names;
 pub mod reader;
@@ -173,9 +176,21 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An importance-matrix file is malformed as a whole (its tensors' faults are
+    /// [`Error::BadTensor`]).
+    #[error("{file}: not a usable imatrix file: {reason}")]
+    Imatrix {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Reading or writing the `.lpk` side failed.
     #[error(transparent)]
     Lpk(#[from] llamapack_format::Error),
+    /// An importance matrix refused an entry (values, sizes).
+    #[error(transparent)]
+    Quantize(#[from] llamapack_quantize::Error),
 }
 
 impl Error {

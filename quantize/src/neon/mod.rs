@@ -1,13 +1,17 @@
-//! aarch64 Advanced SIMD (NEON) kernels: the four quant dots and the float dots.
+//! aarch64 Advanced SIMD (NEON) kernels: the quant dots and the float dots.
 //!
 //! NEON is part of the aarch64 baseline (and detected at run time anyway). `vdotq_s32` is still
 //! unstable in Rust, so int8 products use widening multiplies (`vmull_s8`) and pairwise
 //! accumulation (`vpadalq_s16`). f16 lanes are widened with integer operations (Rust's `f16`
-//! vector types are unstable). The q8_0, q4_0 and q8_k encoders are in [`quant`]; the others
-//! and the decoders use the scalar reference.
+//! vector types are unstable). The q8_0, q8_1, q4_0 and q8_k encoders are in [`quant`]; the
+//! others and the decoders use the scalar reference. The q4_1, q5_0, q5_1 and iq4_nl dots are
+//! in [`block32`], the q2_k, q3_k, q5_k and iq4_xs dots in [`kquants`].
 //!
-//! Like the x86 kernels, the q4_k and q6_k dots return the reference's bits.
+//! Like the x86 kernels, the dots of the 256-value formats (q2_k..q6_k, iq4_xs) return the
+//! reference's bits.
 
+mod block32;
+mod kquants;
 mod quant;
 
 use std::arch::aarch64::*;
@@ -17,7 +21,13 @@ use half::{bf16, f16};
 use crate::float::bf16_to_f32;
 use crate::q4_k::unpack_scales_mins;
 
-pub(crate) use quant::{quantize_q4_0, quantize_q8_0, quantize_q8_k};
+pub(crate) use block32::{
+    vec_dot_iq4_nl_q8_0, vec_dot_q4_1_q8_1, vec_dot_q5_0_q8_0, vec_dot_q5_1_q8_1,
+};
+pub(crate) use kquants::{
+    vec_dot_iq4_xs_q8_k, vec_dot_q2_k_q8_k, vec_dot_q3_k_q8_k, vec_dot_q5_k_q8_k,
+};
+pub(crate) use quant::{quantize_q4_0, quantize_q8_0, quantize_q8_1, quantize_q8_k};
 
 const QB: usize = 34;
 const Q4B: usize = 18;
@@ -272,11 +282,10 @@ pub(crate) fn vec_dot_bf16(n: usize, w: &[u8], a: &[u8]) -> f32 {
     dot_with(
         n,
         a,
-        // SAFETY: dot_with only loads at i + 4 <= n; w holds 2n bytes.
         |i| {
-            vreinterpretq_f32_u32(vshll_n_u16::<16>(unsafe {
-                vld1_u16(w.as_ptr().add(2 * i).cast())
-            }))
+            // SAFETY: dot_with only loads at i + 4 <= n; w holds 2n bytes.
+            let h = unsafe { vld1_u16(w.as_ptr().add(2 * i).cast()) };
+            vreinterpretq_f32_u32(vshll_n_u16::<16>(h))
         },
         |i| bf16_to_f32(bf16::from_le_bytes([w[2 * i], w[2 * i + 1]])),
     )

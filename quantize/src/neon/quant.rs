@@ -1,4 +1,4 @@
-//! q8_0, q4_0 and q8_k encoders with NEON, byte-identical to the scalar references
+//! q8_0, q8_1, q4_0 and q8_k encoders with NEON, byte-identical to the scalar references
 //! (`vrndaq_f32` is C's `roundf`; `vcvtnq_s32_f32` is `nearest_int` in range; `vcvtq_s32_f32`
 //! truncates like C's cast).
 
@@ -63,6 +63,34 @@ pub(crate) fn quantize_q8_0(x: &[f32], y: &mut [u8]) {
         unsafe {
             vst1q_s8(out.as_mut_ptr().add(2).cast(), q[0]);
             vst1q_s8(out.as_mut_ptr().add(18).cast(), q[1]);
+        }
+    }
+}
+
+/// q8_1 encoder: q8_0's quants, then `s = f16(f32(Σ q) · d)` with the f32 scale `d` (as
+/// [`crate::q8_1::quantize_row_q8_1_ref`]).
+#[target_feature(enable = "neon")]
+pub(crate) fn quantize_q8_1(x: &[f32], y: &mut [u8]) {
+    let nb = x.len() / 32;
+    assert!(x.len() == 32 * nb && y.len() == 36 * nb);
+    for (i, out) in y.chunks_exact_mut(36).enumerate() {
+        // SAFETY: i < nb.
+        let v = unsafe { load32(x, i) };
+        let d = abs_max(&v) / 127.0;
+        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+        out[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+        if id.is_infinite() {
+            // C: (int8_t) of ±inf/NaN is 0 on x86-64; then s = f16(0 · d) = +0
+            out[2..].fill(0);
+            continue;
+        }
+        let q = narrow32(v.map(|r| vcvtq_s32_f32(vrndaq_f32(vmulq_n_f32(r, id)))));
+        let sum = i32::from(vaddvq_s16(vpaddlq_s8(q[0]))) + i32::from(vaddvq_s16(vpaddlq_s8(q[1])));
+        out[2..4].copy_from_slice(&f16::from_f32(sum as f32 * d).to_le_bytes());
+        // SAFETY: out is 36 bytes; the quants are at 4..36.
+        unsafe {
+            vst1q_s8(out.as_mut_ptr().add(4).cast(), q[0]);
+            vst1q_s8(out.as_mut_ptr().add(20).cast(), q[1]);
         }
     }
 }

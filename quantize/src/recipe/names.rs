@@ -1,6 +1,6 @@
 //! Tensor names: Meta's (what a `.lpk` holds) ↔ llama.cpp's GGUF names, and what each is to
-//! llama.cpp's rules. (The same table as `llamapack-convert`'s `gguf::names`, which this crate
-//! does not depend on.)
+//! llama.cpp's rules. The one name table of the workspace (`llamapack-convert`'s
+//! `gguf::names` re-exports it).
 
 use serde::Serialize;
 
@@ -53,6 +53,19 @@ pub fn meta_name(gguf: &str) -> Option<String> {
     let (n, suffix) = split_layer(gguf, "blk.")?;
     let &(m, _) = LAYER_NAMES.iter().find(|(_, g)| *g == suffix)?;
     Some(format!("layers.{n}.{m}"))
+}
+
+/// Every Meta name of a model with `n_layers` layers, in llama.cpp's order (output last; skip
+/// it when tied).
+pub fn meta_names(n_layers: u32) -> impl Iterator<Item = String> {
+    let layers = (0..n_layers).flat_map(|i| {
+        LAYER_NAMES
+            .iter()
+            .map(move |(m, _)| format!("layers.{i}.{m}"))
+    });
+    std::iter::once(MODEL_NAMES[0].0.to_owned())
+        .chain(layers)
+        .chain(MODEL_NAMES[1..].iter().map(|(m, _)| (*m).to_owned()))
 }
 
 /// What a tensor is to llama.cpp's rules (its `tensor_category`, llama subset).

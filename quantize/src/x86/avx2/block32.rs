@@ -172,7 +172,7 @@ pub(crate) fn quantize_q4_0(x: &[f32], y: &mut [u8]) {
 /// `blk` has at least 18 bytes.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn q4_0_nibbles(blk: &[u8]) -> __m256i {
+pub(super) unsafe fn q4_0_nibbles(blk: &[u8]) -> __m256i {
     debug_assert!(blk.len() >= Q4B);
     // SAFETY: bytes 2..18 are inside blk.
     unsafe { nibbles_at(blk, 2) }

@@ -526,3 +526,107 @@ pub(crate) fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     }
     sumf
 }
+
+/// Stores `dl·q − ml` for the 32 unsigned quants of `v` (two sub-blocks of 16: `s0` for values
+/// 0..16, `s0 + 1` for 16..32) at `out[..32]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn store_sub16_pair(v: __m256i, dl: &[f32; 16], ml: &[f32; 16], s0: usize, out: &mut [f32]) {
+    assert!(out.len() >= 32 && s0 < 15);
+    let (a, b) = (_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    for (p, part) in [a, _mm_srli_si128::<8>(a), b, _mm_srli_si128::<8>(b)]
+        .into_iter()
+        .enumerate()
+    {
+        let s = s0 + p / 2;
+        let f = scale_sub(part, _mm256_set1_ps(dl[s]), _mm256_set1_ps(ml[s]));
+        // SAFETY: out has at least 32 floats; 8p + 8 <= 32.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * p), f) };
+    }
+}
+
+/// q2_k decoder, exact.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q2_k(x: &[u8], y: &mut [f32]) {
+    let nb = y.len() / 256;
+    assert!(y.len() == 256 * nb && x.len() == Q2K * nb);
+    let m2 = _mm256_set1_epi8(3);
+    for (blk, out) in x.chunks_exact(Q2K).zip(y.chunks_exact_mut(256)) {
+        let (d, min) = f16x2_at(blk, 80);
+        let dl: [f32; 16] = std::array::from_fn(|s| d * f32::from(blk[s] & 0x0f));
+        let ml: [f32; 16] = std::array::from_fn(|s| min * f32::from(blk[s] >> 4));
+        for h in 0..2 {
+            // SAFETY: qs bytes 16+32h..48+32h < 80 (h < 2).
+            let q = unsafe { ld256(blk, 16 + 32 * h) };
+            for k in 0..4 {
+                let v = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * k as i32)), m2);
+                let o = &mut out[128 * h + 32 * k..128 * h + 32 * k + 32];
+                store_sub16_pair(v, &dl, &ml, 8 * h + 2 * k, o);
+            }
+        }
+    }
+}
+
+/// q3_k decoder, exact.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q3_k(x: &[u8], y: &mut [f32]) {
+    let nb = y.len() / 256;
+    assert!(y.len() == 256 * nb && x.len() == Q3K * nb);
+    for (blk, out) in x.chunks_exact(Q3K).zip(y.chunks_exact_mut(256)) {
+        let d_all = f16_to_f32(rd_u16(blk, 108));
+        let sc = q3k_unpack_scales(blk[96..108].try_into().expect("12 scale bytes"));
+        // SAFETY: hmask is bytes 0..32 of the 110-byte block.
+        let hm = unsafe { ld256(blk, 0) };
+        for v in 0..8 {
+            // SAFETY: qs bytes 32+32h..64+32h < 96 (h = v / 4 < 2).
+            let q = unsafe { ld256(blk, 32 + 32 * (v / 4)) };
+            let t = _mm256_sub_epi8(q3k_values(q, hm, v), _mm256_set1_epi8(4));
+            let (a, b) = (_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t));
+            for (p, part) in [a, _mm_srli_si128::<8>(a), b, _mm_srli_si128::<8>(b)]
+                .into_iter()
+                .enumerate()
+            {
+                let dl = _mm256_set1_ps(d_all * f32::from(sc[2 * v + p / 2] - 32));
+                let f = _mm256_mul_ps(dl, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(part)));
+                // SAFETY: out has 256 floats; 32v + 8p + 8 <= 256.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(32 * v + 8 * p), f) };
+            }
+        }
+    }
+}
+
+/// q5_k decoder, exact.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q5_k(x: &[u8], y: &mut [f32]) {
+    let nb = y.len() / 256;
+    assert!(y.len() == 256 * nb && x.len() == Q5K * nb);
+    for (blk, out) in x.chunks_exact(Q5K).zip(y.chunks_exact_mut(256)) {
+        let (d, min) = f16x2_at(blk, 0);
+        let sm = unpack_scales_mins(blk[4..16].try_into().expect("12 scale bytes"));
+        // SAFETY: qh is bytes 16..48 of the 176-byte block.
+        let qh = unsafe { ld256(blk, 16) };
+        for j in 0..4 {
+            // SAFETY: qs bytes 48+32j..80+32j <= 176 (j < 4).
+            let q = unsafe { ld256(blk, 48 + 32 * j) };
+            let (lo, hi) = q5k_values(q, qh, j);
+            for (half, v) in [lo, hi].into_iter().enumerate() {
+                let s = 2 * j + half;
+                let dv = _mm256_set1_ps(d * f32::from(sm[s]));
+                let mv = _mm256_set1_ps(min * f32::from(sm[8 + s]));
+                let (a, b) = (_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+                for (k, p) in [a, _mm_srli_si128::<8>(a), b, _mm_srli_si128::<8>(b)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    // SAFETY: out has 256 floats; 32s + 8k + 8 <= 256.
+                    unsafe {
+                        _mm256_storeu_ps(
+                            out.as_mut_ptr().add(32 * s + 8 * k),
+                            scale_sub(p, dv, mv),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

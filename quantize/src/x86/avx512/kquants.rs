@@ -160,14 +160,14 @@ pub(crate) fn vec_dot_q3_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         // SAFETY: hmask is bytes 0..32 of the 110-byte block.
         let hm = unsafe { ld256(bw, 0) };
         let mut acc = _mm512_setzero_si512();
-        for g in 0..4 {
+        for (g, ix) in idx4.iter().enumerate() {
             // values 64g .. 64g + 64 (sub-blocks 4g..4g + 4) from qs half g / 2
             // SAFETY: qs bytes 32+32h..64+32h < 96 (h = g / 2 < 2).
             let q = unsafe { ld256(bw, 32 + 32 * (g / 2)) };
             let u = join(q3k_values(q, hm, 2 * g), q3k_values(q, hm, 2 * g + 1));
             // SAFETY: q8 bytes 4 + 64g + 64 <= 260.
             let y = unsafe { ld512(ba, 4 + 64 * g) };
-            let s = _mm512_permutexvar_epi16(idx4[g], sc);
+            let s = _mm512_permutexvar_epi16(*ix, sc);
             acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(u, y), s);
         }
         // SAFETY: the 16 sums are at 260..292 of the 292-byte block.

@@ -1,0 +1,12 @@
+//! Integration tests of llamapack-quantize (one test binary): every format of the dtype table
+//! against ggml's own bytes (golden), every SIMD level against the scalar reference (levels,
+//! multi_dot, iq4), reference properties (reference) and llama.cpp's recipes tensor for tensor
+//! (recipe).
+
+mod common;
+mod golden;
+mod iq4;
+mod levels;
+mod multi_dot;
+mod recipe;
+mod reference;
