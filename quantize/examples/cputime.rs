@@ -17,12 +17,29 @@ fn cpu_ns() -> u64 {
 }
 
 /// Runs `f` until ~0.3 s of CPU time has passed; returns bytes per CPU-second.
+///
+/// Reading the CPU time is a file read (several µs), longer than one call of a fast encoder on
+/// a 4096-value row, and the kernel updates it at scheduler ticks, so `f` runs in batches of at
+/// least ~1 ms (sized by the wall clock, which has the resolution) between readings.
 fn rate(bytes: usize, mut f: impl FnMut()) -> f64 {
     f();
+    let mut batch = 1u64;
+    loop {
+        let t = std::time::Instant::now();
+        for _ in 0..batch {
+            f();
+        }
+        if t.elapsed() >= std::time::Duration::from_millis(1) {
+            break;
+        }
+        batch *= 2;
+    }
     let (t0, mut iters) = (cpu_ns(), 0u64);
     while cpu_ns() - t0 < 300_000_000 {
-        f();
-        iters += 1;
+        for _ in 0..batch {
+            f();
+        }
+        iters += batch;
     }
     (bytes as f64 * iters as f64) / ((cpu_ns() - t0) as f64 * 1e-9)
 }
@@ -54,6 +71,9 @@ fn main() {
     for dtype in [
         DType::Q8_0,
         DType::Q4_0,
+        DType::Q4_1,
+        DType::Q5_0,
+        DType::Q5_1,
         DType::Q4K,
         DType::Q6K,
         DType::Q8K,

@@ -9,7 +9,7 @@
 //!   overflows, constant blocks;
 //! - arbitrary finite bit patterns, block by block at random exponents.
 
-mod common;
+use crate::common;
 
 use common::{Rng, encode, levels};
 use llamapack_quantize::DType;

@@ -1,9 +1,10 @@
 //! Integration tests of llamapack-quantize (one test binary): every format of the dtype table
 //! against ggml's own bytes (golden), every SIMD level against the scalar reference (levels,
-//! multi_dot, iq4), reference properties (reference) and llama.cpp's recipes tensor for tensor
-//! (recipe).
+//! multi_dot, iq4, enc32_edges), reference properties (reference) and llama.cpp's recipes
+//! tensor for tensor (recipe).
 
 mod common;
+mod enc32_edges;
 mod golden;
 mod iq4;
 mod levels;
