@@ -51,7 +51,7 @@ fn encoder_matches(dtype: DType, x: &[f32], want: &[u8]) {
         let mut all = vec![0u8; want.len()];
         k.quantize_row(dtype, x, &mut all).unwrap();
         assert!(
-            all == want,
+            common::first_difference(&all, want).is_none(),
             "{dtype} at {}: long row differs from ggml",
             k.level()
         );
@@ -59,7 +59,7 @@ fn encoder_matches(dtype: DType, x: &[f32], want: &[u8]) {
             let wr = &encoded_alone(dtype, xr, wr);
             let mut got = vec![0u8; rb];
             k.quantize_row(dtype, xr, &mut got).unwrap();
-            if let Some(i) = got.iter().zip(wr).position(|(a, b)| a != b) {
+            if let Some(i) = common::first_difference(&got, wr) {
                 panic!(
                     "{dtype} at {}: row {r} (kind {}), byte {i}: {} vs ggml {}",
                     k.level(),
@@ -132,7 +132,7 @@ fn weight_encoders_match_llama_quantize_bytes() {
         for k in levels() {
             let mut got = vec![0u8; want.len()];
             k.quantize_weights_row(dtype, &x, &mut got).unwrap();
-            if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
+            if let Some(i) = common::first_difference(&got, &want) {
                 panic!(
                     "{dtype} weights at {}: byte {i} (block {}): {} vs ggml {}",
                     k.level(),
@@ -192,7 +192,7 @@ fn weighted_matches(dtype: DType, x: &[f32], qw: &[f32], want: &[u8], what: &str
         for (r, (xr, wr)) in x.chunks_exact(row).zip(want.chunks_exact(rb)).enumerate() {
             let mut got = vec![0u8; rb];
             k.quantize_weighted_row(dtype, xr, &mut got, qw).unwrap();
-            if let Some(i) = got.iter().zip(wr).position(|(a, b)| a != b) {
+            if let Some(i) = common::first_difference(&got, wr) {
                 panic!(
                     "{dtype} {what} at {}: row {r}, byte {i} (block {}): {} vs ggml {}",
                     k.level(),
@@ -207,7 +207,7 @@ fn weighted_matches(dtype: DType, x: &[f32], qw: &[f32], want: &[u8], what: &str
             k.quantize_weighted_row(dtype, x, &mut all, &long_qw)
                 .unwrap();
             assert!(
-                all == want,
+                common::first_difference(&all, want).is_none(),
                 "{dtype} {what} at {}: long row differs from ggml",
                 k.level()
             );

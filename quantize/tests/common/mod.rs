@@ -128,3 +128,24 @@ pub fn decode(dtype: DType, b: &[u8], n: usize) -> Vec<f32> {
         .expect("sizes match");
     out
 }
+
+/// The first byte where `got` and `want` (encoded rows) differ, ignoring — on CPUs other than
+/// x86-64 — the sign of an f16 NaN: ggml's golden bytes were made on x86-64, whose default NaN
+/// (0/0, ∞−∞ in a scale computed from extreme weights) is negative, while aarch64's is
+/// positive, so ggml itself writes the other sign there. Every f16 field of every ggml block
+/// sits at an even offset, so the 2-byte word around a difference is checked.
+pub fn first_difference(got: &[u8], want: &[u8]) -> Option<usize> {
+    let i = got.iter().zip(want).position(|(a, b)| a != b)?;
+    if cfg!(target_arch = "x86_64") {
+        return Some(i);
+    }
+    let word = |b: &[u8], w: usize| u16::from_le_bytes([b[2 * w], b[2 * w + 1]]);
+    let nan = |h: u16| h & 0x7c00 == 0x7c00 && h & 0x03ff != 0;
+    for w in i / 2..got.len().min(want.len()) / 2 {
+        let (g, x) = (word(got, w), word(want, w));
+        if g != x && !(g ^ x == 0x8000 && nan(g) && nan(x)) {
+            return Some(2 * w + usize::from(got[2 * w] == want[2 * w]));
+        }
+    }
+    None
+}
