@@ -71,6 +71,33 @@ fn verify_passes_then_names_the_corrupt_tensor() {
     );
     assert!(!stdout.contains("tok_embeddings"), "{stdout}");
     assert_eq!(v["tensors"][1]["name"], "layers.0.attention.wq.weight");
+
+    // Nothing that rewrites tensors launders the corruption into a fresh, valid-looking file.
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    for args in [
+        vec!["quantize", s(&p), "-o", "q.lpk", "--type", "q8_0"],
+        vec!["export", s(&p), "--format", "gguf", "-o", "x.gguf"],
+        vec!["export", s(&p), "--format", "safetensors", "-o", "hf"],
+    ] {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.contains('.') && !a.contains('/') || *a == "hf" {
+                    out_dir.join(a).display().to_string()
+                } else {
+                    (*a).to_owned()
+                }
+            })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = fails(&args);
+        assert!(
+            err.contains("layers.0.attention.wq.weight") && err.contains("corrupt"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
 }
 
 #[test]

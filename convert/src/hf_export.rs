@@ -247,6 +247,15 @@ pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
     let head_dim = c.head_dim() as usize;
     let mut lazies = Vec::new();
     for t in lpk.tensors() {
+        // A corrupt input is refused, not laundered into a fresh file with valid checksums.
+        if !t.checksum_ok() {
+            return Err(Error::Tensor {
+                file: lpk.file_name().to_owned(),
+                tensor: t.name.to_owned(),
+                reason: "checksum mismatch: the input is corrupt (run `llamapack verify` on it)"
+                    .into(),
+            });
+        }
         let hf = meta_to_hf(t.name).ok_or_else(|| Error::UnexpectedTensor {
             file: lpk.file_name().to_owned(),
             tensor: t.name.to_owned(),

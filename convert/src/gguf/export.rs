@@ -196,6 +196,13 @@ pub fn export_gguf<B: AsRef<[u8]>>(
     let mut descs = Vec::with_capacity(lpk.len());
     let mut converted = Vec::new();
     for t in lpk.tensors() {
+        // A corrupt input is refused, not laundered into a fresh file with valid checksums.
+        if !t.checksum_ok() {
+            return Err(fail(
+                t.name,
+                "checksum mismatch: the input is corrupt (run `llamapack verify` on it)".into(),
+            ));
+        }
         let name = meta_to_gguf(t.name)
             .ok_or_else(|| fail(t.name, "has no llama.cpp name (not a llama tensor)".into()))?;
         let mut ty = GgmlType::from_dtype(t.dtype);
