@@ -366,95 +366,41 @@ pub(crate) unsafe fn q4_1_block(w: &[u8], i: usize) -> (u32, __m256i) {
     unsafe { (rd_u32_ptr(w.as_ptr().add(o)), nibbles_at(w, o + 4)) }
 }
 
-/// q4_1·q8_1 dot (tolerance in the module doc).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot_q4_1_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let nb = n / 32;
-    assert!(w.len() == Q41B * nb);
-    // SAFETY: i < nb blocks, checked above.
-    dot_q8_1(
-        nb,
-        (w, Q41B),
-        a,
-        |i| unsafe { q4_1_block(w, i) },
-        |x, y| dot_u8i8x32(x, y),
-    )
-}
+/// The six dot wrappers of one level — single and 4-token, for q4_1·q8_1, q5_1·q8_1 and
+/// q5_0·q8_0 — from the invoking module's block unpackers (`q4_1_block`, `q5_1_block`,
+/// `q5_0_block`) and integer dots (`dot_u8i8x32`, `dot_i8x32`), under its target features. AVX2
+/// and AVX-512 differ only in those primitives, so both levels take their wrappers from here.
+macro_rules! legacy_dots {
+    ($features:literal) => {
+        $crate::x86::avx2::legacy_dots!(@one $features, vec_dot_q4_1_q8_1, vec_dot4_q4_1_q8_1,
+            dot_q8_1, dot4_q8_1, q4_1_block, BlockQ4_1, dot_u8i8x32, "q4_1·q8_1");
+        $crate::x86::avx2::legacy_dots!(@one $features, vec_dot_q5_1_q8_1, vec_dot4_q5_1_q8_1,
+            dot_q8_1, dot4_q8_1, q5_1_block, BlockQ5_1, dot_u8i8x32, "q5_1·q8_1");
+        $crate::x86::avx2::legacy_dots!(@one $features, vec_dot_q5_0_q8_0, vec_dot4_q5_0_q8_0,
+            dot_q8_0, dot4_q8_0, q5_0_block, BlockQ5_0, dot_i8x32, "q5_0·q8_0");
+    };
+    (@one $features:literal, $dot:ident, $dot4:ident, $loop:ident, $loop4:ident,
+        $block:ident, $blocktype:ident, $idot:ident, $what:literal) => {
+        #[doc = concat!($what, " dot (tolerance in the AVX2 module doc).")]
+        #[target_feature(enable = $features)]
+        pub(crate) fn $dot(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            let (nb, bb) = (n / 32, size_of::<llamapack_format::blocks::$blocktype>());
+            assert!(w.len() == bb * nb);
+            // SAFETY: i < nb blocks, checked above.
+            $loop(nb, (w, bb), a, |i| unsafe { $block(w, i) }, |x, y| $idot(x, y))
+        }
 
-/// q5_1·q8_1 dot (tolerance in the module doc).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot_q5_1_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let nb = n / 32;
-    assert!(w.len() == Q51B * nb);
-    // SAFETY: i < nb blocks, checked above.
-    dot_q8_1(
-        nb,
-        (w, Q51B),
-        a,
-        |i| unsafe { q5_1_block(w, i) },
-        |x, y| dot_u8i8x32(x, y),
-    )
+        #[doc = concat!($what, " dot of one weight row with 4 activation rows; each result is \
+            bit-identical to [`", stringify!($dot), "`].")]
+        #[target_feature(enable = $features)]
+        pub(crate) fn $dot4(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+            let (nb, bb) = (n / 32, size_of::<llamapack_format::blocks::$blocktype>());
+            assert!(w.len() == bb * nb);
+            // SAFETY: i < nb blocks, checked above.
+            $loop4(nb, (w, bb), a, |i| unsafe { $block(w, i) }, |x, y| $idot(x, y))
+        }
+    };
 }
+pub(crate) use legacy_dots;
 
-/// q5_0·q8_0 dot: q4_0's step with the 5-bit values (tolerance in the module doc).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot_q5_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let nb = n / 32;
-    assert!(w.len() == Q50B * nb);
-    // SAFETY: i < nb blocks, checked above.
-    dot_q8_0(
-        nb,
-        (w, Q50B),
-        a,
-        |i| unsafe { q5_0_block(w, i) },
-        |x, y| dot_i8x32(x, y),
-    )
-}
-
-/// q4_1·q8_1 dot of one weight row with 4 activation rows; each result is bit-identical to
-/// [`vec_dot_q4_1_q8_1`].
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot4_q4_1_q8_1(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    let nb = n / 32;
-    assert!(w.len() == Q41B * nb);
-    // SAFETY: i < nb blocks, checked above.
-    dot4_q8_1(
-        nb,
-        (w, Q41B),
-        a,
-        |i| unsafe { q4_1_block(w, i) },
-        |x, y| dot_u8i8x32(x, y),
-    )
-}
-
-/// q5_1·q8_1 dot of one weight row with 4 activation rows; each result is bit-identical to
-/// [`vec_dot_q5_1_q8_1`].
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot4_q5_1_q8_1(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    let nb = n / 32;
-    assert!(w.len() == Q51B * nb);
-    // SAFETY: i < nb blocks, checked above.
-    dot4_q8_1(
-        nb,
-        (w, Q51B),
-        a,
-        |i| unsafe { q5_1_block(w, i) },
-        |x, y| dot_u8i8x32(x, y),
-    )
-}
-
-/// q5_0·q8_0 dot of one weight row with 4 activation rows; each result is bit-identical to
-/// [`vec_dot_q5_0_q8_0`].
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot4_q5_0_q8_0(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    let nb = n / 32;
-    assert!(w.len() == Q50B * nb);
-    // SAFETY: i < nb blocks, checked above.
-    dot4_q8_0(
-        nb,
-        (w, Q50B),
-        a,
-        |i| unsafe { q5_0_block(w, i) },
-        |x, y| dot_i8x32(x, y),
-    )
-}
+legacy_dots!("avx2,fma,f16c");
