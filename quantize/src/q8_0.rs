@@ -32,14 +32,41 @@ pub fn quantize_row_q8_0_ref(x: &[f32], y: &mut [BlockQ8_0]) {
         "q8_0: row length must be 32 × blocks"
     );
     for (xb, yb) in x.chunks_exact(QK8_0).zip(y.iter_mut()) {
-        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
-        yb.d = f16::from_f32(d);
-        for (q, &v) in yb.qs.iter_mut().zip(xb) {
-            *q = c_f32_to_i8(roundf(v * id));
-        }
+        yb.d = f16::from_f32(quantize_block(xb, &mut yb.qs));
     }
+}
+
+/// The quants of one 32-value block (q8_0's, and q8_1's): `d = amax / 127` in f32 (returned),
+/// `q = (int8_t) roundf(x · (1 / d))`, 0 when `d` is 0.
+#[inline(always)]
+pub(crate) fn quantize_block(xb: &[f32], qs: &mut [i8; QK8_0]) -> f32 {
+    let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+    for (q, &v) in qs.iter_mut().zip(xb) {
+        *q = c_f32_to_i8(roundf(v * id));
+    }
+    d
+}
+
+/// `y = f32(q) · d` for one block's quants (q8_0's and q8_1's decoder).
+#[inline(always)]
+pub(crate) fn decode_block(qs: &[i8; QK8_0], d: f16, y: &mut [f32]) {
+    let d = d.to_f32();
+    for (o, &q) in y.iter_mut().zip(qs) {
+        *o = f32::from(q) * d;
+    }
+}
+
+/// `i32 Σ x·y` of two blocks' quants times `(dx · dy)` in f32 (q8_0's and q8_1's block dot).
+#[inline(always)]
+pub(crate) fn int8_dot(xq: &[i8; QK8_0], dx: f16, yq: &[i8; QK8_0], dy: f16) -> f32 {
+    let sumi: i32 = xq
+        .iter()
+        .zip(yq)
+        .map(|(&a, &b)| i32::from(a) * i32::from(b))
+        .sum();
+    sumi as f32 * (dx.to_f32() * dy.to_f32())
 }
 
 /// Dequantizes `x` into `y` (`32 · x.len()` values): `y = f32(qs) · f32(d)`.
@@ -50,22 +77,14 @@ pub fn dequantize_row_q8_0_ref(x: &[BlockQ8_0], y: &mut [f32]) {
         "q8_0: output length must be 32 × blocks"
     );
     for (xb, yb) in x.iter().zip(y.chunks_exact_mut(QK8_0)) {
-        let d = xb.d.to_f32();
-        for (o, &q) in yb.iter_mut().zip(&xb.qs) {
-            *o = f32::from(q) * d;
-        }
+        decode_block(&xb.qs, xb.d, yb);
     }
 }
 
 /// One block's contribution to a q8_0·q8_0 dot: `i32 Σ x·y` times `(dx · dy)` in f32.
 #[inline(always)]
 pub(crate) fn block_dot(x: &BlockQ8_0, y: &BlockQ8_0) -> f32 {
-    let sumi: i32 =
-        x.qs.iter()
-            .zip(&y.qs)
-            .map(|(&a, &b)| i32::from(a) * i32::from(b))
-            .sum();
-    sumi as f32 * (x.d.to_f32() * y.d.to_f32())
+    int8_dot(&x.qs, x.d, &y.qs, y.d)
 }
 
 /// Dot product of a q8_0 row with a q8_0 row: blocks in order, each an exact integer sum

@@ -10,7 +10,7 @@
 use half::f16;
 use llamapack_format::blocks::{BlockQ8_1, QK8_1};
 
-use crate::rounding::{c_f32_to_i8, roundf};
+use crate::q8_0::{decode_block, int8_dot, quantize_block};
 
 crate::format::block_format!(
     Q8_1,
@@ -35,13 +35,8 @@ pub fn quantize_row_q8_1_ref(x: &[f32], y: &mut [BlockQ8_1]) {
         "q8_1: row length must be 32 × blocks"
     );
     for (xb, yb) in x.chunks_exact(QK8_1).zip(y.iter_mut()) {
-        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+        let d = quantize_block(xb, &mut yb.qs);
         yb.d = f16::from_f32(d);
-        for (q, &v) in yb.qs.iter_mut().zip(xb) {
-            *q = c_f32_to_i8(roundf(v * id));
-        }
         let sum: i32 = yb.qs.iter().map(|&q| i32::from(q)).sum();
         yb.s = f16::from_f32(sum as f32 * d);
     }
@@ -55,10 +50,7 @@ pub fn dequantize_row_q8_1_ref(x: &[BlockQ8_1], y: &mut [f32]) {
         "q8_1: output length must be 32 × blocks"
     );
     for (xb, yb) in x.iter().zip(y.chunks_exact_mut(QK8_1)) {
-        let d = xb.d.to_f32();
-        for (o, &q) in yb.iter_mut().zip(&xb.qs) {
-            *o = f32::from(q) * d;
-        }
+        decode_block(&xb.qs, xb.d, yb);
     }
 }
 
@@ -66,12 +58,7 @@ pub fn dequantize_row_q8_1_ref(x: &[BlockQ8_1], y: &mut [f32]) {
 /// no weight is stored as q8_1; it makes [`crate::vec_dot`] total over the dtype table).
 #[inline(always)]
 pub(crate) fn block_dot(x: &BlockQ8_1, y: &BlockQ8_1) -> f32 {
-    let sumi: i32 =
-        x.qs.iter()
-            .zip(&y.qs)
-            .map(|(&a, &b)| i32::from(a) * i32::from(b))
-            .sum();
-    sumi as f32 * (x.d.to_f32() * y.d.to_f32())
+    int8_dot(&x.qs, x.d, &y.qs, y.d)
 }
 
 /// Dot product of two q8_1 rows.
