@@ -537,6 +537,35 @@ macro_rules! tf {
     };
 }
 
+/// Replaces the importance-weighted encoder of every format that has one, and iq4_nl's weight
+/// encoder (its trial search), with the same code compiled for a level's features:
+/// `weighted_over!(t, k)` with `k` the level's module.
+#[cfg(target_arch = "x86_64")]
+macro_rules! weighted_over {
+    ($t:ident, $k:ident) => {
+        weighted_over!(@ $t, $k, Q4_0 q4_0::Q4_0, Q4_1 q4_1::Q4_1, Q5_0 q5_0::Q5_0,
+            Q5_1 q5_1::Q5_1, Q2K q2_k::Q2K, Q3K q3_k::Q3K, Q4K q4_k::Q4K, Q5K q5_k::Q5K,
+            Q6K q6_k::Q6K, IQ4NL iq4_nl::Iq4Nl, IQ4XS iq4_xs::Iq4Xs);
+        over!($t, IQ4NL, {
+            quantize_weights: Some(|x: &[f32], y: &mut [u8]| {
+                // SAFETY: as below, the table is only reachable once its features are detected.
+                unsafe { $k::quantize_weights::<crate::iq4_nl::Iq4Nl>(x, y) }
+            }),
+        });
+    };
+    (@ $t:ident, $k:ident, $($d:ident $f:ident::$s:ident),*) => {
+        $(
+            over!($t, $d, {
+                quantize_weighted: Some(|x: &[f32], y: &mut [u8], qw: &[f32]| {
+                    // SAFETY: the SIMD tables are only handed out by `kernels_for`, after
+                    // `Level::is_supported` detected every feature this encoder enables.
+                    unsafe { $k::quantize_weighted::<crate::$f::$s>(x, y, qw) }
+                }),
+            });
+        )*
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 static AVX2: Kernels = {
     use crate::x86::avx2 as k;
@@ -630,6 +659,7 @@ static AVX2: Kernels = {
         dequantize: tf!(dequant k::dequantize_iq4_xs),
         vec_dot: tf!(dot k::vec_dot_iq4_xs_q8_k),
     });
+    weighted_over!(t, k);
     Kernels {
         level: Level::Avx2,
         formats: t,
@@ -721,6 +751,7 @@ static AVX512: Kernels = {
         quantize: tf!(quant k::quantize_iq4_xs),
         vec_dot: tf!(dot k::vec_dot_iq4_xs_q8_k),
     });
+    weighted_over!(t, k);
     Kernels {
         level: Level::Avx512,
         formats: t,

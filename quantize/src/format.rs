@@ -71,6 +71,7 @@ macro_rules! block_format {
             fn quantize_ref(x: &[f32], y: &mut [$block]) {
                 $quant(x, y)
             }
+            #[inline(always)]
             fn quantize_weights(x: &[f32], y: &mut [$block]) {
                 $weights(x, y)
             }
@@ -89,6 +90,7 @@ macro_rules! block_format {
             };
             $(
                 const HAS_WEIGHTED: bool = true;
+                #[inline(always)]
                 fn quantize_weighted(x: &[f32], y: &mut [$block], qw: &[f32]) {
                     $w(x, y, qw)
                 }

@@ -178,23 +178,23 @@ pub(crate) fn search_block_weighted(
     Some(choose_scale(std::iter::once(first).chain(trials)))
 }
 
-/// One block of ggml's `quantize_iq4_nl` (`ntry = 7`), with importance weights when given:
-/// the trial search, `d` stored, then every index recomputed from `d` (`best_index(x / d)`,
-/// index 8 where `d = 0`).
+/// Up to 16 blocks of ggml's `quantize_iq4_nl` (`ntry = 7`) at once, with weights `ws` (one
+/// per value of `xs`: `x²` without an importance matrix, else ggml's `qw·sqrt(σ² + x²)`): the
+/// trial search in lanes ([`crate::lanes::iq4_scales`]), `d` stored, then every index
+/// recomputed from `d` (`best_index(x / d)`, index 8 where `d = 0`).
 #[inline(always)]
-pub(crate) fn encode_block_trials(
-    xb: &[f32],
-    weights: Option<&[f32]>,
-    l: &mut [u8; QK4_NL],
-    yb: &mut BlockIq4Nl,
-) {
-    let d = search_block_weighted(xb, weights, 7, l).unwrap_or(0.0);
-    yb.d = f16::from_f32(d);
-    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
-    for (o, &v) in l.iter_mut().zip(xb) {
-        *o = best_index(id * v);
+pub(crate) fn encode_blocks_trials(xs: &[f32], ws: &[f32], ys: &mut [BlockIq4Nl]) {
+    use crate::lanes::{gather, iq4_scales};
+    let d = iq4_scales::<16>(&gather(xs), &gather(ws), 7);
+    for ((xb, yb), &d) in xs.chunks_exact(QK4_NL).zip(ys).zip(&d) {
+        yb.d = f16::from_f32(d);
+        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+        let mut v = [0f32; QK4_NL];
+        for (o, &x) in v.iter_mut().zip(xb) {
+            *o = id * x;
+        }
+        pack_indices(&crate::lanes::iq4_grid_index(&v), &mut yb.qs);
     }
-    pack_indices(l, &mut yb.qs);
 }
 
 /// Packs 32 indices as ggml stores them: byte `j` = index `j` (low nibble) | index `j + 16`.
@@ -231,15 +231,19 @@ pub fn quantize_row_iq4_nl_ref(x: &[f32], y: &mut [BlockIq4Nl]) {
 /// `quantize_iq4_nl` without an importance matrix (what `llama-quantize` writes for iq4_nl):
 /// the 15 trial scales, then every index recomputed from the chosen scale `d`
 /// (`best_index(x / d)`, index 8 where `d = 0`).
+#[inline(always)]
 pub fn quantize_iq4_nl(x: &[f32], y: &mut [BlockIq4Nl]) {
     assert_eq!(
         x.len(),
         y.len() * QK4_NL,
         "iq4_nl: row length must be 32 × blocks"
     );
-    let mut l = [ZERO_INDEX; QK4_NL];
-    for (xb, yb) in x.chunks_exact(QK4_NL).zip(y.iter_mut()) {
-        encode_block_trials(xb, None, &mut l, yb);
+    let mut w = [0f32; 16 * QK4_NL];
+    for (xs, ys) in x.chunks(16 * QK4_NL).zip(y.chunks_mut(16)) {
+        for (w, &v) in w.iter_mut().zip(xs) {
+            *w = v * v;
+        }
+        encode_blocks_trials(xs, &w[..xs.len()], ys);
     }
 }
 

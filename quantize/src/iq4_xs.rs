@@ -11,7 +11,7 @@
 use half::f16;
 use llamapack_format::blocks::{BlockIq4Xs, BlockQ8K, KVALUES_IQ4NL, QK_K};
 
-use crate::iq4_nl::{GRID, best_index, search_block};
+use crate::iq4_nl::{GRID, search_block};
 use crate::rounding::nearest_int;
 
 crate::format::block_format!(
@@ -109,6 +109,7 @@ pub fn quantize_row_iq4_xs_ref(x: &[f32], y: &mut [BlockIq4Xs]) {
 /// The super-block step of ggml's iq4_xs encoder from the 8 sub-block scales: the 6-bit
 /// scales ([`super_scales`], [`write_scales`]) and every index recomputed against its decoded
 /// sub-block scale.
+#[inline(always)]
 pub(crate) fn finish_block(xb: &[f32], scales: &[f32; 8], yb: &mut BlockIq4Xs) {
     let s = super_scales(scales);
     write_scales(&s, yb);
@@ -117,9 +118,13 @@ pub(crate) fn finish_block(xb: &[f32], scales: &[f32; 8], yb: &mut BlockIq4Xs) {
         .zip(yb.qs.chunks_exact_mut(16))
         .enumerate()
     {
-        let q = |j: usize| best_index(s.idl[ib] * xs[j]);
+        let mut v = [0f32; 32];
+        for (o, &x) in v.iter_mut().zip(xs) {
+            *o = s.idl[ib] * x;
+        }
+        let k = crate::lanes::iq4_grid_index(&v);
         for (j, o) in qs.iter_mut().enumerate() {
-            *o = q(j) | (q(j + 16) << 4);
+            *o = k[j] | (k[j + 16] << 4);
         }
     }
 }

@@ -103,6 +103,7 @@ pub mod imatrix;
 pub mod iq4_nl;
 pub mod iq4_xs;
 mod kquant_search;
+mod lanes;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod pipeline;

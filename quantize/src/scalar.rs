@@ -11,19 +11,26 @@ use half::{bf16, f16};
 use crate::float;
 use crate::format::BlockFormat;
 
-fn quantize_as<B: Pod>(src: &[f32], dst: &mut [u8], f: fn(&[f32], &mut [B])) {
-    let nb = dst.len() / size_of::<B>();
-    if nb == 0 {
-        return;
-    }
-    if let Ok(blocks) = bytemuck::try_cast_slice_mut::<u8, B>(dst) {
-        f(src, blocks);
-    } else {
-        // the whole row in one call: an encoder may carry state from block to block (iq4_nl)
-        let mut blocks = vec![B::zeroed(); nb];
-        f(src, &mut blocks);
-        dst.copy_from_slice(bytemuck::cast_slice(&blocks));
-    }
+/// Runs `$body` with `$blocks` bound to `$dst` (row bytes) viewed as `$b` blocks: in place when
+/// aligned, else through one aligned buffer for the whole row (an encoder may carry state from
+/// block to block: iq4_nl). A macro rather than a function taking a closure, so the encoder
+/// inlines into the SIMD levels' `#[target_feature]` copies (a closure call would stay a
+/// separate function compiled without their features).
+macro_rules! with_blocks {
+    ($dst:expr, $b:ty, |$blocks:ident| $body:expr) => {{
+        let dst: &mut [u8] = $dst;
+        let nb = dst.len() / size_of::<$b>();
+        if nb > 0 {
+            if let Ok($blocks) = bytemuck::try_cast_slice_mut::<u8, $b>(dst) {
+                $body;
+            } else {
+                let mut buf = vec![<$b as bytemuck::Zeroable>::zeroed(); nb];
+                let $blocks = &mut buf[..];
+                $body;
+                dst.copy_from_slice(bytemuck::cast_slice(&buf));
+            }
+        }
+    }};
 }
 
 fn dequantize_as<B: Pod>(src: &[u8], dst: &mut [f32], f: fn(&[B], &mut [f32])) {
@@ -66,25 +73,22 @@ fn dot_as<W: Pod, A: Pod>(w: &[u8], a: &[u8], term: fn(&W, &A) -> f32) -> f32 {
 
 /// [`BlockFormat::quantize_ref`] over row bytes.
 pub(crate) fn quantize<F: BlockFormat>(src: &[f32], dst: &mut [u8]) {
-    quantize_as::<F::Block>(src, dst, F::quantize_ref);
+    with_blocks!(dst, F::Block, |blocks| F::quantize_ref(src, blocks));
 }
-/// [`BlockFormat::quantize_weights`] over row bytes.
+/// [`BlockFormat::quantize_weights`] over row bytes (inlined into the SIMD levels' copies, as
+/// [`quantize_weighted`] is).
+#[inline(always)]
 pub(crate) fn quantize_weights<F: BlockFormat>(src: &[f32], dst: &mut [u8]) {
-    quantize_as::<F::Block>(src, dst, F::quantize_weights);
+    with_blocks!(dst, F::Block, |blocks| F::quantize_weights(src, blocks));
 }
-/// [`BlockFormat::quantize_weighted`] over row bytes (`qw` has one weight per value).
+/// [`BlockFormat::quantize_weighted`] over row bytes (`qw` has one weight per value). Inlined
+/// into each SIMD level's copy (`x86::*::quantize_weighted`), which compiles the lane searches
+/// of [`crate::lanes`] with that level's features.
+#[inline(always)]
 pub(crate) fn quantize_weighted<F: BlockFormat>(src: &[f32], dst: &mut [u8], qw: &[f32]) {
-    let nb = dst.len() / size_of::<F::Block>();
-    if nb == 0 {
-        return;
-    }
-    if let Ok(blocks) = bytemuck::try_cast_slice_mut::<u8, F::Block>(dst) {
-        F::quantize_weighted(src, blocks, qw);
-    } else {
-        let mut blocks = vec![<F::Block as bytemuck::Zeroable>::zeroed(); nb];
-        F::quantize_weighted(src, &mut blocks, qw);
-        dst.copy_from_slice(bytemuck::cast_slice(&blocks));
-    }
+    with_blocks!(dst, F::Block, |blocks| F::quantize_weighted(
+        src, blocks, qw
+    ));
 }
 /// [`BlockFormat::dequantize_ref`] over row bytes.
 pub(crate) fn dequantize<F: BlockFormat>(src: &[u8], dst: &mut [f32]) {
@@ -102,13 +106,15 @@ pub(crate) fn dequantize_f32(src: &[u8], dst: &mut [f32]) {
     bytemuck::cast_slice_mut::<f32, u8>(dst).copy_from_slice(src);
 }
 pub(crate) fn quantize_f16(src: &[f32], dst: &mut [u8]) {
-    quantize_as::<f16>(src, dst, float::quantize_row_f16_ref);
+    with_blocks!(dst, f16, |blocks| float::quantize_row_f16_ref(src, blocks));
 }
 pub(crate) fn dequantize_f16(src: &[u8], dst: &mut [f32]) {
     dequantize_as::<f16>(src, dst, float::dequantize_row_f16_ref);
 }
 pub(crate) fn quantize_bf16(src: &[f32], dst: &mut [u8]) {
-    quantize_as::<bf16>(src, dst, float::quantize_row_bf16_ref);
+    with_blocks!(dst, bf16, |blocks| float::quantize_row_bf16_ref(
+        src, blocks
+    ));
 }
 pub(crate) fn dequantize_bf16(src: &[u8], dst: &mut [f32]) {
     dequantize_as::<bf16>(src, dst, float::dequantize_row_bf16_ref);

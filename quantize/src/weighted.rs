@@ -15,7 +15,8 @@ use llamapack_format::blocks::{
     BlockQ5_1, BlockQ5K, BlockQ6K, QK_K, QK4_NL,
 };
 
-use crate::kquant_search::{GROUP_MAX_EPS, Qkx2, make_qkx2_quants, make_qx_quants};
+use crate::kquant_search::{GROUP_MAX_EPS, Qkx2, make_qx_quants, signed_max_abs};
+use crate::lanes::{self, Groups, gather};
 use crate::rounding::nearest_int;
 
 /// ggml's `make_qkx3_quants` as its weighted encoders call it (weights given, rmin −0.9,
@@ -56,16 +57,6 @@ fn sum_squares(x: &[f32]) -> f32 {
     let mut s = 0.0f32;
     for &v in x {
         s += v * v;
-    }
-    s
-}
-
-/// `Σw` in order from 0.
-#[inline(always)]
-fn sum(w: &[f32]) -> f32 {
-    let mut s = 0.0f32;
-    for &v in w {
-        s += v;
     }
     s
 }
@@ -151,52 +142,122 @@ pub(crate) fn make_qp_quants(nmax: i32, x: &[f32], l: &mut [u8], qw: &[f32]) -> 
     if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }
 }
 
+/// Sub-blocks (or blocks) searched at once, one per lane of [`crate::lanes`].
+const LANES: usize = 16;
+
+/// `w = qw·sqrt(σ² + x²)` on lanes, σ² per lane.
+#[inline(always)]
+fn sigma_weights_lanes<const N: usize>(
+    q: &Groups<f32, N, LANES>,
+    x: &Groups<f32, N, LANES>,
+    sigma2: &[f32; LANES],
+) -> Groups<f32, N, LANES> {
+    let mut w = [[0f32; LANES]; N];
+    for ((wi, qi), xi) in w.iter_mut().zip(q).zip(x) {
+        for j in 0..LANES {
+            wi[j] = qi[j] * (sigma2[j] + xi[j] * xi[j]).sqrt();
+        }
+    }
+    w
+}
+
+/// Each lane's `Σw`, in element order from 0.
+#[inline(always)]
+fn lane_sums<const N: usize>(w: &Groups<f32, N, LANES>) -> [f32; LANES] {
+    let mut s = [0f32; LANES];
+    for wi in w {
+        for j in 0..LANES {
+            s[j] += wi[j];
+        }
+    }
+    s
+}
+
+/// Lane `j`'s quants as bytes at `out[N·j..N·j + N]`, for the groups `out` holds.
+#[inline(always)]
+fn scatter<const N: usize>(l: &Groups<i32, N, LANES>, out: &mut [u8]) {
+    for (j, o) in out.chunks_exact_mut(N).take(LANES).enumerate() {
+        for (i, v) in o.iter_mut().enumerate() {
+            *v = l[i][j] as u8;
+        }
+    }
+}
+
 /// ggml's `quantize_row_q6_K_impl` with an imatrix: q6_k's encoder with the raw importance
 /// weights `qw` in `make_qx_quants` (ggml leaves its `sqrt(σ² + x²)` factor commented out).
+#[inline(always)]
 pub fn quantize_q6_k(x: &[f32], y: &mut [BlockQ6K], qw: &[f32]) {
     check_lengths("q6_k", x, y.len(), QK_K, qw);
-    let mut l = [0i8; QK_K];
-    let mut scales = [0f32; QK_K / 16];
     for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
-        let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
-        for (ib, sc) in scales.iter_mut().enumerate() {
-            let r = 16 * ib..16 * ib + 16;
-            let s = make_qx_quants(32, &xb[r.clone()], &mut l[r.clone()], Some(&qb[r]));
-            *sc = s;
-            if s.abs() > max_abs_scale {
-                max_abs_scale = s.abs();
-                max_scale = s;
-            }
-        }
+        let mut lq = [[0i32; LANES]; 16];
+        let scales = lanes::qx(32, &gather::<16, LANES>(xb), &gather(qb), &mut lq);
+        let mut l = [0i8; QK_K];
+        scatter(&lq, bytemuck::cast_slice_mut(&mut l));
+        let (max_scale, max_abs_scale) = signed_max_abs(&scales);
         crate::q6_k::finish_block(xb, &scales, max_scale, max_abs_scale, &mut l, yb);
     }
 }
 
-/// The first half of ggml's weighted q4_k and q5_k encoders on one super-block: σ² =
-/// 2·Σx²/256, per sub-block of 32 the weights `qw·sqrt(σ² + x²)`, their sum, and
-/// `make_qkx3_quants(nmax)`; then `make_qp_quants(63)` of the 8 scales and of the 8 mins,
-/// weighted by the sums. Returns `(d, dmin, Ls, Lm)`; `l` gets the sub-block quants.
+/// What the first half of the weighted q4_k/q5_k encoders gives a super-block: `(d, dmin,
+/// Ls, Lm)` — the scales of the 6-bit sub-block scales and mins, and those quants.
+type Sub32 = (f32, f32, [u8; 8], [u8; 8]);
+
+/// The first half of ggml's weighted q4_k and q5_k encoders on one or two super-blocks `xs`
+/// (their 8 or 16 sub-blocks of 32 in lanes): σ² = 2·Σx²/256 per super-block, per sub-block
+/// the weights `qw·sqrt(σ² + x²)`, their sum, and `make_qkx3_quants(nmax)`; then
+/// `make_qp_quants(63)` of each super-block's 8 scales and of its 8 mins, weighted by the sums.
+/// `l` gets the sub-block quants.
+#[inline(always)]
 fn search_sub32_weighted(
     nmax: i32,
-    xb: &[f32],
-    qb: &[f32],
-    l: &mut [u8; QK_K],
-) -> (f32, f32, [u8; 8], [u8; 8]) {
-    let sigma2 = 2.0 * sum_squares(xb) / QK_K as f32;
-    let (mut scales, mut mins, mut sw) = ([0f32; 8], [0f32; 8], [0f32; 8]);
-    let mut weights = [0f32; 32];
-    let mut laux = [0u8; 32];
-    for j in 0..QK_K / 32 {
-        let r = 32 * j..32 * j + 32;
-        sigma_weights(&qb[r.clone()], &xb[r.clone()], sigma2, &mut weights);
-        sw[j] = sum(&weights);
-        (scales[j], mins[j]) =
-            make_qkx2_quants(qkx3(nmax), &xb[r.clone()], &weights, &mut l[r], &mut laux);
+    xs: &[f32],
+    qs: &[f32],
+    l: &mut [u8; 2 * QK_K],
+) -> [Option<Sub32>; 2] {
+    let mut sigma2 = [0f32; LANES];
+    for (xb, s) in xs.chunks_exact(QK_K).zip(sigma2.chunks_exact_mut(8)) {
+        s.fill(2.0 * sum_squares(xb) / QK_K as f32);
     }
-    let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
-    let d = make_qp_quants(63, &scales, &mut ls, &sw);
-    let m = make_qp_quants(63, &mins, &mut lm, &sw);
-    (d, m, ls, lm)
+    let xt = gather::<32, LANES>(xs);
+    let wt = sigma_weights_lanes(&gather(qs), &xt, &sigma2);
+    let sw = lane_sums(&wt);
+    let mut lq = [[0i32; LANES]; 32];
+    let (scales, mins) = lanes::qkx2(qkx3(nmax), &xt, &wt, &mut lq);
+    scatter(&lq, &mut l[..xs.len()]);
+    let mut out = [None; 2];
+    for (h, o) in out.iter_mut().enumerate().take(xs.len() / QK_K) {
+        let r = 8 * h..8 * h + 8;
+        let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
+        let d = make_qp_quants(63, &scales[r.clone()], &mut ls, &sw[r.clone()]);
+        let m = make_qp_quants(63, &mins[r.clone()], &mut lm, &sw[r]);
+        *o = Some((d, m, ls, lm));
+    }
+    out
+}
+
+/// The weighted q4_k/q5_k encoder loop: super-blocks in pairs through
+/// [`search_sub32_weighted`], each finished by `finish(xb, search result, its quants, block)`.
+#[inline(always)]
+fn sub32_weighted_blocks<B>(
+    nmax: i32,
+    x: &[f32],
+    y: &mut [B],
+    qw: &[f32],
+    mut finish: impl FnMut(&[f32], Sub32, &mut [u8; QK_K], &mut B),
+) {
+    let mut l2 = [0u8; 2 * QK_K];
+    for ((xs, qs), ys) in x
+        .chunks(2 * QK_K)
+        .zip(qw.chunks(2 * QK_K))
+        .zip(y.chunks_mut(2))
+    {
+        let found = search_sub32_weighted(nmax, xs, qs, &mut l2);
+        for (h, yb) in ys.iter_mut().enumerate() {
+            let mut l: [u8; QK_K] = l2[QK_K * h..QK_K * (h + 1)].try_into().expect("256");
+            let sub = found[h].expect("searched super-block");
+            finish(&xs[QK_K * h..QK_K * (h + 1)], sub, &mut l, yb);
+        }
+    }
 }
 
 /// Packs the 8 scale and min quants as `get_scale_min_k4` reads them, with C's `uint8_t`
@@ -218,54 +279,51 @@ fn pack_k4(ls: [u8; 8], lm: [u8; 8], out: &mut [u8; 12]) {
 /// ggml's `quantize_row_q4_K_impl` with an imatrix: [`make_qp_quants`]-fitted 6-bit scales and
 /// mins (stored without a clamp to 63, as ggml's q4_k does), then every value re-quantized
 /// against them.
+#[inline(always)]
 pub fn quantize_q4_k(x: &[f32], y: &mut [BlockQ4K], qw: &[f32]) {
     check_lengths("q4_k", x, y.len(), QK_K, qw);
-    let mut l = [0u8; QK_K];
-    for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
-        let (d, m, ls, lm) = search_sub32_weighted(15, xb, qb, &mut l);
+    sub32_weighted_blocks(15, x, y, qw, |xb, (d, m, ls, lm), l, yb| {
         pack_k4(ls, lm, &mut yb.scales);
         yb.d = f16::from_f32(d);
         yb.dmin = f16::from_f32(m);
-        crate::q4_k::requantize_sub32(xb, &yb.scales, yb.d, yb.dmin, 15, &mut l);
-        crate::q4_k::pack_quants(&l, yb);
-    }
+        crate::q4_k::requantize_sub32(xb, &yb.scales, yb.d, yb.dmin, 15, l);
+        crate::q4_k::pack_quants(l, yb);
+    });
 }
 
 /// ggml's `quantize_row_q5_K_impl` with an imatrix: as [`quantize_q4_k`] with nmax 31 and the
 /// scale and min quants clamped to 63 before packing.
+#[inline(always)]
 pub fn quantize_q5_k(x: &[f32], y: &mut [BlockQ5K], qw: &[f32]) {
     check_lengths("q5_k", x, y.len(), QK_K, qw);
-    let mut l = [0u8; QK_K];
-    for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
-        let (d, m, mut ls, mut lm) = search_sub32_weighted(31, xb, qb, &mut l);
+    sub32_weighted_blocks(31, x, y, qw, |xb, (d, m, mut ls, mut lm), l, yb| {
         for v in ls.iter_mut().chain(lm.iter_mut()) {
             *v = (*v).min(63);
         }
         pack_k4(ls, lm, &mut yb.scales);
         yb.d = f16::from_f32(d);
         yb.dmin = f16::from_f32(m);
-        crate::q4_k::requantize_sub32(xb, &yb.scales, yb.d, yb.dmin, 31, &mut l);
-        crate::q5_k::pack_quants(&l, yb);
-    }
+        crate::q4_k::requantize_sub32(xb, &yb.scales, yb.d, yb.dmin, 31, l);
+        crate::q5_k::pack_quants(l, yb);
+    });
 }
 
 /// ggml's `quantize_row_q3_K_impl` with an imatrix: σ² = 2·Σx²/256, per sub-block of 16
 /// `make_qx_quants(nmax 4)` with weights `qw·sqrt(σ² + x²)`, then the 16 scales themselves by
 /// `make_qx_quants(nmax 32)` weighted by the sub-blocks' weight sums (6-bit signed, stored
 /// `+32`; `d` is its scale), then every value re-quantized against them.
+#[inline(always)]
 pub fn quantize_q3_k(x: &[f32], y: &mut [BlockQ3K], qw: &[f32]) {
     check_lengths("q3_k", x, y.len(), QK_K, qw);
     let mut l = [0i8; QK_K];
-    let mut weight = [0f32; 16];
     for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
         let sigma2 = 2.0 * sum_squares(xb) / QK_K as f32;
-        let (mut scales, mut sw) = ([0f32; 16], [0f32; 16]);
-        for j in 0..QK_K / 16 {
-            let r = 16 * j..16 * j + 16;
-            sigma_weights(&qb[r.clone()], &xb[r.clone()], sigma2, &mut weight);
-            sw[j] = sum(&weight);
-            scales[j] = make_qx_quants(4, &xb[r.clone()], &mut l[r], Some(&weight));
-        }
+        let xt = gather::<16, LANES>(xb);
+        let wt = sigma_weights_lanes(&gather(qb), &xt, &[sigma2; LANES]);
+        let sw = lane_sums(&wt);
+        let mut lq = [[0i32; LANES]; 16];
+        let scales = lanes::qx(4, &xt, &wt, &mut lq);
+        scatter(&lq, bytemuck::cast_slice_mut(&mut l));
         yb.scales = [0; 12];
         let mut ls = [0i8; 16];
         let d_block = make_qx_quants(32, &scales, &mut ls, Some(&sw));
@@ -289,41 +347,57 @@ fn row_sigma2(x: &[f32]) -> f32 {
     sum_squares(x) / x.len() as f32
 }
 
-/// The shared loop of the weighted q4_0 and q5_0 encoders: per block of 32, weights
-/// `qw·sqrt(σ² + x²)` (σ² over the row) and `make_qx_quants(nmax)`; `emit` gets each block's
-/// scale and quants (stored `+nmax`).
+/// The shared loop of the weighted q4_0 and q5_0 encoders: blocks of 32, 16 at a time in
+/// lanes, with weights `qw·sqrt(σ² + x²)` (σ² over the row) and `make_qx_quants(nmax)`; `emit`
+/// gets each block's scale and quants (stored `+nmax`).
+#[inline(always)]
 fn symmetric_blocks(x: &[f32], qw: &[f32], nmax: i32, mut emit: impl FnMut(usize, f32, &[u8; 32])) {
-    let sigma2 = row_sigma2(x);
-    let mut weight = [0f32; 32];
-    let mut l = [0i8; 32];
-    for (ib, (xb, qb)) in x.chunks_exact(32).zip(qw.chunks_exact(32)).enumerate() {
-        sigma_weights(qb, xb, sigma2, &mut weight);
-        let d = make_qx_quants(nmax, xb, &mut l, Some(&weight));
-        emit(ib, d, &l.map(|q| q as u8));
+    let sigma2 = [row_sigma2(x); LANES];
+    let mut l = [0u8; 32 * LANES];
+    for (g, (xs, qs)) in x.chunks(32 * LANES).zip(qw.chunks(32 * LANES)).enumerate() {
+        let xt = gather::<32, LANES>(xs);
+        let wt = sigma_weights_lanes(&gather(qs), &xt, &sigma2);
+        let mut lq = [[0i32; LANES]; 32];
+        let d = lanes::qx(nmax, &xt, &wt, &mut lq);
+        scatter(&lq, &mut l);
+        for (j, lb) in l.chunks_exact(32).take(xs.len() / 32).enumerate() {
+            emit(LANES * g + j, d[j], lb.try_into().expect("32 quants"));
+        }
     }
 }
 
-/// The shared loop of the weighted q4_1 and q5_1 encoders: per block of 32, weights
-/// `qw·sqrt(σ² + x²)` (σ² over the row) and `make_qkx3_quants(nmax)`; `emit` gets each block's
-/// scale, its min (`x ≈ d·l − min`) and the quants.
+/// The shared loop of the weighted q4_1 and q5_1 encoders: blocks of 32, 16 at a time in
+/// lanes, with weights `qw·sqrt(σ² + x²)` (σ² over the row) and `make_qkx3_quants(nmax)`;
+/// `emit` gets each block's scale, its min (`x ≈ d·l − min`) and the quants.
+#[inline(always)]
 fn affine_blocks(
     x: &[f32],
     qw: &[f32],
     nmax: i32,
     mut emit: impl FnMut(usize, f32, f32, &[u8; 32]),
 ) {
-    let sigma2 = row_sigma2(x);
-    let mut weight = [0f32; 32];
-    let (mut l, mut laux) = ([0u8; 32], [0u8; 32]);
-    for (ib, (xb, qb)) in x.chunks_exact(32).zip(qw.chunks_exact(32)).enumerate() {
-        sigma_weights(qb, xb, sigma2, &mut weight);
-        let (d, the_min) = make_qkx2_quants(qkx3(nmax), xb, &weight, &mut l, &mut laux);
-        emit(ib, d, the_min, &l);
+    let sigma2 = [row_sigma2(x); LANES];
+    let mut l = [0u8; 32 * LANES];
+    for (g, (xs, qs)) in x.chunks(32 * LANES).zip(qw.chunks(32 * LANES)).enumerate() {
+        let xt = gather::<32, LANES>(xs);
+        let wt = sigma_weights_lanes(&gather(qs), &xt, &sigma2);
+        let mut lq = [[0i32; LANES]; 32];
+        let (d, the_min) = lanes::qkx2(qkx3(nmax), &xt, &wt, &mut lq);
+        scatter(&lq, &mut l);
+        for (j, lb) in l.chunks_exact(32).take(xs.len() / 32).enumerate() {
+            emit(
+                LANES * g + j,
+                d[j],
+                the_min[j],
+                lb.try_into().expect("32 quants"),
+            );
+        }
     }
 }
 
 /// ggml's `quantize_row_q4_0_impl` with an imatrix: `make_qx_quants(nmax 8)` per block with
 /// weights `qw·sqrt(σ² + x²)`, σ² the mean square of the whole row `x`.
+#[inline(always)]
 pub fn quantize_q4_0(x: &[f32], y: &mut [BlockQ4_0], qw: &[f32]) {
     check_lengths("q4_0", x, y.len(), 32, qw);
     symmetric_blocks(x, qw, 8, |ib, d, l| {
@@ -335,6 +409,7 @@ pub fn quantize_q4_0(x: &[f32], y: &mut [BlockQ4_0], qw: &[f32]) {
 }
 
 /// ggml's `quantize_row_q5_0_impl` with an imatrix: as [`quantize_q4_0`] with nmax 16.
+#[inline(always)]
 pub fn quantize_q5_0(x: &[f32], y: &mut [BlockQ5_0], qw: &[f32]) {
     check_lengths("q5_0", x, y.len(), 32, qw);
     symmetric_blocks(x, qw, 16, |ib, d, l| {
@@ -345,6 +420,7 @@ pub fn quantize_q5_0(x: &[f32], y: &mut [BlockQ5_0], qw: &[f32]) {
 
 /// ggml's `quantize_row_q4_1_impl` with an imatrix: `make_qkx3_quants(nmax 15)` per block
 /// with weights `qw·sqrt(σ² + x²)`, σ² the mean square of the whole row `x`.
+#[inline(always)]
 pub fn quantize_q4_1(x: &[f32], y: &mut [BlockQ4_1], qw: &[f32]) {
     check_lengths("q4_1", x, y.len(), 32, qw);
     affine_blocks(x, qw, 15, |ib, d, the_min, l| {
@@ -357,6 +433,7 @@ pub fn quantize_q4_1(x: &[f32], y: &mut [BlockQ4_1], qw: &[f32]) {
 }
 
 /// ggml's `quantize_row_q5_1_impl` with an imatrix: as [`quantize_q4_1`] with nmax 31.
+#[inline(always)]
 pub fn quantize_q5_1(x: &[f32], y: &mut [BlockQ5_1], qw: &[f32]) {
     check_lengths("q5_1", x, y.len(), 32, qw);
     affine_blocks(x, qw, 31, |ib, d, the_min, l| {
@@ -371,21 +448,18 @@ pub fn quantize_q5_1(x: &[f32], y: &mut [BlockQ5_1], qw: &[f32]) {
 /// [`make_qp_quants`]`(15)` of the 16 scales and of the 16 mins weighted by the sub-blocks'
 /// weight sums (4-bit, `d` and `dmin` their scales), then every value re-quantized against
 /// them.
+#[inline(always)]
 pub fn quantize_q2_k(x: &[f32], y: &mut [BlockQ2K], qw: &[f32]) {
     check_lengths("q2_k", x, y.len(), QK_K, qw);
     let mut l = [0u8; QK_K];
-    let mut laux = [0u8; 16];
-    let mut weight = [0f32; 16];
     for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
         let sigma2 = sum_squares(xb) / QK_K as f32;
-        let (mut scales, mut mins, mut sw) = ([0f32; 16], [0f32; 16], [0f32; 16]);
-        for j in 0..QK_K / 16 {
-            let r = 16 * j..16 * j + 16;
-            sigma_weights(&qb[r.clone()], &xb[r.clone()], sigma2, &mut weight);
-            sw[j] = sum(&weight);
-            (scales[j], mins[j]) =
-                make_qkx2_quants(qkx3(3), &xb[r.clone()], &weight, &mut l[r], &mut laux);
-        }
+        let xt = gather::<16, LANES>(xb);
+        let wt = sigma_weights_lanes(&gather(qb), &xt, &[sigma2; LANES]);
+        let sw = lane_sums(&wt);
+        let mut lq = [[0i32; LANES]; 16];
+        let (scales, mins) = lanes::qkx2(qkx3(3), &xt, &wt, &mut lq);
+        scatter(&lq, &mut l);
         let (mut ls, mut lm) = ([0u8; 16], [0u8; 16]);
         let dm = make_qp_quants(15, &scales, &mut ls, &sw);
         let mm = make_qp_quants(15, &mins, &mut lm, &sw);
@@ -407,32 +481,49 @@ fn iq4_sigma2(xb: &[f32]) -> f32 {
 /// ggml's `quantize_iq4_nl` with an imatrix: per block of 32, σ² over the block, weights
 /// `qw·sqrt(σ² + x²)` in the 15-trial scale search, then every index recomputed from the
 /// chosen scale.
+#[inline(always)]
 pub fn quantize_iq4_nl(x: &[f32], y: &mut [BlockIq4Nl], qw: &[f32]) {
     check_lengths("iq4_nl", x, y.len(), QK4_NL, qw);
-    let mut l = [crate::iq4_nl::ZERO_INDEX; QK4_NL];
-    let mut weight = [0f32; QK4_NL];
-    for ((xb, qb), yb) in x.chunks_exact(QK4_NL).zip(qw.chunks_exact(QK4_NL)).zip(y) {
-        sigma_weights(qb, xb, iq4_sigma2(xb), &mut weight);
-        crate::iq4_nl::encode_block_trials(xb, Some(&weight), &mut l, yb);
+    let mut w = [0f32; LANES * QK4_NL];
+    for ((xs, qs), ys) in x
+        .chunks(LANES * QK4_NL)
+        .zip(qw.chunks(LANES * QK4_NL))
+        .zip(y.chunks_mut(LANES))
+    {
+        for ((xb, qb), wb) in xs
+            .chunks_exact(QK4_NL)
+            .zip(qs.chunks_exact(QK4_NL))
+            .zip(w.chunks_exact_mut(QK4_NL))
+        {
+            sigma_weights(qb, xb, iq4_sigma2(xb), wb);
+        }
+        crate::iq4_nl::encode_blocks_trials(xs, &w[..xs.len()], ys);
     }
 }
 
 /// ggml's `quantize_iq4_xs` with an imatrix: σ² over the super-block of 256, per sub-block of
-/// 32 the weights `qw·sqrt(σ² + x²)` in the 15-trial scale search, then the 6-bit sub-block
-/// scales and every index recomputed against them.
+/// 32 the weights `qw·sqrt(σ² + x²)` in the 15-trial scale search (two super-blocks' 16
+/// sub-blocks at once in lanes), then the 6-bit sub-block scales and every index recomputed
+/// against them.
+#[inline(always)]
 pub fn quantize_iq4_xs(x: &[f32], y: &mut [BlockIq4Xs], qw: &[f32]) {
     check_lengths("iq4_xs", x, y.len(), QK_K, qw);
-    let mut l = [0u8; 32];
-    let mut weight = [0f32; 32];
-    for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
-        let sigma2 = iq4_sigma2(xb);
-        let mut scales = [0f32; 8];
-        for (ib, s) in scales.iter_mut().enumerate() {
-            let r = 32 * ib..32 * ib + 32;
-            sigma_weights(&qb[r.clone()], &xb[r.clone()], sigma2, &mut weight);
-            *s = crate::iq4_nl::search_block_weighted(&xb[r], Some(&weight), 7, &mut l)
-                .unwrap_or(0.0);
+    let mut w = [0f32; 2 * QK_K];
+    for ((xs, qs), ys) in x
+        .chunks(2 * QK_K)
+        .zip(qw.chunks(2 * QK_K))
+        .zip(y.chunks_mut(2))
+    {
+        for ((xb, qb), wb) in xs
+            .chunks_exact(QK_K)
+            .zip(qs.chunks_exact(QK_K))
+            .zip(w.chunks_exact_mut(QK_K))
+        {
+            sigma_weights(qb, xb, iq4_sigma2(xb), wb);
         }
-        crate::iq4_xs::finish_block(xb, &scales, yb);
+        let scales = crate::lanes::iq4_scales::<LANES>(&gather(xs), &gather(&w[..xs.len()]), 7);
+        for ((xb, yb), sc) in xs.chunks_exact(QK_K).zip(ys).zip(scales.chunks_exact(8)) {
+            crate::iq4_xs::finish_block(xb, sc.try_into().expect("8 scales"), yb);
+        }
     }
 }

@@ -25,7 +25,18 @@ fn len_for(dtype: DType, blocks: usize, extra: usize) -> usize {
 
 fn check_quantize(dtype: DType, x: &[f32]) {
     let want = encode(dtype, x);
+    let mut want_w = vec![0u8; want.len()];
+    reference()
+        .quantize_weights_row(dtype, x, &mut want_w)
+        .unwrap();
     for k in levels() {
+        let mut got = vec![0u8; want.len()];
+        k.quantize_weights_row(dtype, x, &mut got).unwrap();
+        assert!(
+            got == want_w,
+            "{dtype} weight encoder at {}: bytes differ",
+            k.level()
+        );
         let mut got = vec![0u8; want.len()];
         k.quantize_row(dtype, x, &mut got).unwrap();
         if let Some(i) = want.iter().zip(&got).position(|(a, b)| a != b) {
@@ -202,6 +213,31 @@ proptest! {
         for dtype in DType::all() {
             let x = row(kind, len_for(dtype, blocks, extra), seed);
             check_quantize(dtype, &x);
+        }
+    }
+
+    #[test]
+    fn weighted_quantize_is_byte_identical(kind in 0..KINDS, blocks in 1usize..21, wkind in 0u64..3, seed: u64) {
+        let mut r = Rng::new(seed ^ 0x5eed);
+        for dtype in DType::all().filter(|&d| reference().has_weighted(d)) {
+            let n = len_for(dtype, blocks, 0);
+            let x = row(kind, n, seed);
+            // importance weights: spread over decades, some zero, or all equal
+            let qw: Vec<f32> = (0..n)
+                .map(|_| match wkind {
+                    0 => (r.normal() * 3.0).exp(),
+                    1 => if r.below(4) == 0 { 0.0 } else { r.normal().abs() },
+                    _ => 1.0,
+                })
+                .collect();
+            let size = dtype.row_bytes(n).unwrap();
+            let mut want = vec![0u8; size];
+            reference().quantize_weighted_row(dtype, &x, &mut want, &qw).unwrap();
+            for k in levels() {
+                let mut got = vec![0u8; size];
+                k.quantize_weighted_row(dtype, &x, &mut got, &qw).unwrap();
+                prop_assert!(got == want, "{} weighted at {}: bytes differ", dtype, k.level());
+            }
         }
     }
 

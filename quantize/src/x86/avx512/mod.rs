@@ -18,3 +18,21 @@ pub(crate) use iq4::*;
 pub(crate) use kencode::*;
 pub(crate) use kquants::*;
 pub(crate) use legacy::*;
+
+/// `F`'s importance-weighted encoder (`crate::weighted`) compiled with this level's features:
+/// the same code as the scalar level's, its lane searches ([`crate::lanes`]) vectorized wider.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn quantize_weighted<F: crate::format::BlockFormat>(
+    x: &[f32],
+    y: &mut [u8],
+    qw: &[f32],
+) {
+    crate::scalar::quantize_weighted::<F>(x, y, qw);
+}
+
+/// `F`'s weight encoder (`BlockFormat::quantize_weights`: iq4_nl's trial search) compiled with
+/// this level's features, as [`quantize_weighted`] is.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn quantize_weights<F: crate::format::BlockFormat>(x: &[f32], y: &mut [u8]) {
+    crate::scalar::quantize_weights::<F>(x, y);
+}
