@@ -399,3 +399,52 @@ fn write_shard<B: AsRef<[u8]>>(
     f.finish()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llamapack_format::LpkWriter;
+
+    /// Our shard writer lays a file out byte for byte as `safetensors::serialize` does.
+    #[test]
+    fn shards_are_byte_identical_to_the_safetensors_crate() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("m.lpk");
+        let mut w = LpkWriter::create(&src).unwrap();
+        let f32s = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|i| (i as f32 * 0.25 - 3.0).to_le_bytes())
+                .collect()
+        };
+        w.write_tensor("tok_embeddings.weight", DType::F32, &[16, 64], &f32s(1024))
+            .unwrap();
+        w.write_tensor("norm.weight", DType::F32, &[64], &f32s(64))
+            .unwrap();
+        w.write_tensor("output.weight", DType::F32, &[16, 64], &f32s(1024))
+            .unwrap();
+        w.finish(&llamapack_format::testing::tiny_metadata())
+            .unwrap();
+        let lpk = Lpk::open(&src).unwrap();
+        let decode = |_: DType, src: &[u8], dst: &mut [f32]| {
+            for (d, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                *d = f32::from_le_bytes(c.try_into().unwrap());
+            }
+            Ok(())
+        };
+        let out = dir.path().join("hf");
+        let opts = HfExportOptions {
+            dtype: DType::BF16,
+            shard_size: 3000,
+        };
+        let s = export_safetensors(&lpk, &out, &opts, &decode).unwrap();
+        let shards: Vec<&String> = s.files.iter().filter(|f| f.ends_with(".safetensors")).collect();
+        assert_eq!(shards.len(), 2, "{:?}", s.files);
+        for f in shards {
+            let ours = std::fs::read(out.join(f)).unwrap();
+            let st = safetensors::SafeTensors::deserialize(&ours).unwrap();
+            let meta = HashMap::from([("format".to_owned(), "pt".to_owned())]);
+            let theirs = safetensors::serialize(st.tensors(), Some(meta)).unwrap();
+            assert_eq!(ours, theirs, "{f}");
+        }
+    }
+}
