@@ -65,7 +65,10 @@ fn names(dir: &Path) -> Vec<String> {
 fn fails_cleanly(limit: u64, args: &[&str], dest: &Path, dir: &Path, expect: &[&str]) -> Output {
     let out = limited(limit, args);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded under {limit} bytes");
+    assert!(
+        !out.status.success(),
+        "{args:?} succeeded under {limit} bytes"
+    );
     assert!(
         err.contains(&format!("{}: write: File too large", dest.display())),
         "{args:?}: {err}"
@@ -102,7 +105,13 @@ fn a_failed_write_of_any_output_leaves_nothing() {
     let c = case();
     let dest = c.out.join("x.lpk");
     let meta = fixture("tiny/meta");
-    fails_cleanly(64 << 10, &["convert", s(&meta), "-o", s(&dest)], &dest, &c.out, &[]);
+    fails_cleanly(
+        64 << 10,
+        &["convert", s(&meta), "-o", s(&dest)],
+        &dest,
+        &c.out,
+        &[],
+    );
 
     let c = case();
     let dest = c.out.join("q.lpk");
@@ -126,7 +135,16 @@ fn a_failed_write_of_any_output_leaves_nothing() {
 
     let c = case();
     let dest = c.out.join("im.gguf");
-    let args = ["imatrix", m, "--text", s(&text), "--ctx", "64", "--chunks", "1"];
+    let args = [
+        "imatrix",
+        m,
+        "--text",
+        s(&text),
+        "--ctx",
+        "64",
+        "--chunks",
+        "1",
+    ];
     let args = [&args[..], &["-o", s(&dest)]].concat();
     fails_cleanly(8 << 10, &args, &dest, &c.out, &[]);
 
@@ -134,8 +152,20 @@ fn a_failed_write_of_any_output_leaves_nothing() {
     let c = case();
     let dest = c.out.join("c.svg");
     let args = [
-        "compare", m, "--reference", m, "--text", s(&text), "--ctx", "64", "--chunks", "1",
-        "--bench-tokens", "0", "--svg", s(&dest),
+        "compare",
+        m,
+        "--reference",
+        m,
+        "--text",
+        s(&text),
+        "--ctx",
+        "64",
+        "--chunks",
+        "1",
+        "--bench-tokens",
+        "0",
+        "--svg",
+        s(&dest),
     ];
     let out = fails_cleanly(2 << 10, &args, &dest, &c.out, &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("PPL ratio"));
@@ -145,11 +175,23 @@ fn a_failed_write_of_any_output_leaves_nothing() {
     let cand = c.out.join("cand.lpk");
     std::fs::copy(&sh.f16, &cand).unwrap();
     let args = [
-        "eval", s(&cand), "--reference", m, "--text", s(&text), "--ctx", "64", "--chunks", "1",
+        "eval",
+        s(&cand),
+        "--reference",
+        m,
+        "--text",
+        s(&text),
+        "--ctx",
+        "64",
+        "--chunks",
+        "1",
         "--store",
     ];
     fails_cleanly(64 << 10, &args, &cand, &c.out, &["cand.lpk"]);
-    assert_eq!(std::fs::read(&cand).unwrap(), std::fs::read(&sh.f16).unwrap());
+    assert_eq!(
+        std::fs::read(&cand).unwrap(),
+        std::fs::read(&sh.f16).unwrap()
+    );
 }
 
 /// The `--report` JSON fails alone when it is the largest file: a small model, and many
@@ -201,14 +243,6 @@ fn a_failed_report_write_leaves_no_partial_report() {
     ok(&["verify", s(&q)]);
 }
 
-/// The pid of a process that has ended.
-fn ended_pid() -> u32 {
-    let mut c = Command::new("true").spawn().unwrap();
-    let pid = c.id();
-    c.wait().unwrap();
-    pid
-}
-
 /// What `kill -9` leaves — `.NAME.tmp-PID` — is removed the next time NAME is written (a file
 /// or, for a safetensors export, a folder), unless its process still runs.
 #[cfg(target_os = "linux")]
@@ -216,7 +250,7 @@ fn ended_pid() -> u32 {
 fn stale_temp_files_of_killed_runs_are_removed_by_the_next_write() {
     let sh = shared();
     let c = case();
-    let dead = ended_pid();
+    let dead = llamapack_format::testing::ended_pid();
     let npy = c.out.join("l.npy");
     let stale = c.out.join(format!(".l.npy.tmp-{dead}"));
     std::fs::write(&stale, b"half a file").unwrap();
@@ -230,7 +264,14 @@ fn stale_temp_files_of_killed_runs_are_removed_by_the_next_write() {
     let stale_dir = c.out.join(format!(".hf.tmp-{dead}"));
     std::fs::create_dir(&stale_dir).unwrap();
     std::fs::write(stale_dir.join("model.safetensors"), b"part").unwrap();
-    ok(&["export", s(&sh.f16), "--format", "safetensors", "-o", s(&hf)]);
+    ok(&[
+        "export",
+        s(&sh.f16),
+        "--format",
+        "safetensors",
+        "-o",
+        s(&hf),
+    ]);
     assert!(!stale_dir.exists());
     assert!(hf.join("model.safetensors").is_file());
 }

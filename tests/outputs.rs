@@ -115,7 +115,14 @@ const CASES: &[Case] = &[
         says: REFUSED,
     },
     Case {
-        args: &["convert", "meta", "--tokenizer", "tokenizer.model", "-o", "OUT"],
+        args: &[
+            "convert",
+            "meta",
+            "--tokenizer",
+            "tokenizer.model",
+            "-o",
+            "OUT",
+        ],
         target: "tokenizer.model",
         says: REFUSED,
     },
@@ -125,26 +132,54 @@ const CASES: &[Case] = &[
         says: REFUSED,
     },
     Case {
-        args: &["quantize", "m.lpk", "-o", "q.lpk", "--report", "OUT", "--type", "q4_0"],
+        args: &[
+            "quantize", "m.lpk", "-o", "q.lpk", "--report", "OUT", "--type", "q4_0",
+        ],
         target: "m.lpk",
         says: REFUSED,
     },
     Case {
         args: &[
-            "quantize", "m.lpk", "-o", "q.lpk", "--imatrix", "im.gguf", "--report", "OUT",
-            "--type", "q4_k_m",
+            "quantize",
+            "m.lpk",
+            "-o",
+            "q.lpk",
+            "--imatrix",
+            "im.gguf",
+            "--report",
+            "OUT",
+            "--type",
+            "q4_k_m",
         ],
         target: "im.gguf",
         says: REFUSED,
     },
     Case {
-        args: &["quantize", "m.lpk", "-o", "OUT", "--imatrix", "im.gguf", "--type", "q4_k_m"],
+        args: &[
+            "quantize",
+            "m.lpk",
+            "-o",
+            "OUT",
+            "--imatrix",
+            "im.gguf",
+            "--type",
+            "q4_k_m",
+        ],
         target: "im.gguf",
         says: REFUSED,
     },
     // Two outputs of one command that are one file.
     Case {
-        args: &["quantize", "m.lpk", "-o", "old-q.lpk", "--report", "OUT", "--type", "q4_0"],
+        args: &[
+            "quantize",
+            "m.lpk",
+            "-o",
+            "old-q.lpk",
+            "--report",
+            "OUT",
+            "--type",
+            "q4_0",
+        ],
         target: "old-q.lpk",
         says: "they are the same file",
     },
@@ -170,33 +205,72 @@ const CASES: &[Case] = &[
         says: "not a directory",
     },
     Case {
-        args: &["imatrix", "m.lpk", "--text", "t.txt", "--ctx", "64", "-o", "OUT"],
+        args: &[
+            "imatrix", "m.lpk", "--text", "t.txt", "--ctx", "64", "-o", "OUT",
+        ],
         target: "m.lpk",
         says: REFUSED,
     },
     Case {
-        args: &["imatrix", "m.lpk", "--text", "t.txt", "--ctx", "64", "-o", "OUT"],
+        args: &[
+            "imatrix", "m.lpk", "--text", "t.txt", "--ctx", "64", "-o", "OUT",
+        ],
         target: "t.txt",
         says: REFUSED,
     },
     Case {
-        args: &["compare", "m.lpk", "--reference", "ref.lpk", "--text", "t.txt", "--svg", "OUT"],
+        args: &[
+            "compare",
+            "m.lpk",
+            "--reference",
+            "ref.lpk",
+            "--text",
+            "t.txt",
+            "--svg",
+            "OUT",
+        ],
         target: "m.lpk",
         says: REFUSED,
     },
     Case {
-        args: &["compare", "m.lpk", "--reference", "ref.lpk", "--text", "t.txt", "--svg", "OUT"],
+        args: &[
+            "compare",
+            "m.lpk",
+            "--reference",
+            "ref.lpk",
+            "--text",
+            "t.txt",
+            "--svg",
+            "OUT",
+        ],
         target: "ref.lpk",
         says: REFUSED,
     },
     Case {
-        args: &["compare", "m.lpk", "--reference", "ref.lpk", "--text", "t.txt", "--svg", "OUT"],
+        args: &[
+            "compare",
+            "m.lpk",
+            "--reference",
+            "ref.lpk",
+            "--text",
+            "t.txt",
+            "--svg",
+            "OUT",
+        ],
         target: "t.txt",
         says: REFUSED,
     },
     // --store rewrites the candidate, which must then not also be the reference.
     Case {
-        args: &["eval", "m.lpk", "--reference", "OUT", "--text", "t.txt", "--store"],
+        args: &[
+            "eval",
+            "m.lpk",
+            "--reference",
+            "OUT",
+            "--text",
+            "t.txt",
+            "--store",
+        ],
         target: "m.lpk",
         says: REFUSED,
     },
@@ -329,7 +403,10 @@ fn input_path_errors_say_their_cause() {
             "No such file or directory",
         ),
         (vec!["run", &dir, "--prompt", "hi"], "is a directory"),
-        (vec!["quantize", &dir, "-o", &q, "--type", "q4_0"], "is a directory"),
+        (
+            vec!["quantize", &dir, "-o", &q, "--type", "q4_0"],
+            "is a directory",
+        ),
         (
             vec!["eval", &m, "--reference", &dir, "--text", &t],
             "is a directory",
@@ -352,7 +429,14 @@ fn input_path_errors_say_their_cause() {
 fn safetensors_export_files_are_like_any_other_output() {
     let env = Env::new();
     let out = env.root.join("hf");
-    ok(&["export", &env.p("m.lpk"), "--format", "safetensors", "-o", s(&out)]);
+    ok(&[
+        "export",
+        &env.p("m.lpk"),
+        "--format",
+        "safetensors",
+        "-o",
+        s(&out),
+    ]);
     let config = std::fs::read_to_string(out.join("config.json")).unwrap();
     assert!(config.contains("\"rms_norm_eps\": 1e-05,"), "{config}");
     assert!(config.contains("\"rope_theta\": 10000.0,"), "{config}");
@@ -361,7 +445,14 @@ fn safetensors_export_files_are_like_any_other_output() {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let gguf = env.root.join("m.gguf");
-        ok(&["export", &env.p("m.lpk"), "--format", "gguf", "-o", s(&gguf)]);
+        ok(&[
+            "export",
+            &env.p("m.lpk"),
+            "--format",
+            "gguf",
+            "-o",
+            s(&gguf),
+        ]);
         for f in ["model.safetensors", "config.json", "tokenizer.model"] {
             assert_eq!(mode(&out.join(f)), mode(&gguf), "{f}");
         }

@@ -361,11 +361,7 @@ fn write_shard<B: AsRef<[u8]>>(
     file: &str,
     mut views: Vec<(&str, &Lazy<'_>)>,
 ) -> Result<()> {
-    views.sort_by(|(a, x), (b, y)| {
-        View::dtype(y)
-            .cmp(&View::dtype(x))
-            .then_with(|| a.cmp(b))
-    });
+    views.sort_by(|(a, x), (b, y)| View::dtype(y).cmp(&View::dtype(x)).then_with(|| a.cmp(b)));
     let mut infos = Vec::with_capacity(views.len());
     let mut offset = 0;
     for (name, l) in &views {
@@ -437,7 +433,11 @@ mod tests {
             shard_size: 3000,
         };
         let s = export_safetensors(&lpk, &out, &opts, &decode).unwrap();
-        let shards: Vec<&String> = s.files.iter().filter(|f| f.ends_with(".safetensors")).collect();
+        let shards: Vec<&String> = s
+            .files
+            .iter()
+            .filter(|f| f.ends_with(".safetensors"))
+            .collect();
         assert_eq!(shards.len(), 2, "{:?}", s.files);
         for f in shards {
             let ours = std::fs::read(out.join(f)).unwrap();

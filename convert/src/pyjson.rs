@@ -99,7 +99,7 @@ mod tests {
             (1e-5, "1e-05"),
             (1e-6, "1e-06"),
             (10000.0, "10000.0"),
-            (500000.0, "500000.0"),
+            (500_000.0, "500000.0"),
             (0.02, "0.02"),
             (0.0, "0.0"),
             (0.0001, "0.0001"),
@@ -112,6 +112,9 @@ mod tests {
         assert_eq!(f32_number(1e-5_f32), serde_json::json!(1e-5));
         assert_eq!(f32_number(1e-6_f32).as_f64(), Some(1e-6));
         let text = to_string_pretty(&serde_json::json!({"eps": f32_number(1e-5), "n": [1, 2]}));
-        assert_eq!(text, "{\n  \"eps\": 1e-05,\n  \"n\": [\n    1,\n    2\n  ]\n}");
+        assert_eq!(
+            text,
+            "{\n  \"eps\": 1e-05,\n  \"n\": [\n    1,\n    2\n  ]\n}"
+        );
     }
 }

@@ -28,7 +28,10 @@ fn wrong_inputs_say_what_they_are() {
         let p = d.join(name);
         std::fs::write(&p, bytes).unwrap();
         let err = open_err(&p);
-        assert!(err.contains(says) && err.contains("llamapack convert"), "{err}");
+        assert!(
+            err.contains(says) && err.contains("llamapack convert"),
+            "{err}"
+        );
         assert!(err.starts_with(&p.display().to_string()), "{err}");
     }
     #[cfg(unix)]

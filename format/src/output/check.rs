@@ -176,7 +176,8 @@ pub(super) fn dir_path(p: &Path) -> Result<()> {
             ));
         }
         Ok(_) => {
-            let mut entries = std::fs::read_dir(p).map_err(|e| Error::io(p, "read directory", e))?;
+            let mut entries =
+                std::fs::read_dir(p).map_err(|e| Error::io(p, "read directory", e))?;
             if entries.next().is_some() {
                 return Err(bad(
                     p,
@@ -259,6 +260,18 @@ impl Outputs {
         self
     }
 
+    fn push_all<P: AsRef<Path>>(
+        &mut self,
+        what: &str,
+        paths: impl IntoIterator<Item = P>,
+        role: Role,
+    ) -> &mut Self {
+        for p in paths {
+            self.push(what, p.as_ref(), role);
+        }
+        self
+    }
+
     /// A file (or folder) the command reads and must never write. A folder's own files count
     /// as inputs too (a checkpoint folder's shards).
     pub fn input(&mut self, what: &str, path: impl AsRef<Path>) -> &mut Self {
@@ -271,10 +284,7 @@ impl Outputs {
         what: &str,
         paths: impl IntoIterator<Item = P>,
     ) -> &mut Self {
-        for p in paths {
-            self.input(what, p);
-        }
-        self
+        self.push_all(what, paths, Role::Input)
     }
 
     /// An input that an output of this command may replace, by design (e.g. `eval --store`
@@ -290,10 +300,7 @@ impl Outputs {
         what: &str,
         paths: impl IntoIterator<Item = P>,
     ) -> &mut Self {
-        for p in paths {
-            self.updated(what, p);
-        }
-        self
+        self.push_all(what, paths, Role::Updated)
     }
 
     /// An output file.
@@ -307,10 +314,7 @@ impl Outputs {
         what: &str,
         paths: impl IntoIterator<Item = P>,
     ) -> &mut Self {
-        for p in paths {
-            self.file(what, p);
-        }
-        self
+        self.push_all(what, paths, Role::File)
     }
 
     /// An output folder (it must not exist, or be empty).

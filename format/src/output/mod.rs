@@ -143,9 +143,9 @@ pub struct OutputFile {
     out: Option<BufWriter<File>>,
     tmp: PathBuf,
     /// Where the file goes.
+    target: PathBuf,
+    /// What errors call it: the target, or the final path of a file of an [`OutputDir`].
     dest: PathBuf,
-    /// What errors call it: `dest`, or the final path of a file of an [`OutputDir`].
-    shown: PathBuf,
     pos: u64,
     done: bool,
 }
@@ -162,16 +162,16 @@ impl OutputFile {
         Self::start(dest.to_path_buf(), dest.to_path_buf())
     }
 
-    fn start(dest: PathBuf, shown: PathBuf) -> Result<Self> {
-        remove_stale_temps(&dest);
-        let tmp = temp_path_for(&dest);
-        let f = File::create(&tmp).map_err(|e| Error::io(&shown, "create", e))?;
-        track(&tmp, &shown);
+    fn start(target: PathBuf, dest: PathBuf) -> Result<Self> {
+        remove_stale_temps(&target);
+        let tmp = temp_path_for(&target);
+        let f = File::create(&tmp).map_err(|e| Error::io(&dest, "create", e))?;
+        track(&tmp, &dest);
         Ok(OutputFile {
             out: Some(BufWriter::with_capacity(1 << 20, f)),
             tmp,
+            target,
             dest,
-            shown,
             pos: 0,
             done: false,
         })
@@ -179,7 +179,7 @@ impl OutputFile {
 
     /// The path the file will have.
     pub fn dest(&self) -> &Path {
-        &self.shown
+        &self.dest
     }
 
     /// Bytes written so far.
@@ -188,7 +188,7 @@ impl OutputFile {
     }
 
     fn io(&self, op: &'static str) -> impl Fn(std::io::Error) -> Error + '_ {
-        move |e| Error::io(&self.shown, op, e)
+        move |e| Error::io(&self.dest, op, e)
     }
 
     fn file(&mut self) -> &mut BufWriter<File> {
@@ -227,14 +227,14 @@ impl OutputFile {
         let out = self.out.take().expect("finish called once");
         let f = out
             .into_inner()
-            .map_err(|e| Error::io(&self.shown, "write", e.into_error()))?;
+            .map_err(|e| Error::io(&self.dest, "write", e.into_error()))?;
         f.sync_all().map_err(self.io("sync"))?;
         drop(f);
-        std::fs::rename(&self.tmp, &self.dest).map_err(self.io("rename"))?;
+        std::fs::rename(&self.tmp, &self.target).map_err(self.io("rename"))?;
         self.done = true;
         untrack(&self.tmp);
-        sync_parent(&self.dest);
-        Ok(self.shown.clone())
+        sync_parent(&self.target);
+        Ok(self.dest.clone())
     }
 }
 
@@ -318,8 +318,7 @@ impl OutputDir {
             std::fs::remove_dir(&self.dest)
                 .map_err(|e| Error::io(&self.dest, "replace empty directory", e))?;
         }
-        std::fs::rename(&self.tmp, &self.dest)
-            .map_err(|e| Error::io(&self.dest, "rename", e))?;
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, "rename", e))?;
         untrack(&self.tmp);
         self.done = true;
         sync_parent(&self.dest);

@@ -39,14 +39,6 @@ fn overwrite_at_patches_and_appending_continues() {
     assert_eq!(std::fs::read(&p).unwrap(), b"HEADtail!");
 }
 
-/// The pid of a process that has ended.
-fn ended_pid() -> u32 {
-    let mut c = std::process::Command::new("true").spawn().unwrap();
-    let pid = c.id();
-    c.wait().unwrap();
-    pid
-}
-
 /// A `kill -9` leaves `.NAME.tmp-PID`; the next write of NAME removes those of ended processes
 /// (files and folders) and keeps those of running ones and of other names.
 #[cfg(target_os = "linux")]
@@ -54,7 +46,7 @@ fn ended_pid() -> u32 {
 fn stale_temps_of_ended_processes_are_removed_on_the_next_write() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("out.npy");
-    let dead = ended_pid();
+    let dead = crate::testing::ended_pid();
     let stale = temp_path_with_pid(&dest, dead);
     std::fs::write(&stale, b"partial").unwrap();
     let alive = temp_path_with_pid(&dest, 1);
