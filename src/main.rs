@@ -34,10 +34,12 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // No output of this process may replace a file it read (see llamapack_format::output).
+    llamapack_format::output::guard_inputs();
     // Ctrl-C / SIGTERM: delete the outputs still being written (every writer goes through a
     // hidden temp file and renames it at the end), then exit as an interrupted process does.
     let _ = ctrlc::set_handler(|| {
-        let removed = llamapack_format::writer::remove_unfinished();
+        let removed = llamapack_format::output::remove_unfinished();
         if removed.is_empty() {
             eprintln!("interrupted");
         } else {
@@ -52,15 +54,29 @@ fn main() -> ExitCode {
             if ui::is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err}");
             if cli.verbose {
+                eprintln!("error: {err}");
                 for cause in err.chain().skip(1) {
                     eprintln!("  caused by: {cause}");
                 }
-            } else if err.chain().nth(1).is_some() {
-                eprintln!("  (run with --verbose for the cause)");
+            } else {
+                eprintln!("error: {}", error_line(&err));
             }
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and every cause it does not already state, on one line ("writing x.svg: No space
+/// left on device"), so the cause shows without `--verbose`.
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !line.contains(&c) {
+            line.push_str(": ");
+            line.push_str(&c);
+        }
+    }
+    line
 }

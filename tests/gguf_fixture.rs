@@ -9,7 +9,10 @@ use serde_json::Value;
 use crate::common::{fixture, json, ok, s, shared};
 
 fn import(gguf: &str) -> PathBuf {
-    let out = shared().dir.join(gguf.replace(".gguf", ".lpk"));
+    // Not `tiny-f16.lpk`: that name is the shared conversion other tests read.
+    let out = shared()
+        .dir
+        .join(format!("gguf-{}", gguf.replace(".gguf", ".lpk")));
     ok(&[
         "convert",
         s(&fixture(&format!("gguf/{gguf}"))),

@@ -1,10 +1,12 @@
 //! End-to-end tests over the `llamapack` CLI, on fixtures, in temp dirs.
 
 mod common;
+mod full_disk;
 mod gguf_fixture;
 mod imatrix;
 mod inspect_verify;
 mod interrupt;
 mod llamacpp;
+mod outputs;
 mod pipeline;
 mod transformers;

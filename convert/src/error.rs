@@ -159,7 +159,11 @@ pub enum Error {
         reason: String,
     },
     /// Writing the output would overwrite one of the input files.
-    #[error("output {} would overwrite the input file {}", out.display(), input.display())]
+    #[error(
+        "refusing to overwrite the input {} with the output {} (the same file)",
+        input.display(),
+        out.display()
+    )]
     OutputIsInput {
         /// The output path.
         out: PathBuf,

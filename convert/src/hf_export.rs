@@ -5,14 +5,18 @@
 //! Quantized tensors are decoded with a row decoder the caller passes in (the CLI passes
 //! `llamapack_quantize::dequantize_row`), so this crate stays free of kernels. Tensors are
 //! converted one at a time as the shard is written; the directory is assembled under a
-//! sibling temp name and renamed into place at the end.
+//! sibling temp name and renamed into place at the end (an
+//! [`OutputDir`](llamapack_format::output::OutputDir)), every file in it written as any other
+//! output of llamapack. The JSON files use Python's float notation (`"rms_norm_eps": 1e-05`).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use half::{bf16, f16};
+use llamapack_format::output::OutputDir;
 use llamapack_format::{DType, Lpk, TensorView, TokenizerKind};
+use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, View};
 use serde_json::json;
 
@@ -156,34 +160,6 @@ impl View for &Lazy<'_> {
     }
 }
 
-/// Removes the temp directory unless disarmed.
-struct TempDir(Option<PathBuf>);
-
-impl TempDir {
-    /// Tracks `path` as an unfinished output (removed on Ctrl-C, see
-    /// `llamapack_format::writer::remove_unfinished`) until dropped or kept.
-    fn new(path: PathBuf) -> TempDir {
-        llamapack_format::writer::track_unfinished(&path);
-        TempDir(Some(path))
-    }
-
-    /// The folder was renamed into place: nothing to clean up.
-    fn keep(&mut self) {
-        if let Some(p) = self.0.take() {
-            llamapack_format::writer::untrack_unfinished(&p);
-        }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_dir_all(&p);
-            llamapack_format::writer::untrack_unfinished(&p);
-        }
-    }
-}
-
 fn config_json<B: AsRef<[u8]>>(lpk: &Lpk<B>, dtype: DType) -> serde_json::Value {
     let c = lpk.config();
     let t = lpk.tokenizer();
@@ -198,8 +174,8 @@ fn config_json<B: AsRef<[u8]>>(lpk: &Lpk<B>, dtype: DType) -> serde_json::Value 
         "head_dim": c.head_dim(),
         "vocab_size": c.vocab_size,
         "max_position_embeddings": c.context_length,
-        "rms_norm_eps": c.norm_eps,
-        "rope_theta": c.rope_theta,
+        "rms_norm_eps": crate::pyjson::f32_number(c.norm_eps),
+        "rope_theta": crate::pyjson::f32_number(c.rope_theta),
         "rope_scaling": null,
         "tie_word_embeddings": c.tied_output,
         "hidden_act": "silu",
@@ -233,16 +209,15 @@ pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
             opts.dtype
         )));
     }
-    if dir.exists()
-        && std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, "read directory", e))?
-            .next()
-            .is_some()
+    if dir
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
     {
         return Err(fail(
-            "exists and is not empty; remove it or choose another directory".into(),
+            "a safetensors export is a directory (model.safetensors, config.json, the tokenizer), not one .safetensors file; give a directory name, e.g. NAME-hf".into(),
         ));
     }
+    let out = OutputDir::create(dir)?;
     let c = lpk.config();
     let head_dim = c.head_dim() as usize;
     let mut lazies = Vec::new();
@@ -292,18 +267,6 @@ pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
         shards.last_mut().expect("one shard").push(i);
         size += b;
     }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let base = dir
-        .file_name()
-        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = parent.join(format!(".{base}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, "create directory", e))?;
-    let mut guard = TempDir::new(tmp.clone());
-
     let n = shards.len();
     let mut files = Vec::new();
     let mut weight_map = BTreeMap::new();
@@ -322,15 +285,12 @@ pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
             weight_map.insert((*name).to_owned(), file.clone());
             total += l.data_len() as u64;
         }
-        let meta = std::collections::HashMap::from([("format".to_owned(), "pt".to_owned())]);
-        safetensors::serialize_to_file(views, Some(meta), &tmp.join(&file))
-            .map_err(|e| fail(format!("writing {file}: {e}")))?;
+        write_shard(lpk, &out, &file, views)?;
         files.push(file);
     }
     let write_json = |name: &str, v: &serde_json::Value| -> Result<()> {
-        let p = tmp.join(name);
-        let text = serde_json::to_string_pretty(v).expect("json values serialize");
-        std::fs::write(&p, text + "\n").map_err(|e| Error::io(&p, "write", e))
+        let text = crate::pyjson::to_string_pretty(v) + "\n";
+        Ok(out.write_file(name, text.as_bytes())?)
     };
     if n > 1 {
         write_json(
@@ -353,8 +313,7 @@ pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
     let mut copied = false;
     for blob in ["tokenizer.model", "tokenizer.json", "tokenizer_config.json"] {
         if let Some(bytes) = lpk.blob(blob) {
-            let p = tmp.join(blob);
-            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, "write", e))?;
+            out.write_file(blob, bytes)?;
             files.push(blob.to_owned());
             copied = true;
         }
@@ -382,11 +341,7 @@ pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
     if !copied {
         notes.push("the .lpk stores no tokenizer file (tokenizer.model / tokenizer.json); only its config was written".into());
     }
-    if dir.exists() {
-        std::fs::remove_dir(dir).map_err(|e| Error::io(dir, "replace empty directory", e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, "rename", e))?;
-    guard.keep();
+    out.finish()?;
     Ok(HfExportSummary {
         dir: dir.to_path_buf(),
         files,
@@ -394,4 +349,102 @@ pub fn export_safetensors<B: AsRef<[u8]> + Sync>(
         tensor_bytes: total,
         notes,
     })
+}
+
+/// Writes one safetensors file of the export, laid out as `safetensors::serialize_to_file`
+/// lays it out (the header's length as a little-endian u64, the JSON header padded with
+/// spaces to a multiple of 8, then each tensor's bytes in header order: by dtype alignment,
+/// then name), through llamapack's writer; tensors are converted one at a time.
+fn write_shard<B: AsRef<[u8]>>(
+    lpk: &Lpk<B>,
+    out: &OutputDir,
+    file: &str,
+    mut views: Vec<(&str, &Lazy<'_>)>,
+) -> Result<()> {
+    views.sort_by(|(a, x), (b, y)| View::dtype(y).cmp(&View::dtype(x)).then_with(|| a.cmp(b)));
+    let mut infos = Vec::with_capacity(views.len());
+    let mut offset = 0;
+    for (name, l) in &views {
+        let n = View::data_len(l);
+        let info = TensorInfo {
+            dtype: View::dtype(l),
+            shape: l.shape.clone(),
+            data_offsets: (offset, offset + n),
+        };
+        infos.push(((*name).to_owned(), info));
+        offset += n;
+    }
+    let meta = HashMap::from([("format".to_owned(), "pt".to_owned())]);
+    let header = Metadata::new(Some(meta), infos).map_err(|e| Error::Config {
+        file: out.dest().join(file).display().to_string(),
+        reason: format!("safetensors header: {e}"),
+    })?;
+    let mut json = serde_json::to_vec(&header).expect("a safetensors header serializes");
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut f = out.file(file)?;
+    f.write_all(&(json.len() as u64).to_le_bytes())?;
+    f.write_all(&json)?;
+    for (_, l) in &views {
+        let bytes = l.convert().map_err(|reason| Error::Tensor {
+            file: lpk.file_name().to_owned(),
+            tensor: l.t.name.to_owned(),
+            reason,
+        })?;
+        f.write_all(&bytes)?;
+    }
+    f.finish()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llamapack_format::LpkWriter;
+
+    /// Our shard writer lays a file out byte for byte as `safetensors::serialize` does.
+    #[test]
+    fn shards_are_byte_identical_to_the_safetensors_crate() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("m.lpk");
+        let mut w = LpkWriter::create(&src).unwrap();
+        let f32s = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|i| (i as f32 * 0.25 - 3.0).to_le_bytes())
+                .collect()
+        };
+        w.write_tensor("tok_embeddings.weight", DType::F32, &[16, 64], &f32s(1024))
+            .unwrap();
+        w.write_tensor("norm.weight", DType::F32, &[64], &f32s(64))
+            .unwrap();
+        w.write_tensor("output.weight", DType::F32, &[16, 64], &f32s(1024))
+            .unwrap();
+        w.finish(&llamapack_format::testing::tiny_metadata())
+            .unwrap();
+        let lpk = Lpk::open(&src).unwrap();
+        let decode = |_: DType, src: &[u8], dst: &mut [f32]| {
+            for (d, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                *d = f32::from_le_bytes(c.try_into().unwrap());
+            }
+            Ok(())
+        };
+        let out = dir.path().join("hf");
+        let opts = HfExportOptions {
+            dtype: DType::BF16,
+            shard_size: 3000,
+        };
+        let s = export_safetensors(&lpk, &out, &opts, &decode).unwrap();
+        let shards: Vec<&String> = s
+            .files
+            .iter()
+            .filter(|f| f.ends_with(".safetensors"))
+            .collect();
+        assert_eq!(shards.len(), 2, "{:?}", s.files);
+        for f in shards {
+            let ours = std::fs::read(out.join(f)).unwrap();
+            let st = safetensors::SafeTensors::deserialize(&ours).unwrap();
+            let meta = HashMap::from([("format".to_owned(), "pt".to_owned())]);
+            let theirs = safetensors::serialize(st.tensors(), Some(meta)).unwrap();
+            assert_eq!(ours, theirs, "{f}");
+        }
+    }
 }

@@ -61,6 +61,7 @@ pub mod permute;
 pub mod pickle;
 mod plan;
 pub mod pth;
+pub mod pyjson;
 pub mod sentencepiece;
 mod source;
 pub mod zip;

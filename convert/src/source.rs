@@ -22,7 +22,7 @@ pub(crate) struct Mapped {
 
 impl Mapped {
     pub fn open(path: &Path, name: String) -> Result<Self> {
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, "open", e))?;
+        let f = llamapack_format::reader::open_input(path)?;
         // SAFETY: the file is opened read-only and only read through this map. Another process
         // truncating it while we read would be undefined behaviour; that is the documented
         // limitation of every mmap-based reader (safetensors, candle, llama.cpp).
@@ -191,40 +191,14 @@ pub(crate) fn rel_name(path: &Path, base: &Path) -> String {
 
 /// Refuses an output path that is (or is a link to) one of the inputs.
 pub(crate) fn check_output(out: &Path, inputs: &[&Path]) -> Result<()> {
-    let canon = |p: &Path| -> Option<PathBuf> {
-        let parent = p.parent().filter(|x| !x.as_os_str().is_empty());
-        let dir = match parent {
-            Some(d) => d.canonicalize().ok()?,
-            None => std::env::current_dir().ok()?,
-        };
-        Some(dir.join(p.file_name()?))
-    };
-    let out_c = canon(out);
-    for &input in inputs {
-        let same_path = match (&out_c, canon(input)) {
-            (Some(a), Some(b)) => *a == b,
-            _ => false,
-        };
-        if same_path || same_file(out, input) {
-            return Err(Error::OutputIsInput {
-                out: out.to_path_buf(),
-                input: input.to_path_buf(),
-            });
-        }
+    match inputs
+        .iter()
+        .find(|i| llamapack_format::output::same_file(out, i))
+    {
+        Some(input) => Err(Error::OutputIsInput {
+            out: out.to_path_buf(),
+            input: input.to_path_buf(),
+        }),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_file(_: &Path, _: &Path) -> bool {
-    false
 }

@@ -115,6 +115,38 @@ pub enum Error {
         /// Stored type.
         found: DType,
     },
+    /// The file is another format than `.lpk` (a GGUF, a zip…); says what to do instead.
+    #[error("{file}: {reason}")]
+    NotLpk {
+        /// The file.
+        file: String,
+        /// What it is and what to do.
+        reason: String,
+    },
+    /// An output path cannot be written (its folder is missing, it is a folder…).
+    #[error("{}: {reason}", path.display())]
+    BadOutput {
+        /// The output path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An output is the same file as an input (one path, `..`, a symlink or a hard link).
+    #[error("refusing to overwrite the input {input} with the output {output} (the same file)")]
+    OutputIsInput {
+        /// The output, as given (with the option naming it, when known).
+        output: String,
+        /// The input.
+        input: String,
+    },
+    /// Two outputs of one command are the same file.
+    #[error("refusing to write {first} and {second}: they are the same file")]
+    SameOutputs {
+        /// One output.
+        first: String,
+        /// The other.
+        second: String,
+    },
     /// A writer was given inconsistent input.
     #[error("{file}: cannot write tensor `{tensor}`: {reason}")]
     Write {

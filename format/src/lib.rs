@@ -61,6 +61,7 @@ pub mod edit;
 pub mod error;
 pub mod header;
 pub mod meta;
+pub mod output;
 pub mod reader;
 pub mod testing;
 pub mod writer;

@@ -104,11 +104,45 @@ impl<'a> TensorView<'a> {
     }
 }
 
+/// Opens an input file for reading or mapping: a missing file says "No such file or
+/// directory", a folder or a device is refused saying so (rather than a failing mmap's "No
+/// such device"), and the file is recorded as an input of this process
+/// ([`crate::output::note_input`]).
+pub fn open_input(path: &Path) -> Result<std::fs::File> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    let md = f.metadata().map_err(|e| Error::io(path, "open", e))?;
+    if !md.is_file() {
+        let what = if md.is_dir() {
+            "is a directory; give a file"
+        } else {
+            "is not a regular file (a device, pipe or socket)"
+        };
+        return Err(Error::io(path, "open", std::io::Error::other(what)));
+    }
+    crate::output::note_input(path);
+    Ok(f)
+}
+
+/// What a file that is not a `.lpk` is, by its first bytes, and what to do with it.
+fn not_lpk(data: &[u8], file: &str) -> Option<String> {
+    if data.starts_with(b"GGUF") {
+        Some(format!(
+            "is a GGUF file, not a .lpk; this command reads .lpk files: convert it first (llamapack convert {file} -o NAME.lpk)"
+        ))
+    } else if data.starts_with(b"PK\x03\x04") {
+        Some("is a zip archive (a PyTorch .pth checkpoint?), not a .lpk: convert its folder first (llamapack convert DIR -o NAME.lpk)".into())
+    } else if data.len() >= 9 && data[8] == b'{' && data.get(9) == Some(&b'"') {
+        Some("looks like a safetensors file, not a .lpk: convert its folder first (llamapack convert DIR -o NAME.lpk)".into())
+    } else {
+        None
+    }
+}
+
 impl Lpk<memmap2::Mmap> {
     /// Memory-maps and validates `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, "open", e))?;
+        let f = open_input(path)?;
         // SAFETY: the map is read-only; a concurrent writer truncating the file could fault,
         // which is the documented limit of every mmap reader (safetensors, llama.cpp). Our own
         // writer never modifies a finished file: it writes a sibling and renames.
@@ -124,6 +158,9 @@ impl<B: AsRef<[u8]>> Lpk<B> {
         let file = file.into();
         let data = bytes.as_ref();
         let len = data.len() as u64;
+        if let Some(reason) = not_lpk(data, &file) {
+            return Err(Error::NotLpk { file, reason });
+        }
         let Some(pre) = data.get(..PREAMBLE_LEN) else {
             return Err(Error::Truncated {
                 file,

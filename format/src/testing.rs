@@ -66,3 +66,14 @@ pub fn tiny_metadata() -> Metadata {
         },
     }
 }
+
+/// The pid of a process that has ended (a `true` run and waited for), for tests of what is
+/// left by processes that no longer run.
+pub fn ended_pid() -> u32 {
+    let mut c = std::process::Command::new("true")
+        .spawn()
+        .expect("run `true`");
+    let pid = c.id();
+    let _ = c.wait();
+    pid
+}

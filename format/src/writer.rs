@@ -1,8 +1,7 @@
-//! Streaming writer: tensors go to a sibling temp file one at a time; the header is written
-//! last and the file is renamed into place only by [`LpkWriter::finish`].
+//! Streaming writer: tensors go to a sibling temp file one at a time (an
+//! [`OutputFile`](crate::output::OutputFile)); the header is written last and the file is
+//! renamed into place only by [`LpkWriter::finish`].
 
-use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::DType;
@@ -11,6 +10,7 @@ use crate::header::{
     ALIGN, BlobEntry, Header, PREAMBLE_LEN, Preamble, TensorEntry, VERSION_MAJOR, VERSION_MINOR,
 };
 use crate::meta::Metadata;
+use crate::output::OutputFile;
 
 /// Writes a `.lpk` file tensor by tensor.
 ///
@@ -18,10 +18,7 @@ use crate::meta::Metadata;
 /// writer earlier (an error, a panic) deletes the temp file.
 #[derive(Debug)]
 pub struct LpkWriter {
-    out: Option<BufWriter<File>>,
-    tmp: PathBuf,
-    dest: PathBuf,
-    pos: u64,
+    out: OutputFile,
     tensors: Vec<TensorEntry>,
     blobs: Vec<BlobEntry>,
     names: std::collections::HashSet<String>,
@@ -37,62 +34,17 @@ pub struct TensorSink<'w> {
     crc: u32,
 }
 
-/// Temp files and folders this process is writing (the hidden `.NAME.tmp-PID` siblings of
-/// destinations): what an interrupted run would otherwise leave behind.
-static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
-
-fn unfinished() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
-    UNFINISHED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Records `path` (a temp file or folder being written) as unfinished, so that
-/// [`remove_unfinished`] deletes it if the process is interrupted.
-pub fn track_unfinished(path: &Path) {
-    unfinished().push(path.to_path_buf());
-}
-
-/// Forgets `path` (renamed into place, or removed).
-pub fn untrack_unfinished(path: &Path) {
-    unfinished().retain(|p| p != path);
-}
-
-/// Deletes every unfinished output of this process (files and folders) and returns their
-/// paths; the CLI calls it from its Ctrl-C / SIGTERM handler before exiting.
-pub fn remove_unfinished() -> Vec<PathBuf> {
-    let paths = std::mem::take(&mut *unfinished());
-    for p in &paths {
-        let _ = if p.is_dir() {
-            std::fs::remove_dir_all(p)
-        } else {
-            std::fs::remove_file(p)
-        };
-    }
-    paths
-}
-
-/// The temp file a writer for `dest` uses: a hidden sibling, so the rename is atomic.
-pub fn temp_path_for(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
 impl LpkWriter {
-    /// Starts writing `dest` (through a sibling temp file).
+    /// Starts writing `dest` (through a sibling temp file; see [`OutputFile::create`] for the
+    /// checks of `dest`).
     pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
-        let dest = dest.as_ref().to_path_buf();
-        let tmp = temp_path_for(&dest);
-        let f = File::create(&tmp).map_err(|e| Error::io(&tmp, "create", e))?;
-        track_unfinished(&tmp);
+        Self::to_output(OutputFile::create(dest)?)
+    }
+
+    /// Starts writing into `out`.
+    pub fn to_output(out: OutputFile) -> Result<Self> {
         let mut w = LpkWriter {
-            out: Some(BufWriter::with_capacity(1 << 20, f)),
-            tmp,
-            dest,
-            pos: 0,
+            out,
             tensors: Vec::new(),
             blobs: Vec::new(),
             names: std::collections::HashSet::new(),
@@ -105,28 +57,24 @@ impl LpkWriter {
 
     /// Destination path.
     pub fn dest(&self) -> &Path {
-        &self.dest
+        self.out.dest()
     }
 
     /// Bytes written so far.
     pub fn position(&self) -> u64 {
-        self.pos
+        self.out.position()
     }
 
     fn file_label(&self) -> String {
-        self.dest.display().to_string()
+        self.dest().display().to_string()
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        let out = self.out.as_mut().expect("writer used after finish");
-        out.write_all(bytes)
-            .map_err(|e| Error::io(&self.tmp, "write", e))?;
-        self.pos += bytes.len() as u64;
-        Ok(())
+        self.out.write_all(bytes)
     }
 
     fn pad_to_alignment(&mut self) -> Result<()> {
-        let pad = (ALIGN - self.pos % ALIGN) % ALIGN;
+        let pad = (ALIGN - self.position() % ALIGN) % ALIGN;
         self.put(&[0u8; ALIGN as usize][..pad as usize])
     }
 
@@ -210,7 +158,7 @@ impl LpkWriter {
             name: name.to_owned(),
             dtype: dtype.name().to_owned(),
             shape: shape.to_vec(),
-            offset: self.pos,
+            offset: self.position(),
             nbytes: expected as u64,
             crc32c: 0,
         });
@@ -230,7 +178,7 @@ impl LpkWriter {
         self.pad_to_alignment()?;
         self.blobs.push(BlobEntry {
             name: name.to_owned(),
-            offset: self.pos,
+            offset: self.position(),
             nbytes: data.len() as u64,
             crc32c: crc32c::crc32c(data),
         });
@@ -262,7 +210,7 @@ impl LpkWriter {
             reason: format!("header serialisation failed: {e}"),
         })?;
         self.pad_to_alignment()?;
-        let header_offset = self.pos;
+        let header_offset = self.position();
         self.put(&json)?;
         let pre = Preamble {
             major: VERSION_MAJOR,
@@ -270,35 +218,10 @@ impl LpkWriter {
             header_offset,
             header_len: json.len() as u64,
             header_crc32c: crc32c::crc32c(&json),
-            file_len: self.pos,
+            file_len: self.position(),
         };
-        let mut out = self.out.take().expect("finish called once");
-        let tmp = self.tmp.clone();
-        let io = |op: &'static str| {
-            let tmp = tmp.clone();
-            move |e| Error::io(tmp, op, e)
-        };
-        out.flush().map_err(io("write"))?;
-        let mut f = out
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp, "write", e.into_error()))?;
-        f.seek(SeekFrom::Start(0)).map_err(io("seek"))?;
-        f.write_all(&pre.to_bytes()).map_err(io("write"))?;
-        f.sync_all().map_err(io("sync"))?;
-        drop(f);
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, "rename", e))?;
-        untrack_unfinished(&self.tmp);
-        Ok(self.dest.clone())
-    }
-}
-
-impl Drop for LpkWriter {
-    fn drop(&mut self) {
-        if self.out.is_some() || self.tmp.exists() {
-            self.out = None;
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-        untrack_unfinished(&self.tmp);
+        self.out.overwrite_at(0, &pre.to_bytes())?;
+        self.out.finish()
     }
 }
 
@@ -334,30 +257,5 @@ impl TensorSink<'_> {
                 t.dtype, t.shape, self.expected
             ),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A writer's temp file is tracked while it is written and forgotten once renamed into
-    /// place or dropped. (`remove_unfinished` itself is exercised by the CLI's Ctrl-C test in
-    /// `tests/interrupt.rs`, in its own process: here it would delete the temp files of tests
-    /// running in parallel.)
-    #[test]
-    fn unfinished_outputs_are_tracked_until_renamed_or_dropped() {
-        let tracked = |p: &Path| unfinished().iter().any(|q| q == p);
-        let dir = tempfile::tempdir().unwrap();
-        let done = dir.path().join("done.lpk");
-        let w = LpkWriter::create(&done).unwrap();
-        assert!(tracked(&temp_path_for(&done)));
-        w.finish(&crate::testing::tiny_metadata()).unwrap();
-        assert!(!tracked(&temp_path_for(&done)));
-        let open = dir.path().join("open.lpk");
-        let w = LpkWriter::create(&open).unwrap();
-        assert!(tracked(&temp_path_for(&open)) && temp_path_for(&open).exists());
-        drop(w);
-        assert!(!tracked(&temp_path_for(&open)) && !temp_path_for(&open).exists());
     }
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use half::f16;
+use llamapack_format::output::OutputFile;
 
 use crate::error::{Error, Result};
 
@@ -191,13 +192,13 @@ fn parse_shape(v: &str) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// Encodes a float32 C-order array as `.npy` (version 1, header padded to 64 bytes).
-pub fn to_bytes_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
+/// The `.npy` header (version 1, padded to 64 bytes) of a float32 C-order array of `shape`
+/// holding `len` values.
+fn header_f32(shape: &[usize], len: usize) -> Result<Vec<u8>> {
     let count: usize = shape.iter().product();
-    if count != data.len() {
+    if count != len {
         return Err(Error::Invalid(format!(
-            "shape {shape:?} has {count} elements, data has {}",
-            data.len()
+            "shape {shape:?} has {count} elements, data has {len}"
         )));
     }
     let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
@@ -211,24 +212,36 @@ pub fn to_bytes_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     header.push('\n');
     let hlen = u16::try_from(header.len())
         .map_err(|_| Error::Invalid(format!("shape {shape:?} gives too long a header")))?;
-    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    let mut out = Vec::with_capacity(10 + header.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&hlen.to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for x in data {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
     Ok(out)
 }
 
-/// Writes a float32 C-order array to `path`.
+fn f32_bytes(data: &[f32]) -> Vec<u8> {
+    data.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Encodes a float32 C-order array as `.npy` (version 1, header padded to 64 bytes).
+pub fn to_bytes_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
+    let mut out = header_f32(shape, data.len())?;
+    out.extend_from_slice(&f32_bytes(data));
+    Ok(out)
+}
+
+/// Writes a float32 C-order array to `path`, streamed through llamapack's output writer
+/// ([`OutputFile`]: a hidden temp file renamed into place when complete, nothing left on
+/// error).
 pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<()> {
-    let path = path.as_ref();
-    std::fs::write(path, to_bytes_f32(shape, data)?).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })
+    let mut f = OutputFile::create(path)?;
+    f.write_all(&header_f32(shape, data.len())?)?;
+    for chunk in data.chunks(1 << 16) {
+        f.write_all(&f32_bytes(chunk))?;
+    }
+    f.finish()?;
+    Ok(())
 }
 
 #[cfg(test)]

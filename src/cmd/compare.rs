@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, ensure};
+use llamapack_format::output::Outputs;
 use llamapack_format::{DType, Lpk};
 use llamapack_runner::accuracy::{Summary, Windows};
 use llamapack_runner::{Model, Tokenizer};
@@ -72,12 +73,18 @@ pub struct Row {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let threads = super::thread_count(args.threads)?;
+    let mut outputs = Outputs::new();
+    outputs
+        .inputs("CANDIDATE", &args.candidates)
+        .input("--reference", &args.reference);
+    args.data.declare(&mut outputs);
+    outputs.files("--svg", &args.svg).check()?;
     let (rows, windows) = compare(args, threads)?;
-    if let Some(svg) = &args.svg {
-        write_svg(svg, &rows)?;
-    }
     let mut out = std::io::stdout().lock();
     if args.json {
+        if let Some(svg) = &args.svg {
+            write_svg(svg, &rows)?;
+        }
         let doc = json!({
             "reference": args.reference.display().to_string(),
             "ctx": windows.ctx,
@@ -97,7 +104,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             rows.first().map_or(0, |r| r.summary.n_tokens)
         )?;
         print_table(&mut out, &rows)?;
+        out.flush()?;
         if let Some(svg) = &args.svg {
+            write_svg(svg, &rows)?;
             writeln!(out, "\nchart: {}", svg.display())?;
         }
     }
@@ -361,6 +370,6 @@ pub fn write_svg(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
             &series,
         ));
     }
-    std::fs::write(path, chart::document(&panels))
-        .with_context(|| format!("writing {}", path.display()))
+    llamapack_format::output::write_file(path, chart::document(&panels).as_bytes())?;
+    Ok(())
 }

@@ -55,6 +55,11 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    llamapack_format::output::Outputs::new()
+        .input("SRC", &args.src)
+        .inputs("--tokenizer", &args.tokenizer)
+        .file("-o", &args.output)
+        .check()?;
     if args
         .src
         .extension()

@@ -66,10 +66,19 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("llamapack-demo"));
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let f16 = out_dir.join("tiny-f16.lpk");
+    let quantized = |name: &str| out_dir.join(format!("tiny-{name}.lpk"));
+    let svg = out_dir.join("compare.svg");
+    llamapack_format::output::Outputs::new()
+        .input("--fixtures", &meta)
+        .input("--fixtures", &text)
+        .file("--out", &f16)
+        .files("--out", RECIPES.map(quantized))
+        .file("--out", &svg)
+        .check()?;
     let mut out = std::io::stdout().lock();
 
     // 1. convert
-    let f16 = out_dir.join("tiny-f16.lpk");
     let opts = ConvertOptions {
         dtype: OutputDType::F16,
         ..ConvertOptions::default()
@@ -98,7 +107,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for name in RECIPES {
         let mut recipe = Recipe::parse(name).expect("known recipe");
         recipe.tied_output = src.config().tied_output;
-        let dst = out_dir.join(format!("tiny-{name}.lpk"));
+        let dst = quantized(name);
         let t = Instant::now();
         let done = pool.install(|| {
             super::quantize::quantize_file(
@@ -125,7 +134,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     drop(src);
 
     // 3. compare against the f16 conversion
-    let svg = out_dir.join("compare.svg");
     let cargs = compare::Args {
         candidates: candidates.clone(),
         reference: f16.clone(),

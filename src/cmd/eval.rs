@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, ensure};
 use llamapack_format::Lpk;
+use llamapack_format::output::Outputs;
 use llamapack_runner::Tokenizer;
 use llamapack_runner::accuracy::Summary;
 use serde_json::json;
@@ -51,6 +52,14 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let threads = super::thread_count(args.threads)?;
     ensure!(args.data.ctx >= 4, "--ctx must be at least 4");
+    let mut outputs = Outputs::new();
+    outputs.updated("CANDIDATE", &args.candidate);
+    outputs.input("--reference", &args.reference);
+    args.data.declare(&mut outputs);
+    if args.store {
+        outputs.file("--store", &args.candidate);
+    }
+    outputs.check()?;
     let (summary, windows, n_tokens) = {
         let cand_lpk = Lpk::open(&args.candidate)?;
         let tok = Tokenizer::from_data(cand_lpk.tokenizer())?;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use llamapack_convert::gguf::{self, ExportOptions};
 use llamapack_convert::hf_export::{HfExportOptions, export_safetensors};
+use llamapack_format::output::Outputs;
 use llamapack_format::{DType, Lpk};
 
 /// Output formats of `export`.
@@ -56,7 +57,13 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    super::refuse_overwrite(&args.model, &args.output)?;
+    let mut outputs = Outputs::new();
+    outputs.input("MODEL", &args.model);
+    match args.format {
+        Format::Gguf => outputs.file("-o", &args.output),
+        Format::Safetensors => outputs.dir("-o", &args.output),
+    };
+    outputs.check()?;
     let lpk = Lpk::open(&args.model)?;
     let mut out = std::io::stdout().lock();
     match args.format {

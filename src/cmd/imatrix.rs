@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, anyhow, bail, ensure};
 use llamapack_convert::gguf::imatrix::{read_imatrix, read_imatrix_file, write_imatrix};
 use llamapack_format::Lpk;
+use llamapack_format::output::Outputs;
 use llamapack_quantize::imatrix::Imatrix;
 use llamapack_runner::imatrix::{Collector, MIN_BATCH};
 use llamapack_runner::{Tokenizer, metrics};
@@ -87,6 +88,14 @@ struct Collected {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let threads = super::thread_count(args.threads)?;
+    let mut outputs = Outputs::new();
+    outputs.input("MODEL", &args.model);
+    args.data.declare(&mut outputs);
+    // Merging into one of the --in-file matrices is by design (it is read whole first).
+    outputs
+        .updated_all("--in-file", &args.in_files)
+        .file("-o", &args.output)
+        .check()?;
     let ctx = args.data.ctx;
     ensure!(
         ctx >= MIN_BATCH,
@@ -99,7 +108,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "nothing to do: give --text FILE or --tokens FILE to collect on, or --in-file FILE to merge"
         );
     }
-    super::refuse_overwrite(&args.model, &args.output)?;
     let lpk = Lpk::open(&args.model)?;
     // The model's matrices, by name: their input width (what every entry must match).
     let cols_of = |name: &str| {

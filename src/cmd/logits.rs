@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use llamapack_format::Lpk;
+use llamapack_format::output::Outputs;
 use llamapack_runner::{Model, State, Tokenizer, npy};
 
 /// Write the logits of every position of a token sequence to a .npy file.
@@ -38,6 +39,11 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let threads = super::thread_count(args.threads)?;
+    Outputs::new()
+        .input("MODEL", &args.model)
+        .inputs("--tokens", &args.tokens)
+        .file("-o", &args.output)
+        .check()?;
     let lpk = Lpk::open(&args.model)?;
     let model = Model::load_with_threads(&lpk, threads)
         .with_context(|| format!("loading {}", args.model.display()))?;
@@ -63,19 +69,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let mut state = State::with_context(&model.config, ids.len().min(512), ids.len());
     let logits = model.logits_all(&mut state, &ids, 0)?;
-    let tmp = args.output.with_extension("npy.tmp");
-    llamapack_format::writer::track_unfinished(&tmp);
-    let written = npy::write_f32(&tmp, &[ids.len(), vocab], &logits)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| {
-            std::fs::rename(&tmp, &args.output)
-                .with_context(|| format!("writing {}", args.output.display()))
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    llamapack_format::writer::untrack_unfinished(&tmp);
-    written?;
+    npy::write_f32(&args.output, &[ids.len(), vocab], &logits)?;
     writeln!(
         std::io::stdout().lock(),
         "{} × {vocab} logits → {}",

@@ -76,21 +76,6 @@ pub fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> 
         .context("starting worker threads")
 }
 
-/// Refuses to write `output` over `input` (or over the file it names through a link).
-pub fn refuse_overwrite(input: &Path, output: &Path) -> anyhow::Result<()> {
-    let same = match (input.canonicalize(), output.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same {
-        bail!(
-            "refusing to overwrite the input {} with the output",
-            input.display()
-        );
-    }
-    Ok(())
-}
-
 /// Lower-case hex sha256 of a file, streamed.
 pub fn sha256_of(path: &Path) -> anyhow::Result<String> {
     use sha2::Digest;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use llamapack_convert::gguf::imatrix::read_imatrix_file;
+use llamapack_format::output::Outputs;
 use llamapack_format::{DType, Lpk, SourceFile};
 use llamapack_quantize::pipeline::{self, Quantized, TensorReport};
 use llamapack_quantize::recipe::{RECIPES, Recipe, TensorTypeOverride};
@@ -140,6 +141,13 @@ fn recipe_of(args: &Args) -> anyhow::Result<Recipe> {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    Outputs::new()
+        .input("INPUT", &args.input)
+        .inputs("--tensor-type-file", &args.tensor_type_file)
+        .inputs("--imatrix", &args.imatrix)
+        .file("-o", &args.output)
+        .files("--report", &args.report)
+        .check()?;
     let mut recipe = recipe_of(args)?;
     for t in [args.output_type, args.embedding_type]
         .into_iter()
@@ -149,7 +157,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             bail!("{t} cannot be stored in a model file");
         }
     }
-    crate::cmd::refuse_overwrite(&args.input, &args.output)?;
     let pool = crate::cmd::thread_pool(args.threads)?;
     let lpk = Lpk::open(&args.input)?;
     let imatrix = match &args.imatrix {
@@ -197,8 +204,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         "tensors": worst,
     });
     if let Some(path) = &args.report {
-        let text = serde_json::to_string_pretty(&doc)?;
-        std::fs::write(path, text).with_context(|| format!("writing report {}", path.display()))?;
+        let text = serde_json::to_string_pretty(&doc)? + "\n";
+        llamapack_format::output::write_file(path, text.as_bytes())?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {

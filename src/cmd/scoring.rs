@@ -26,6 +26,13 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// Declares the data files as inputs of a command.
+    pub fn declare(&self, outputs: &mut llamapack_format::output::Outputs) {
+        outputs
+            .inputs("--text", &self.text)
+            .inputs("--tokens", &self.tokens);
+    }
+
     /// The evaluation tokens (see [`load_tokens`]) and their windows of `--ctx` (each window
     /// starts with BOS when the model adds one); at least one window, or an error saying why.
     pub fn windows(&self, tok: &Tokenizer) -> anyhow::Result<(Vec<u32>, Windows)> {

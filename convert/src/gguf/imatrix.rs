@@ -79,6 +79,7 @@ fn bad_tensor(file: &str, tensor: &str, reason: impl Into<String>) -> Error {
 /// legacy `.dat`, whose sums are scaled by `chunk_size`: see the module docs).
 pub fn read_imatrix_file(path: &Path, chunk_size: u32) -> Result<Imatrix, Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+    llamapack_format::output::note_input(path);
     read_imatrix(&bytes, &path.display().to_string(), chunk_size)
 }
 

@@ -373,6 +373,7 @@ pub fn import_gguf(path: &Path, out: &Path, opts: &ImportOptions) -> Result<Impo
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    crate::source::check_output(out, &[path]).map_err(|e| Error::Open(Box::new(e)))?;
     let mapped =
         crate::source::Mapped::open(path, name.clone()).map_err(|e| Error::Open(Box::new(e)))?;
     let label = mapped.label();

@@ -1,11 +1,12 @@
 //! Streaming GGUF v3 writer: header, metadata and tensor infos first (offsets computed from
 //! the declared shapes and types), then each tensor's bytes in declaration order, padded to
-//! the alignment. Output goes to a sibling temp file renamed into place by
+//! the alignment. Output goes to a sibling temp file (an
+//! [`OutputFile`](llamapack_format::output::OutputFile)) renamed into place by
 //! [`GgufWriter::finish`]; dropping the writer before that deletes it.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+use llamapack_format::output::OutputFile;
 
 use super::Error;
 use super::reader::{DEFAULT_ALIGNMENT, MAGIC, MAX_DEPTH, MAX_DIMS, MAX_NAME_LEN};
@@ -26,14 +27,10 @@ pub struct TensorDesc {
 /// Writes one GGUF file; see the module docs.
 #[derive(Debug)]
 pub struct GgufWriter {
-    out: Option<BufWriter<File>>,
-    tmp: PathBuf,
-    dest: PathBuf,
+    out: OutputFile,
     alignment: u64,
-    pos: u64,
     tensors: Vec<(TensorDesc, u64)>,
     next: usize,
-    done: bool,
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -190,41 +187,26 @@ impl GgufWriter {
         let dest = dest.as_ref().to_path_buf();
         let label = dest.display().to_string();
         let (head, offsets, alignment) = encode_header(metadata, &tensors, &label)?;
-        let tmp = llamapack_format::writer::temp_path_for(&dest);
-        let f = File::create(&tmp).map_err(|e| Error::io(&tmp, "create", e))?;
-        llamapack_format::writer::track_unfinished(&tmp);
         let mut w = GgufWriter {
-            out: Some(BufWriter::with_capacity(1 << 20, f)),
-            tmp,
-            dest,
+            out: OutputFile::create(&dest)?,
             alignment,
-            pos: 0,
             tensors: tensors.into_iter().zip(offsets).collect(),
             next: 0,
-            done: false,
         };
-        w.put(&head)?;
+        w.out.write_all(&head)?;
         Ok(w)
-    }
-
-    fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let out = self.out.as_mut().expect("writer used after finish");
-        out.write_all(bytes)
-            .map_err(|e| Error::io(&self.tmp, "write", e))?;
-        self.pos += bytes.len() as u64;
-        Ok(())
     }
 
     /// The file being written.
     pub fn dest(&self) -> &Path {
-        &self.dest
+        self.out.dest()
     }
 
     /// Writes the next tensor's bytes; `name` must be the next declared tensor and `data` its
     /// exact size.
     pub fn write_tensor(&mut self, name: &str, data: &[u8]) -> Result<(), Error> {
         let fail = |reason: String| Error::Write {
-            file: self.dest.display().to_string(),
+            file: self.dest().display().to_string(),
             item: format!("tensor `{name}`"),
             reason,
         };
@@ -244,16 +226,17 @@ impl GgufWriter {
             )));
         }
         self.next += 1;
-        self.put(data)?;
-        let pad = self.pos.next_multiple_of(self.alignment) - self.pos;
-        self.put(&vec![0u8; pad as usize])
+        self.out.write_all(data)?;
+        let pos = self.out.position();
+        let pad = pos.next_multiple_of(self.alignment) - pos;
+        Ok(self.out.write_all(&vec![0u8; pad as usize])?)
     }
 
     /// Checks that every tensor was written, flushes, syncs and renames into place.
-    pub fn finish(mut self) -> Result<PathBuf, Error> {
+    pub fn finish(self) -> Result<PathBuf, Error> {
         if self.next != self.tensors.len() {
             return Err(Error::Write {
-                file: self.dest.display().to_string(),
+                file: self.dest().display().to_string(),
                 item: format!("tensor `{}`", self.tensors[self.next].0.name),
                 reason: format!(
                     "only {} of {} tensors written",
@@ -262,25 +245,6 @@ impl GgufWriter {
                 ),
             });
         }
-        let out = self.out.take().expect("finish called once");
-        let f = out
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp, "write", e.into_error()))?;
-        f.sync_all().map_err(|e| Error::io(&self.tmp, "sync", e))?;
-        drop(f);
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, "rename", e))?;
-        llamapack_format::writer::untrack_unfinished(&self.tmp);
-        self.done = true;
-        Ok(self.dest.clone())
-    }
-}
-
-impl Drop for GgufWriter {
-    fn drop(&mut self) {
-        if !self.done {
-            self.out = None;
-            let _ = std::fs::remove_file(&self.tmp);
-            llamapack_format::writer::untrack_unfinished(&self.tmp);
-        }
+        Ok(self.out.finish()?)
     }
 }

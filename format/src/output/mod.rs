@@ -1,0 +1,339 @@
+//! Every file llamapack writes goes through this module.
+//!
+//! - [`OutputFile`] writes one file to a hidden sibling `.NAME.tmp-PID` and renames it into
+//!   place in [`OutputFile::finish`]: nothing appears at the destination until the file is
+//!   complete, and an error (a full disk), a panic or an early return deletes the temp file.
+//!   The `.lpk` and GGUF writers, the safetensors export, reports, charts and `.npy` files are
+//!   all built on it. [`write_file`] is the one-call form for small files.
+//! - [`OutputDir`] assembles a folder the same way (a hidden `.NAME.tmp-PID` folder renamed at
+//!   the end); its files are [`OutputFile`]s too.
+//! - [`Outputs`] checks all the output paths of a command before any work starts: each one's
+//!   folder exists, a file is not given where a folder is expected (or the other way round),
+//!   no output is (a link to) an input, and no two outputs are the same file. Same file means
+//!   the same canonical path (`..`, symlinks) or the same device and inode (hard links).
+//! - Once the CLI calls [`guard_inputs`], readers record every file they open
+//!   ([`note_input`]) and [`OutputFile::create`] refuses to replace any of them, so an output
+//!   that a command forgot to declare still cannot destroy an input.
+//!
+//! Interruptions: Ctrl-C and SIGTERM run [`remove_unfinished`] (the CLI's handler). A
+//! `kill -9` cannot be caught and leaves the hidden temp file (or folder) behind; the next
+//! write of the same destination deletes the temp siblings left by processes that no longer
+//! run (on Linux, where `/proc/PID` tells; elsewhere they are left alone).
+//!
+//! Error messages name the destination, never the temp file.
+//!
+//! ```
+//! use llamapack_format::output::{OutputFile, write_file};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("report.json");
+//! let mut f = OutputFile::create(&path)?;
+//! f.write_all(b"{\"ok\": ")?;
+//! f.write_all(b"true}\n")?;
+//! assert!(!path.exists()); // not until finish
+//! f.finish()?;
+//! assert_eq!(std::fs::read_to_string(&path)?, "{\"ok\": true}\n");
+//! write_file(&path, b"{}")?; // replaced atomically
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod check;
+
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+pub use check::{Outputs, guard_inputs, note_input, same_file};
+
+use crate::error::{Error, Result};
+
+/// Temp files and folders this process is writing, with the destination each becomes: what an
+/// interrupted run would otherwise leave behind.
+static UNFINISHED: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+fn unfinished() -> std::sync::MutexGuard<'static, Vec<(PathBuf, PathBuf)>> {
+    UNFINISHED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn track(tmp: &Path, dest: &Path) {
+    unfinished().push((tmp.to_path_buf(), dest.to_path_buf()));
+}
+
+fn untrack(tmp: &Path) {
+    unfinished().retain(|(t, _)| t != tmp);
+}
+
+/// Deletes every unfinished output of this process (temp files and folders) and returns the
+/// destinations they were for; the CLI calls it from its Ctrl-C / SIGTERM handler.
+pub fn remove_unfinished() -> Vec<PathBuf> {
+    let entries = std::mem::take(&mut *unfinished());
+    for (tmp, _) in &entries {
+        remove_any(tmp);
+    }
+    entries.into_iter().map(|(_, dest)| dest).collect()
+}
+
+fn remove_any(p: &Path) {
+    let _ = if p.is_dir() {
+        std::fs::remove_dir_all(p)
+    } else {
+        std::fs::remove_file(p)
+    };
+}
+
+/// The temp name for `dest`: the hidden sibling `.NAME.tmp-PID`, so the rename is atomic.
+pub fn temp_path_for(dest: &Path) -> PathBuf {
+    temp_path_with_pid(dest, std::process::id())
+}
+
+fn temp_path_with_pid(dest: &Path, pid: u32) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.tmp-{pid}"))
+}
+
+/// Whether process `pid` is known to have ended: `Some(true)` when `/proc` is mounted and has
+/// no entry for it, `None` when this system cannot tell.
+fn process_ended(pid: u32) -> Option<bool> {
+    let proc = Path::new("/proc");
+    proc.join("self")
+        .exists()
+        .then(|| !proc.join(pid.to_string()).exists())
+}
+
+/// Deletes the temp siblings of `dest` left by processes that ended without finishing (a
+/// `kill -9`, a power cut); returns what was removed. Those of running processes stay.
+pub fn remove_stale_temps(dest: &Path) -> Vec<PathBuf> {
+    let Some(name) = dest.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    let prefix = format!(".{name}.tmp-");
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let own = std::process::id();
+    let mut removed = Vec::new();
+    for e in entries.filter_map(std::result::Result::ok) {
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != own && process_ended(pid) == Some(true) {
+            remove_any(&e.path());
+            removed.push(e.path());
+        }
+    }
+    removed
+}
+
+/// One output file being written; see the module docs.
+#[derive(Debug)]
+pub struct OutputFile {
+    out: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    /// Where the file goes.
+    target: PathBuf,
+    /// What errors call it: the target, or the final path of a file of an [`OutputDir`].
+    dest: PathBuf,
+    pos: u64,
+    done: bool,
+}
+
+impl OutputFile {
+    /// Starts writing `dest` through its hidden temp sibling, after checking that `dest` can be
+    /// written (its folder exists, it is not a folder, not a device) and that it is not an
+    /// input of this process (see [`guard_inputs`]). Stale temp siblings of ended processes are
+    /// removed first.
+    pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
+        let dest = dest.as_ref();
+        check::refuse_input(dest)?;
+        check::file_path(dest)?;
+        Self::start(dest.to_path_buf(), dest.to_path_buf())
+    }
+
+    fn start(target: PathBuf, dest: PathBuf) -> Result<Self> {
+        remove_stale_temps(&target);
+        let tmp = temp_path_for(&target);
+        let f = File::create(&tmp).map_err(|e| Error::io(&dest, "create", e))?;
+        track(&tmp, &dest);
+        Ok(OutputFile {
+            out: Some(BufWriter::with_capacity(1 << 20, f)),
+            tmp,
+            target,
+            dest,
+            pos: 0,
+            done: false,
+        })
+    }
+
+    /// The path the file will have.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Bytes written so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    fn io(&self, op: &'static str) -> impl Fn(std::io::Error) -> Error + '_ {
+        move |e| Error::io(&self.dest, op, e)
+    }
+
+    fn file(&mut self) -> &mut BufWriter<File> {
+        self.out.as_mut().expect("output used after finish")
+    }
+
+    /// Appends `bytes`.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        let r = self.file().write_all(bytes);
+        r.map_err(self.io("write"))?;
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Overwrites bytes already written at `offset` (e.g. a header that is known only at the
+    /// end); later writes still append.
+    pub fn overwrite_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+        let end = offset.checked_add(bytes.len() as u64);
+        assert!(
+            end.is_some_and(|e| e <= self.pos),
+            "overwrite_at beyond the end"
+        );
+        let f = self.file();
+        let r = f
+            .flush()
+            .and_then(|()| f.seek(SeekFrom::Start(offset)))
+            .and_then(|_| f.write_all(bytes))
+            .and_then(|()| f.flush())
+            .and_then(|()| f.seek(SeekFrom::End(0)));
+        r.map_err(self.io("write"))?;
+        Ok(())
+    }
+
+    /// Flushes, syncs to disk and renames the file into place; returns its path.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        let out = self.out.take().expect("finish called once");
+        let f = out
+            .into_inner()
+            .map_err(|e| Error::io(&self.dest, "write", e.into_error()))?;
+        f.sync_all().map_err(self.io("sync"))?;
+        drop(f);
+        std::fs::rename(&self.tmp, &self.target).map_err(self.io("rename"))?;
+        self.done = true;
+        untrack(&self.tmp);
+        sync_parent(&self.target);
+        Ok(self.dest.clone())
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        if !self.done {
+            self.out = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        untrack(&self.tmp);
+    }
+}
+
+/// Makes a rename durable where the system allows syncing a folder (best effort).
+fn sync_parent(dest: &Path) {
+    #[cfg(unix)]
+    if let Some(d) = dest.parent().filter(|p| !p.as_os_str().is_empty())
+        && let Ok(f) = File::open(d)
+    {
+        let _ = f.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dest;
+}
+
+/// Writes `bytes` to `dest` through an [`OutputFile`] (checked, atomic); returns the path.
+pub fn write_file(dest: impl AsRef<Path>, bytes: &[u8]) -> Result<PathBuf> {
+    let mut f = OutputFile::create(dest)?;
+    f.write_all(bytes)?;
+    f.finish()
+}
+
+/// A folder of output files assembled under a hidden temp name and renamed into place by
+/// [`OutputDir::finish`]; dropping it earlier deletes everything written.
+#[derive(Debug)]
+pub struct OutputDir {
+    tmp: PathBuf,
+    dest: PathBuf,
+    done: bool,
+}
+
+impl OutputDir {
+    /// Starts the folder `dest`, which must not exist or be an empty folder (it is replaced),
+    /// must not be an input, and whose parent must exist.
+    pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
+        let dest = dest.as_ref().to_path_buf();
+        check::refuse_input(&dest)?;
+        check::dir_path(&dest)?;
+        remove_stale_temps(&dest);
+        let tmp = temp_path_for(&dest);
+        remove_any(&tmp);
+        std::fs::create_dir(&tmp).map_err(|e| Error::io(&dest, "create directory", e))?;
+        track(&tmp, &dest);
+        Ok(OutputDir {
+            tmp,
+            dest,
+            done: false,
+        })
+    }
+
+    /// The folder's final path.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Starts the file `name` of the folder.
+    pub fn file(&self, name: &str) -> Result<OutputFile> {
+        OutputFile::start(self.tmp.join(name), self.dest.join(name))
+    }
+
+    /// Writes the whole file `name` of the folder.
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let mut f = self.file(name)?;
+        f.write_all(bytes)?;
+        f.finish().map(drop)
+    }
+
+    /// Renames the folder into place (replacing an empty folder there); returns its path.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        if self.dest.is_dir() {
+            std::fs::remove_dir(&self.dest)
+                .map_err(|e| Error::io(&self.dest, "replace empty directory", e))?;
+        }
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, "rename", e))?;
+        untrack(&self.tmp);
+        self.done = true;
+        sync_parent(&self.dest);
+        Ok(self.dest.clone())
+    }
+}
+
+impl Drop for OutputDir {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+        untrack(&self.tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests;
