@@ -36,6 +36,7 @@ fn qx_trial<const N: usize, const L: usize>(
     nmax: i32,
     x: &Groups<f32, N, L>,
     w: &Groups<f32, N, L>,
+    wx: &Groups<f32, N, L>,
     iscale: &[f32; L],
     t: &mut Groups<i32, N, L>,
 ) -> ([f32; L], [f32; L]) {
@@ -45,7 +46,8 @@ fn qx_trial<const N: usize, const L: usize>(
             let q = nearest_int(iscale[j] * x[i][j]).clamp(-nmax, nmax - 1);
             t[i][j] = q;
             let qf = q as f32;
-            sumlx[j] += w[i][j] * x[i][j] * qf;
+            // ggml's `w·x·q` is `(w·x)·q`: `wx` holds the products
+            sumlx[j] += wx[i][j] * qf;
             suml2[j] += w[i][j] * qf * qf;
         }
     }
@@ -77,7 +79,13 @@ pub(crate) fn qx<const N: usize, const L: usize>(
     for j in 0..L {
         iscale[j] = -nmaxf / max[j];
     }
-    let (sumlx, suml2) = qx_trial(nmax, x, w, &iscale, l);
+    let mut wx = [[0f32; L]; N];
+    for i in 0..N {
+        for j in 0..L {
+            wx[i][j] = w[i][j] * x[i][j];
+        }
+    }
+    let (sumlx, suml2) = qx_trial(nmax, x, w, &wx, &iscale, l);
     let (mut scale, mut best) = ([0f32; L], [0f32; L]);
     for j in 0..L {
         scale[j] = if suml2[j] == 0.0 {
@@ -92,7 +100,7 @@ pub(crate) fn qx<const N: usize, const L: usize>(
         for j in 0..L {
             iscale[j] = -(nmaxf + 0.1 * is as f32) / max[j];
         }
-        let (sumlx, suml2) = qx_trial(nmax, x, w, &iscale, &mut t);
+        let (sumlx, suml2) = qx_trial(nmax, x, w, &wx, &iscale, &mut t);
         let mut take = [false; L];
         for j in 0..L {
             take[j] = suml2[j] > 0.0 && sumlx[j] * sumlx[j] > best[j] * suml2[j];

@@ -1,6 +1,6 @@
 //! The quantization pipeline as a library: **plan** (which tensor gets which type) → **encode**
-//! (rows in parallel on the current rayon pool) → **write** (a streaming `.lpk`, renamed into
-//! place only when complete). `llamapack quantize`, `demo` and calibrated quantization call it;
+//! (rows in parallel on the current rayon pool, the next tensor while the last is written) →
+//! **write** (a streaming `.lpk`, renamed into place only when complete). `llamapack quantize`, `demo` and calibrated quantization call it;
 //! the CLI only parses arguments and prints.
 //!
 //! ```no_run
@@ -11,7 +11,7 @@
 //! let lpk = Lpk::open("7b-f16.lpk")?;
 //! let recipe = Recipe::parse("q4_k_m").unwrap();
 //! let plan = pipeline::plan(&lpk, &recipe)?;
-//! let parent = SourceFile { name: "7b-f16.lpk".into(), sha256: String::new(), bytes: lpk.file_len() };
+//! let parent = || Ok(SourceFile { name: "7b-f16.lpk".into(), sha256: String::new(), bytes: lpk.file_len() });
 //! let done = pipeline::quantize(&lpk, &plan, "7b-q4_k_m.lpk".as_ref(), parent, &Options::default(), &|_| {})?;
 //! println!("{} tensors, {} bytes", done.tensors.len(), done.output_bytes);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -205,7 +205,7 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
     lpk: &Lpk<B>,
     plan: &Plan,
     output: &Path,
-    parent: SourceFile,
+    parent: impl FnOnce() -> Result<SourceFile, llamapack_format::Error> + Send,
     opts: &Options,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Quantized, Error> {
@@ -247,37 +247,67 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
     let mut without_weights = Vec::new();
     let mut types = serde_json::Map::new();
     let mut done = 0u64;
-    for p in &plan.tensors {
+    // One thread encodes tensor after tensor (each one's rows in parallel on the rayon pool) and
+    // hands them over through a queue of two, so writing one overlaps encoding the next; another
+    // hashes the input for the provenance meanwhile.
+    let encode = |p: &Planned| -> Result<Encoded, Error> {
         let t = lpk
             .tensor(&p.name)
             .map_err(|_| in_tensor(&p.name, Error::NotInInput))?;
         if !t.checksum_ok() {
             return Err(in_tensor(&p.name, Error::Corrupt));
         }
-        let weights = match &opts.imatrix {
+        let (weights, missing) = match &opts.imatrix {
             Some(im) if p.to.is_quantized() && p.to != t.dtype => {
                 let w = im.imatrix.weights(&p.name);
-                if w.is_none() {
-                    without_weights.push(p.name.clone());
-                }
-                w
+                let missing = w.is_none();
+                (w, missing)
             }
-            _ => None,
+            _ => (None, false),
         };
         let (bytes, stats) = encode_tensor_weighted(&t, p.to, weights.as_deref())
             .map_err(|e| in_tensor(&p.name, e))?;
-        writer.write_tensor(t.name, p.to, t.shape, &bytes)?;
-        types.insert(p.name.clone(), json!(p.to.name()));
-        reports.push(TensorReport {
-            name: p.name.clone(),
-            source_dtype: t.dtype.name().to_owned(),
-            dtype: p.to.name().to_owned(),
-            bytes: bytes.len() as u64,
-            error: stats.report(),
+        Ok(Encoded {
+            bytes,
+            stats,
+            missing,
+            source_bytes: t.bytes.len() as u64,
+        })
+    };
+    let parent = std::thread::scope(|s| -> Result<SourceFile, Error> {
+        let hashing = s.spawn(parent);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Encoded, Error>>(2);
+        s.spawn(move || {
+            for p in &plan.tensors {
+                let r = encode(p);
+                let failed = r.is_err();
+                if tx.send(r).is_err() || failed {
+                    break;
+                }
+            }
         });
-        done += t.bytes.len() as u64;
-        progress(done);
-    }
+        for (p, e) in plan.tensors.iter().zip(rx) {
+            let e = e?;
+            let t = lpk
+                .tensor(&p.name)
+                .map_err(|_| in_tensor(&p.name, Error::NotInInput))?;
+            if e.missing {
+                without_weights.push(p.name.clone());
+            }
+            writer.write_tensor(t.name, p.to, t.shape, &e.bytes)?;
+            types.insert(p.name.clone(), json!(p.to.name()));
+            reports.push(TensorReport {
+                name: p.name.clone(),
+                source_dtype: t.dtype.name().to_owned(),
+                dtype: p.to.name().to_owned(),
+                bytes: e.bytes.len() as u64,
+                error: e.stats.report(),
+            });
+            done += e.source_bytes;
+            progress(done);
+        }
+        Ok(hashing.join().expect("hashing the input panicked")?)
+    })?;
     for b in lpk.blobs() {
         let data = lpk.blob(&b.name).expect("listed blob");
         writer.write_blob(&b.name, data)?;
@@ -323,6 +353,15 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
         output_bytes,
         without_weights,
     })
+}
+
+/// One tensor encoded by [`quantize`]'s encoding thread.
+struct Encoded {
+    bytes: Vec<u8>,
+    stats: ErrorStats,
+    /// The imatrix has no weights for it.
+    missing: bool,
+    source_bytes: u64,
 }
 
 /// Re-encodes one tensor as `target`, rows in parallel; returns the bytes and the round-trip

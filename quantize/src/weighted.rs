@@ -144,17 +144,20 @@ pub(crate) fn make_qp_quants(nmax: i32, x: &[f32], l: &mut [u8], qw: &[f32]) -> 
 
 /// Sub-blocks (or blocks) searched at once, one per lane of [`crate::lanes`].
 const LANES: usize = 16;
+/// Blocks of 32 searched at once by the q4_0/q4_1/q5_0/q5_1 encoders: two vectors of 16 per
+/// value, so two independent chains of running sums hide the add latency.
+const WIDE: usize = 32;
 
 /// `w = qw·sqrt(σ² + x²)` on lanes, σ² per lane.
 #[inline(always)]
-fn sigma_weights_lanes<const N: usize>(
-    q: &Groups<f32, N, LANES>,
-    x: &Groups<f32, N, LANES>,
-    sigma2: &[f32; LANES],
-) -> Groups<f32, N, LANES> {
-    let mut w = [[0f32; LANES]; N];
+fn sigma_weights_lanes<const N: usize, const L: usize>(
+    q: &Groups<f32, N, L>,
+    x: &Groups<f32, N, L>,
+    sigma2: &[f32; L],
+) -> Groups<f32, N, L> {
+    let mut w = [[0f32; L]; N];
     for ((wi, qi), xi) in w.iter_mut().zip(q).zip(x) {
-        for j in 0..LANES {
+        for j in 0..L {
             wi[j] = qi[j] * (sigma2[j] + xi[j] * xi[j]).sqrt();
         }
     }
@@ -175,8 +178,8 @@ fn lane_sums<const N: usize>(w: &Groups<f32, N, LANES>) -> [f32; LANES] {
 
 /// Lane `j`'s quants as bytes at `out[N·j..N·j + N]`, for the groups `out` holds.
 #[inline(always)]
-fn scatter<const N: usize>(l: &Groups<i32, N, LANES>, out: &mut [u8]) {
-    for (j, o) in out.chunks_exact_mut(N).take(LANES).enumerate() {
+fn scatter<const N: usize, const L: usize>(l: &Groups<i32, N, L>, out: &mut [u8]) {
+    for (j, o) in out.chunks_exact_mut(N).take(L).enumerate() {
         for (i, v) in o.iter_mut().enumerate() {
             *v = l[i][j] as u8;
         }
@@ -347,26 +350,26 @@ fn row_sigma2(x: &[f32]) -> f32 {
     sum_squares(x) / x.len() as f32
 }
 
-/// The shared loop of the weighted q4_0 and q5_0 encoders: blocks of 32, 16 at a time in
+/// The shared loop of the weighted q4_0 and q5_0 encoders: blocks of 32, [`WIDE`] at a time in
 /// lanes, with weights `qw·sqrt(σ² + x²)` (σ² over the row) and `make_qx_quants(nmax)`; `emit`
 /// gets each block's scale and quants (stored `+nmax`).
 #[inline(always)]
 fn symmetric_blocks(x: &[f32], qw: &[f32], nmax: i32, mut emit: impl FnMut(usize, f32, &[u8; 32])) {
-    let sigma2 = [row_sigma2(x); LANES];
-    let mut l = [0u8; 32 * LANES];
-    for (g, (xs, qs)) in x.chunks(32 * LANES).zip(qw.chunks(32 * LANES)).enumerate() {
-        let xt = gather::<32, LANES>(xs);
+    let sigma2 = [row_sigma2(x); WIDE];
+    let mut l = [0u8; 32 * WIDE];
+    for (g, (xs, qs)) in x.chunks(32 * WIDE).zip(qw.chunks(32 * WIDE)).enumerate() {
+        let xt = gather::<32, WIDE>(xs);
         let wt = sigma_weights_lanes(&gather(qs), &xt, &sigma2);
-        let mut lq = [[0i32; LANES]; 32];
+        let mut lq = [[0i32; WIDE]; 32];
         let d = lanes::qx(nmax, &xt, &wt, &mut lq);
         scatter(&lq, &mut l);
         for (j, lb) in l.chunks_exact(32).take(xs.len() / 32).enumerate() {
-            emit(LANES * g + j, d[j], lb.try_into().expect("32 quants"));
+            emit(WIDE * g + j, d[j], lb.try_into().expect("32 quants"));
         }
     }
 }
 
-/// The shared loop of the weighted q4_1 and q5_1 encoders: blocks of 32, 16 at a time in
+/// The shared loop of the weighted q4_1 and q5_1 encoders: blocks of 32, [`WIDE`] at a time in
 /// lanes, with weights `qw·sqrt(σ² + x²)` (σ² over the row) and `make_qkx3_quants(nmax)`;
 /// `emit` gets each block's scale, its min (`x ≈ d·l − min`) and the quants.
 #[inline(always)]
@@ -376,17 +379,17 @@ fn affine_blocks(
     nmax: i32,
     mut emit: impl FnMut(usize, f32, f32, &[u8; 32]),
 ) {
-    let sigma2 = [row_sigma2(x); LANES];
-    let mut l = [0u8; 32 * LANES];
-    for (g, (xs, qs)) in x.chunks(32 * LANES).zip(qw.chunks(32 * LANES)).enumerate() {
-        let xt = gather::<32, LANES>(xs);
+    let sigma2 = [row_sigma2(x); WIDE];
+    let mut l = [0u8; 32 * WIDE];
+    for (g, (xs, qs)) in x.chunks(32 * WIDE).zip(qw.chunks(32 * WIDE)).enumerate() {
+        let xt = gather::<32, WIDE>(xs);
         let wt = sigma_weights_lanes(&gather(qs), &xt, &sigma2);
-        let mut lq = [[0i32; LANES]; 32];
+        let mut lq = [[0i32; WIDE]; 32];
         let (d, the_min) = lanes::qkx2(qkx3(nmax), &xt, &wt, &mut lq);
         scatter(&lq, &mut l);
         for (j, lb) in l.chunks_exact(32).take(xs.len() / 32).enumerate() {
             emit(
-                LANES * g + j,
+                WIDE * g + j,
                 d[j],
                 the_min[j],
                 lb.try_into().expect("32 quants"),

@@ -265,13 +265,19 @@ pub fn quantize_file(
     let plan = pipeline::plan(lpk, recipe)?;
     let total: u64 = lpk.tensors().map(|t| t.bytes.len() as u64).sum();
     let bar = ui::bytes_bar(total, "quantize");
-    let parent = SourceFile {
-        name: input
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        sha256: crate::cmd::sha256_of(input)?,
-        bytes: lpk.file_len(),
+    let parent = || {
+        Ok(SourceFile {
+            name: input
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: crate::cmd::sha256_of(input).map_err(|e| llamapack_format::Error::Io {
+                path: input.to_path_buf(),
+                op: "hash",
+                source: std::io::Error::other(format!("{e:#}")),
+            })?,
+            bytes: lpk.file_len(),
+        })
     };
     let done = pipeline::quantize(lpk, &plan, output, parent, opts, &|n| bar.set_position(n))?;
     bar.finish_and_clear();
