@@ -53,6 +53,10 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {err}");
+            if err.downcast_ref::<cmd::UsageError>().is_some() {
+                eprintln!("\nFor more information, try '--help'.");
+                return ExitCode::from(2);
+            }
             if cli.verbose {
                 for cause in err.chain().skip(1) {
                     eprintln!("  caused by: {cause}");

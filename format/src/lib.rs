@@ -62,6 +62,7 @@ pub mod error;
 pub mod header;
 pub mod meta;
 pub mod reader;
+pub mod suggest;
 pub mod testing;
 pub mod writer;
 
@@ -70,7 +71,7 @@ pub use error::{Error, Result};
 pub use meta::{
     Metadata, ModelConfig, Provenance, SourceFile, TokenType, TokenizerData, TokenizerKind,
 };
-pub use reader::{Block, Lpk, TensorView};
+pub use reader::{Block, Container, ForeignIndex, Lpk, TensorView};
 pub use writer::{LpkWriter, TensorSink};
 
 /// `llamapack <version>`, recorded in provenance.

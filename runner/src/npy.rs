@@ -191,15 +191,9 @@ fn parse_shape(v: &str) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// Encodes a float32 C-order array as `.npy` (version 1, header padded to 64 bytes).
-pub fn to_bytes_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
-    let count: usize = shape.iter().product();
-    if count != data.len() {
-        return Err(Error::Invalid(format!(
-            "shape {shape:?} has {count} elements, data has {}",
-            data.len()
-        )));
-    }
+/// The `.npy` header (version 1, padded to 64 bytes) of a float32 C-order array of `shape`:
+/// what precedes its little-endian data, for writers that stream the rows.
+pub fn header_f32(shape: &[usize]) -> Result<Vec<u8>> {
     let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
     let shape_txt = match dims.len() {
         1 => format!("({},)", dims[0]),
@@ -211,11 +205,25 @@ pub fn to_bytes_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     header.push('\n');
     let hlen = u16::try_from(header.len())
         .map_err(|_| Error::Invalid(format!("shape {shape:?} gives too long a header")))?;
-    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    let mut out = Vec::with_capacity(10 + header.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&hlen.to_le_bytes());
     out.extend_from_slice(header.as_bytes());
+    Ok(out)
+}
+
+/// Encodes a float32 C-order array as `.npy` (version 1, header padded to 64 bytes).
+pub fn to_bytes_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
+    let count: usize = shape.iter().product();
+    if count != data.len() {
+        return Err(Error::Invalid(format!(
+            "shape {shape:?} has {count} elements, data has {}",
+            data.len()
+        )));
+    }
+    let mut out = header_f32(shape)?;
+    out.reserve(data.len() * 4);
     for x in data {
         out.extend_from_slice(&x.to_le_bytes());
     }
