@@ -178,10 +178,12 @@ pub fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
         "Mean PPL(base)                : {}",
         pm(s.ppl_base, s.ppl_base_unc)
     )?;
+    let cor = s.ln_ppl_correlation;
     writeln!(
         out,
-        "Cor(ln(PPL(Q)), ln(PPL(base))): {}%",
-        num(100.0 * s.ln_ppl_correlation, 6, 2)
+        "Cor(ln(PPL(Q)), ln(PPL(base))): {}{}",
+        num(100.0 * cor, 6, 2),
+        if cor.is_nan() { "" } else { "%" }
     )?;
     writeln!(
         out,

@@ -42,7 +42,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if super::imatrix::is_imatrix_file(&args.file) {
         return super::imatrix::inspect(&args.file, args.json);
     }
-    if is_checkpoint(&args.file) {
+    if !super::is_model_file(&args.file) && is_checkpoint(&args.file) {
         return inspect_checkpoint(args);
     }
     let lpk = llamapack_convert::open_model(&args.file)?;
@@ -251,8 +251,20 @@ fn note_text(key: &str, v: &serde_json::Value) -> String {
             |id| llamapack_quantize::recipe::llama_ftype_words(id as u32),
         ),
         Value::String(s) => s.clone(),
-        Value::Object(m) if v.to_string().len() > 60 => format!("{} entries (see --json)", m.len()),
-        Value::Array(a) if v.to_string().len() > 60 => format!("{} items (see --json)", a.len()),
+        Value::Object(m) if m.values().all(|x| !x.is_object() && !x.is_array()) && v.to_string().len() <= 80 => m
+            .iter()
+            .map(|(k, x)| match x {
+                Value::String(t) => format!("{k} {t}"),
+                _ => format!("{k} {x}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Object(m) => format!("{} entries (see --json)", m.len()),
+        Value::Array(a)
+            if v.to_string().len() > 60 || a.iter().any(|x| x.is_object() || x.is_array()) =>
+        {
+            format!("{} items (see --json)", a.len())
+        }
         _ => v.to_string(),
     }
 }

@@ -125,6 +125,15 @@ pub fn float_dtype(s: &str) -> Result<DType, String> {
     }
 }
 
+/// Whether `path` is a model file: a `.lpk` or a GGUF, by its first bytes.
+pub fn is_model_file(path: &Path) -> bool {
+    let mut magic = [0u8; 8];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok();
+    read && (magic == llamapack_format::header::MAGIC || llamapack_convert::gguf::is_gguf(path))
+}
+
 /// The text of `path`, or of standard input for `-`.
 pub fn read_text(path: &Path) -> anyhow::Result<String> {
     if path.as_os_str() == "-" {

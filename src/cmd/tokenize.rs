@@ -51,7 +51,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .source
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let data = if is_model_file(&args.source) {
+    let data = if super::is_model_file(&args.source) {
         llamapack_convert::open_model(&args.source)?
             .tokenizer()
             .clone()
@@ -88,14 +88,4 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether `path` is a model file (a `.lpk` or a GGUF, by its first bytes).
-fn is_model_file(path: &std::path::Path) -> bool {
-    let mut magic = [0u8; 8];
-    let read = std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-        .is_ok();
-    read && (magic == llamapack_format::header::MAGIC
-        || llamapack_convert::gguf::is_gguf(path))
 }

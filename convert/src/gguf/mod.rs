@@ -78,7 +78,7 @@ pub use import::{ImportOptions, ImportSummary, import_gguf};
 pub use reader::{GgufFile, TensorInfo};
 pub use types::{GGML_TYPES, GgmlType, GgmlTypeInfo, ValueType};
 pub use value::{Array, Value};
-pub use view::{is_gguf, open_gguf, open_model};
+pub use view::{is_gguf, open_gguf, open_model, view_gguf};
 pub use writer::{GgufWriter, TensorDesc};
 
 /// Errors of GGUF reading, writing, export and import.

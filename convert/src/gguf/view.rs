@@ -65,8 +65,13 @@ pub fn open_gguf(path: &Path) -> Result<Lpk, Error> {
         let _ = mapped.map.advise(memmap2::Advice::Normal);
     }
     let label = mapped.label();
+    view_gguf(mapped.map, label)
+}
+
+/// [`open_gguf`] over any buffer holding a GGUF file; `label` names it in errors.
+pub fn view_gguf<B: AsRef<[u8]>>(bytes: B, label: String) -> Result<Lpk<B>, Error> {
     let index = {
-        let f = GgufFile::parse(&mapped.map, label.clone())?;
+        let f = GgufFile::parse(bytes.as_ref(), label.clone())?;
         if let Some(Value::String(t)) = f.get("general.type")
             && t.as_str() == "imatrix"
         {
@@ -113,12 +118,12 @@ pub fn open_gguf(path: &Path) -> Result<Lpk, Error> {
                 provenance,
             },
             tensors,
-            data: f.data_offset()..mapped.map.len() as u64,
+            data: f.data_offset()..bytes.as_ref().len() as u64,
             align: u64::from(f.alignment()).max(MIN_ALIGN),
             container: Container::Gguf {
                 version: f.version(),
             },
         }
     };
-    Ok(Lpk::from_index(mapped.map, label, index)?)
+    Ok(Lpk::from_index(bytes, label, index)?)
 }
