@@ -426,7 +426,10 @@ mod tests {
                 y: 2e-2,
             },
         ];
-        let svg = document(&[], &[scatter_log_y("t", "bits per weight", "mean KLD", &pts)]);
+        let svg = document(
+            &[],
+            &[scatter_log_y("t", "bits per weight", "mean KLD", &pts)],
+        );
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(svg.contains(">q8_0<") && svg.contains("q4_0 &lt;x&gt;"));
@@ -442,7 +445,10 @@ mod tests {
         }];
         let svg = document(
             &["title".into()],
-            &[scatter_log_y("t", "x", "y", &one), lines("l", "x", "y", &[])],
+            &[
+                scatter_log_y("t", "x", "y", &one),
+                lines("l", "x", "y", &[]),
+            ],
         );
         assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
     }
@@ -470,9 +476,18 @@ mod tests {
 
     #[test]
     fn ticks_are_round() {
-        for (lo, hi) in [(4.2, 8.7), (0.0, 0.0137), (3.93, 4.01), (-0.5, 29.5), (0.0, 1.1e-3)] {
+        for (lo, hi) in [
+            (4.2, 8.7),
+            (0.0, 0.0137),
+            (3.93, 4.01),
+            (-0.5, 29.5),
+            (0.0, 1.1e-3),
+        ] {
             let ticks = nice_ticks(lo, hi, 8, false);
-            assert!(ticks.len() >= 2 && ticks.len() <= 8, "{lo}..{hi}: {ticks:?}");
+            assert!(
+                ticks.len() >= 2 && ticks.len() <= 8,
+                "{lo}..{hi}: {ticks:?}"
+            );
             let step = ticks[1].0 - ticks[0].0;
             let mantissa = step / 10f64.powf(step.log10().floor());
             assert!(
@@ -482,13 +497,22 @@ mod tests {
             for (v, label) in &ticks {
                 assert!((v / step - (v / step).round()).abs() < 1e-6, "{v}");
                 assert!(label.len() <= 7, "{label}");
-                assert!((label.parse::<f64>().unwrap() - v).abs() < step * 1e-6, "{label}");
+                assert!(
+                    (label.parse::<f64>().unwrap() - v).abs() < step * 1e-6,
+                    "{label}"
+                );
             }
         }
-        let layers: Vec<String> = nice_ticks(-0.5, 29.5, 8, true).into_iter().map(|t| t.1).collect();
+        let layers: Vec<String> = nice_ticks(-0.5, 29.5, 8, true)
+            .into_iter()
+            .map(|t| t.1)
+            .collect();
         assert_eq!(layers, ["0", "5", "10", "15", "20", "25"]);
         let log: Vec<String> = log_ticks(1e-3, 1e-1).into_iter().map(|t| t.1).collect();
-        assert_eq!(log, ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1"]);
+        assert_eq!(
+            log,
+            ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1"]
+        );
     }
 
     #[test]
@@ -531,7 +555,10 @@ mod tests {
     #[test]
     fn document_has_the_title() {
         let svg = document(
-            &["SmolLM2: 2 artifacts against f16.lpk".into(), "text wiki.txt · ctx 512".into()],
+            &[
+                "SmolLM2: 2 artifacts against f16.lpk".into(),
+                "text wiki.txt · ctx 512".into(),
+            ],
             &[lines("l", "layer", "e", &[])],
         );
         let t = texts(&svg);

@@ -76,15 +76,42 @@ fn misspelt_values_are_usage_errors_with_a_suggestion() {
             "did you mean `q5_k_s`?",
         ),
         (
-            vec!["quantize", m, "-o", o, "--type", "q4_k_m", "--output-type", "q6k"],
+            vec![
+                "quantize",
+                m,
+                "-o",
+                o,
+                "--type",
+                "q4_k_m",
+                "--output-type",
+                "q6k",
+            ],
             "did you mean `q6_k`?",
         ),
         (
-            vec!["quantize", m, "-o", o, "--type", "q4_k_m", "--embedding-type", "q8_k"],
+            vec![
+                "quantize",
+                m,
+                "-o",
+                o,
+                "--type",
+                "q4_k_m",
+                "--embedding-type",
+                "q8_k",
+            ],
             "q8_k cannot be stored",
         ),
         (
-            vec!["quantize", m, "-o", o, "--type", "q4_k_m", "--tensor-type", "attn_v=q5kk"],
+            vec![
+                "quantize",
+                m,
+                "-o",
+                o,
+                "--type",
+                "q4_k_m",
+                "--tensor-type",
+                "attn_v=q5kk",
+            ],
             "did you mean `q5_k`?",
         ),
         (
@@ -92,11 +119,27 @@ fn misspelt_values_are_usage_errors_with_a_suggestion() {
             "a similar value exists: 'gguf'",
         ),
         (
-            vec!["export", m, "--format", "safetensors", "--dtype", "f61", "-o", o],
+            vec![
+                "export",
+                m,
+                "--format",
+                "safetensors",
+                "--dtype",
+                "f61",
+                "-o",
+                o,
+            ],
             "did you mean `f16`?",
         ),
         (
-            vec!["convert", s(&fixture("tiny/meta")), "-o", o, "--dtype", "bf61"],
+            vec![
+                "convert",
+                s(&fixture("tiny/meta")),
+                "-o",
+                o,
+                "--dtype",
+                "bf61",
+            ],
             "did you mean `bf16`?",
         ),
     ] {
@@ -105,10 +148,19 @@ fn misspelt_values_are_usage_errors_with_a_suggestion() {
     assert!(!out.exists());
     // Contradictory or missing options are usage errors too.
     usage_error(&["run", m], &["--prompt"]);
-    usage_error(&["run", m, "-p", "a", "-f", "b.txt"], &["cannot be used with"]);
-    usage_error(&["run", m, "-p", "a", "--temperature", "-1"], &["--temperature"]);
+    usage_error(
+        &["run", m, "-p", "a", "-f", "b.txt"],
+        &["cannot be used with"],
+    );
+    usage_error(
+        &["run", m, "-p", "a", "--temperature", "-1"],
+        &["--temperature"],
+    );
     usage_error(&["bench", m, "-p", "0", "-n", "0"], &["nothing to measure"]);
-    usage_error(&["logits", m, "-p", "a", "--ctx", "64", "-o", o], &["--eval-reference"]);
+    usage_error(
+        &["logits", m, "-p", "a", "--ctx", "64", "-o", o],
+        &["--eval-reference"],
+    );
 }
 
 #[test]
@@ -131,7 +183,10 @@ fn prompts_come_from_a_file_or_stdin() {
     let ids = |out: String| serde_json::from_str::<serde_json::Value>(&out).unwrap()["ids"].clone();
     let direct = ids(ok(&["tokenize", m, "--text", prompt, "--json"]));
     assert_eq!(ids(ok(&["tokenize", m, "-f", s(&file), "--json"])), direct);
-    assert_eq!(ids(with_stdin(&["tokenize", m, "-f", "-", "--json"], prompt)), direct);
+    assert_eq!(
+        ids(with_stdin(&["tokenize", m, "-f", "-", "--json"], prompt)),
+        direct
+    );
 
     let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
     ok(&["logits", m, "-p", prompt, "-o", s(&a)]);
@@ -159,7 +214,10 @@ fn prompts_come_from_a_file_or_stdin() {
     let from_file: Vec<&str> = from_file.iter().map(String::as_str).collect();
     let from_stdin: Vec<String> = args("-");
     let from_stdin: Vec<&str> = from_stdin.iter().map(String::as_str).collect();
-    assert_eq!(json(&from_file), serde_json::from_str::<serde_json::Value>(&with_stdin(&from_stdin, &text)).unwrap());
+    assert_eq!(
+        json(&from_file),
+        serde_json::from_str::<serde_json::Value>(&with_stdin(&from_stdin, &text)).unwrap()
+    );
 }
 
 /// Every line of `text` fits 100 columns, and none is a JSON dump.
@@ -181,7 +239,11 @@ fn inspect_here(file: &Path) -> String {
         .current_dir(file.parent().unwrap())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -192,12 +254,29 @@ fn inspect_is_readable_in_100_columns() {
     let q = dir.path().join("tiny-q4_k_m.lpk");
     let im = fixture("imatrix/tiny.imatrix.gguf");
     ok(&[
-        "quantize", s(&sh.f16), "-o", s(&q), "--type", "q4_k_m", "--imatrix", s(&im),
-        "--tensor-type", "attn_v=q6_k",
+        "quantize",
+        s(&sh.f16),
+        "-o",
+        s(&q),
+        "--type",
+        "q4_k_m",
+        "--imatrix",
+        s(&im),
+        "--tensor-type",
+        "attn_v=q6_k",
     ]);
     ok(&[
-        "eval", s(&q), "--reference", s(&sh.f16), "--text", s(&fixture("text/corpus.txt")),
-        "--ctx", "64", "--chunks", "3", "--store",
+        "eval",
+        s(&q),
+        "--reference",
+        s(&sh.f16),
+        "--text",
+        s(&fixture("text/corpus.txt")),
+        "--ctx",
+        "64",
+        "--chunks",
+        "3",
+        "--store",
     ]);
     let text = inspect_here(&q);
     assert_readable(&text, "quantized .lpk");
@@ -218,13 +297,19 @@ fn inspect_is_readable_in_100_columns() {
     std::fs::copy(fixture("gguf/tiny-q4_k_m.gguf"), &gguf).unwrap();
     let text = inspect_here(&gguf);
     assert_readable(&text, "GGUF");
-    assert!(text.contains("gguf_file_type: Q4_K_M (llama.cpp file type 15)"), "{text}");
+    assert!(
+        text.contains("gguf_file_type: Q4_K_M (llama.cpp file type 15)"),
+        "{text}"
+    );
     assert!(!text.contains("file type 15\n") || text.contains("Q4_K_M"));
 
     let conv = dir.path().join("from-gguf.lpk");
     ok(&["convert", s(&gguf), "-o", s(&conv)]);
     assert_readable(&inspect_here(&conv), "converted GGUF");
-    assert_readable(&inspect_here(&fixture("tiny/hf/model.safetensors")), "safetensors");
+    assert_readable(
+        &inspect_here(&fixture("tiny/hf/model.safetensors")),
+        "safetensors",
+    );
     assert_readable(&inspect_here(&fixture("tiny/meta")), "Meta checkpoint");
     assert_readable(&inspect_here(&im), "imatrix");
 }
@@ -243,7 +328,13 @@ fn tokenize_bos_adds_bos_for_every_source() {
     ] {
         assert_eq!(first(&src), 1, "{}", src.display());
     }
-    let without = json(&["tokenize", s(&fixture("tiny/hf/tokenizer.json")), "--text", text, "--json"]);
+    let without = json(&[
+        "tokenize",
+        s(&fixture("tiny/hf/tokenizer.json")),
+        "--text",
+        text,
+        "--json",
+    ]);
     assert_ne!(without["ids"][0], 1);
     // A tokenizer.json alone that names no BOS: an error, not ids without it.
     let out = llamapack(&[
@@ -274,6 +365,9 @@ fn bench_repeats_and_reports_mean_and_deviation() {
     let var = pp.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 2.0;
     assert!((v["pp_tok_s_stddev"].as_f64().unwrap() - var.sqrt()).abs() <= 1e-6 * mean);
     let text = ok(&["bench", m, "-p", "16", "-n", "4", "--repetitions", "2"]);
-    assert!(text.contains("pp16") && text.contains("tg4") && text.contains(" ± "), "{text}");
+    assert!(
+        text.contains("pp16") && text.contains("tg4") && text.contains(" ± "),
+        "{text}"
+    );
     assert!(text.contains("2 runs each"), "{text}");
 }

@@ -52,7 +52,10 @@ fn inspect_and_tokenize_read_a_gguf_as_its_conversion() {
     assert!(g["tensors"][0]["checksum"].is_null());
     assert!(l["tensors"][0]["checksum"].is_string());
     let text = ok(&["inspect", s(&gguf)]);
-    assert!(text.contains("GGUF v3") && text.contains("Q4_K_M"), "{text}");
+    assert!(
+        text.contains("GGUF v3") && text.contains("Q4_K_M"),
+        "{text}"
+    );
 
     let words = "Alice was beginning to get very tired";
     let a = json(&["tokenize", s(&gguf), "--text", words, "--bos", "--json"]);
@@ -71,7 +74,10 @@ fn models_are_told_apart_by_content_not_extension() {
     std::fs::copy(&lpk, &lpk_as_gguf).unwrap();
     let a = json(&["inspect", s(&gguf_as_bin), "--json"]);
     let b = json(&["inspect", s(&lpk_as_gguf), "--json"]);
-    assert_eq!((&a["file"]["format"], &b["file"]["format"]), (&"gguf".into(), &"lpk".into()));
+    assert_eq!(
+        (&a["file"]["format"], &b["file"]["format"]),
+        (&"gguf".into(), &"lpk".into())
+    );
     assert_eq!(tensors(&a), tensors(&b));
     // An importance matrix is a GGUF too, but not a model.
     let err = fails(&["run", s(&fixture("imatrix/tiny.imatrix.gguf")), "-p", "hi"]);
@@ -84,7 +90,16 @@ fn run_logits_and_bench_on_a_gguf() {
     let (gguf, lpk) = pair(dir.path(), Q4KM);
     let generate = |m: &Path| {
         ok(&[
-            "run", s(m), "-p", "Alice was", "-n", "12", "--temperature", "0", "-t", "1",
+            "run",
+            s(m),
+            "-p",
+            "Alice was",
+            "-n",
+            "12",
+            "--temperature",
+            "0",
+            "-t",
+            "1",
         ])
     };
     let (a, b) = (generate(&gguf), generate(&lpk));
@@ -92,11 +107,28 @@ fn run_logits_and_bench_on_a_gguf() {
     assert!(a.len() > "Alice was".len() + 5, "{a}");
 
     let (na, nb) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
-    ok(&["logits", s(&gguf), "-p", "Alice was beginning", "-o", s(&na)]);
+    ok(&[
+        "logits",
+        s(&gguf),
+        "-p",
+        "Alice was beginning",
+        "-o",
+        s(&na),
+    ]);
     ok(&["logits", s(&lpk), "-p", "Alice was beginning", "-o", s(&nb)]);
     assert_eq!(std::fs::read(&na).unwrap(), std::fs::read(&nb).unwrap());
 
-    let v = json(&["bench", s(&gguf), "-p", "16", "-n", "4", "-r", "2", "--json"]);
+    let v = json(&[
+        "bench",
+        s(&gguf),
+        "-p",
+        "16",
+        "-n",
+        "4",
+        "-r",
+        "2",
+        "--json",
+    ]);
     assert_eq!(v["pp_samples"].as_array().unwrap().len(), 2);
     assert!(v["tg_tok_s"].as_f64().unwrap() > 0.0);
     assert!(v["dtype_mix"].as_str().unwrap().contains("q4_k"), "{v}");
@@ -109,8 +141,17 @@ fn eval_and_compare_put_llama_cpp_files_beside_ours() {
     let (f_gguf, f_lpk) = pair(dir.path(), F16);
     let eval = |cand: &Path, reference: &Path| {
         let mut v = json(&[
-            "eval", s(cand), "--reference", s(reference), "--text", s(&corpus()), "--ctx", "64",
-            "--chunks", "4", "--json",
+            "eval",
+            s(cand),
+            "--reference",
+            s(reference),
+            "--text",
+            s(&corpus()),
+            "--ctx",
+            "64",
+            "--chunks",
+            "4",
+            "--json",
         ]);
         v.as_object_mut().unwrap().remove("text_tokens");
         v
@@ -124,8 +165,22 @@ fn eval_and_compare_put_llama_cpp_files_beside_ours() {
     ok(&["quantize", s(&f_gguf), "-o", s(&ours), "--type", "q4_k_m"]);
     let svg = dir.path().join("c.svg");
     let v = json(&[
-        "compare", s(&ours), s(&q_gguf), "--reference", s(&f_gguf), "--text", s(&corpus()),
-        "--ctx", "64", "--chunks", "4", "--bench-tokens", "0", "--svg", s(&svg), "--json",
+        "compare",
+        s(&ours),
+        s(&q_gguf),
+        "--reference",
+        s(&f_gguf),
+        "--text",
+        s(&corpus()),
+        "--ctx",
+        "64",
+        "--chunks",
+        "4",
+        "--bench-tokens",
+        "0",
+        "--svg",
+        s(&svg),
+        "--json",
     ]);
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows[1]["file"], "tiny-q4_k_m.gguf");
@@ -134,8 +189,14 @@ fn eval_and_compare_put_llama_cpp_files_beside_ours() {
     assert_eq!(rows[0]["kld_mean"], a["kld_mean"]);
     assert!(!rows[1]["layer_rel_rms"].as_array().unwrap().is_empty());
     let chart = std::fs::read_to_string(&svg).unwrap();
-    assert!(chart.contains("2 artifacts against tiny-f16.gguf"), "{chart}");
-    assert!(chart.contains("text corpus.txt · ctx 64 · 4 windows"), "{chart}");
+    assert!(
+        chart.contains("2 artifacts against tiny-f16.gguf"),
+        "{chart}"
+    );
+    assert!(
+        chart.contains("text corpus.txt · ctx 64 · 4 windows"),
+        "{chart}"
+    );
 }
 
 #[test]
@@ -144,8 +205,26 @@ fn quantize_export_and_imatrix_read_a_gguf() {
     let d = dir.path();
     let (f_gguf, f_lpk) = pair(d, F16);
     let (qa, qb) = (d.join("qa.lpk"), d.join("qb.lpk"));
-    ok(&["quantize", s(&f_gguf), "-o", s(&qa), "--type", "q4_k_m", "-t", "1"]);
-    ok(&["quantize", s(&f_lpk), "-o", s(&qb), "--type", "q4_k_m", "-t", "1"]);
+    ok(&[
+        "quantize",
+        s(&f_gguf),
+        "-o",
+        s(&qa),
+        "--type",
+        "q4_k_m",
+        "-t",
+        "1",
+    ]);
+    ok(&[
+        "quantize",
+        s(&f_lpk),
+        "-o",
+        s(&qb),
+        "--type",
+        "q4_k_m",
+        "-t",
+        "1",
+    ]);
     let sums = |p: &Path| -> Vec<Value> {
         json(&["inspect", s(p), "--json"])["tensors"]
             .as_array()
@@ -162,13 +241,29 @@ fn quantize_export_and_imatrix_read_a_gguf() {
     assert!(msg.contains("Q4_K_M (llama.cpp file type 15)"), "{msg}");
     assert!(!msg.contains(", llama.cpp file type 15"), "{msg}");
     let st = d.join("st");
-    ok(&["export", s(&q_gguf), "--format", "safetensors", "-o", s(&st)]);
+    ok(&[
+        "export",
+        s(&q_gguf),
+        "--format",
+        "safetensors",
+        "-o",
+        s(&st),
+    ]);
     assert!(st.join("model.safetensors").is_file());
 
     let (ia, ib) = (d.join("a.imatrix.gguf"), d.join("b.imatrix.gguf"));
     for (m, o) in [(&f_gguf, &ia), (&f_lpk, &ib)] {
         ok(&[
-            "imatrix", s(m), "--text", s(&corpus()), "--ctx", "64", "--chunks", "2", "-o", s(o),
+            "imatrix",
+            s(m),
+            "--text",
+            s(&corpus()),
+            "--ctx",
+            "64",
+            "--chunks",
+            "2",
+            "-o",
+            s(o),
         ]);
     }
     assert_eq!(std::fs::read(&ia).unwrap(), std::fs::read(&ib).unwrap());
@@ -210,7 +305,12 @@ fn verify_says_what_it_checked_of_a_gguf_and_finds_a_nan_scale() {
 #[test]
 fn eval_store_into_a_gguf_is_a_usage_error() {
     let r = llamapack(&[
-        "eval", s(&fixture(Q4KM)), "--reference", s(&fixture(F16)), "--text", s(&corpus()),
+        "eval",
+        s(&fixture(Q4KM)),
+        "--reference",
+        s(&fixture(F16)),
+        "--text",
+        s(&corpus()),
         "--store",
     ]);
     assert_eq!(r.status.code(), Some(2));

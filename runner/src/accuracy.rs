@@ -430,7 +430,9 @@ mod tests {
     #[test]
     fn too_few_tokens_have_no_uncertainty() {
         let add = |acc: &mut Accumulator, t: usize| {
-            let base: Vec<f32> = (0..7).map(|i| ((i * 13 + t * 7) % 11) as f32 * 0.3).collect();
+            let base: Vec<f32> = (0..7)
+                .map(|i| ((i * 13 + t * 7) % 11) as f32 * 0.3)
+                .collect();
             let cand: Vec<f32> = base.iter().map(|v| v * 0.9 + 0.01).collect();
             acc.add(&base, &cand, t % 7);
         };

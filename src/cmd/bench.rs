@@ -139,7 +139,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 writeln!(out, "  {name:<8} {:>22}", format!("{mean:.2} ± {sd:.2}"))?;
             }
         }
-        writeln!(out, "  ({} runs each, mean ± standard deviation)", args.reps)?;
+        writeln!(
+            out,
+            "  ({} runs each, mean ± standard deviation)",
+            args.reps
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -130,7 +130,12 @@ pub fn chart_title(args: &Args, done: &Compared) -> Vec<String> {
         .or(args.data.tokens.as_ref())
         .map_or_else(String::new, |p| display_name(p));
     vec![
-        format!("{}: {} artifacts against {}", done.model, done.rows.len(), display_name(&args.reference)),
+        format!(
+            "{}: {} artifacts against {}",
+            done.model,
+            done.rows.len(),
+            display_name(&args.reference)
+        ),
         format!(
             "text {data} · ctx {} · {} windows · {} tokens scored",
             done.windows.ctx,

@@ -172,7 +172,11 @@ pub fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
     let pm = |v: f64, u: f64| format!("{} ± {}", num(v, 10, 6), num(u, 10, 6));
     let pct = |v: f64, u: f64| format!("{} ± {} %", num(100.0 * v, 6, 3), num(100.0 * u, 5, 3));
     writeln!(out, "\n====== Perplexity statistics ======")?;
-    writeln!(out, "Mean PPL(Q)                   : {}", pm(s.ppl, s.ppl_unc))?;
+    writeln!(
+        out,
+        "Mean PPL(Q)                   : {}",
+        pm(s.ppl, s.ppl_unc)
+    )?;
     writeln!(
         out,
         "Mean PPL(base)                : {}",

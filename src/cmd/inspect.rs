@@ -251,14 +251,17 @@ fn note_text(key: &str, v: &serde_json::Value) -> String {
             |id| llamapack_quantize::recipe::llama_ftype_words(id as u32),
         ),
         Value::String(s) => s.clone(),
-        Value::Object(m) if m.values().all(|x| !x.is_object() && !x.is_array()) && v.to_string().len() <= 80 => m
-            .iter()
-            .map(|(k, x)| match x {
-                Value::String(t) => format!("{k} {t}"),
-                _ => format!("{k} {x}"),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
+        Value::Object(m)
+            if m.values().all(|x| !x.is_object() && !x.is_array()) && v.to_string().len() <= 80 =>
+        {
+            m.iter()
+                .map(|(k, x)| match x {
+                    Value::String(t) => format!("{k} {t}"),
+                    _ => format!("{k} {x}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
         Value::Object(m) => format!("{} entries (see --json)", m.len()),
         Value::Array(a)
             if v.to_string().len() > 60 || a.iter().any(|x| x.is_object() || x.is_array()) =>
@@ -271,6 +274,7 @@ fn note_text(key: &str, v: &serde_json::Value) -> String {
 
 /// The quantization record in words.
 fn quantization_lines(q: &serde_json::Value) -> Vec<String> {
+    use std::fmt::Write as _;
     let recipe = q.get("recipe").and_then(|r| r.as_str()).unwrap_or("?");
     let named = llamapack_quantize::recipe::llama_ftype(recipe)
         .and_then(llamapack_quantize::recipe::llama_ftype_name)
@@ -278,7 +282,7 @@ fn quantization_lines(q: &serde_json::Value) -> Vec<String> {
     let mut head = format!("quantized with the {recipe} recipe{named}");
     for (key, what) in [("output_type", "output"), ("embedding_type", "embeddings")] {
         if let Some(t) = q.get(key).and_then(|v| v.as_str()) {
-            head.push_str(&format!(", {what} {t}"));
+            let _ = write!(head, ", {what} {t}");
         }
     }
     if q.get("pure").and_then(serde_json::Value::as_bool) == Some(true) {
@@ -312,7 +316,10 @@ fn quantization_lines(q: &serde_json::Value) -> Vec<String> {
     if let Some(f) = q.get("fallbacks").and_then(|v| v.as_array())
         && !f.is_empty()
     {
-        lines.push(format!("  {} tensors fell back to another type (see --json)", f.len()));
+        lines.push(format!(
+            "  {} tensors fell back to another type (see --json)",
+            f.len()
+        ));
     }
     lines
 }
@@ -427,7 +434,8 @@ fn print_tensors(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
                 t.dtype.name().to_owned(),
                 shape_text(t.shape),
                 t.bytes.len().to_string(),
-                t.crc32c.map_or_else(|| "-".to_owned(), |c| format!("{c:08x}")),
+                t.crc32c
+                    .map_or_else(|| "-".to_owned(), |c| format!("{c:08x}")),
             ]
         })
         .collect();
@@ -457,11 +465,7 @@ fn print_tensors(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
     };
     writeln!(out, "{}", line(header))?;
     for r in &rows {
-        writeln!(
-            out,
-            "{}",
-            line([&r[0], &r[1], &r[2], &r[3], &r[4]])
-        )?;
+        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]))?;
     }
     Ok(())
 }

@@ -177,12 +177,14 @@ fn write_npy(
     let tmp = llamapack_format::writer::temp_path_for(path);
     llamapack_format::writer::track_unfinished(&tmp);
     let written = (|| -> anyhow::Result<u64> {
-        let f = std::fs::File::create(&tmp)
-            .with_context(|| format!("creating {}", path.display()))?;
+        let f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", path.display()))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
         w.write_all(&npy::header_f32(shape)?)?;
         rows(&mut w)?;
-        let f = w.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+        let f = w
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
         f.sync_all()?;
         Ok(f.metadata()?.len())
     })()

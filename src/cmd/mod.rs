@@ -136,14 +136,14 @@ pub fn is_model_file(path: &Path) -> bool {
 
 /// The text of `path`, or of standard input for `-`.
 pub fn read_text(path: &Path) -> anyhow::Result<String> {
-    if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s)
-            .context("reading standard input")?;
-        Ok(s)
-    } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-    }
+    String::from_utf8(read_bytes(path)?).with_context(|| {
+        let name = if path.as_os_str() == "-" {
+            "standard input".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        format!("{name} is not UTF-8 text")
+    })
 }
 
 /// The bytes of `path`, or of standard input for `-`.

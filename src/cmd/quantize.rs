@@ -121,7 +121,9 @@ fn recipe_of(args: &Args) -> anyhow::Result<Recipe> {
     recipe.output_type = args.output_type;
     recipe.embedding_type = args.embedding_type;
     recipe.pure = args.pure;
-    recipe.tensor_types.extend(args.tensor_types.iter().cloned());
+    recipe
+        .tensor_types
+        .extend(args.tensor_types.iter().cloned());
     if let Some(path) = &args.tensor_type_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading --tensor-type-file {}", path.display()))?;

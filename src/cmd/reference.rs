@@ -130,9 +130,10 @@ pub fn check(
     let need = windows.n * windows.ctx;
     let side = sidecar_path(npy);
     let record: Option<Record> = match std::fs::read(&side) {
-        Ok(bytes) => Some(serde_json::from_slice(&bytes).with_context(|| {
-            format!("{}: not a record of a logits file", side.display())
-        })?),
+        Ok(bytes) => Some(
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("{}: not a record of a logits file", side.display()))?,
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("reading {}", side.display())),
     };

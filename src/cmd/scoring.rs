@@ -97,7 +97,11 @@ pub fn load_tokens(
         (None, Some(p)) => {
             let bytes = super::read_bytes(p)?;
             let sha = super::sha256_hex(&bytes);
-            Ok((parse_token_ids(&bytes, p, tok.vocab_size())?, p.to_path_buf(), sha))
+            Ok((
+                parse_token_ids(&bytes, p, tok.vocab_size())?,
+                p.to_path_buf(),
+                sha,
+            ))
         }
         _ => super::usage!("give exactly one of --text FILE or --tokens FILE"),
     }

@@ -77,8 +77,9 @@ pub fn view_gguf<B: AsRef<[u8]>>(bytes: B, label: String) -> Result<Lpk<B>, Erro
         {
             return Err(Error::Unsupported {
                 file: label,
-                reason: "this is an importance matrix, not a model (give it to `quantize --imatrix`)"
-                    .into(),
+                reason:
+                    "this is an importance matrix, not a model (give it to `quantize --imatrix`)"
+                        .into(),
             });
         }
         let model = read_model(&f)?;

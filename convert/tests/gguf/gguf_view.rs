@@ -45,7 +45,10 @@ fn a_type_only_conversion_handles_is_an_error_saying_to_convert() {
     let path = dir.path().join("q8_1.gguf");
     crate::gguf_roundtrip::write_gguf_model(&path, GgmlType::Q8_1, &mut Rng::new(3));
     let err = gguf::open_model(&path).unwrap_err().to_string();
-    assert!(err.contains("q8_1") && err.contains("llamapack convert"), "{err}");
+    assert!(
+        err.contains("q8_1") && err.contains("llamapack convert"),
+        "{err}"
+    );
     let err = gguf::open_model(&crate::common::fixtures().join("imatrix/tiny.imatrix.gguf"))
         .unwrap_err()
         .to_string();
@@ -65,12 +68,20 @@ fn a_hostile_gguf_view_is_an_error_not_a_panic() {
         if let Ok(lpk) = gguf::view_gguf(&bad[..], "bad.gguf".into()) {
             accepted += 1;
             for t in lpk.tensors() {
-                assert_eq!(Some(t.bytes.len()), t.dtype.tensor_bytes(t.shape), "{}", t.name);
+                assert_eq!(
+                    Some(t.bytes.len()),
+                    t.dtype.tensor_bytes(t.shape),
+                    "{}",
+                    t.name
+                );
             }
         }
     }
     for len in (0..good.len()).step_by(good.len() / 97) {
-        assert!(gguf::view_gguf(&good[..len], "short.gguf".into()).is_err(), "{len}");
+        assert!(
+            gguf::view_gguf(&good[..len], "short.gguf".into()).is_err(),
+            "{len}"
+        );
     }
     // Flipped bits inside piece texts and scores can still be a valid model; most are not.
     assert!(accepted < data_offset, "{accepted} of {data_offset}");

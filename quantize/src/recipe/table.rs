@@ -250,7 +250,10 @@ impl FromStr for Kind {
 /// The closest recipe name to a misspelt `lower` ([`llamapack_format::suggest::closest`]); an
 /// alias that matches is named by the recipe it stands for.
 fn suggest(lower: &str) -> Option<&'static str> {
-    let names = RECIPES.iter().map(|r| r.name).chain(ALIASES.iter().map(|a| a.0));
+    let names = RECIPES
+        .iter()
+        .map(|r| r.name)
+        .chain(ALIASES.iter().map(|a| a.0));
     let found = llamapack_format::suggest::closest(lower, names)?;
     Some(
         ALIASES
