@@ -95,7 +95,6 @@ fn logits_writes_an_eval_reference_that_gives_the_models_figures() {
 
 #[test]
 fn a_reference_for_other_windows_or_tokens_is_refused() {
-    let sh = shared();
     let dir = tempfile::tempdir().unwrap();
     let npy = dir.path().join("ref.npy");
     make_reference("64", "3", &npy);
@@ -152,7 +151,6 @@ fn the_logits_of_one_sequence_are_not_an_eval_reference() {
 
 #[test]
 fn a_reference_without_a_record_must_have_exactly_the_rows() {
-    let sh = shared();
     let dir = tempfile::tempdir().unwrap();
     let npy = dir.path().join("ref.npy");
     make_reference("64", "3", &npy);
