@@ -1,5 +1,7 @@
 //! Self-contained SVG charts for `compare`: a scatter of bits per weight against mean KLD
-//! (log y axis) and per-layer error lines. No dependencies, renders in any browser.
+//! (log y axis) and per-layer error lines, under a title saying what was measured. Ticks sit
+//! on round values (1, 2 or 5 times a power of ten), and point labels are moved apart until
+//! no two overlap. No dependencies, renders in any browser.
 
 use std::fmt::Write;
 
@@ -27,6 +29,11 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 150.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
+/// Height of one title line above the panels.
+const TITLE_LINE: f64 = 20.0;
+/// Font size of point labels, and the width of one of their characters (a sans-serif estimate).
+const LABEL_FONT: f64 = 12.0;
+const CHAR_W: f64 = 0.6 * LABEL_FONT;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -102,22 +109,8 @@ fn axes(svg: &mut String, f: &Frame, title: &str, x_label: &str, y_label: &str) 
         f64::midpoint(t, b),
         esc(y_label)
     );
-    // Whole-number ticks when the x axis counts things (layers), five even ticks otherwise.
-    let x_ticks: Vec<(f64, String)> = if f.integer_x {
-        let (lo, hi) = (f.x0.ceil() as i64, f.x1.floor() as i64);
-        let step = ((hi - lo) / 10 + 1).max(1);
-        (lo..=hi)
-            .step_by(step as usize)
-            .map(|v| (v as f64, v.to_string()))
-            .collect()
-    } else {
-        (0..=5)
-            .map(|i| {
-                let x = f.x0 + (f.x1 - f.x0) * f64::from(i) / 5.0;
-                (x, format!("{x:.2}"))
-            })
-            .collect()
-    };
+    // Round ticks: 1, 2 or 5 times a power of ten (whole numbers when the axis counts layers).
+    let x_ticks = nice_ticks(f.x0, f.x1, 8, f.integer_x);
     for (x, label) in x_ticks {
         let px = f.px(x);
         let _ = write!(
@@ -131,28 +124,17 @@ fn axes(svg: &mut String, f: &Frame, title: &str, x_label: &str, y_label: &str) 
             b + 18.0
         );
     }
-    let ticks: Vec<f64> = if f.log_y {
-        let (a, z) = (f.y0.log10().floor() as i32, f.y1.log10().ceil() as i32);
-        (a..=z)
-            .map(|e| 10f64.powi(e))
-            .filter(|&v| v >= f.y0 * 0.999 && v <= f.y1 * 1.001)
-            .collect()
+    let ticks: Vec<(f64, String)> = if f.log_y {
+        log_ticks(f.y0, f.y1)
     } else {
-        (0..=5)
-            .map(|i| f.y0 + (f.y1 - f.y0) * f64::from(i) / 5.0)
-            .collect()
+        nice_ticks(f.y0, f.y1, 6, false)
     };
-    for v in ticks {
+    for (v, label) in ticks {
         let py = f.py(v);
         let _ = write!(
             svg,
             r##"<line x1="{l}" y1="{py:.1}" x2="{r}" y2="{py:.1}" stroke="#ddd"/>"##
         );
-        let label = if f.log_y {
-            format!("{v:.0e}")
-        } else {
-            format!("{v:.3}")
-        };
         let _ = write!(
             svg,
             r#"<text x="{}" y="{:.1}" font-size="11" text-anchor="end">{label}</text>"#,
@@ -160,6 +142,126 @@ fn axes(svg: &mut String, f: &Frame, title: &str, x_label: &str, y_label: &str) 
             py + 4.0
         );
     }
+}
+
+/// At most `max` ticks in `lo..=hi` at multiples of a round step (1, 2 or 5 × 10^k; at least 1
+/// when `integer`), each with its label written with just the decimals the step needs.
+pub fn nice_ticks(lo: f64, hi: f64, max: usize, integer: bool) -> Vec<(f64, String)> {
+    if !(lo.is_finite() && hi.is_finite() && hi > lo) || max < 2 {
+        return Vec::new();
+    }
+    let raw = (hi - lo) / (max - 1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let mut step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * mag);
+    if integer {
+        step = step.max(1.0).round();
+    }
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10().floor()) as usize
+    };
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last)
+        .map(|k| {
+            let v = k as f64 * step;
+            // -0.0 and 0.30000000000000004 both print as they should.
+            let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
+            (v, format!("{v:.decimals$}"))
+        })
+        .collect()
+}
+
+/// Ticks of a log axis over `lo..=hi` (both > 0): every power of ten, and 2× and 5× between
+/// them when the axis spans fewer than three decades.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return Vec::new();
+    }
+    let (a, z) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let mults: &[f64] = if z - a < 3 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+    let mut out = Vec::new();
+    for e in a..=z {
+        for &m in mults {
+            let v = m * 10f64.powi(e);
+            if v >= lo * 0.999 && v <= hi * 1.001 {
+                let label = if (-3..=3).contains(&e) {
+                    let decimals = (-e).max(0) as usize;
+                    format!("{v:.decimals$}")
+                } else {
+                    format!("{m:.0}e{e}")
+                };
+                out.push((v, label));
+            }
+        }
+    }
+    out
+}
+
+/// A text label's box: x from, x to, baseline y (one line of [`LABEL_FONT`]).
+#[derive(Clone, Copy, Debug)]
+struct LabelBox {
+    x0: f64,
+    x1: f64,
+    y: f64,
+}
+
+impl LabelBox {
+    fn overlaps(&self, o: &LabelBox) -> bool {
+        self.x0 < o.x1 && o.x0 < self.x1 && (self.y - o.y).abs() < LABEL_FONT + 2.0
+    }
+}
+
+/// Places one label per point (`(x, y)` pixels, text): to the right of its point, or to the left
+/// near the right edge, moved down and up in steps until it overlaps no label placed before and
+/// no point. Returns (x, y, anchor) per label.
+fn place_labels(points: &[(f64, f64, &str)]) -> Vec<(f64, f64, &'static str)> {
+    let mut placed: Vec<LabelBox> = Vec::new();
+    let mut out = Vec::with_capacity(points.len());
+    let dots: Vec<LabelBox> = points
+        .iter()
+        .map(|&(x, y, _)| LabelBox {
+            x0: x - 6.0,
+            x1: x + 6.0,
+            y: y + 4.0,
+        })
+        .collect();
+    for &(cx, cy, text) in points {
+        let w = CHAR_W * text.chars().count() as f64;
+        let right = cx + 9.0 + w <= W - 4.0;
+        let (x0, anchor) = if right {
+            (cx + 9.0, "start")
+        } else {
+            (cx - 9.0 - w, "end")
+        };
+        let at = |dy: f64| LabelBox {
+            x0,
+            x1: x0 + w,
+            y: cy + 4.0 + dy,
+        };
+        let step = LABEL_FONT + 3.0;
+        let dy = (0..40)
+            .map(|i| {
+                let k = f64::from((i + 1) / 2);
+                if i % 2 == 0 { k * step } else { -k * step }
+            })
+            .map(|d| d - 12.0)
+            .find(|&d| {
+                let b = at(d);
+                !placed.iter().chain(&dots).any(|o| b.overlaps(o))
+            })
+            .unwrap_or(-12.0);
+        let b = at(dy);
+        placed.push(b);
+        let x = if right { b.x0 } else { b.x1 };
+        out.push((x, b.y, anchor));
+    }
+    out
 }
 
 /// A scatter plot with a log y axis; each point labelled.
@@ -190,8 +292,12 @@ pub fn scatter_log_y(title: &str, x_label: &str, y_label: &str, points: &[Point]
     };
     let mut svg = String::new();
     axes(&mut svg, &f, title, x_label, y_label);
-    for (i, p) in points.iter().enumerate() {
-        let (cx, cy) = (f.px(p.x), f.py(p.y.max(f.y0)));
+    let pixels: Vec<(f64, f64, &str)> = points
+        .iter()
+        .map(|p| (f.px(p.x), f.py(p.y.max(f.y0)), p.label.as_str()))
+        .collect();
+    let labels = place_labels(&pixels);
+    for (i, (p, &(cx, cy, _))) in points.iter().zip(&pixels).enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let _ = write!(
             svg,
@@ -200,11 +306,12 @@ pub fn scatter_log_y(title: &str, x_label: &str, y_label: &str, points: &[Point]
             p.x,
             p.y
         );
+    }
+    for (i, (p, &(x, y, anchor))) in points.iter().zip(&labels).enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
         let _ = write!(
             svg,
-            r#"<text x="{:.1}" y="{:.1}" font-size="12" fill="{color}">{}</text>"#,
-            cx + 9.0,
-            cy - 8.0,
+            r#"<text x="{x:.1}" y="{y:.1}" font-size="{LABEL_FONT}" fill="{color}" text-anchor="{anchor}">{}</text>"#,
             esc(&p.label)
         );
     }
@@ -273,18 +380,28 @@ pub fn lines(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> St
     svg
 }
 
-/// Stacks panels vertically into one SVG document.
-pub fn document(panels: &[String]) -> String {
+/// Stacks panels vertically into one SVG document under the `title` lines (the first bold).
+pub fn document(title: &[String], panels: &[String]) -> String {
+    let head = TITLE_LINE * title.len() as f64 + if title.is_empty() { 0.0 } else { 8.0 };
+    let height = head + H * panels.len() as f64;
     let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{}" viewBox="0 0 {W} {}" font-family="sans-serif">"#,
-        H * panels.len() as f64,
-        H * panels.len() as f64
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif">"#
     );
+    for (i, line) in title.iter().enumerate() {
+        let (size, weight) = if i == 0 { (15, "bold") } else { (12, "normal") };
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" font-size="{size}" font-weight="{weight}" text-anchor="middle">{}</text>"#,
+            W / 2.0,
+            TITLE_LINE * (i as f64 + 1.0),
+            esc(line)
+        );
+    }
     for (i, p) in panels.iter().enumerate() {
         let _ = write!(
             svg,
             r#"<g transform="translate(0 {})">{p}</g>"#,
-            H * i as f64
+            head + H * i as f64
         );
     }
     svg.push_str("</svg>\n");
@@ -309,7 +426,10 @@ mod tests {
                 y: 2e-2,
             },
         ];
-        let svg = document(&[scatter_log_y("t", "bits per weight", "mean KLD", &pts)]);
+        let svg = document(
+            &[],
+            &[scatter_log_y("t", "bits per weight", "mean KLD", &pts)],
+        );
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(svg.contains(">q8_0<") && svg.contains("q4_0 &lt;x&gt;"));
@@ -323,10 +443,127 @@ mod tests {
             x: 4.0,
             y: 0.0,
         }];
-        let svg = document(&[
-            scatter_log_y("t", "x", "y", &one),
-            lines("l", "x", "y", &[]),
-        ]);
+        let svg = document(
+            &["title".into()],
+            &[
+                scatter_log_y("t", "x", "y", &one),
+                lines("l", "x", "y", &[]),
+            ],
+        );
         assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+    }
+
+    /// The `text` elements of an SVG: (x, y, anchor, text).
+    fn texts(svg: &str) -> Vec<(f64, f64, String, String)> {
+        let attr = |tag: &str, name: &str| -> Option<String> {
+            let i = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+            Some(tag[i..].split('"').next()?.to_owned())
+        };
+        svg.split("<text")
+            .skip(1)
+            .map(|t| {
+                let (tag, rest) = t.split_once('>').unwrap();
+                let body = rest.split("</text>").next().unwrap().to_owned();
+                (
+                    attr(tag, "x").unwrap().parse().unwrap(),
+                    attr(tag, "y").unwrap().parse().unwrap(),
+                    attr(tag, "text-anchor").unwrap_or_else(|| "start".into()),
+                    body,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        for (lo, hi) in [
+            (4.2, 8.7),
+            (0.0, 0.0137),
+            (3.93, 4.01),
+            (-0.5, 29.5),
+            (0.0, 1.1e-3),
+        ] {
+            let ticks = nice_ticks(lo, hi, 8, false);
+            assert!(
+                ticks.len() >= 2 && ticks.len() <= 8,
+                "{lo}..{hi}: {ticks:?}"
+            );
+            let step = ticks[1].0 - ticks[0].0;
+            let mantissa = step / 10f64.powf(step.log10().floor());
+            assert!(
+                [1.0, 2.0, 5.0].iter().any(|m| (mantissa - m).abs() < 1e-6),
+                "{lo}..{hi}: step {step}"
+            );
+            for (v, label) in &ticks {
+                assert!((v / step - (v / step).round()).abs() < 1e-6, "{v}");
+                assert!(label.len() <= 7, "{label}");
+                assert!(
+                    (label.parse::<f64>().unwrap() - v).abs() < step * 1e-6,
+                    "{label}"
+                );
+            }
+        }
+        let layers: Vec<String> = nice_ticks(-0.5, 29.5, 8, true)
+            .into_iter()
+            .map(|t| t.1)
+            .collect();
+        assert_eq!(layers, ["0", "5", "10", "15", "20", "25"]);
+        let log: Vec<String> = log_ticks(1e-3, 1e-1).into_iter().map(|t| t.1).collect();
+        assert_eq!(
+            log,
+            ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1"]
+        );
+    }
+
+    #[test]
+    fn point_labels_do_not_overlap() {
+        // Five artifacts of nearly the same size and accuracy, one at the right edge.
+        let pts: Vec<Point> = [
+            ("model-q4_k_m", 4.85, 0.0086),
+            ("llama.cpp-Q4_K_M", 4.86, 0.0087),
+            ("model-q4_k_s", 4.84, 0.0090),
+            ("model-q4_0", 4.63, 0.0142),
+            ("model-q8_0-with-a-long-name", 8.5, 0.0002),
+        ]
+        .iter()
+        .map(|&(l, x, y)| Point {
+            label: l.into(),
+            x,
+            y,
+        })
+        .collect();
+        let svg = document(&["t".into()], &[scatter_log_y("t", "x", "y", &pts)]);
+        let boxes: Vec<(f64, f64, f64)> = texts(&svg)
+            .into_iter()
+            .filter(|t| pts.iter().any(|p| p.label == t.3))
+            .map(|(x, y, anchor, text)| {
+                let w = CHAR_W * text.chars().count() as f64;
+                let x0 = if anchor == "end" { x - w } else { x };
+                (x0, x0 + w, y)
+            })
+            .collect();
+        assert_eq!(boxes.len(), pts.len());
+        for (i, a) in boxes.iter().enumerate() {
+            assert!(a.0 >= 0.0 && a.1 <= W, "label {i} leaves the chart: {a:?}");
+            for b in &boxes[i + 1..] {
+                let apart = a.1 <= b.0 || b.1 <= a.0 || (a.2 - b.2).abs() >= LABEL_FONT;
+                assert!(apart, "labels overlap: {a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn document_has_the_title() {
+        let svg = document(
+            &[
+                "SmolLM2: 2 artifacts against f16.lpk".into(),
+                "text wiki.txt · ctx 512".into(),
+            ],
+            &[lines("l", "layer", "e", &[])],
+        );
+        let t = texts(&svg);
+        assert_eq!(t[0].3, "SmolLM2: 2 artifacts against f16.lpk");
+        assert_eq!(t[1].3, "text wiki.txt · ctx 512");
+        assert!(svg.contains(r#"<g transform="translate(0 48)">"#), "{svg}");
     }
 }

@@ -54,6 +54,11 @@ fn main() -> ExitCode {
             if ui::is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
+            if err.downcast_ref::<cmd::UsageError>().is_some() {
+                eprintln!("error: {err}");
+                eprintln!("\nFor more information, try '--help'.");
+                return ExitCode::from(2);
+            }
             if cli.verbose {
                 eprintln!("error: {err}");
                 for cause in err.chain().skip(1) {

@@ -302,7 +302,7 @@ fn concurrent_runs_to_one_output_all_succeed() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert_eq!(names(&c.out), ["l.npy"]);
+    assert_eq!(names(&c.out), ["l.npy", "l.npy.json"]);
     let a = llamapack_runner::npy::read(&npy).unwrap();
     assert_eq!(a.shape.len(), 2);
 }

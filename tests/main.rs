@@ -1,7 +1,10 @@
 //! End-to-end tests over the `llamapack` CLI, on fixtures, in temp dirs.
 
 mod common;
+mod conventions;
+mod eval_reference;
 mod full_disk;
+mod gguf_commands;
 mod gguf_fixture;
 mod imatrix;
 mod inspect_verify;

@@ -265,7 +265,7 @@ fn eval_store_records_the_report_in_the_artifact() {
     assert_eq!(acc["ctx"], 128);
     assert!(acc["summary"]["kld_mean"].as_f64().unwrap() > 0.0);
     assert_eq!(checksums(&cand), before, "tensors must be untouched");
-    assert!(ok(&["inspect", s(&cand)]).contains("accuracy:"));
+    assert!(ok(&["inspect", s(&cand)]).contains("accuracy (eval --store): against"));
 }
 
 #[test]

@@ -60,6 +60,33 @@ fn is_byte_piece(p: &str) -> bool {
         && u8::from_str_radix(&p[3..5], 16).is_ok()
 }
 
+/// Reads the `tokenizer.json` at `path` with the `tokenizer_config.json` and `config.json`
+/// beside it when they are there (they name BOS/EOS and say whether BOS is added), as
+/// `convert` reads them.
+pub fn parse_file(path: &std::path::Path) -> Result<TokenizerData> {
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| Error::io(p, "read", e));
+    let json = |p: std::path::PathBuf| -> Result<Option<Value>> {
+        if !p.is_file() {
+            return Ok(None);
+        }
+        let bytes = read(&p)?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Tokenizer {
+                file: p.display().to_string(),
+                reason: format!("not json: {e}"),
+            })
+    };
+    let config = json(path.with_file_name("tokenizer_config.json"))?;
+    let model_config = json(path.with_file_name("config.json"))?;
+    parse(
+        &read(path)?,
+        &path.display().to_string(),
+        config.as_ref(),
+        model_config.as_ref(),
+    )
+}
+
 /// Reads `tokenizer.json` text; `config` is `tokenizer_config.json` when present, `model_config`
 /// is `config.json` (for `bos_token_id`/`eos_token_id` fallbacks).
 pub fn parse(

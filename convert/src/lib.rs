@@ -72,6 +72,7 @@ use llamapack_format::{ModelConfig, SourceFile, TokenizerData};
 
 pub use dtype::SourceDType;
 pub use error::{Error, Result};
+pub use gguf::open_model;
 
 use crate::source::{Mapped, rel_name};
 
@@ -112,7 +113,8 @@ impl std::str::FromStr for OutputDType {
             "bf16" => OutputDType::BF16,
             _ => {
                 return Err(format!(
-                    "unknown dtype `{s}` (expected keep, f16, bf16 or f32)"
+                    "unknown dtype `{s}`{} (expected keep, f16, bf16 or f32)",
+                    llamapack_format::suggest::hint(s, ["keep", "f16", "bf16", "f32"])
                 ));
             }
         })

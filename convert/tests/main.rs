@@ -20,6 +20,8 @@ mod gguf_malformed;
 mod gguf_python;
 #[path = "gguf/gguf_roundtrip.rs"]
 mod gguf_roundtrip;
+#[path = "gguf/gguf_view.rs"]
+mod gguf_view;
 mod meta;
 mod pth;
 mod tokenizer;

@@ -314,7 +314,11 @@ impl std::str::FromStr for DType {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         DType::from_name(s).ok_or_else(|| {
             let names: Vec<&str> = DTYPES.iter().map(|r| r.name).collect();
-            format!("unknown dtype `{s}` (expected one of {})", names.join(", "))
+            format!(
+                "unknown dtype `{s}`{} (expected one of {})",
+                crate::suggest::hint(s, names.iter().copied()),
+                names.join(", ")
+            )
         })
     }
 }

@@ -157,6 +157,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The index of a container read in place ([`crate::Lpk::from_index`]) is inconsistent.
+    #[error("{file}: invalid tensor index: {reason}")]
+    BadIndex {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -63,6 +63,7 @@ pub mod header;
 pub mod meta;
 pub mod output;
 pub mod reader;
+pub mod suggest;
 pub mod testing;
 pub mod writer;
 
@@ -71,7 +72,7 @@ pub use error::{Error, Result};
 pub use meta::{
     Metadata, ModelConfig, Provenance, SourceFile, TokenType, TokenizerData, TokenizerKind,
 };
-pub use reader::{Block, Lpk, TensorView};
+pub use reader::{Block, Container, ForeignIndex, Lpk, TensorView};
 pub use writer::{LpkWriter, TensorSink};
 
 /// `llamapack <version>`, recorded in provenance.

@@ -1,6 +1,7 @@
 //! Zero-copy reader: validates the whole index up front, then hands out borrowed slices.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 
 use bytemuck::Pod;
@@ -18,11 +19,14 @@ use crate::header::{
 };
 use crate::meta::{Metadata, ModelConfig, Provenance, TokenizerData};
 
-/// A parsed `.lpk` over some bytes: an mmap ([`Lpk::open`]) or any buffer ([`Lpk::parse`]).
+/// A parsed `.lpk` over some bytes: an mmap ([`Lpk::open`]) or any buffer ([`Lpk::parse`]) —
+/// or the same view of another container's tensors in place ([`Lpk::from_index`], e.g. a GGUF
+/// file mapped by `llamapack-convert`).
 #[derive(Debug)]
 pub struct Lpk<B = memmap2::Mmap> {
     bytes: B,
     file: String,
+    container: Container,
     preamble: Preamble,
     header: Header,
     dtypes: Vec<DType>,
@@ -40,8 +44,52 @@ pub struct TensorView<'a> {
     pub shape: &'a [u64],
     /// The raw bytes (64-byte aligned when the buffer is).
     pub bytes: &'a [u8],
-    /// Stored crc32c.
-    pub crc32c: u32,
+    /// Stored crc32c; `None` when the container has no checksums (a GGUF file).
+    pub crc32c: Option<u32>,
+}
+
+/// The kind of file an [`Lpk`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Container {
+    /// A `.lpk` file: every tensor and blob carries a crc32c.
+    Lpk,
+    /// A GGUF file read in place: tensors have no checksums.
+    Gguf {
+        /// The GGUF version.
+        version: u32,
+    },
+}
+
+impl Container {
+    /// Whether tensors carry checksums that [`Lpk::verify`] can recompute.
+    pub fn has_checksums(self) -> bool {
+        self == Container::Lpk
+    }
+
+    /// `.lpk` or `GGUF`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Container::Lpk => ".lpk",
+            Container::Gguf { .. } => "GGUF",
+        }
+    }
+}
+
+/// The index of a container other than a `.lpk` whose tensors are read in place: what
+/// [`Lpk::from_index`] validates and serves.
+#[derive(Clone, Debug)]
+pub struct ForeignIndex {
+    /// Config, tokenizer and provenance (from the container's own metadata).
+    pub meta: Metadata,
+    /// The tensors under Meta's names; `offset` is absolute in the buffer, `crc32c` ignored.
+    pub tensors: Vec<TensorEntry>,
+    /// The byte range tensor data must lie in.
+    pub data: Range<u64>,
+    /// The alignment every tensor offset must have (a power of two, at least 8).
+    pub align: u64,
+    /// What the buffer is.
+    pub container: Container,
 }
 
 /// A block type that can be viewed in place.
@@ -98,9 +146,11 @@ impl<'a> TensorView<'a> {
         })
     }
 
-    /// Recomputes the checksum.
+    /// Recomputes the checksum; true when it matches, or when there is none to compare with
+    /// (a tensor of a GGUF file).
     pub fn checksum_ok(&self) -> bool {
-        crc32c::crc32c(self.bytes) == self.crc32c
+        self.crc32c
+            .is_none_or(|crc| crc32c::crc32c(self.bytes) == crc)
     }
 }
 
@@ -236,11 +286,73 @@ impl<B: AsRef<[u8]>> Lpk<B> {
                 file: file.clone(),
                 source,
             })?;
-        let (dtypes, by_name) = validate(&file, &header, &pre)?;
+        let (dtypes, by_name) = validate(
+            &file,
+            &header,
+            PREAMBLE_LEN as u64..pre.header_offset,
+            ALIGN,
+        )?;
         Ok(Lpk {
             bytes,
             file,
+            container: Container::Lpk,
             preamble: pre,
+            header,
+            dtypes,
+            by_name,
+        })
+    }
+
+    /// Serves the tensors of another container in place: `index` names each tensor's bytes in
+    /// `bytes` (absolute offsets), and is checked as a `.lpk` index is — config, tokenizer,
+    /// dtypes, shapes, sizes, bounds (inside `index.data`), alignment (`index.align`), overlap —
+    /// so every [`TensorView`] is as safe to use as one of a `.lpk`. The tensors have no
+    /// checksums ([`TensorView::crc32c`] is `None`). `file` names it in errors.
+    pub fn from_index(bytes: B, file: impl Into<String>, index: ForeignIndex) -> Result<Self> {
+        let file = file.into();
+        let len = bytes.as_ref().len() as u64;
+        let bad = |reason: String| Error::BadIndex {
+            file: file.clone(),
+            reason,
+        };
+        if !(index.align.is_power_of_two() && index.align >= 8) {
+            return Err(bad(format!(
+                "tensor alignment {} is not a power of two of at least 8",
+                index.align
+            )));
+        }
+        if index.data.start > index.data.end || index.data.end > len {
+            return Err(bad(format!(
+                "data region {}..{} lies outside the {len} bytes",
+                index.data.start, index.data.end
+            )));
+        }
+        let mut tensors = index.tensors;
+        for t in &mut tensors {
+            t.crc32c = 0;
+        }
+        let header = Header {
+            meta: index.meta,
+            tensors,
+            blobs: Vec::new(),
+        };
+        let (dtypes, by_name) = validate(&file, &header, index.data.clone(), index.align)?;
+        let version = match index.container {
+            Container::Lpk => (VERSION_MAJOR, 0),
+            Container::Gguf { version } => (u16::try_from(version).unwrap_or(u16::MAX), 0),
+        };
+        Ok(Lpk {
+            bytes,
+            file,
+            container: index.container,
+            preamble: Preamble {
+                major: version.0,
+                minor: version.1,
+                header_offset: index.data.end,
+                header_len: 0,
+                header_crc32c: 0,
+                file_len: len,
+            },
             header,
             dtypes,
             by_name,
@@ -252,7 +364,17 @@ impl<B: AsRef<[u8]>> Lpk<B> {
         &self.file
     }
 
-    /// Format version `(major, minor)`.
+    /// What kind of file this is (a `.lpk`, or a GGUF read in place).
+    pub fn container(&self) -> Container {
+        self.container
+    }
+
+    /// Whether the tensors carry checksums (a `.lpk`'s do, a GGUF's do not).
+    pub fn has_checksums(&self) -> bool {
+        self.container.has_checksums()
+    }
+
+    /// Format version `(major, minor)` of the container (for a GGUF: its version, 0).
     pub fn version(&self) -> (u16, u16) {
         (self.preamble.major, self.preamble.minor)
     }
@@ -359,15 +481,16 @@ impl<B: AsRef<[u8]>> Lpk<B> {
             dtype: self.dtypes[i],
             shape: &e.shape,
             bytes: self.range(e.offset, e.nbytes),
-            crc32c: e.crc32c,
+            crc32c: self.has_checksums().then_some(e.crc32c),
         }
     }
 }
 
 type Validated = (Vec<DType>, HashMap<String, usize>);
 
-/// Checks the whole index against the file: dtypes, shapes, sizes, bounds, alignment, overlap.
-fn validate(file: &str, h: &Header, pre: &Preamble) -> Result<Validated> {
+/// Checks the whole index against the file: dtypes, shapes, sizes, bounds (inside `data`),
+/// alignment (`align`), overlap.
+fn validate(file: &str, h: &Header, data: Range<u64>, align: u64) -> Result<Validated> {
     h.meta
         .config
         .validate()
@@ -387,16 +510,15 @@ fn validate(file: &str, h: &Header, pre: &Preamble) -> Result<Validated> {
         tensor: tensor.to_owned(),
         reason,
     };
-    let data_start = PREAMBLE_LEN as u64;
-    let data_end = pre.header_offset;
+    let (data_start, data_end) = (data.start, data.end);
     let mut spans: Vec<(u64, u64, &str)> = Vec::with_capacity(h.tensors.len() + h.blobs.len());
     let mut dtypes = Vec::with_capacity(h.tensors.len());
     let mut by_name = HashMap::with_capacity(h.tensors.len());
     let check_span = |name: &'_ str, offset: u64, nbytes: u64| -> Result<()> {
-        if !offset.is_multiple_of(ALIGN) {
+        if !offset.is_multiple_of(align) {
             return Err(bad(
                 name,
-                format!("offset {offset} is not a multiple of {ALIGN}"),
+                format!("offset {offset} is not a multiple of {align}"),
             ));
         }
         let end = offset

@@ -192,7 +192,8 @@ impl TensorTypeOverride {
         let dtype = DType::from_name(ty).ok_or_else(|| {
             let names: Vec<&str> = DType::storable().map(DType::name).collect();
             bad(&format!(
-                "unknown type `{ty}` (expected one of {})",
+                "unknown type `{ty}`{} (expected one of {})",
+                llamapack_format::suggest::hint(ty, names.iter().copied()),
                 names.join(", ")
             ))
         })?;
@@ -613,4 +614,22 @@ pub fn layer_index(name: &str) -> Option<u32> {
 /// llama.cpp's `LLAMA_FTYPE_*` id (`general.file_type`) of a recipe name, if it is one.
 pub fn llama_ftype(recipe: &str) -> Option<u32> {
     Kind::parse(recipe).ok().map(Kind::ftype)
+}
+
+/// llama.cpp's name (`Q4_K_M`) of a `LLAMA_FTYPE_*` id (`general.file_type`), for the file types
+/// of [`RECIPES`] and [`UNSUPPORTED`]; `None` for an id neither lists.
+pub fn llama_ftype_name(ftype: u32) -> Option<&'static str> {
+    RECIPES
+        .iter()
+        .find(|r| r.ftype == ftype)
+        .map(|r| r.llama_name)
+        .or_else(|| UNSUPPORTED.iter().find(|u| u.1 == ftype).map(|u| u.0))
+}
+
+/// `Q4_K_M (llama.cpp file type 15)`, or `llama.cpp file type N` for an id without a name.
+pub fn llama_ftype_words(ftype: u32) -> String {
+    match llama_ftype_name(ftype) {
+        Some(n) => format!("{n} (llama.cpp file type {ftype})"),
+        None => format!("llama.cpp file type {ftype}"),
+    }
 }

@@ -39,7 +39,9 @@ pub struct Accumulator {
     scratch_cand: Vec<f64>,
 }
 
-/// Every figure of the report. Probabilities are fractions (0..1), not percent.
+/// Every figure of the report. Probabilities are fractions (0..1), not percent. Uncertainties
+/// and the correlation are NaN (serialized as `null`) when fewer than
+/// [`MIN_TOKENS_FOR_UNCERTAINTY`] tokens were scored: see [`Summary::has_uncertainties`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Summary {
     /// Tokens scored.
@@ -132,8 +134,13 @@ pub struct Summary {
     pub top1_unc: f64,
 }
 
+/// Fewest scored tokens with which uncertainties and the correlation are given (llama.cpp
+/// gives none for 10 or fewer); with fewer they are NaN (`n/a` in reports, `null` in JSON).
+pub const MIN_TOKENS_FOR_UNCERTAINTY: u64 = 11;
+
 /// Mean and the standard error of the mean from Σx and Σx², as llama.cpp computes them
-/// (no uncertainty below 10 samples).
+/// (no uncertainty below [`MIN_TOKENS_FOR_UNCERTAINTY`] samples: [`Accumulator::summary`] makes
+/// those NaN).
 fn mean_and_unc(sum: f64, sum2: f64, n: u64) -> (f64, f64) {
     if n == 0 {
         return (0.0, 0.0);
@@ -141,7 +148,7 @@ fn mean_and_unc(sum: f64, sum2: f64, n: u64) -> (f64, f64) {
     let c = n as f64;
     let mean = sum / c;
     let var = sum2 / c - mean * mean;
-    let unc = if var > 0.0 && n > 10 {
+    let unc = if var > 0.0 && n >= MIN_TOKENS_FOR_UNCERTAINTY {
         (var / (c - 1.0)).sqrt()
     } else {
         0.0
@@ -171,6 +178,13 @@ pub fn percentile(v: &[f32], fraction: f64) -> f64 {
     let t = p - i as f64;
     let j = (i + 1).min(v.len() - 1);
     (1.0 - t) * f64::from(v[i]) + t * f64::from(v[j])
+}
+
+impl Summary {
+    /// Whether enough tokens were scored for the uncertainties and the correlation.
+    pub fn has_uncertainties(&self) -> bool {
+        self.n_tokens >= MIN_TOKENS_FOR_UNCERTAINTY
+    }
 }
 
 impl Accumulator {
@@ -227,10 +241,11 @@ impl Accumulator {
         let ppl = ln_ppl.exp();
         let ppl_base = ln_base.exp();
         let cov = covariance(self.sum_nll, self.sum_nll_base, self.sum_nll_nll_base, n);
+        // NaN when the uncertainties are (too few tokens) or when either is 0 (no variation).
         let cor = if ln_ppl_unc > 0.0 && ln_base_unc > 0.0 {
             cov / (ln_ppl_unc * ln_base_unc)
         } else {
-            0.0
+            f64::NAN
         };
         let ln_ratio = ln_ppl - ln_base;
         let ln_ratio_unc = (ln_ppl_unc.powi(2) + ln_base_unc.powi(2) - 2.0 * cov)
@@ -257,7 +272,7 @@ impl Accumulator {
         kld.sort_by(f32::total_cmp);
         let mut dp = self.p_diff_values.clone();
         dp.sort_by(f32::total_cmp);
-        Summary {
+        let mut s = Summary {
             n_tokens: n,
             ppl,
             ppl_unc,
@@ -308,7 +323,24 @@ impl Accumulator {
             },
             top1_agreement: top1,
             top1_unc,
+        };
+        if !s.has_uncertainties() {
+            for v in [
+                &mut s.ppl_unc,
+                &mut s.ppl_base_unc,
+                &mut s.ln_ppl_correlation,
+                &mut s.ln_ppl_ratio_unc,
+                &mut s.ppl_ratio_unc,
+                &mut s.ppl_diff_unc,
+                &mut s.kld_unc,
+                &mut s.dp_unc,
+                &mut s.rms_dp_unc,
+                &mut s.top1_unc,
+            ] {
+                *v = f64::NAN;
+            }
         }
+        s
     }
 }
 
@@ -396,6 +428,44 @@ mod tests {
     }
 
     #[test]
+    fn too_few_tokens_have_no_uncertainty() {
+        let add = |acc: &mut Accumulator, t: usize| {
+            let base: Vec<f32> = (0..7)
+                .map(|i| ((i * 13 + t * 7) % 11) as f32 * 0.3)
+                .collect();
+            let cand: Vec<f32> = base.iter().map(|v| v * 0.9 + 0.01).collect();
+            acc.add(&base, &cand, t % 7);
+        };
+        let mut acc = Accumulator::default();
+        for t in 0..9 {
+            add(&mut acc, t);
+        }
+        let s = acc.summary();
+        assert!(!s.has_uncertainties());
+        assert!(s.kld_mean > 0.0 && s.ppl.is_finite());
+        for v in [
+            s.ppl_unc,
+            s.ln_ppl_correlation,
+            s.ppl_ratio_unc,
+            s.ppl_diff_unc,
+            s.kld_unc,
+            s.dp_unc,
+            s.rms_dp_unc,
+            s.top1_unc,
+        ] {
+            assert!(v.is_nan(), "{v}");
+        }
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json["kld_unc"].is_null() && json["kld_mean"].is_number());
+        for t in 9..40 {
+            add(&mut acc, t);
+        }
+        let s = acc.summary();
+        assert!(s.has_uncertainties());
+        assert!(s.kld_unc > 0.0 && s.ln_ppl_correlation.is_finite());
+    }
+
+    #[test]
     fn hand_computed_two_token_case() {
         // Token 1: base logits ln[0.5, 0.25, 0.25], candidate ln[0.25, 0.5, 0.25], target 0.
         // Token 2: base = candidate = ln[0.2, 0.3, 0.5], target 2.
@@ -417,8 +487,8 @@ mod tests {
         assert!((s.dp_mean + 0.125).abs() < 1e-6);
         assert!((s.rms_dp - (0.0625f64 / 2.0).sqrt()).abs() < 1e-6);
         assert_eq!(s.top1_agreement, 0.5);
-        // Fewer than 10 tokens: no uncertainty, like llama.cpp.
-        assert_eq!(s.kld_unc, 0.0);
+        // 10 tokens or fewer: no uncertainty, like llama.cpp (NaN: "n/a", not 0).
+        assert!(s.kld_unc.is_nan());
     }
 
     #[test]

@@ -192,15 +192,9 @@ fn parse_shape(v: &str) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// The `.npy` header (version 1, padded to 64 bytes) of a float32 C-order array of `shape`
-/// holding `len` values.
-fn header_f32(shape: &[usize], len: usize) -> Result<Vec<u8>> {
-    let count: usize = shape.iter().product();
-    if count != len {
-        return Err(Error::Invalid(format!(
-            "shape {shape:?} has {count} elements, data has {len}"
-        )));
-    }
+/// The `.npy` header (version 1, padded to 64 bytes) of a float32 C-order array of `shape`:
+/// what precedes its little-endian data, for writers that stream the rows.
+pub fn header_f32(shape: &[usize]) -> Result<Vec<u8>> {
     let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
     let shape_txt = match dims.len() {
         1 => format!("({},)", dims[0]),
@@ -224,9 +218,20 @@ fn f32_bytes(data: &[f32]) -> Vec<u8> {
     data.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// [`header_f32`] for `len` values, checked against the shape.
+fn header_for(shape: &[usize], len: usize) -> Result<Vec<u8>> {
+    let count: usize = shape.iter().product();
+    if count != len {
+        return Err(Error::Invalid(format!(
+            "shape {shape:?} has {count} elements, data has {len}"
+        )));
+    }
+    header_f32(shape)
+}
+
 /// Encodes a float32 C-order array as `.npy` (version 1, header padded to 64 bytes).
 pub fn to_bytes_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
-    let mut out = header_f32(shape, data.len())?;
+    let mut out = header_for(shape, data.len())?;
     out.extend_from_slice(&f32_bytes(data));
     Ok(out)
 }
@@ -236,7 +241,7 @@ pub fn to_bytes_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
 /// error).
 pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<()> {
     let mut f = OutputFile::create(path)?;
-    f.write_all(&header_f32(shape, data.len())?)?;
+    f.write_all(&header_for(shape, data.len())?)?;
     for chunk in data.chunks(1 << 16) {
         f.write_all(&f32_bytes(chunk))?;
     }

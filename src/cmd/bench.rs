@@ -6,19 +6,21 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, ensure};
-use llamapack_format::Lpk;
 use llamapack_runner::{Logits, Model, State};
 use serde_json::json;
 
 /// Measure tokens per second: pp (a prompt of -p tokens processed as one batch) and tg (-n
-/// tokens generated one at a time), median of --reps runs, as llama.cpp's llama-bench does.
+/// tokens generated one at a time), -r runs of each after a warm-up, reported as mean ± sample
+/// standard deviation, as llama.cpp's llama-bench does.
+///
+/// MODEL is a .lpk or a llama-architecture GGUF (read in place).
 ///
 /// Example:
-///   llamapack bench 7b-q4.lpk -p 512 -n 128 --threads 8 --json
+///   llamapack bench 7b-q4.lpk -p 512 -n 128 -t 8 -r 5 --json
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The model (.lpk).
+    /// The model (.lpk or .gguf).
     pub model: PathBuf,
     /// Prompt tokens processed as one batch.
     #[arg(short = 'p', long, default_value_t = 64)]
@@ -27,34 +29,36 @@ pub struct Args {
     #[arg(short = 'n', long, default_value_t = 32)]
     pub gen_tokens: usize,
     /// Worker threads (default: one per physical core).
-    #[arg(long)]
+    #[arg(short = 't', long, value_parser = super::threads_parser())]
     pub threads: Option<usize>,
-    /// Repetitions; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    /// Runs of each test; their mean ± standard deviation is reported.
+    #[arg(short = 'r', long = "repetitions", visible_alias = "reps", default_value_t = 5,
+          value_parser = super::at_least_one)]
     pub reps: usize,
-    /// Print {"pp_tok_s", "tg_tok_s", "threads", "model_bytes", "dtype_mix", ...} as JSON.
+    /// Print {"pp_tok_s", "pp_tok_s_stddev", "tg_tok_s", "tg_tok_s_stddev", "pp_samples",
+    /// "tg_samples", "threads", "model_bytes", "dtype_mix", ...} as JSON (tok/s: the means).
     #[arg(long)]
     pub json: bool,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
+/// Mean and sample standard deviation (0 for one sample), as llama-bench reports them.
+pub fn mean_stddev(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = if v.len() > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
     } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
+        0.0
+    };
+    (mean, sd)
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    ensure!(args.reps > 0, "--reps must be at least 1");
-    ensure!(
-        args.prompt_tokens > 0 || args.gen_tokens > 0,
-        "nothing to measure: -p and -n are both 0"
-    );
+    if args.prompt_tokens == 0 && args.gen_tokens == 0 {
+        super::usage!("nothing to measure: -p and -n are both 0");
+    }
     let threads = super::thread_count(args.threads)?;
-    let lpk = Lpk::open(&args.model)?;
+    let lpk = llamapack_convert::open_model(&args.model)?;
     let model = Model::load_with_threads(&lpk, threads)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let c = &model.config;
@@ -97,14 +101,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     let (_, mix) = super::compare::size_and_mix(&lpk);
-    let pp_tok_s = (!pp.is_empty()).then(|| median(pp));
-    let tg_tok_s = (!tg.is_empty()).then(|| median(tg));
+    let pp_stat = (!pp.is_empty()).then(|| mean_stddev(&pp));
+    let tg_stat = (!tg.is_empty()).then(|| mean_stddev(&tg));
     let mut out = std::io::stdout().lock();
     if args.json {
         let doc = json!({
             "model": args.model.display().to_string(),
-            "pp_tok_s": pp_tok_s,
-            "tg_tok_s": tg_tok_s,
+            "pp_tok_s": pp_stat.map(|s| s.0),
+            "pp_tok_s_stddev": pp_stat.map(|s| s.1),
+            "tg_tok_s": tg_stat.map(|s| s.0),
+            "tg_tok_s_stddev": tg_stat.map(|s| s.1),
+            "pp_samples": pp,
+            "tg_samples": tg,
             "prompt_tokens": args.prompt_tokens,
             "gen_tokens": args.gen_tokens,
             "reps": args.reps,
@@ -122,12 +130,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             crate::ui::human_bytes(lpk.file_len()),
             model.simd_level()
         )?;
-        if let Some(v) = pp_tok_s {
-            writeln!(out, "  pp{:<5} {v:10.2} tok/s", args.prompt_tokens)?;
+        writeln!(out, "  {:<8} {:>22}", "test", "t/s")?;
+        for (name, stat) in [
+            (format!("pp{}", args.prompt_tokens), pp_stat),
+            (format!("tg{}", args.gen_tokens), tg_stat),
+        ] {
+            if let Some((mean, sd)) = stat {
+                writeln!(out, "  {name:<8} {:>22}", format!("{mean:.2} ± {sd:.2}"))?;
+            }
         }
-        if let Some(v) = tg_tok_s {
-            writeln!(out, "  tg{:<5} {v:10.2} tok/s", args.gen_tokens)?;
-        }
+        writeln!(
+            out,
+            "  ({} runs each, mean ± standard deviation)",
+            args.reps
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -25,16 +25,20 @@ use crate::ui;
 /// from a short benchmark. With --svg, writes a chart: bits per weight against mean KLD (log
 /// scale), and the relative RMS error of each layer's weights against the reference.
 ///
-/// Example:
+/// Artifacts and the reference are .lpk files or llama-architecture GGUFs (read in place), so
+/// llama.cpp's own quantizations sit in the same table as ours.
+///
+/// Examples:
 ///   llamapack compare 7b-q8_0.lpk 7b-q4_0.lpk 7b-q4_k_m.lpk --reference 7b-f16.lpk \
 ///       --text wiki.test.raw --svg compare.svg
+///   llamapack compare 7b-q4_k_m.lpk llama.cpp-Q4_K_M.gguf --reference 7b-f16.gguf --text wiki.test.raw
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The artifacts to compare (.lpk).
+    /// The artifacts to compare (.lpk or .gguf).
     #[arg(required = true)]
     pub candidates: Vec<PathBuf>,
-    /// Reference: a .lpk model (normally the f16 conversion) or a .npy logits file.
+    /// Reference: a model (.lpk or .gguf; normally the f16 conversion) or a .npy logits file.
     #[arg(long)]
     pub reference: PathBuf,
     #[command(flatten)]
@@ -46,7 +50,7 @@ pub struct Args {
     #[arg(long)]
     pub svg: Option<PathBuf>,
     /// Worker threads (default: one per physical core).
-    #[arg(long)]
+    #[arg(short = 't', long, value_parser = super::threads_parser())]
     pub threads: Option<usize>,
     /// Print the table as JSON.
     #[arg(long)]
@@ -79,14 +83,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .input("--reference", &args.reference);
     args.data.declare(&mut outputs);
     outputs.files("--svg", &args.svg).check()?;
-    let (rows, windows) = compare(args, threads)?;
+    let done = compare(args, threads)?;
+    let (rows, windows) = (&done.rows, &done.windows);
+    let title = chart_title(args, &done);
     let mut out = std::io::stdout().lock();
     if args.json {
         if let Some(svg) = &args.svg {
-            write_svg(svg, &rows)?;
+            write_svg(svg, rows, &title)?;
         }
         let doc = json!({
             "reference": args.reference.display().to_string(),
+            "model": done.model,
             "ctx": windows.ctx,
             "windows": windows.n,
             "tokens_scored": rows.first().map_or(0, |r| r.summary.n_tokens),
@@ -103,22 +110,76 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             windows.ctx,
             rows.first().map_or(0, |r| r.summary.n_tokens)
         )?;
-        print_table(&mut out, &rows)?;
+        print_table(&mut out, rows)?;
         out.flush()?;
         if let Some(svg) = &args.svg {
-            write_svg(svg, &rows)?;
+            write_svg(svg, rows, &title)?;
             writeln!(out, "\nchart: {}", svg.display())?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// What [`compare`] measured.
+#[derive(Debug)]
+pub struct Compared {
+    /// One row per candidate, in the order given.
+    pub rows: Vec<Row>,
+    /// The windows scored.
+    pub windows: Windows,
+    /// The model, in words (its GGUF name when one says it, else its shape).
+    pub model: String,
+}
+
+/// The chart's title lines: the model and what it was measured on.
+pub fn chart_title(args: &Args, done: &Compared) -> Vec<String> {
+    let data = args
+        .data
+        .text
+        .as_ref()
+        .or(args.data.tokens.as_ref())
+        .map_or_else(String::new, |p| display_name(p));
+    vec![
+        format!(
+            "{}: {} artifacts against {}",
+            done.model,
+            done.rows.len(),
+            display_name(&args.reference)
+        ),
+        format!(
+            "text {data} · ctx {} · {} windows · {} tokens scored",
+            done.windows.ctx,
+            done.windows.n,
+            done.rows.first().map_or(0, |r| r.summary.n_tokens)
+        ),
+    ]
+}
+
+/// The model in words: the GGUF `general.name` one of the files records, else its shape.
+fn model_words(lpks: &[&Lpk]) -> String {
+    lpks.iter()
+        .find_map(|l| {
+            l.provenance()
+                .notes
+                .get("gguf_general_name")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| {
+            let c = lpks[0].config();
+            format!(
+                "{} (dim {}, {} layers, vocab {})",
+                c.arch, c.dim, c.n_layers, c.vocab_size
+            )
+        })
+}
+
 /// Scores every candidate; returns the rows in the order given.
-pub fn compare(args: &Args, threads: usize) -> anyhow::Result<(Vec<Row>, Windows)> {
+pub fn compare(args: &Args, threads: usize) -> anyhow::Result<Compared> {
     let lpks: Vec<Lpk> = args
         .candidates
         .iter()
-        .map(Lpk::open)
+        .map(|p| llamapack_convert::open_model(p))
         .collect::<Result<_, _>>()?;
     let first = &lpks[0];
     let vocab = first.config().vocab_size as usize;
@@ -137,11 +198,12 @@ pub fn compare(args: &Args, threads: usize) -> anyhow::Result<(Vec<Row>, Windows
     let ref_lpk = if scoring::is_logits_file(&args.reference) {
         None
     } else {
-        Some(Lpk::open(&args.reference)?)
+        Some(llamapack_convert::open_model(&args.reference)?)
     };
     let mut reference = match &ref_lpk {
         None => Reference::Logits(scoring::read_reference_logits(
             &args.reference,
+            &tokens,
             &windows,
             vocab,
         )?),
@@ -170,6 +232,9 @@ pub fn compare(args: &Args, threads: usize) -> anyhow::Result<(Vec<Row>, Windows
         },
     )?;
     bar.finish_and_clear();
+    if let Some(acc) = accs.first() {
+        scoring::warn_if_too_few(&acc.summary(), &windows);
+    }
 
     let mut rows = Vec::with_capacity(lpks.len());
     for ((lpk, (model, _)), acc) in lpks.iter().zip(&models).zip(&accs) {
@@ -199,7 +264,13 @@ pub fn compare(args: &Args, threads: usize) -> anyhow::Result<(Vec<Row>, Windows
             summary,
         });
     }
-    Ok((rows, windows))
+    let mut all: Vec<&Lpk> = lpks.iter().collect();
+    all.extend(ref_lpk.as_ref());
+    Ok(Compared {
+        rows,
+        windows,
+        model: model_words(&all),
+    })
 }
 
 fn display_name(p: &Path) -> String {
@@ -335,11 +406,20 @@ pub fn print_table(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn write_svg(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
+/// The label of an artifact in the chart: its file name without `.lpk` / `.gguf`.
+fn chart_label(file: &str) -> String {
+    file.strip_suffix(".lpk")
+        .or_else(|| file.strip_suffix(".gguf"))
+        .unwrap_or(file)
+        .to_owned()
+}
+
+/// Writes the chart of `rows` under the `title` lines.
+pub fn write_svg(path: &Path, rows: &[Row], title: &[String]) -> anyhow::Result<()> {
     let points: Vec<chart::Point> = rows
         .iter()
         .map(|r| chart::Point {
-            label: r.file.trim_end_matches(".lpk").to_owned(),
+            label: chart_label(&r.file),
             x: r.bits_per_weight,
             y: r.kld_mean,
         })
@@ -354,7 +434,7 @@ pub fn write_svg(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
         let series: Vec<chart::Series> = rows
             .iter()
             .map(|r| chart::Series {
-                name: r.file.trim_end_matches(".lpk").to_owned(),
+                name: chart_label(&r.file),
                 points: r
                     .layer_rel_rms
                     .iter()
@@ -370,6 +450,6 @@ pub fn write_svg(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
             &series,
         ));
     }
-    llamapack_format::output::write_file(path, chart::document(&panels).as_bytes())?;
+    llamapack_format::output::write_file(path, chart::document(title, &panels).as_bytes())?;
     Ok(())
 }

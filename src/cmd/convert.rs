@@ -31,7 +31,7 @@ use crate::ui;
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The checkpoint: a directory or a single .pth file.
+    /// The checkpoint: a directory, a single .pth / .safetensors file, or a GGUF file.
     pub src: PathBuf,
     /// Output .lpk file.
     #[arg(short, long)]
@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long)]
     pub context_length: Option<u32>,
     /// Threads used for hashing sources while converting (default: all cores).
-    #[arg(long)]
+    #[arg(short = 't', long, value_parser = super::threads_parser())]
     pub threads: Option<usize>,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -60,11 +60,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .inputs("--tokenizer", &args.tokenizer)
         .file("-o", &args.output)
         .check()?;
-    if args
-        .src
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
-    {
+    if llamapack_convert::gguf::is_gguf(&args.src) {
         return import_gguf(args);
     }
     let opts = ConvertOptions {

@@ -45,7 +45,7 @@ pub struct Args {
     #[arg(long, default_value = "Alice was beginning to get very tired")]
     pub prompt: String,
     /// Worker threads (default: one per physical core).
-    #[arg(long)]
+    #[arg(short = 't', long, value_parser = super::threads_parser())]
     pub threads: Option<usize>,
 }
 
@@ -148,8 +148,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         threads: Some(threads),
         json: false,
     };
-    let (rows, windows) = compare::compare(&cargs, threads)?;
-    compare::write_svg(&svg, &rows)?;
+    let done = compare::compare(&cargs, threads)?;
+    let (rows, windows) = (&done.rows, &done.windows);
+    compare::write_svg(&svg, rows, &compare::chart_title(&cargs, &done))?;
     writeln!(
         out,
         "3. compare   against {} on {} windows of {} tokens of Alice in Wonderland ({} tokens scored)",
@@ -158,7 +159,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         windows.ctx,
         rows.first().map_or(0, |r| r.summary.n_tokens)
     )?;
-    compare::print_table(&mut out, &rows)?;
+    compare::print_table(&mut out, rows)?;
     writeln!(out, "\n   chart: {}", svg.display())?;
 
     // 4. generate

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, ensure};
-use llamapack_format::Lpk;
 use llamapack_format::output::Outputs;
 use llamapack_runner::Tokenizer;
 use llamapack_runner::accuracy::Summary;
@@ -21,25 +20,32 @@ use crate::ui;
 /// is scored — exactly as `llama-perplexity --kl-divergence` does, so the figures compare
 /// directly with llama.cpp's. Everything is computed in f64 from full-precision log-softmax.
 ///
-/// REFERENCE is a .lpk (normally the f16/bf16 conversion of the same checkpoint; its logits are
-/// computed here on the same tokens) or a .npy of float32/float16 logits with one row per
-/// position of every window ([windows × ctx, vocab]), e.g. from PyTorch, given with --tokens.
+/// CANDIDATE is a .lpk or a llama-architecture GGUF (read in place). REFERENCE is a model (.lpk
+/// or GGUF; normally the f16/bf16 conversion of the same checkpoint; its logits are computed
+/// here on the same tokens) or a .npy of float32/float16 logits with exactly one row per
+/// position of every window ([windows × ctx, vocab], BOS first in each window): written by
+/// `llamapack logits --eval-reference` (which records beside it, in X.npy.json, the --ctx, BOS
+/// and tokens it was computed on, all checked here), or e.g. by PyTorch, given with --tokens.
+///
+/// Fewer than 11 scored tokens give no uncertainties (shown as n/a, null in --json).
 ///
 /// Examples:
 ///   llamapack eval 7b-q4.lpk --reference 7b-f16.lpk --text wiki.test.raw --ctx 512
-///   llamapack eval 7b-q4.lpk --reference logits.npy --tokens ids.json --ctx 512 --json
+///   llamapack eval llama.cpp-q4_k_m.gguf --reference 7b-f16.lpk --text wiki.test.raw
+///   llamapack logits 7b-f16.lpk --eval-reference --ctx 512 --text wiki.test.raw -o ref.npy
+///   llamapack eval 7b-q4.lpk --reference ref.npy --text wiki.test.raw --ctx 512 --json
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The model to judge (.lpk).
+    /// The model to judge (.lpk or .gguf).
     pub candidate: PathBuf,
-    /// Reference: a .lpk model or a .npy logits file.
+    /// Reference: a model (.lpk or .gguf) or a .npy logits file.
     #[arg(long)]
     pub reference: PathBuf,
     #[command(flatten)]
     pub data: scoring::DataArgs,
     /// Worker threads (default: one per physical core).
-    #[arg(long)]
+    #[arg(short = 't', long, value_parser = super::threads_parser())]
     pub threads: Option<usize>,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -51,7 +57,14 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let threads = super::thread_count(args.threads)?;
-    ensure!(args.data.ctx >= 4, "--ctx must be at least 4");
+    if args.store && llamapack_convert::gguf::is_gguf(&args.candidate) {
+        super::usage!(
+            "--store records the report in a .lpk's provenance, and {} is a GGUF file; \
+             convert it first (llamapack convert {} -o model.lpk)",
+            args.candidate.display(),
+            args.candidate.display()
+        );
+    }
     let mut outputs = Outputs::new();
     outputs.updated("CANDIDATE", &args.candidate);
     outputs.input("--reference", &args.reference);
@@ -60,20 +73,22 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         outputs.file("--store", &args.candidate);
     }
     outputs.check()?;
-    let (summary, windows, n_tokens) = {
-        let cand_lpk = Lpk::open(&args.candidate)?;
+    let (summary, data) = {
+        let cand_lpk = llamapack_convert::open_model(&args.candidate)?;
         let tok = Tokenizer::from_data(cand_lpk.tokenizer())?;
-        let (tokens, windows) = args.data.windows(&tok)?;
+        let data = args.data.load(&tok)?;
+        let (tokens, windows) = (&data.tokens, &data.windows);
         let vocab = cand_lpk.config().vocab_size as usize;
         let ref_lpk;
         let mut reference = if scoring::is_logits_file(&args.reference) {
             Reference::Logits(scoring::read_reference_logits(
                 &args.reference,
-                &windows,
+                tokens,
+                windows,
                 vocab,
             )?)
         } else {
-            ref_lpk = Lpk::open(&args.reference)?;
+            ref_lpk = llamapack_convert::open_model(&args.reference)?;
             ensure!(
                 ref_lpk.config().vocab_size as usize == vocab,
                 "the reference has a vocabulary of {} but the candidate {vocab}",
@@ -87,8 +102,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let accs = scoring::score_all(
             &mut reference,
             &mut cands,
-            &tokens,
-            &windows,
+            tokens,
+            windows,
             vocab,
             |done, accs| {
                 let (ppl, kld) = accs[0].running();
@@ -97,19 +112,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             },
         )?;
         bar.finish_and_clear();
-        (accs[0].summary(), windows, tokens.len())
+        (accs[0].summary(), data)
     };
+    let windows = &data.windows;
+    scoring::warn_if_too_few(&summary, windows);
     if args.store {
-        let text = args
-            .data
-            .text
-            .as_ref()
-            .or(args.data.tokens.as_ref())
-            .expect("one of them");
         let record = json!({
             "reference": file_name(&args.reference),
-            "data": file_name(text),
-            "data_sha256": super::sha256_of(text)?,
+            "data": file_name(&data.path),
+            "data_sha256": data.sha256,
             "ctx": windows.ctx,
             "windows": windows.n,
             "summary": summary,
@@ -124,7 +135,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let mut doc = serde_json::to_value(&summary)?;
         doc["ctx"] = json!(windows.ctx);
         doc["windows"] = json!(windows.n);
-        doc["text_tokens"] = json!(n_tokens);
+        doc["text_tokens"] = json!(data.tokens.len());
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
         writeln!(
@@ -155,41 +166,55 @@ fn file_name(p: &std::path::Path) -> String {
     )
 }
 
-/// The report in llama.cpp's layout.
+/// `v` in `width.prec` format, or `n/a` right-aligned in the same width when it is NaN.
+fn num(v: f64, width: usize, prec: usize) -> String {
+    if v.is_nan() {
+        format!("{:>width$}", "n/a")
+    } else {
+        format!("{v:width$.prec$}")
+    }
+}
+
+/// The report in llama.cpp's layout; figures that cannot be computed (uncertainties from too
+/// few tokens) read `n/a`.
 pub fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
+    let pm = |v: f64, u: f64| format!("{} ± {}", num(v, 10, 6), num(u, 10, 6));
+    let pct = |v: f64, u: f64| format!("{} ± {} %", num(100.0 * v, 6, 3), num(100.0 * u, 5, 3));
     writeln!(out, "\n====== Perplexity statistics ======")?;
     writeln!(
         out,
-        "Mean PPL(Q)                   : {:10.6} ± {:10.6}",
-        s.ppl, s.ppl_unc
+        "Mean PPL(Q)                   : {}",
+        pm(s.ppl, s.ppl_unc)
     )?;
     writeln!(
         out,
-        "Mean PPL(base)                : {:10.6} ± {:10.6}",
-        s.ppl_base, s.ppl_base_unc
+        "Mean PPL(base)                : {}",
+        pm(s.ppl_base, s.ppl_base_unc)
+    )?;
+    let cor = s.ln_ppl_correlation;
+    writeln!(
+        out,
+        "Cor(ln(PPL(Q)), ln(PPL(base))): {}{}",
+        num(100.0 * cor, 6, 2),
+        if cor.is_nan() { "" } else { "%" }
     )?;
     writeln!(
         out,
-        "Cor(ln(PPL(Q)), ln(PPL(base))): {:6.2}%",
-        100.0 * s.ln_ppl_correlation
+        "Mean ln(PPL(Q)/PPL(base))     : {}",
+        pm(s.ln_ppl_ratio, s.ln_ppl_ratio_unc)
     )?;
     writeln!(
         out,
-        "Mean ln(PPL(Q)/PPL(base))     : {:10.6} ± {:10.6}",
-        s.ln_ppl_ratio, s.ln_ppl_ratio_unc
+        "Mean PPL(Q)/PPL(base)         : {}",
+        pm(s.ppl_ratio, s.ppl_ratio_unc)
     )?;
     writeln!(
         out,
-        "Mean PPL(Q)/PPL(base)         : {:10.6} ± {:10.6}",
-        s.ppl_ratio, s.ppl_ratio_unc
-    )?;
-    writeln!(
-        out,
-        "Mean PPL(Q)-PPL(base)         : {:10.6} ± {:10.6}",
-        s.ppl_diff, s.ppl_diff_unc
+        "Mean PPL(Q)-PPL(base)         : {}",
+        pm(s.ppl_diff, s.ppl_diff_unc)
     )?;
     writeln!(out, "\n====== KL divergence statistics ======")?;
-    writeln!(out, "Mean    KLD: {:10.6} ± {:10.6}", s.kld_mean, s.kld_unc)?;
+    writeln!(out, "Mean    KLD: {}", pm(s.kld_mean, s.kld_unc))?;
     for (label, v) in [
         ("Maximum", s.kld_max),
         ("99.9%  ", s.kld_p999),
@@ -206,12 +231,7 @@ pub fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
         writeln!(out, "{label} KLD: {v:10.6}")?;
     }
     writeln!(out, "\n====== Token probability statistics ======")?;
-    writeln!(
-        out,
-        "Mean    Δp: {:6.3} ± {:5.3} %",
-        100.0 * s.dp_mean,
-        100.0 * s.dp_unc
-    )?;
+    writeln!(out, "Mean    Δp: {}", pct(s.dp_mean, s.dp_unc))?;
     for (label, v) in [
         ("Maximum", s.dp_max),
         ("99.9%  ", s.dp_p999),
@@ -229,17 +249,7 @@ pub fn print_summary(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
     ] {
         writeln!(out, "{label} Δp: {:6.3}%", 100.0 * v)?;
     }
-    writeln!(
-        out,
-        "RMS Δp    : {:6.3} ± {:5.3} %",
-        100.0 * s.rms_dp,
-        100.0 * s.rms_dp_unc
-    )?;
-    writeln!(
-        out,
-        "Same top p: {:6.3} ± {:5.3} %",
-        100.0 * s.top1_agreement,
-        100.0 * s.top1_unc
-    )?;
+    writeln!(out, "RMS Δp    : {}", pct(s.rms_dp, s.rms_dp_unc))?;
+    writeln!(out, "Same top p: {}", pct(s.top1_agreement, s.top1_unc))?;
     Ok(())
 }

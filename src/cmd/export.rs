@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use llamapack_convert::gguf::{self, ExportOptions};
 use llamapack_convert::hf_export::{HfExportOptions, export_safetensors};
+use llamapack_format::DType;
 use llamapack_format::output::Outputs;
-use llamapack_format::{DType, Lpk};
 
 /// Output formats of `export`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -18,7 +18,9 @@ pub enum Format {
     Safetensors,
 }
 
-/// Export a .lpk for another runtime: GGUF for llama.cpp, safetensors for transformers.
+/// Export a model for another runtime: GGUF for llama.cpp, safetensors for transformers.
+///
+/// MODEL is a .lpk or a llama-architecture GGUF (read in place).
 ///
 /// GGUF: llama.cpp's metadata keys and value types, its tensor names, the tokenizer, and the
 /// q8_0 / q4_0 / q4_k / q6_k blocks copied unchanged (they are ggml's); Q/K rows stay in Meta's
@@ -34,7 +36,7 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The .lpk to export.
+    /// The model to export (.lpk or .gguf).
     pub model: PathBuf,
     /// Output format.
     #[arg(long, value_enum)]
@@ -46,7 +48,7 @@ pub struct Args {
     #[arg(long)]
     pub name: Option<String>,
     /// safetensors: element type of the weights (f16, bf16 or f32).
-    #[arg(long, default_value = "f16")]
+    #[arg(long, default_value = "f16", value_parser = super::float_dtype)]
     pub dtype: llamapack_format::DType,
     /// safetensors: largest shard in bytes before splitting (default 5 GB, as transformers).
     #[arg(long, default_value_t = 5_000_000_000)]
@@ -64,7 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Format::Safetensors => outputs.dir("-o", &args.output),
     };
     outputs.check()?;
-    let lpk = Lpk::open(&args.model)?;
+    let lpk = llamapack_convert::open_model(&args.model)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Gguf => {
@@ -83,6 +85,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     "output": s.out.display().to_string(),
                     "format": "gguf",
                     "file_type": s.file_type,
+                    "file_type_name": llamapack_quantize::recipe::llama_ftype_name(s.file_type),
                     "tensors": s.tensors,
                     "bytes": s.bytes,
                     "converted_to_f32": s.converted_to_f32,
@@ -92,12 +95,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             } else {
                 writeln!(
                     out,
-                    "{} → {}: {} tensors, {}, llama.cpp file type {}",
+                    "{} → {}: {} tensors, {}, {}",
                     args.model.display(),
                     s.out.display(),
                     s.tensors,
                     crate::ui::human_bytes(s.bytes),
-                    s.file_type
+                    llamapack_quantize::recipe::llama_ftype_words(s.file_type)
                 )?;
             }
         }

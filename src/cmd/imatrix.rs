@@ -54,7 +54,7 @@ use crate::ui;
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The model (.lpk): normally the f16/bf16 conversion (a quantized one works too).
+    /// The model (.lpk or .gguf): normally the f16/bf16 conversion (a quantized one works too).
     pub model: PathBuf,
     #[command(flatten)]
     pub data: scoring::DataArgs,
@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// Worker threads (default: one per physical core).
-    #[arg(short = 't', long)]
+    #[arg(short = 't', long, value_parser = super::threads_parser())]
     pub threads: Option<usize>,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -108,7 +108,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "nothing to do: give --text FILE or --tokens FILE to collect on, or --in-file FILE to merge"
         );
     }
-    let lpk = Lpk::open(&args.model)?;
+    let lpk = llamapack_convert::open_model(&args.model)?;
     // The model's matrices, by name: their input width (what every entry must match).
     let cols_of = |name: &str| {
         lpk.tensor(name)

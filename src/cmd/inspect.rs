@@ -1,4 +1,4 @@
-//! `llamapack inspect`: what is in a `.lpk` file.
+//! `llamapack inspect`: what is in a model file (`.lpk` or GGUF), a checkpoint or an imatrix.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,12 +10,14 @@ use serde_json::json;
 
 use crate::ui::human_bytes;
 
-/// Show what is in a .lpk file — or in a checkpoint before converting it, or in an importance
-/// matrix (llama.cpp's GGUF imatrix or legacy .dat, e.g. from `llamapack imatrix`).
+/// Show what is in a model file (.lpk or llama-architecture GGUF) — or in a checkpoint before
+/// converting it, or in an importance matrix (llama.cpp's GGUF imatrix or legacy .dat, e.g.
+/// from `llamapack imatrix`).
 ///
-/// For a .lpk: the model config, a tokenizer summary, where the file came from (source files
-/// with their sha256, tool version, quantization recipe, stored accuracy report) and one row
-/// per tensor: name, dtype, shape, bytes and crc32c.
+/// For a model: the config, a tokenizer summary, where the file came from (source files with
+/// their sha256, tool version, quantization recipe, stored accuracy report; for a GGUF its
+/// name and llama.cpp file type) and one row per tensor: name, dtype, shape, bytes and crc32c
+/// (a GGUF has no checksums). The text fits 100 columns; --json has everything.
 ///
 /// For a Meta directory, a Hugging Face directory, a .pth or a .safetensors file: the tensors
 /// it holds (for a directory, the merged view under Meta names: what the .lpk will hold) and
@@ -28,7 +30,7 @@ use crate::ui::human_bytes;
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// A .lpk file, a checkpoint directory / .pth / .safetensors file, or an imatrix file.
+    /// A .lpk or GGUF model, a checkpoint directory / .pth / .safetensors file, or an imatrix.
     pub file: PathBuf,
     /// Emit JSON: {"config", "tokenizer", "provenance", "tensors": [{"name", "dtype", "shape",
     /// "bytes", "checksum"}], ...}.
@@ -40,10 +42,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if super::imatrix::is_imatrix_file(&args.file) {
         return super::imatrix::inspect(&args.file, args.json);
     }
-    if is_checkpoint(&args.file) {
+    if !super::is_model_file(&args.file) && is_checkpoint(&args.file) {
         return inspect_checkpoint(args);
     }
-    let lpk = Lpk::open(&args.file)?;
+    let lpk = llamapack_convert::open_model(&args.file)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &to_json(&lpk))?;
@@ -82,7 +84,7 @@ pub fn to_json(lpk: &Lpk) -> serde_json::Value {
                 "dtype": t.dtype.name(),
                 "shape": t.shape,
                 "bytes": t.bytes.len(),
-                "checksum": format!("{:08x}", t.crc32c),
+                "checksum": t.crc32c.map(|c| format!("{c:08x}")),
             })
         })
         .collect();
@@ -91,7 +93,8 @@ pub fn to_json(lpk: &Lpk) -> serde_json::Value {
         "file": {
             "path": lpk.file_name(),
             "bytes": lpk.file_len(),
-            "format_version": format!("{major}.{minor}"),
+            "format": if lpk.has_checksums() { "lpk" } else { "gguf" },
+            "format_version": if lpk.has_checksums() { format!("{major}.{minor}") } else { major.to_string() },
         },
         "config": lpk.config(),
         "tokenizer": tokenizer_summary(lpk),
@@ -122,12 +125,20 @@ fn summary(lpk: &Lpk) -> serde_json::Value {
     })
 }
 
+/// Widest line of the text output, in characters.
+pub const COLUMNS: usize = 100;
+
 fn print_text(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
     let c = lpk.config();
     let (major, minor) = lpk.version();
+    let kind = if lpk.has_checksums() {
+        format!(".lpk v{major}.{minor}")
+    } else {
+        format!("GGUF v{major}, read in place (no checksums)")
+    };
     writeln!(
         out,
-        "{} — .lpk v{major}.{minor}, {}",
+        "{} — {kind}, {}",
         lpk.file_name(),
         human_bytes(lpk.file_len())
     )?;
@@ -161,54 +172,252 @@ fn print_text(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "\ntokenizer")?;
     writeln!(
         out,
-        "  {:?} · {} pieces · bos {} eos {} unk {} pad {} · byte_fallback {} · dummy_prefix {}{}",
+        "  {:?} · {} pieces{}{}",
         t.kind,
         t.pieces.len(),
-        id(t.bos_id),
-        id(t.eos_id),
-        id(t.unk_id),
-        id(t.pad_id),
-        t.byte_fallback,
-        t.add_dummy_prefix,
         if t.merges.is_empty() {
             String::new()
         } else {
             format!(" · {} merges", t.merges.len())
+        },
+        if t.chat_template.is_some() {
+            " · chat template"
+        } else {
+            ""
         }
     )?;
-    let p = lpk.provenance();
-    writeln!(out, "\nprovenance")?;
     writeln!(
         out,
-        "  written by {} from {} input",
-        p.tool, p.source_format
+        "  bos {} · eos {} · unk {} · pad {} · add_bos {} · byte_fallback {} · dummy_prefix {}",
+        id(t.bos_id),
+        id(t.eos_id),
+        id(t.unk_id),
+        id(t.pad_id),
+        t.add_bos,
+        t.byte_fallback,
+        t.add_dummy_prefix
     )?;
-    for s in &p.sources {
-        writeln!(out, "  {}  {}  {}", s.sha256, human_bytes(s.bytes), s.name)?;
-    }
-    if let Some(q) = &p.quantization {
-        let recipe = q.get("recipe").and_then(|r| r.as_str()).unwrap_or("?");
-        writeln!(out, "  quantization recipe: {recipe}")?;
-    }
-    if let Some(a) = &p.accuracy {
+    print_provenance(lpk, out)?;
+    print_tensors(lpk, out)
+}
+
+/// The provenance, each part in words: sources, quantization, the stored accuracy report and
+/// the notes, wrapped to [`COLUMNS`].
+fn print_provenance(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
+    let p = lpk.provenance();
+    writeln!(out, "\nprovenance")?;
+    if lpk.has_checksums() {
         writeln!(
             out,
-            "  accuracy: {}",
-            serde_json::to_string(a).unwrap_or_default()
+            "  written by {} from {} input",
+            p.tool, p.source_format
         )?;
     }
-    for (k, v) in &p.notes {
-        let text = v.to_string();
-        match v {
-            serde_json::Value::Object(m) if text.len() > 160 => {
-                writeln!(out, "  {k}: {} entries (see --json)", m.len())?;
-            }
-            serde_json::Value::Array(a) if text.len() > 160 => {
-                writeln!(out, "  {k}: {} items (see --json)", a.len())?;
-            }
-            _ => writeln!(out, "  {k}: {text}")?,
+    for s in &p.sources {
+        writeln!(out, "  source {}  {}", s.name, human_bytes(s.bytes))?;
+        writeln!(out, "    sha256 {}", s.sha256)?;
+    }
+    if let Some(q) = &p.quantization {
+        for line in quantization_lines(q) {
+            write_wrapped(out, &line, 2)?;
         }
     }
+    if let Some(a) = &p.accuracy {
+        for line in accuracy_lines(a) {
+            write_wrapped(out, &line, 2)?;
+        }
+    }
+    for (k, v) in &p.notes {
+        match v {
+            serde_json::Value::Array(items) if items.iter().all(serde_json::Value::is_string) => {
+                writeln!(out, "  {k}:")?;
+                for item in items {
+                    write_wrapped(out, &format!("- {}", item.as_str().unwrap_or_default()), 4)?;
+                }
+            }
+            _ => write_wrapped(out, &format!("{k}: {}", note_text(k, v)), 2)?,
+        }
+    }
+    Ok(())
+}
+
+/// A provenance note as words: a GGUF file type by its name, a short value as it is, a long
+/// object or array by its size.
+fn note_text(key: &str, v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if key == "gguf_file_type" => n.as_u64().map_or_else(
+            || n.to_string(),
+            |id| llamapack_quantize::recipe::llama_ftype_words(id as u32),
+        ),
+        Value::String(s) => s.clone(),
+        Value::Object(m)
+            if m.values().all(|x| !x.is_object() && !x.is_array()) && v.to_string().len() <= 80 =>
+        {
+            m.iter()
+                .map(|(k, x)| match x {
+                    Value::String(t) => format!("{k} {t}"),
+                    _ => format!("{k} {x}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        Value::Object(m) => format!("{} entries (see --json)", m.len()),
+        Value::Array(a)
+            if v.to_string().len() > 60 || a.iter().any(|x| x.is_object() || x.is_array()) =>
+        {
+            format!("{} items (see --json)", a.len())
+        }
+        _ => v.to_string(),
+    }
+}
+
+/// The quantization record in words.
+fn quantization_lines(q: &serde_json::Value) -> Vec<String> {
+    use std::fmt::Write as _;
+    let recipe = q.get("recipe").and_then(|r| r.as_str()).unwrap_or("?");
+    let named = llamapack_quantize::recipe::llama_ftype(recipe)
+        .and_then(llamapack_quantize::recipe::llama_ftype_name)
+        .map_or_else(String::new, |n| format!(" ({n} in llama.cpp)"));
+    let mut head = format!("quantized with the {recipe} recipe{named}");
+    for (key, what) in [("output_type", "output"), ("embedding_type", "embeddings")] {
+        if let Some(t) = q.get(key).and_then(|v| v.as_str()) {
+            let _ = write!(head, ", {what} {t}");
+        }
+    }
+    if q.get("pure").and_then(serde_json::Value::as_bool) == Some(true) {
+        head.push_str(", pure");
+    }
+    let mut lines = vec![head];
+    if let Some(o) = q.get("tensor_type_overrides").and_then(|v| v.as_array())
+        && !o.is_empty()
+    {
+        let list: Vec<String> = o
+            .iter()
+            .map(|x| {
+                format!(
+                    "{}={}",
+                    x.get("pattern").and_then(|v| v.as_str()).unwrap_or("?"),
+                    x.get("dtype").and_then(|v| v.as_str()).unwrap_or("?")
+                )
+            })
+            .collect();
+        lines.push(format!("  tensor types: {}", list.join(", ")));
+    }
+    if let Some(im) = q.get("imatrix").filter(|v| v.is_object()) {
+        lines.push(format!(
+            "  importance matrix {} ({} entries, {} chunks of {} tokens)",
+            im.get("file").and_then(|v| v.as_str()).unwrap_or("?"),
+            im.get("entries").unwrap_or(&serde_json::Value::Null),
+            im.get("chunk_count").unwrap_or(&serde_json::Value::Null),
+            im.get("chunk_size").unwrap_or(&serde_json::Value::Null)
+        ));
+    }
+    if let Some(f) = q.get("fallbacks").and_then(|v| v.as_array())
+        && !f.is_empty()
+    {
+        lines.push(format!(
+            "  {} tensors fell back to another type (see --json)",
+            f.len()
+        ));
+    }
+    lines
+}
+
+/// The stored accuracy report (`eval --store`) in words.
+fn accuracy_lines(a: &serde_json::Value) -> Vec<String> {
+    let text = |k: &str| a.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+    let s = a.get("summary").cloned().unwrap_or_default();
+    let f = |k: &str| s.get(k).and_then(serde_json::Value::as_f64);
+    // A figure, or n/a (null: too few tokens for an uncertainty).
+    let fig = |k: &str, scale: f64, prec: usize| {
+        f(k).map_or_else(|| "n/a".to_string(), |v| format!("{:.prec$}", v * scale))
+    };
+    let mut lines = vec![format!(
+        "accuracy (eval --store): against {} on {}, ctx {}, {} windows, {} tokens scored",
+        text("reference"),
+        text("data"),
+        a.get("ctx").unwrap_or(&serde_json::Value::Null),
+        a.get("windows").unwrap_or(&serde_json::Value::Null),
+        s.get("n_tokens").unwrap_or(&serde_json::Value::Null)
+    )];
+    lines.push(format!(
+        "  PPL {} (reference {}) · PPL ratio {} ± {} · mean KLD {} ± {}",
+        fig("ppl", 1.0, 4),
+        fig("ppl_base", 1.0, 4),
+        fig("ppl_ratio", 1.0, 4),
+        fig("ppl_ratio_unc", 1.0, 4),
+        fig("kld_mean", 1.0, 6),
+        fig("kld_unc", 1.0, 6)
+    ));
+    lines.push(format!(
+        "  p99 KLD {} · max KLD {} · same top token {} ± {} % · RMS Δp {} %",
+        fig("kld_p99", 1.0, 6),
+        fig("kld_max", 1.0, 6),
+        fig("top1_agreement", 100.0, 2),
+        fig("top1_unc", 100.0, 2),
+        fig("rms_dp", 100.0, 3)
+    ));
+    if let Some(sha) = a.get("data_sha256").and_then(|v| v.as_str()) {
+        lines.push(format!("  data sha256 {sha}"));
+    }
+    lines
+}
+
+/// Writes `text` at `indent`, wrapped at spaces to [`COLUMNS`] (continuations two further in;
+/// a word longer than a line is cut).
+fn write_wrapped(out: &mut impl Write, text: &str, indent: usize) -> std::io::Result<()> {
+    for line in wrap(text, indent, COLUMNS) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// `text` at `indent`, wrapped at spaces so that no line is wider than `width` characters.
+pub fn wrap(text: &str, indent: usize, width: usize) -> Vec<String> {
+    let lead = text.chars().take_while(|c| *c == ' ').count();
+    let first = " ".repeat(indent + lead);
+    let next = " ".repeat(indent + lead + 2);
+    let mut lines = Vec::new();
+    let mut line = first.clone();
+    let mut empty = true;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let used = line.chars().count();
+            let need = word.len() + usize::from(!empty);
+            if used + need <= width {
+                if !empty {
+                    line.push(' ');
+                }
+                line.extend(word.iter());
+                empty = false;
+                break;
+            }
+            if empty {
+                // A word wider than the line: cut it.
+                let room = width.saturating_sub(used).max(1);
+                let rest = word.split_off(room.min(word.len()));
+                line.extend(word.iter());
+                lines.push(std::mem::replace(&mut line, next.clone()));
+                word = rest;
+                if word.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            lines.push(std::mem::replace(&mut line, next.clone()));
+            empty = true;
+        }
+    }
+    if !empty {
+        lines.push(line);
+    }
+    lines
+}
+
+/// The tensor table, columns as wide as their widest cell.
+fn print_tensors(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
     let s = summary(lpk);
     writeln!(
         out,
@@ -217,28 +426,46 @@ fn print_text(lpk: &Lpk, out: &mut impl Write) -> std::io::Result<()> {
         s["n_params"],
         s["bits_per_weight"].as_f64().unwrap_or(0.0)
     )?;
-    let width = lpk
+    let rows: Vec<[String; 5]> = lpk
         .tensors()
-        .map(|t| t.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    writeln!(
-        out,
-        "  {:width$}  {:6}  {:>16}  {:>12}  {:8}",
-        "name", "dtype", "shape", "bytes", "crc32c"
-    )?;
-    for t in lpk.tensors() {
-        let shape = shape_text(t.shape);
-        writeln!(
-            out,
-            "  {:width$}  {:6}  {:>16}  {:>12}  {:08x}",
-            t.name,
-            t.dtype.name(),
-            shape,
-            t.bytes.len(),
-            t.crc32c
-        )?;
+        .map(|t| {
+            [
+                t.name.to_owned(),
+                t.dtype.name().to_owned(),
+                shape_text(t.shape),
+                t.bytes.len().to_string(),
+                t.crc32c
+                    .map_or_else(|| "-".to_owned(), |c| format!("{c:08x}")),
+            ]
+        })
+        .collect();
+    let header = ["name", "dtype", "shape", "bytes", "crc32c"];
+    let w: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |r: [&str; 5]| {
+        format!(
+            "  {:w0$}  {:w1$}  {:>w2$}  {:>w3$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3]
+        )
+    };
+    writeln!(out, "{}", line(header))?;
+    for r in &rows {
+        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]))?;
     }
     Ok(())
 }
@@ -295,16 +522,13 @@ fn inspect_checkpoint(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(c) = &listing.config {
         writeln!(
             out,
-            "\nconfig\n  dim {} · {} layers · {} heads ({} kv) · ffn {} · vocab {} · context {} · rope_theta {} · eps {:e}",
-            c.dim,
-            c.n_layers,
-            c.n_heads,
-            c.n_kv_heads,
-            c.ffn_dim,
-            c.vocab_size,
-            c.context_length,
-            c.rope_theta,
-            c.norm_eps
+            "\nconfig\n  dim {} · {} layers · {} heads ({} kv) · ffn {} · vocab {}",
+            c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.ffn_dim, c.vocab_size,
+        )?;
+        writeln!(
+            out,
+            "  context {} · rope_theta {} · norm_eps {:e}",
+            c.context_length, c.rope_theta, c.norm_eps
         )?;
     }
     writeln!(out, "\ntensors ({})", listing.tensors.len())?;
@@ -315,6 +539,12 @@ fn inspect_checkpoint(args: &Args) -> anyhow::Result<ExitCode> {
         .max()
         .unwrap_or(4)
         .max(4);
+    let shape_w = listing
+        .tensors
+        .iter()
+        .map(|t| shape_text(&t.shape).chars().count())
+        .max()
+        .unwrap_or(5);
     for t in &listing.tensors {
         let shape = shape_text(&t.shape);
         let from = match (&t.source_name, t.pieces) {
@@ -322,13 +552,18 @@ fn inspect_checkpoint(args: &Args) -> anyhow::Result<ExitCode> {
             (None, n) if n > 1 => format!("  ← {n} shards"),
             _ => String::new(),
         };
-        writeln!(
-            out,
-            "  {:width$}  {:6}  {:>16}{from}",
+        let row = format!(
+            "  {:width$}  {:5}  {:>shape_w$}",
             t.name,
             t.dtype.to_string(),
             shape
-        )?;
+        );
+        // The source name goes on its own line when the row would be too wide.
+        if row.chars().count() + from.chars().count() <= COLUMNS {
+            writeln!(out, "{row}{from}")?;
+        } else {
+            writeln!(out, "{row}\n   {from}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

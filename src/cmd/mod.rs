@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
+use llamapack_format::DType;
 
 mod bench;
 mod compare;
@@ -16,6 +17,7 @@ mod imatrix;
 mod inspect;
 mod logits;
 mod quantize;
+mod reference;
 mod run;
 mod scoring;
 mod tokenize;
@@ -58,10 +60,108 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A usage error found after parsing (options that contradict each other, a value out of
+/// range): printed like clap's own, exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Returns a [`UsageError`] (exit status 2) from the enclosing function.
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::cmd::UsageError(format!($($arg)*))))
+    };
+}
+pub(crate) use usage;
+
+/// The value parser of every `-t/--threads`: a whole number of at least 1.
+pub fn threads_parser() -> impl clap::builder::TypedValueParser<Value = usize> {
+    at_least_one
+}
+
+/// A whole number of at least 1.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number of at least 1")),
+    }
+}
+
+/// A recipe name for `quantize --type` (llama.cpp's file types, their aliases, upper case, ftype
+/// ids); a misspelt one is refused with the closest name.
+pub fn recipe_name(s: &str) -> Result<String, String> {
+    llamapack_quantize::recipe::Kind::parse(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// A dtype that a model file can store (`--output-type q6_k`); a misspelt one is refused with
+/// the closest name.
+pub fn storable_dtype(s: &str) -> Result<DType, String> {
+    let d: DType = s.parse()?;
+    if d.is_storable() {
+        Ok(d)
+    } else {
+        Err(format!("{d} cannot be stored in a model file"))
+    }
+}
+
+/// f16, bf16 or f32 (`export --dtype`); a misspelt one is refused with the closest name.
+pub fn float_dtype(s: &str) -> Result<DType, String> {
+    const NAMES: [&str; 3] = ["f16", "bf16", "f32"];
+    match DType::from_name(s) {
+        Some(d @ (DType::F16 | DType::BF16 | DType::F32)) => Ok(d),
+        _ => Err(format!(
+            "`{s}` is not a float type{} (expected f16, bf16 or f32)",
+            llamapack_format::suggest::hint(s, NAMES)
+        )),
+    }
+}
+
+/// Whether `path` is a model file: a `.lpk` or a GGUF, by its first bytes.
+pub fn is_model_file(path: &Path) -> bool {
+    let mut magic = [0u8; 8];
+    let read = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok();
+    read && (magic == llamapack_format::header::MAGIC || llamapack_convert::gguf::is_gguf(path))
+}
+
+/// The text of `path`, or of standard input for `-`.
+pub fn read_text(path: &Path) -> anyhow::Result<String> {
+    String::from_utf8(read_bytes(path)?).with_context(|| {
+        let name = if path.as_os_str() == "-" {
+            "standard input".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        format!("{name} is not UTF-8 text")
+    })
+}
+
+/// The bytes of `path`, or of standard input for `-`.
+pub fn read_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b)
+            .context("reading standard input")?;
+        Ok(b)
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
 /// `--threads`, checked; default: the runner's default (one per physical core).
 pub fn thread_count(threads: Option<usize>) -> anyhow::Result<usize> {
     match threads {
-        Some(0) => bail!("--threads must be at least 1"),
+        Some(0) => usage!("--threads must be at least 1"),
         Some(n) => Ok(n),
         None => Ok(llamapack_runner::default_threads()),
     }
@@ -74,6 +174,20 @@ pub fn thread_pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> 
         .num_threads(n)
         .build()
         .context("starting worker threads")
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        use std::fmt::Write;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// Lower-case hex sha256 of a file, streamed.
@@ -92,11 +206,5 @@ pub fn sha256_of(path: &Path) -> anyhow::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize()
-        .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
-            use std::fmt::Write;
-            let _ = write!(s, "{b:02x}");
-            s
-        }))
+    Ok(hex(&h.finalize()))
 }

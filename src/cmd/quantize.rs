@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use llamapack_convert::gguf::imatrix::read_imatrix_file;
 use llamapack_format::output::Outputs;
 use llamapack_format::{DType, Lpk, SourceFile};
@@ -15,7 +15,8 @@ use serde_json::json;
 
 use crate::ui;
 
-/// Quantize a .lpk file to ggml block formats, tensor for tensor as llama-quantize does.
+/// Quantize a model (.lpk, or a GGUF read in place) to ggml block formats, tensor for tensor as
+/// llama-quantize does; the output is a .lpk.
 ///
 /// --type takes llama.cpp's file types (listed below with their size on Llama-2-7B): each
 /// gives every tensor the type llama-quantize gives it for the llama architecture (output and
@@ -40,24 +41,24 @@ use crate::ui;
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment, after_long_help = recipes_help())]
 pub struct Args {
-    /// Input .lpk (normally the f16/bf16/f32 conversion).
+    /// Input model, .lpk or .gguf (normally the f16/bf16/f32 conversion).
     pub input: PathBuf,
     /// Output .lpk.
     #[arg(short, long)]
     pub output: PathBuf,
     /// Recipe: llama.cpp's file type (q4_k_m, Q5_K_S, q8_0, … — see the list in --help).
-    #[arg(long = "type", value_name = "RECIPE")]
+    #[arg(long = "type", value_name = "RECIPE", value_parser = super::recipe_name)]
     pub recipe: String,
     /// Type of output.weight (overrides the recipe).
-    #[arg(long, value_name = "TYPE")]
+    #[arg(long, value_name = "TYPE", value_parser = super::storable_dtype)]
     pub output_type: Option<DType>,
     /// Type of tok_embeddings.weight (overrides the recipe).
-    #[arg(long, value_name = "TYPE")]
+    #[arg(long, value_name = "TYPE", value_parser = super::storable_dtype)]
     pub embedding_type: Option<DType>,
     /// REGEX=TYPE: tensors whose llama.cpp name matches REGEX get TYPE (repeatable; the first
     /// matching pattern wins).
     #[arg(long = "tensor-type", value_name = "REGEX=TYPE")]
-    pub tensor_types: Vec<String>,
+    pub tensor_types: Vec<TensorTypeOverride>,
     /// A file of REGEX=TYPE lines (after the --tensor-type patterns; blank lines and lines
     /// starting with # are skipped).
     #[arg(long, value_name = "FILE")]
@@ -86,7 +87,7 @@ pub struct Args {
     #[arg(long)]
     pub allow_requantize: bool,
     /// Worker threads (default: one per physical core).
-    #[arg(short = 't', long)]
+    #[arg(short = 't', long, value_parser = super::threads_parser())]
     pub threads: Option<usize>,
     /// Write the per-tensor error report as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -121,9 +122,9 @@ fn recipe_of(args: &Args) -> anyhow::Result<Recipe> {
     recipe.output_type = args.output_type;
     recipe.embedding_type = args.embedding_type;
     recipe.pure = args.pure;
-    for t in &args.tensor_types {
-        recipe.tensor_types.push(TensorTypeOverride::parse(t)?);
-    }
+    recipe
+        .tensor_types
+        .extend(args.tensor_types.iter().cloned());
     if let Some(path) = &args.tensor_type_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading --tensor-type-file {}", path.display()))?;
@@ -149,16 +150,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .files("--report", &args.report)
         .check()?;
     let mut recipe = recipe_of(args)?;
-    for t in [args.output_type, args.embedding_type]
-        .into_iter()
-        .flatten()
-    {
-        if !t.info().storable {
-            bail!("{t} cannot be stored in a model file");
-        }
-    }
     let pool = crate::cmd::thread_pool(args.threads)?;
-    let lpk = Lpk::open(&args.input)?;
+    let lpk = llamapack_convert::open_model(&args.input)?;
     let imatrix = match &args.imatrix {
         Some(path) => {
             let im = read_imatrix_file(path, 512)?;

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use llamapack_format::Lpk;
 use llamapack_runner::{Model, Sampler, State, Tokenizer, chat_prompt};
 
 /// Generate text with a model, streaming tokens as they are produced.
@@ -17,22 +16,30 @@ use llamapack_runner::{Model, Sampler, State, Tokenizer, chat_prompt};
 /// template is ChatML (e.g. SmolLM2). Generation stops at end-of-sequence (or <|im_end|>) or
 /// after -n tokens; the prompt plus -n must fit the context length.
 ///
+/// MODEL is a .lpk or a llama-architecture GGUF (read in place, not converted).
+///
 /// Examples:
 ///   llamapack run 7b-q4.lpk --prompt "The capital of France is" -n 32 --temperature 0
 ///   llamapack run 7b-chat-q4.lpk --chat --system "Answer briefly." --prompt "Why is the sky blue?"
+///   llamapack run smollm2-q4_k_m.gguf -f prompt.txt
+///   echo "Once upon a time" | llamapack run 7b-q4.lpk -f -
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "file"])))]
 pub struct Args {
-    /// The model (.lpk).
+    /// The model (.lpk or .gguf).
     pub model: PathBuf,
     /// The prompt.
     #[arg(long, short)]
-    pub prompt: String,
+    pub prompt: Option<String>,
+    /// Read the prompt from FILE (`-`: standard input).
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
     /// Tokens to generate at most.
     #[arg(short = 'n', long = "max-tokens", default_value_t = 128)]
     pub n: usize,
     /// Sampling temperature (0 = greedy).
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Nucleus sampling: keep the smallest set of tokens whose probability reaches this.
     #[arg(long, default_value_t = 0.9)]
@@ -41,7 +48,7 @@ pub struct Args {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Worker threads (default: one per physical core).
-    #[arg(long)]
+    #[arg(short = 't', long, value_parser = super::threads_parser())]
     pub threads: Option<usize>,
     /// Wrap the prompt in Llama 2 Chat's template.
     #[arg(long)]
@@ -56,13 +63,18 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
-        bail!("--temperature must be a number ≥ 0");
+        super::usage!("--temperature must be a number ≥ 0");
     }
     if !(args.top_p > 0.0 && args.top_p <= 1.0) {
-        bail!("--top-p must be in (0, 1]");
+        super::usage!("--top-p must be in (0, 1]");
     }
     let threads = super::thread_count(args.threads)?;
-    let lpk = Lpk::open(&args.model)?;
+    let text = match (&args.prompt, &args.file) {
+        (Some(p), None) => p.clone(),
+        (None, Some(f)) => super::read_text(f)?,
+        _ => super::usage!("give exactly one of --prompt TEXT or --file FILE"),
+    };
+    let lpk = llamapack_convert::open_model(&args.model)?;
     let model = Model::load_with_threads(&lpk, threads)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let tok = Tokenizer::from_data(lpk.tokenizer())?;
@@ -79,13 +91,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let text = format!(
             "{}<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n",
             system.unwrap_or_default(),
-            args.prompt
+            text
         );
         tok.encode(&text, tok.data().add_bos)?
     } else if args.chat {
-        chat_prompt(&tok, args.system.as_deref(), &[args.prompt.as_str()])?
+        chat_prompt(&tok, args.system.as_deref(), &[text.as_str()])?
     } else {
-        tok.encode(&args.prompt, tok.data().add_bos)?
+        tok.encode(&text, tok.data().add_bos)?
     };
     let ctx = model.config.seq_len;
     if prompt.len() + args.n.saturating_sub(1) > ctx {
@@ -129,7 +141,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     if !args.chat {
-        write!(out, "{}", args.prompt)?;
+        write!(out, "{text}")?;
         out.flush()?;
     }
     let mut io_err = None;

@@ -356,29 +356,25 @@ fn write_dequantized(
     Ok(overflow)
 }
 
-/// Converts the llama-architecture GGUF file at `path` into the `.lpk` file `out`.
-///
-/// Tensors in a type a `.lpk` stores (every block format of the dtype table) are copied byte for
-/// byte; an activation-only type (`q8_1`) is dequantized to [`ImportOptions::dequant_to`]; any
-/// other type is an error naming the tensor and its type. Nothing appears at `out` unless the whole import succeeds.
-pub fn import_gguf(path: &Path, out: &Path, opts: &ImportOptions) -> Result<ImportSummary, Error> {
-    if !matches!(opts.dequant_to, DType::F32 | DType::F16 | DType::BF16) {
-        return Err(Error::Write {
-            file: out.display().to_string(),
-            item: "dequantized tensors".into(),
-            reason: format!("{} is not f32, f16 or bf16", opts.dequant_to),
-        });
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    crate::source::check_output(out, &[path]).map_err(|e| Error::Open(Box::new(e)))?;
-    let mapped =
-        crate::source::Mapped::open(path, name.clone()).map_err(|e| Error::Open(Box::new(e)))?;
-    let label = mapped.label();
-    let f = GgufFile::parse(&mapped.map, label.clone())?;
-    let k = Keys { f: &f };
+/// A llama-architecture GGUF file read as a model: what [`import_gguf`] writes and
+/// [`super::open_gguf`] serves in place.
+pub(super) struct GgufModel<'f> {
+    /// Hyper-parameters.
+    pub config: ModelConfig,
+    /// The vocabulary.
+    pub tokenizer: TokenizerData,
+    /// Things worth telling the user.
+    pub notes: Vec<String>,
+    /// Every tensor in Meta's order: its Meta name, its GGUF entry, and the dtype its bytes
+    /// are kept as (`None`: an activation-only type that must be dequantized).
+    pub plan: Vec<(String, &'f TensorInfo, Option<DType>)>,
+}
+
+/// Reads the config, tokenizer and tensor plan of `f`, checking every tensor (names, shapes,
+/// types) against the hyper-parameters.
+pub(super) fn read_model<'f>(f: &'f GgufFile<'_>) -> Result<GgufModel<'f>, Error> {
+    let k = Keys { f };
+    let label = f.file_name().to_owned();
     match k.opt_str("general.architecture")? {
         Some(a) if a == "llama" => {}
         Some(a) => {
@@ -483,6 +479,59 @@ pub fn import_gguf(path: &Path, out: &Path, opts: &ImportOptions) -> Result<Impo
             reason: format!("beyond the {} layers of the model", config.n_layers),
         });
     }
+    Ok(GgufModel {
+        config,
+        tokenizer,
+        notes,
+        plan,
+    })
+}
+
+/// What a `.lpk`'s provenance notes record of the GGUF file `f`: its version, `general.name`,
+/// `general.file_type` and the `notes` (warnings).
+pub(super) fn provenance_notes(
+    f: &GgufFile<'_>,
+    notes: &[String],
+) -> BTreeMap<String, serde_json::Value> {
+    let mut prov_notes = BTreeMap::new();
+    prov_notes.insert("gguf_version".into(), f.version().into());
+    if let Some(Value::String(n)) = f.get("general.name") {
+        prov_notes.insert("gguf_general_name".into(), n.as_str().into());
+    }
+    if let Some(ft) = f.get("general.file_type").and_then(Value::as_u64) {
+        prov_notes.insert("gguf_file_type".into(), ft.into());
+    }
+    if !notes.is_empty() {
+        prov_notes.insert("warnings".into(), notes.to_vec().into());
+    }
+    prov_notes
+}
+
+/// Converts the llama-architecture GGUF file at `path` into the `.lpk` file `out`.
+///
+/// Tensors in a type a `.lpk` stores (every block format of the dtype table) are copied byte for
+/// byte; an activation-only type (`q8_1`) is dequantized to [`ImportOptions::dequant_to`]; any
+/// other type is an error naming the tensor and its type. Nothing appears at `out` unless the whole import succeeds.
+pub fn import_gguf(path: &Path, out: &Path, opts: &ImportOptions) -> Result<ImportSummary, Error> {
+    if !matches!(opts.dequant_to, DType::F32 | DType::F16 | DType::BF16) {
+        return Err(Error::Write {
+            file: out.display().to_string(),
+            item: "dequantized tensors".into(),
+            reason: format!("{} is not f32, f16 or bf16", opts.dequant_to),
+        });
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::source::check_output(out, &[path]).map_err(|e| Error::Open(Box::new(e)))?;
+    let mapped =
+        crate::source::Mapped::open(path, name.clone()).map_err(|e| Error::Open(Box::new(e)))?;
+    let label = mapped.label();
+    let f = GgufFile::parse(&mapped.map, label.clone())?;
+    let model = read_model(&f)?;
+    let (config, tokenizer, mut notes, plan) =
+        (model.config, model.tokenizer, model.notes, model.plan);
 
     let mut w = LpkWriter::create(out)?;
     let mut dequantized = Vec::new();
@@ -517,23 +566,13 @@ pub fn import_gguf(path: &Path, out: &Path, opts: &ImportOptions) -> Result<Impo
         sha256,
         bytes: mapped.map.len() as u64,
     };
-    let mut prov_notes = BTreeMap::new();
-    prov_notes.insert("gguf_version".into(), f.version().into());
-    if let Some(Value::String(n)) = f.get("general.name") {
-        prov_notes.insert("gguf_general_name".into(), n.as_str().into());
-    }
-    if let Some(ft) = f.get("general.file_type").and_then(Value::as_u64) {
-        prov_notes.insert("gguf_file_type".into(), ft.into());
-    }
+    let mut prov_notes = provenance_notes(&f, &notes);
     if !dequantized.is_empty() {
         let m: serde_json::Map<String, serde_json::Value> = dequantized
             .iter()
             .map(|(n, ty)| (n.clone(), format!("{ty} -> {}", opts.dequant_to).into()))
             .collect();
         prov_notes.insert("dequantized".into(), m.into());
-    }
-    if !notes.is_empty() {
-        prov_notes.insert("warnings".into(), notes.clone().into());
     }
     let meta = Metadata {
         config: config.clone(),

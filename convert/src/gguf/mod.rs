@@ -13,6 +13,10 @@
 //! * [`import_gguf`] does the reverse: every type of the dtype table is kept as it is (byte for
 //!   byte); an activation-only type (`q8_1`) is dequantized with `llamapack-quantize`'s decoder
 //!   ([`dequant`]); any other type (`iq2_xxs`, …) is an error naming the tensor and its type.
+//! * [`open_model`] opens a model file by its content: a `.lpk`, or a GGUF served in place as
+//!   the same [`Lpk`](llamapack_format::Lpk) view ([`open_gguf`]: Meta names, config and
+//!   tokenizer as [`import_gguf`] makes them, the tensor bytes not copied), so every command
+//!   that reads a model takes either.
 //! * [`imatrix`] reads llama.cpp's importance-matrix files (GGUF and legacy `.dat`) and writes
 //!   the GGUF one.
 //!
@@ -63,6 +67,7 @@ pub mod names;
 pub mod reader;
 pub mod types;
 pub mod value;
+mod view;
 pub mod writer;
 
 use llamapack_format::DType;
@@ -73,6 +78,7 @@ pub use import::{ImportOptions, ImportSummary, import_gguf};
 pub use reader::{GgufFile, TensorInfo};
 pub use types::{GGML_TYPES, GgmlType, GgmlTypeInfo, ValueType};
 pub use value::{Array, Value};
+pub use view::{is_gguf, open_gguf, open_model, view_gguf};
 pub use writer::{GgufWriter, TensorDesc};
 
 /// Errors of GGUF reading, writing, export and import.

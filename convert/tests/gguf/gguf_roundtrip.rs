@@ -325,7 +325,7 @@ fn gguf_file_type_follows_recipe_then_dominant_type() {
 }
 
 /// Writes a GGUF holding the model of `common::config()` with every 2-D tensor in `ty`.
-fn write_gguf_model(path: &std::path::Path, ty: GgmlType, rng: &mut Rng) -> Vec<Vec<u8>> {
+pub fn write_gguf_model(path: &std::path::Path, ty: GgmlType, rng: &mut Rng) -> Vec<Vec<u8>> {
     let dir = path.parent().unwrap();
     let src = dir.join("src.lpk");
     common::write_lpk(

@@ -247,40 +247,18 @@ impl FromStr for Kind {
     }
 }
 
-/// The closest recipe name to a misspelt `lower`: same letters and digits (`q4km`, `Q4-K-M`),
-/// else within two edits of a name at least twice as long as the distance.
+/// The closest recipe name to a misspelt `lower` ([`llamapack_format::suggest::closest`]); an
+/// alias that matches is named by the recipe it stands for.
 fn suggest(lower: &str) -> Option<&'static str> {
-    let squash = |s: &str| -> String { s.chars().filter(char::is_ascii_alphanumeric).collect() };
-    let sq = squash(lower);
-    if let Some(r) = RECIPES
+    let names = RECIPES
         .iter()
-        .find(|r| !sq.is_empty() && squash(r.name) == sq)
-    {
-        return Some(r.name);
-    }
-    if let Some(a) = ALIASES.iter().find(|a| !sq.is_empty() && squash(a.0) == sq) {
-        return Some(a.1.name());
-    }
-    RECIPES
-        .iter()
-        .map(|r| (edit_distance(lower, r.name), r.name))
-        .filter(|&(d, n)| d <= 2 && 2 * d < n.len())
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, n)| n)
-}
-
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+        .map(|r| r.name)
+        .chain(ALIASES.iter().map(|a| a.0));
+    let found = llamapack_format::suggest::closest(lower, names)?;
+    Some(
+        ALIASES
+            .iter()
+            .find(|a| a.0 == found)
+            .map_or(found, |a| a.1.name()),
+    )
 }
