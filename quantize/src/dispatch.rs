@@ -653,6 +653,7 @@ static AVX2: Kernels = {
         quantize: tf!(quant k::quantize_iq4_nl),
         dequantize: tf!(dequant k::dequantize_iq4_nl),
         vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_iq4_nl_q8_0),
     });
     over!(t, IQ4XS, {
         quantize: tf!(quant k::quantize_iq4_xs),
@@ -721,14 +722,20 @@ static AVX512: Kernels = {
     over!(t, Q2K, {
         quantize: tf!(quant k::quantize_q2_k),
         vec_dot: tf!(dot k::vec_dot_q2_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q2_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q2_k_q8_k),
     });
     over!(t, Q3K, {
         quantize: tf!(quant k::quantize_q3_k),
         vec_dot: tf!(dot k::vec_dot_q3_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q3_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q3_k_q8_k),
     });
     over!(t, Q5K, {
         quantize: tf!(quant k::quantize_q5_k),
         vec_dot: tf!(dot k::vec_dot_q5_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q5_k_q8_k),
     });
     over!(t, Q4_1, {
         vec_dot: tf!(dot k::vec_dot_q4_1_q8_1),
@@ -746,6 +753,8 @@ static AVX512: Kernels = {
     over!(t, IQ4NL, {
         quantize: tf!(quant k::quantize_iq4_nl),
         vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_iq4_nl_q8_0),
+        vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_iq4_nl_q8_0),
     });
     over!(t, IQ4XS, {
         quantize: tf!(quant k::quantize_iq4_xs),
