@@ -759,6 +759,8 @@ static AVX512: Kernels = {
     over!(t, IQ4XS, {
         quantize: tf!(quant k::quantize_iq4_xs),
         vec_dot: tf!(dot k::vec_dot_iq4_xs_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_iq4_xs_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_iq4_xs_q8_k),
     });
     weighted_over!(t, k);
     Kernels {

@@ -350,7 +350,7 @@ pub(crate) fn dequantize_iq4_nl(x: &[u8], y: &mut [f32]) {
 /// The 6-bit scales of an iq4_xs block minus 32, sub-block `ib` in lane `ib`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn xs_scales(blk: &[u8]) -> __m256i {
+pub(crate) fn xs_scales(blk: &[u8]) -> __m256i {
     let sl = u32::from_le_bytes([blk[4], blk[5], blk[6], blk[7]]) as i32;
     let sh = i32::from(rd_u16(blk, 2));
     let lo = _mm256_srlv_epi32(

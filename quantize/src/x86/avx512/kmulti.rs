@@ -336,3 +336,222 @@ kquant_multi!(
     Q6K,
     "q6_k"
 );
+
+/// Bytes of an iq4_xs block: d 0, scales_h 2..4, scales_l 4..8, qs 8..136.
+const XSB: usize = 136;
+
+/// `[lo | hi]` as one vector of 16 f32.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn join_ps(lo: __m256, hi: __m256) -> __m512 {
+    let lo = _mm512_castpd256_pd512(_mm256_castps_pd(lo));
+    _mm512_castpd_ps(_mm512_insertf64x4::<1>(lo, _mm256_castps_pd(hi)))
+}
+
+/// Per 128-bit lane `L`: `[Σ v[0]_L, Σ v[1]_L, Σ v[2]_L, Σ v[3]_L]` (the lane sums of 4
+/// vectors, by transposition; integer sums).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn lane_sums4(v: [__m512i; 4]) -> __m512i {
+    let ab = _mm512_add_epi32(
+        _mm512_unpacklo_epi32(v[0], v[1]),
+        _mm512_unpackhi_epi32(v[0], v[1]),
+    );
+    let cd = _mm512_add_epi32(
+        _mm512_unpacklo_epi32(v[2], v[3]),
+        _mm512_unpackhi_epi32(v[2], v[3]),
+    );
+    _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd))
+}
+
+/// An iq4_xs super-block for the multi-token dot: the 256 grid values plus 128 (unsigned, for
+/// `vpdpbusd`), vector `g` holding sub-blocks `2g` (128-bit lanes 0–1) and `2g + 1` (2–3) in
+/// q8_k order; the 8 sub-block scales minus 32 as f32; the super-block scale.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
+fn iq4_xs_block(bw: &[u8]) -> ([__m512i; 4], __m256, f32) {
+    use llamapack_format::blocks::KVALUES_IQ4NL;
+    assert!(bw.len() >= XSB);
+    let g = KVALUES_IQ4NL.map(|k| (i16::from(k) + 128) as u8);
+    // SAFETY: g holds 16 bytes.
+    let grid = _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(g.as_ptr().cast()) });
+    let m4 = _mm512_set1_epi8(0x0f);
+    // 128-bit lanes [q0, q0, q1, q1] of the 32 bytes of sub-blocks 2g, 2g + 1
+    let spread = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
+    let x = std::array::from_fn(|g| {
+        // SAFETY: qs bytes 8 + 32g .. 40 + 32g <= 136 (g < 4).
+        let q = _mm512_permutexvar_epi64(
+            spread,
+            _mm512_castsi256_si512(unsafe { ld256(bw, 8 + 32 * g) }),
+        );
+        // low nibbles (values 0..16 of a sub-block) in lanes 0, 2; high ones in 1, 3
+        let nib = _mm512_mask_blend_epi64(0b1100_1100, q, _mm512_srli_epi16::<4>(q));
+        _mm512_shuffle_epi8(grid, _mm512_and_si512(nib, m4))
+    });
+    let ls = _mm256_cvtepi32_ps(crate::x86::avx2::xs_scales(bw));
+    (x, ls, f16x2_at(bw, 0).0)
+}
+
+/// `out[r][t]` = the iq4_xs·q8_k dot of `w[r]` with `act(t)` for 2 weight rows and every token,
+/// bit-identical to [`super::vec_dot_iq4_xs_q8_k`] (the reference's bits). Per token and row
+/// the 8 sub-block sums are `Σ (v + 128)·y − 128·Σ y` (`vpdpbusd`, then the q8_k block sums:
+/// exact, given block sums that are the sums of the quants, as every q8_k row the encoders
+/// write); 4 tokens × 2 rows are then transposed into sub-block order, and each lane takes the
+/// reference's f32 steps: `(d·dy)·f32(ls − 32)` times the sum, the 8 terms added in order from
+/// 0, then the super-block term to the row sum. The last `len % 4` tokens take the single dot.
+///
+/// # Safety
+/// Both `w[r]` hold `n / 256` iq4_xs blocks and every `act(t)` `n / 256` q8_k blocks, the `out`
+/// rows have one length; the caller enables AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn iq4_xs_tokens<'a>(
+    n: usize,
+    w: [&[u8]; 2],
+    act: impl Fn(usize) -> &'a [u8],
+    mut out: [&mut [f32]; 2],
+) {
+    let m = out[0].len();
+    let quads = m / 4 * 4;
+    for o in &mut out {
+        o[..quads].fill(0.0);
+    }
+    // sub-block order of the merged sums: [0 2 4 6 1 3 5 7], twice
+    let eo = _mm512_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7, 0, 2, 4, 6, 1, 3, 5, 7);
+    let c128 = _mm256_set1_epi16(128);
+    for b in 0..if quads > 0 { n / 256 } else { 0 } {
+        let k: [_; 2] = std::array::from_fn(|r| {
+            prefetch_ahead(w[r], XSB * b, XSB);
+            iq4_xs_block(&w[r][XSB * b..XSB * (b + 1)])
+        });
+        // ls[k]: [row 0 scale 2k ×4, row 1 scale 2k ×4, row 0 scale 2k+1 ×4, row 1 2k+1 ×4]
+        let ls2 = join_ps(k[0].1, k[1].1);
+        let ls: [__m512; 4] = std::array::from_fn(|j| {
+            let (e, o) = (2 * j as i32, 2 * j as i32 + 1);
+            let idx = _mm512_setr_epi32(
+                e,
+                e,
+                e,
+                e,
+                8 + e,
+                8 + e,
+                8 + e,
+                8 + e,
+                o,
+                o,
+                o,
+                o,
+                8 + o,
+                8 + o,
+                8 + o,
+                8 + o,
+            );
+            _mm512_permutexvar_ps(idx, ls2)
+        });
+        let xd = _mm256_set_m128(_mm_set1_ps(k[1].2), _mm_set1_ps(k[0].2));
+        for g in 0..quads / 4 {
+            // z[t]: [row 0 sums 0 2 4 6 | row 0 sums 1 3 5 7 | row 1 … | row 1 …]
+            let mut z = [_mm512_setzero_si512(); 4];
+            let mut dy = [0f32; 4];
+            for (t, zt) in z.iter_mut().enumerate() {
+                let ba = &act(4 * g + t)[Q8K * b..Q8K * (b + 1)];
+                let mut p = [[_mm512_setzero_si512(); 4]; 2];
+                for v in 0..4 {
+                    // SAFETY: q8 bytes 4 + 64v + 64 <= 260 of the 292-byte block (v < 4).
+                    let y = unsafe { ld512(ba, 4 + 64 * v) };
+                    for r in 0..2 {
+                        p[r][v] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k[r].0[v], y);
+                    }
+                }
+                let (s0, s1) = (lane_sums4(p[0]), lane_sums4(p[1]));
+                let merged = _mm512_add_epi32(
+                    _mm512_shuffle_i64x2::<0b10_00_10_00>(s0, s1),
+                    _mm512_shuffle_i64x2::<0b11_01_11_01>(s0, s1),
+                );
+                // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
+                let bsums = unsafe { ld256(ba, 260) };
+                let corr = _mm512_castsi256_si512(_mm256_madd_epi16(bsums, c128));
+                *zt = _mm512_sub_epi32(merged, _mm512_permutexvar_epi32(eo, corr));
+                dy[t] = rd_f32(ba, 0);
+            }
+            // 4 × 4 transposition in every 128-bit lane: s[j] lane L, token t = z[t] lane L, j
+            let lo01 = _mm512_unpacklo_epi32(z[0], z[1]);
+            let hi01 = _mm512_unpackhi_epi32(z[0], z[1]);
+            let lo23 = _mm512_unpacklo_epi32(z[2], z[3]);
+            let hi23 = _mm512_unpackhi_epi32(z[2], z[3]);
+            let s = [
+                _mm512_unpacklo_epi64(lo01, lo23),
+                _mm512_unpackhi_epi64(lo01, lo23),
+                _mm512_unpacklo_epi64(hi01, hi23),
+                _mm512_unpackhi_epi64(hi01, hi23),
+            ];
+            // SAFETY: dy holds 4 f32.
+            let dy = unsafe { _mm_loadu_ps(dy.as_ptr()) };
+            // d4d8 = d·dy: [row 0, tokens 0..4 | row 1, tokens 0..4], in both halves
+            let d4d8 = _mm256_mul_ps(xd, _mm256_set_m128(dy, dy));
+            let d4d8 = join_ps(d4d8, d4d8);
+            let mut acc = _mm256_setzero_ps();
+            for j in 0..4 {
+                // [rows 0, 1 of sub-block 2j | rows 0, 1 of sub-block 2j + 1]
+                let sj = _mm512_shuffle_i64x2::<0b11_01_10_00>(s[j], s[j]);
+                let terms = _mm512_mul_ps(_mm512_mul_ps(d4d8, ls[j]), _mm512_cvtepi32_ps(sj));
+                acc = _mm256_add_ps(acc, _mm512_castps512_ps256(terms));
+                acc = _mm256_add_ps(
+                    acc,
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(terms))),
+                );
+            }
+            for (r, o) in out.iter_mut().enumerate() {
+                let o = &mut o[4 * g..4 * g + 4];
+                let a = if r == 0 {
+                    _mm256_castps256_ps128(acc)
+                } else {
+                    _mm256_extractf128_ps::<1>(acc)
+                };
+                // SAFETY: o holds 4 f32.
+                unsafe { _mm_storeu_ps(o.as_mut_ptr(), _mm_add_ps(_mm_loadu_ps(o.as_ptr()), a)) };
+            }
+        }
+    }
+    for (r, o) in out.iter_mut().enumerate() {
+        for (t, y) in o.iter_mut().enumerate().skip(quads) {
+            *y = super::vec_dot_iq4_xs_q8_k(n, w[r], act(t));
+        }
+    }
+}
+
+/// iq4_xs·q8_k dot of one weight row with 4 activation rows, bit-identical to 4 calls of
+/// [`super::vec_dot_iq4_xs_q8_k`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot4_iq4_xs_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    let nb = n / 256;
+    assert!(w.len() == XSB * nb && a.iter().all(|r| r.len() == Q8K * nb));
+    let (mut out, mut dup) = ([0f32; 4], [0f32; 4]);
+    // SAFETY: lengths checked (the row twice: the kernel's rows come in pairs).
+    unsafe { iq4_xs_tokens(n, [w, w], |t| a[t], [&mut out, &mut dup]) };
+    out
+}
+
+/// `out[r·m + t]` = the iq4_xs·q8_k dot of weight row `r` of `w` with activation row `t` of
+/// `a` (`m` rows), weight rows two at a time, each result bit-identical to
+/// [`super::vec_dot_iq4_xs_q8_k`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot_tiled_iq4_xs_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    let nb = n / 256;
+    let (rb, ab) = (XSB * nb, Q8K * nb);
+    assert!(nb > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(ab));
+    let (rows, m) = (w.len() / rb, a.len() / ab);
+    assert!(out.len() == rows * m);
+    let act = |t: usize| &a[ab * t..ab * (t + 1)];
+    let mut dup = vec![0f32; m];
+    for (pair, o) in w.chunks(2 * rb).zip(out.chunks_mut(2 * m)) {
+        if pair.len() == 2 * rb {
+            let (o0, o1) = o.split_at_mut(m);
+            // SAFETY: lengths checked.
+            unsafe { iq4_xs_tokens(n, [&pair[..rb], &pair[rb..]], act, [o0, o1]) };
+        } else {
+            // SAFETY: lengths checked (the last row twice).
+            unsafe { iq4_xs_tokens(n, [pair, pair], act, [o, &mut dup]) };
+        }
+    }
+}
