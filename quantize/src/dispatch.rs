@@ -566,6 +566,17 @@ macro_rules! weighted_over {
     };
 }
 
+/// A `vec_dot_tiled` entry from a `#[target_feature]` kernel.
+#[cfg(target_arch = "x86_64")]
+macro_rules! tiled {
+    ($f:path) => {
+        Some(|n, w, a, o| {
+            // SAFETY: the table is only reachable once its features are detected.
+            unsafe { $f(n, w, a, o) }
+        })
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 static AVX2: Kernels = {
     use crate::x86::avx2 as k;
@@ -602,11 +613,15 @@ static AVX2: Kernels = {
         quantize: tf!(quant k::quantize_q4_k),
         dequantize: tf!(dequant k::dequantize_q4_k),
         vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q4_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q4_k_q8_k),
     });
     over!(t, Q6K, {
         quantize: tf!(quant k::quantize_q6_k),
         dequantize: tf!(dequant k::dequantize_q6_k),
         vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q6_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q6_k_q8_k),
     });
     over!(t, Q8K, {
         quantize: tf!(quant k::quantize_q8_k),
@@ -616,16 +631,22 @@ static AVX2: Kernels = {
         quantize: tf!(quant k::quantize_q2_k),
         dequantize: tf!(dequant k::dequantize_q2_k),
         vec_dot: tf!(dot k::vec_dot_q2_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q2_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q2_k_q8_k),
     });
     over!(t, Q3K, {
         quantize: tf!(quant k::quantize_q3_k),
         dequantize: tf!(dequant k::dequantize_q3_k),
         vec_dot: tf!(dot k::vec_dot_q3_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q3_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q3_k_q8_k),
     });
     over!(t, Q5K, {
         quantize: tf!(quant k::quantize_q5_k),
         dequantize: tf!(dequant k::dequantize_q5_k),
         vec_dot: tf!(dot k::vec_dot_q5_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q5_k_q8_k),
     });
     over!(t, Q4_1, {
         quantize: tf!(quant k::quantize_q4_1),
@@ -666,17 +687,6 @@ static AVX2: Kernels = {
         formats: t,
     }
 };
-
-/// A `vec_dot_tiled` entry from a `#[target_feature]` kernel.
-#[cfg(target_arch = "x86_64")]
-macro_rules! tiled {
-    ($f:path) => {
-        Some(|n, w, a, o| {
-            // SAFETY: the table is only reachable once its features are detected.
-            unsafe { $f(n, w, a, o) }
-        })
-    };
-}
 
 #[cfg(target_arch = "x86_64")]
 static AVX512: Kernels = {

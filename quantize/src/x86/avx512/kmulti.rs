@@ -2,18 +2,22 @@
 //! one-token AVX-512 dot is `vpmaddubsw` of 64 unsigned values with the q8_k quants, then
 //! `vpdpwssd` with the sub-block scales, and a correction from the q8_k block sums: q2_k, q3_k,
 //! q5_k and q6_k. One driver ([`tokens`]) runs them all; a type only says how one weight
-//! super-block unpacks ([`KBlock`]) and how its two integer sums become f32 ([`Finish`]).
+//! super-block unpacks ([`KBlock`]) and how its two integer sums become f32 (AVX2's `Finish`
+//! and `finish4`: the f32 steps are shared with the AVX2 driver, which runs the same loop on
+//! 32-value vectors with `vpmaddwd`).
 //! The integer sums are the one-token dot's (same instructions on the same vectors) and the
 //! f32 steps run lane-wise in its order, so every result has the one-token dot's bits.
 
 use std::arch::x86_64::*;
 
 use super::kquants::{
-    hsum4_i32, hsum4_i32x16, join, ld256, ld512, quad_scale_idx, vec_dot_q2_k_q8_k,
-    vec_dot_q3_k_q8_k, vec_dot_q5_k_q8_k, vec_dot_q6_k_q8_k,
+    hsum4_i32x16, join, ld256, ld512, quad_scale_idx, vec_dot_q2_k_q8_k, vec_dot_q3_k_q8_k,
+    vec_dot_q5_k_q8_k, vec_dot_q6_k_q8_k,
 };
 use crate::q4_k::unpack_scales_mins;
-use crate::x86::avx2::{q3k_scales8, q3k_values, q4k_mins16, q5k_values};
+use crate::x86::avx2::{
+    Finish, finish4, hsum4_i32, q3k_scales8, q3k_values, q4k_mins16, q5k_values,
+};
 use crate::x86::{f16x2_at, prefetch_ahead, rd_f32};
 
 const Q2K: usize = 84;
@@ -34,18 +38,8 @@ pub(super) struct KBlock {
     c: __m256i,
     /// The super-block scale, in every lane.
     d: __m128,
-    /// The super-block min scale, in every lane ([`Finish::Mins`] only).
+    /// The super-block min scale, in every lane (`Finish::Mins` only).
     dmin: __m128,
-}
-
-/// How a super-block's integer sums `Σ` (scaled products) and `C` (`c` · block sums) become
-/// its f32 term, as the one-token dot does it (`dy` is the q8_k scale).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Finish {
-    /// `(d·dy)·f32(Σ) − (dmin·dy)·f32(C)`: q2_k, q5_k.
-    Mins,
-    /// `(d·dy)·f32(Σ − k·C)`: q3_k (k = 4), q6_k (k = 32).
-    Shift(i32),
 }
 
 /// `out[r][t] = single(w[r], act(t))` for `R` weight rows and every token `t < out[r].len()`:
@@ -109,19 +103,9 @@ unsafe fn tokens<'a, const R: usize>(
                 let o = &mut out[r][4 * g..4 * g + 4];
                 // SAFETY: o holds 4 f32.
                 let sumf = unsafe { _mm_loadu_ps(o.as_ptr()) };
-                let d = _mm_mul_ps(k[r].d, dy);
-                let term = match finish {
-                    Finish::Mins => _mm_sub_ps(
-                        _mm_mul_ps(d, _mm_cvtepi32_ps(sumi)),
-                        _mm_mul_ps(_mm_mul_ps(k[r].dmin, dy), _mm_cvtepi32_ps(c)),
-                    ),
-                    Finish::Shift(s) => _mm_mul_ps(
-                        d,
-                        _mm_cvtepi32_ps(_mm_sub_epi32(sumi, _mm_mullo_epi32(c, _mm_set1_epi32(s)))),
-                    ),
-                };
+                let sumf = finish4(finish, (k[r].d, k[r].dmin, dy), sumi, c, sumf);
                 // SAFETY: o holds 4 f32.
-                unsafe { _mm_storeu_ps(o.as_mut_ptr(), _mm_add_ps(sumf, term)) };
+                unsafe { _mm_storeu_ps(o.as_mut_ptr(), sumf) };
             }
         }
     }

@@ -7,7 +7,9 @@
 use std::arch::x86_64::*;
 
 use crate::q4_k::unpack_scales_mins;
-use crate::x86::avx2::{q3k_scales8, q3k_values, q4k_mins16, q5k_values, vec_dot_q4_k_q8_k};
+use crate::x86::avx2::{
+    hsum4_i32, q3k_scales8, q3k_values, q4k_mins16, q5k_values, vec_dot_q4_k_q8_k,
+};
 use crate::x86::{f16x2_at, hsum_i32, prefetch_ahead, rd_f32};
 
 const Q2K: usize = 84;
@@ -219,21 +221,7 @@ pub(crate) fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     sumf
 }
 
-/// The 4 lane sums of 4 vectors of 8 i32, as the 4 lanes of one vector (integer sums, so the
-/// same values as 4 separate horizontal sums).
-#[inline]
-#[target_feature(enable = "avx2")]
-pub(super) fn hsum4_i32(v: [__m256i; 4]) -> __m128i {
-    let ab = _mm256_hadd_epi32(v[0], v[1]);
-    let cd = _mm256_hadd_epi32(v[2], v[3]);
-    let abcd = _mm256_hadd_epi32(ab, cd);
-    _mm_add_epi32(
-        _mm256_castsi256_si128(abcd),
-        _mm256_extracti128_si256::<1>(abcd),
-    )
-}
-
-/// [`hsum4_i32`] of 4 vectors of 16 i32, by transposition: pairs of vectors are interleaved and
+/// [`hsum4_i32`](crate::x86::avx2::hsum4_i32) of 4 vectors of 16 i32, by transposition: pairs of vectors are interleaved and
 /// added (32-bit, then 64-bit elements), then the four 128-bit lanes are folded; integer sums,
 /// so the same values as any other order.
 #[inline]
