@@ -44,7 +44,9 @@ pub(super) struct KBlock {
 
 /// `out[r][t] = single(w[r], act(t))` for `R` weight rows and every token `t < out[r].len()`:
 /// each weight super-block is unpacked once for all the tokens, each token's quants loaded
-/// once for the `R` rows. Tokens go 4 at a time (exact integer sums, the single dot's f32 steps
+/// once for the `R` rows (`SCALED`: the values `x` are already multiplied by their sub-block
+/// scales, and one `vpdpbusd` replaces `vpmaddubsw` + `vpdpwssd`: the same exact sum). Tokens
+/// go 4 at a time (exact integer sums, the single dot's f32 steps
 /// in 4 lanes, so each result has its bits); the last `len % 4` tokens take `single`.
 ///
 /// # Safety
@@ -54,7 +56,7 @@ pub(super) struct KBlock {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tokens<'a, const R: usize>(
+unsafe fn tokens<'a, const R: usize, const SCALED: bool>(
     n: usize,
     wb: usize,
     w: [&[u8]; R],
@@ -85,8 +87,12 @@ unsafe fn tokens<'a, const R: usize>(
                     // SAFETY: q8 bytes 4 + 64v + 64 <= 260 of the 292-byte block (v < 4).
                     let y = unsafe { ld512(ba, 4 + 64 * v) };
                     for r in 0..R {
-                        let p = _mm512_maddubs_epi16(k[r].x[v], y);
-                        acc[r][t] = _mm512_dpwssd_epi32(acc[r][t], p, k[r].s[v]);
+                        acc[r][t] = if SCALED {
+                            _mm512_dpbusd_epi32(acc[r][t], k[r].x[v], y)
+                        } else {
+                            let p = _mm512_maddubs_epi16(k[r].x[v], y);
+                            _mm512_dpwssd_epi32(acc[r][t], p, k[r].s[v])
+                        };
                     }
                 }
                 // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
@@ -116,8 +122,8 @@ unsafe fn tokens<'a, const R: usize>(
     }
 }
 
-/// A q2_k super-block (scales 0..16, qs 16..80, d 80, dmin 82), as its one-token dot
-/// unpacks it.
+/// A q2_k super-block (scales 0..16, qs 16..80, d 80, dmin 82): the one-token dot's
+/// vectors, each value multiplied by its sub-block scale (for the `SCALED` driver).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
 fn q2_k_block(bw: &[u8]) -> KBlock {
@@ -136,9 +142,17 @@ fn q2_k_block(bw: &[u8]) -> KBlock {
         }
     }
     let (d, dmin) = f16x2_at(bw, 80);
+    // x·scale (≤ 3·15) per byte: the i16 products of the even and the odd bytes, merged
+    let s = idx4.map(|i| _mm512_permutexvar_epi16(i, scales));
+    let even = _mm512_set1_epi16(0x00ff);
+    let x = std::array::from_fn(|g| {
+        let lo = _mm512_mullo_epi16(_mm512_and_si512(x[g], even), s[g]);
+        let hi = _mm512_mullo_epi16(_mm512_srli_epi16::<8>(x[g]), s[g]);
+        _mm512_or_si512(lo, _mm512_slli_epi16::<8>(hi))
+    });
     KBlock {
         x,
-        s: idx4.map(|i| _mm512_permutexvar_epi16(i, scales)),
+        s,
         c: _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc8), m4)),
         d: _mm_set1_ps(d),
         dmin: _mm_set1_ps(dmin),
@@ -232,8 +246,8 @@ fn q6_k_block(bw: &[u8]) -> KBlock {
 
 /// Defines the 4-token dot and the tiled dot of a k-quant from its block unpacker.
 macro_rules! kquant_multi {
-    ($four:ident, $tiled:ident, $block:ident, $finish:expr, $single:ident, $wb:expr,
-     $name:literal) => {
+    ($four:ident, $tiled:ident, $block:ident, $scaled:literal, $finish:expr, $single:ident,
+     $wb:expr, $name:literal) => {
         #[doc = concat!($name, "·q8_k dot of one weight row with 4 activation rows,")]
         #[doc = concat!("bit-identical to 4 calls of [`", stringify!($single), "`].")]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -243,7 +257,7 @@ macro_rules! kquant_multi {
             let mut out = [0f32; 4];
             // SAFETY: lengths checked; the features are this function's.
             unsafe {
-                tokens(
+                tokens::<1, $scaled>(
                     n,
                     $wb,
                     [w],
@@ -274,10 +288,32 @@ macro_rules! kquant_multi {
                     let (o0, o1) = o.split_at_mut(m);
                     let w2 = [&pair[..rb], &pair[rb..]];
                     // SAFETY: lengths checked; the features are this function's.
-                    unsafe { tokens(n, $wb, w2, act, [o0, o1], $finish, |b| $block(b), single) };
+                    unsafe {
+                        tokens::<2, $scaled>(
+                            n,
+                            $wb,
+                            w2,
+                            act,
+                            [o0, o1],
+                            $finish,
+                            |b| $block(b),
+                            single,
+                        )
+                    };
                 } else {
                     // SAFETY: lengths checked; the features are this function's.
-                    unsafe { tokens(n, $wb, [pair], act, [o], $finish, |b| $block(b), single) };
+                    unsafe {
+                        tokens::<1, $scaled>(
+                            n,
+                            $wb,
+                            [pair],
+                            act,
+                            [o],
+                            $finish,
+                            |b| $block(b),
+                            single,
+                        )
+                    };
                 }
             }
         }
@@ -288,6 +324,7 @@ kquant_multi!(
     vec_dot4_q2_k_q8_k,
     vec_dot_tiled_q2_k_q8_k,
     q2_k_block,
+    true,
     Finish::Mins,
     vec_dot_q2_k_q8_k,
     Q2K,
@@ -297,6 +334,7 @@ kquant_multi!(
     vec_dot4_q3_k_q8_k,
     vec_dot_tiled_q3_k_q8_k,
     q3_k_block,
+    false,
     Finish::Shift(4),
     vec_dot_q3_k_q8_k,
     Q3K,
@@ -306,6 +344,7 @@ kquant_multi!(
     vec_dot4_q5_k_q8_k,
     vec_dot_tiled_q5_k_q8_k,
     q5_k_block,
+    false,
     Finish::Mins,
     vec_dot_q5_k_q8_k,
     Q5K,
@@ -315,6 +354,7 @@ kquant_multi!(
     vec_dot4_q6_k_q8_k,
     vec_dot_tiled_q6_k_q8_k,
     q6_k_block,
+    false,
     Finish::Shift(32),
     vec_dot_q6_k_q8_k,
     Q6K,
