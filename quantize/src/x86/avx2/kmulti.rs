@@ -34,14 +34,21 @@ unsafe fn ld256(b: &[u8], off: usize) -> __m256i {
     unsafe { _mm256_loadu_si256(b.as_ptr().add(off).cast()) }
 }
 
-/// The 4 lane sums of 4 vectors of 8 i32, as the 4 lanes of one vector (integer sums, so the
-/// same values as 4 separate horizontal sums).
+/// The 4 lane sums of 4 vectors of 8 i32, as the 4 lanes of one vector, by transposition
+/// (integer sums, so the same values as 4 separate horizontal sums).
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) fn hsum4_i32(v: [__m256i; 4]) -> __m128i {
-    let ab = _mm256_hadd_epi32(v[0], v[1]);
-    let cd = _mm256_hadd_epi32(v[2], v[3]);
-    let abcd = _mm256_hadd_epi32(ab, cd);
+    let ab = _mm256_add_epi32(
+        _mm256_unpacklo_epi32(v[0], v[1]),
+        _mm256_unpackhi_epi32(v[0], v[1]),
+    );
+    let cd = _mm256_add_epi32(
+        _mm256_unpacklo_epi32(v[2], v[3]),
+        _mm256_unpackhi_epi32(v[2], v[3]),
+    );
+    // per 128-bit lane: [a, b, c, d] partial sums
+    let abcd = _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
     _mm_add_epi32(
         _mm256_castsi256_si128(abcd),
         _mm256_extracti128_si256::<1>(abcd),
