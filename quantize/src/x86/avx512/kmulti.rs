@@ -479,14 +479,13 @@ unsafe fn iq4_xs_tokens<'a>(
             let mut dy = [0f32; 4];
             for (t, zt) in z.iter_mut().enumerate() {
                 let ba = &act(4 * g + t)[Q8K * b..Q8K * (b + 1)];
-                let mut p = [[_mm512_setzero_si512(); 4]; 2];
-                for v in 0..4 {
-                    // SAFETY: q8 bytes 4 + 64v + 64 <= 260 of the 292-byte block (v < 4).
-                    let y = unsafe { ld512(ba, 4 + 64 * v) };
-                    for r in 0..2 {
-                        p[r][v] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k[r].0[v], y);
-                    }
-                }
+                // SAFETY: q8 bytes 4 + 64v + 64 <= 260 of the 292-byte block (v < 4).
+                let y: [__m512i; 4] = std::array::from_fn(|v| unsafe { ld512(ba, 4 + 64 * v) });
+                let p = k.map(|kr| {
+                    std::array::from_fn(|v| {
+                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), kr.0[v], y[v])
+                    })
+                });
                 let (s0, s1) = (lane_sums4(p[0]), lane_sums4(p[1]));
                 let merged = _mm512_add_epi32(
                     _mm512_shuffle_i64x2::<0b10_00_10_00>(s0, s1),
@@ -567,13 +566,18 @@ pub(crate) fn vec_dot_tiled_iq4_xs_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut 
     let (rows, m) = (w.len() / rb, a.len() / ab);
     assert!(out.len() == rows * m);
     let act = |t: usize| &a[ab * t..ab * (t + 1)];
-    let mut dup = vec![0f32; m];
     for (pair, o) in w.chunks(2 * rb).zip(out.chunks_mut(2 * m)) {
         if pair.len() == 2 * rb {
             let (o0, o1) = o.split_at_mut(m);
             // SAFETY: lengths checked.
             unsafe { iq4_xs_tokens(n, [&pair[..rb], &pair[rb..]], act, [o0, o1]) };
+        } else if m < 4 {
+            // no whole group of tokens: the single dots
+            for (t, y) in o.iter_mut().enumerate() {
+                *y = super::vec_dot_iq4_xs_q8_k(n, pair, act(t));
+            }
         } else {
+            let mut dup = vec![0f32; m];
             // SAFETY: lengths checked (the last row twice).
             unsafe { iq4_xs_tokens(n, [pair, pair], act, [o, &mut dup]) };
         }
