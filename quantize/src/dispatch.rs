@@ -259,8 +259,8 @@ impl Kernels {
     /// the consecutive weight rows in `w_rows` and every one of the `m` consecutive activation
     /// rows in `acts` (`out` is `[rows, m]`), bit-identical to those calls; with a kernel for
     /// `weight`, each weight and activation vector is loaded (and unpacked) once for several
-    /// dots: float weights in register tiles of 4 rows × 4 tokens, k-quants 2 rows against
-    /// every token, each super-block unpacked once.
+    /// dots: float weights in register tiles of 4 rows × 4 tokens, k-quants and iq4_xs 1 (AVX2)
+    /// or 2 (AVX-512) rows against every token, each super-block unpacked once.
     ///
     /// # Panics
     /// If the slices are not whole rows of `n` values or `out.len()` is not `rows · m`.
