@@ -259,8 +259,8 @@ impl Kernels {
     /// the consecutive weight rows in `w_rows` and every one of the `m` consecutive activation
     /// rows in `acts` (`out` is `[rows, m]`), bit-identical to those calls; with a kernel for
     /// `weight`, each weight and activation vector is loaded (and unpacked) once for several
-    /// dots: float weights in register tiles of 4 rows × 4 tokens, k-quants 2 rows against
-    /// every token, each super-block unpacked once.
+    /// dots: float weights in register tiles of 4 rows × 4 tokens, k-quants and iq4_xs 1 (AVX2)
+    /// or 2 (AVX-512) rows against every token, each super-block unpacked once.
     ///
     /// # Panics
     /// If the slices are not whole rows of `n` values or `out.len()` is not `rows · m`.
@@ -566,6 +566,17 @@ macro_rules! weighted_over {
     };
 }
 
+/// A `vec_dot_tiled` entry from a `#[target_feature]` kernel.
+#[cfg(target_arch = "x86_64")]
+macro_rules! tiled {
+    ($f:path) => {
+        Some(|n, w, a, o| {
+            // SAFETY: the table is only reachable once its features are detected.
+            unsafe { $f(n, w, a, o) }
+        })
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 static AVX2: Kernels = {
     use crate::x86::avx2 as k;
@@ -602,11 +613,15 @@ static AVX2: Kernels = {
         quantize: tf!(quant k::quantize_q4_k),
         dequantize: tf!(dequant k::dequantize_q4_k),
         vec_dot: tf!(dot k::vec_dot_q4_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q4_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q4_k_q8_k),
     });
     over!(t, Q6K, {
         quantize: tf!(quant k::quantize_q6_k),
         dequantize: tf!(dequant k::dequantize_q6_k),
         vec_dot: tf!(dot k::vec_dot_q6_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q6_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q6_k_q8_k),
     });
     over!(t, Q8K, {
         quantize: tf!(quant k::quantize_q8_k),
@@ -616,16 +631,22 @@ static AVX2: Kernels = {
         quantize: tf!(quant k::quantize_q2_k),
         dequantize: tf!(dequant k::dequantize_q2_k),
         vec_dot: tf!(dot k::vec_dot_q2_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q2_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q2_k_q8_k),
     });
     over!(t, Q3K, {
         quantize: tf!(quant k::quantize_q3_k),
         dequantize: tf!(dequant k::dequantize_q3_k),
         vec_dot: tf!(dot k::vec_dot_q3_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q3_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q3_k_q8_k),
     });
     over!(t, Q5K, {
         quantize: tf!(quant k::quantize_q5_k),
         dequantize: tf!(dequant k::dequantize_q5_k),
         vec_dot: tf!(dot k::vec_dot_q5_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q5_k_q8_k),
     });
     over!(t, Q4_1, {
         quantize: tf!(quant k::quantize_q4_1),
@@ -653,6 +674,7 @@ static AVX2: Kernels = {
         quantize: tf!(quant k::quantize_iq4_nl),
         dequantize: tf!(dequant k::dequantize_iq4_nl),
         vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_iq4_nl_q8_0),
     });
     over!(t, IQ4XS, {
         quantize: tf!(quant k::quantize_iq4_xs),
@@ -665,17 +687,6 @@ static AVX2: Kernels = {
         formats: t,
     }
 };
-
-/// A `vec_dot_tiled` entry from a `#[target_feature]` kernel.
-#[cfg(target_arch = "x86_64")]
-macro_rules! tiled {
-    ($f:path) => {
-        Some(|n, w, a, o| {
-            // SAFETY: the table is only reachable once its features are detected.
-            unsafe { $f(n, w, a, o) }
-        })
-    };
-}
 
 #[cfg(target_arch = "x86_64")]
 static AVX512: Kernels = {
@@ -721,14 +732,20 @@ static AVX512: Kernels = {
     over!(t, Q2K, {
         quantize: tf!(quant k::quantize_q2_k),
         vec_dot: tf!(dot k::vec_dot_q2_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q2_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q2_k_q8_k),
     });
     over!(t, Q3K, {
         quantize: tf!(quant k::quantize_q3_k),
         vec_dot: tf!(dot k::vec_dot_q3_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q3_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q3_k_q8_k),
     });
     over!(t, Q5K, {
         quantize: tf!(quant k::quantize_q5_k),
         vec_dot: tf!(dot k::vec_dot_q5_k_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_q5_k_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_q5_k_q8_k),
     });
     over!(t, Q4_1, {
         vec_dot: tf!(dot k::vec_dot_q4_1_q8_1),
@@ -746,10 +763,14 @@ static AVX512: Kernels = {
     over!(t, IQ4NL, {
         quantize: tf!(quant k::quantize_iq4_nl),
         vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0),
+        vec_dot4: tf!(dot4 k::vec_dot4_iq4_nl_q8_0),
+        vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_iq4_nl_q8_0),
     });
     over!(t, IQ4XS, {
         quantize: tf!(quant k::quantize_iq4_xs),
         vec_dot: tf!(dot k::vec_dot_iq4_xs_q8_k),
+        vec_dot4: tf!(dot4 k::vec_dot4_iq4_xs_q8_k),
+        vec_dot_tiled: tiled!(k::vec_dot_tiled_iq4_xs_q8_k),
     });
     weighted_over!(t, k);
     Kernels {

@@ -9,9 +9,11 @@
 //! row from memory once and dot it with all the tokens while it is in cache, with the best
 //! multi-token kernel the level has for the weight type:
 //! - float weights: register tiles of 4 rows × 4 tokens (`Kernels::vec_dot_tiled`);
-//! - q4_k / q6_k: 2 rows against all tokens, each super-block unpacked once (`vec_dot_tiled`);
-//! - q8_0 / q4_0: the activations are also packed 4 tokens at a time (`pack_q8_0_x4`), and
-//!   cache-sized blocks of rows meet each group of 4 (`vec_dot4_packed`, else `vec_dot4`).
+//! - the k-quants and iq4_xs: 1–2 rows against all tokens, each super-block unpacked once
+//!   (`vec_dot_tiled`);
+//! - q8_0 / q4_0 / q5_0 / iq4_nl: the activations are also packed 4 tokens at a time
+//!   (`pack_q8_0_x4`), and cache-sized blocks of rows meet each group of 4 (`vec_dot4_packed`,
+//!   else `vec_dot4`).
 //!
 //! Every multi-token kernel gives each (row, token) the bits of the single dot, so a token's
 //! logits do not depend on the batch it was computed in.

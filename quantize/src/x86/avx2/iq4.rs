@@ -19,13 +19,10 @@ use llamapack_format::blocks::{BlockIq4Xs, KVALUES_IQ4NL};
 use super::block32::{abs_max, dot_i8x32, load_block, q4_0_nibbles};
 use crate::iq4_nl::{GRID, GROUP_MAX_EPS, ZERO_INDEX, choose_scale, first_id, trial_id};
 use crate::iq4_xs::{super_scales, write_scales};
-use crate::x86::{
-    f16_mul, f16_to_f32, f32_to_f16, pack_i32x32_to_i8, prefetch_ahead, rd_f32, rd_u16, unrolled4,
-};
+use crate::x86::{f16_to_f32, f32_to_f16, pack_i32x32_to_i8, prefetch_ahead, rd_f32, rd_u16};
 
 const NLB: usize = 18; // bytes of an iq4_nl block
 const XSB: usize = 136; // bytes of an iq4_xs block
-const Q80B: usize = 34; // bytes of a q8_0 block
 const Q8KB: usize = 292; // bytes of a q8_k block
 
 /// The 16 grid values as signed bytes in both 128-bit lanes: the `vpshufb` table.
@@ -353,7 +350,7 @@ pub(crate) fn dequantize_iq4_nl(x: &[u8], y: &mut [f32]) {
 /// The 6-bit scales of an iq4_xs block minus 32, sub-block `ib` in lane `ib`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn xs_scales(blk: &[u8]) -> __m256i {
+pub(crate) fn xs_scales(blk: &[u8]) -> __m256i {
     let sl = u32::from_le_bytes([blk[4], blk[5], blk[6], blk[7]]) as i32;
     let sh = i32::from(rd_u16(blk, 2));
     let lo = _mm256_srlv_epi32(
@@ -391,39 +388,25 @@ pub(crate) fn dequantize_iq4_xs(x: &[u8], y: &mut [f32]) {
     }
 }
 
-/// The iq4_nl · q8_0 dot with `dot` as the 32-byte signed integer dot (8 i32 lanes): the
-/// AVX2 and AVX-512 (`vpdpbusd`) kernels. Blocks accumulate in the lanes of [`unrolled4`],
-/// as q4_0's dot: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference.
+/// Block `i` of an iq4_nl row: its f16 scale bits and its 32 signed grid values, for the
+/// q8_0 block loops of `legacy` (`dot_q8_0`: blocks accumulate in the lanes of `crate::x86::unrolled4`,
+/// as q4_0's dot: within `4·ε·(blocks + 8)·Σ|wᵢ·aᵢ|` of the reference).
+///
+/// # Safety
+/// `w` holds more than `i` blocks of 18 bytes.
 #[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dot_iq4_nl_with(
-    n: usize,
-    w: &[u8],
-    a: &[u8],
-    dot: impl Fn(__m256i, __m256i) -> __m256i,
-) -> f32 {
-    let nb = n / 32;
-    assert!(w.len() == NLB * nb && a.len() == Q80B * nb);
-    let g = grid_bytes();
-    unrolled4(nb, (w, NLB), |i, acc| {
-        let (bw, ba) = (&w[NLB * i..NLB * i + NLB], &a[Q80B * i..Q80B * i + Q80B]);
-        let d = f16_mul(rd_u16(ba, 0), rd_u16(bw, 0));
-        // SAFETY: bw is 18 bytes; ba is 34 bytes with the quants at 2..34.
-        let (x, y) = unsafe {
-            (
-                q4_0_nibbles(bw),
-                _mm256_loadu_si256(ba.as_ptr().add(2).cast()),
-            )
-        };
-        let p = dot(_mm256_shuffle_epi8(g, x), y);
-        _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc)
-    })
-}
-
-/// iq4_nl · q8_0 dot.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot_iq4_nl_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_iq4_nl_with(n, w, a, |x, y| dot_i8x32(x, y))
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn iq4_nl_block(w: &[u8], i: usize) -> (u16, __m256i) {
+    debug_assert!(NLB * i + NLB <= w.len());
+    // SAFETY: bytes 18i..18i + 18 are inside w (the caller's promise).
+    let (d, x) = unsafe {
+        let p = w.as_ptr().add(NLB * i);
+        (
+            u16::from_le_bytes([*p, *p.add(1)]),
+            q4_0_nibbles(std::slice::from_raw_parts(p, NLB)),
+        )
+    };
+    (d, _mm256_shuffle_epi8(grid_bytes(), x))
 }
 
 /// The 8 lane sums of `v[0..8]`, `v[i]`'s in lane `i`.

@@ -255,7 +255,7 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 /// `blk` has at least 210 bytes and `h < 2`.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn q6_half(blk: &[u8], h: usize) -> [__m256i; 4] {
+pub(super) unsafe fn q6_half(blk: &[u8], h: usize) -> [__m256i; 4] {
     debug_assert!(blk.len() >= Q6K && h < 2);
     // SAFETY: ql bytes 64h..64h+64 < 128 and qh bytes 128+32h..160+32h < 192.
     let (qa, qb, qh) = unsafe {

@@ -11,6 +11,7 @@
 use std::arch::x86_64::*;
 
 use super::block32::{abs_max, dot_i8x32, load_block, nibbles_at, q8_quants};
+use super::iq4::iq4_nl_block;
 use crate::x86::{f16_mul, f32_to_f16, hsum_i32, rd_u16_ptr, unrolled4, unrolled4_x4};
 
 /// Bytes of a q8_0 block.
@@ -378,6 +379,9 @@ macro_rules! legacy_dots {
             dot_q8_1, dot4_q8_1, q5_1_block, BlockQ5_1, dot_u8i8x32, "q5_1·q8_1");
         $crate::x86::avx2::legacy_dots!(@one $features, vec_dot_q5_0_q8_0, vec_dot4_q5_0_q8_0,
             dot_q8_0, dot4_q8_0, q5_0_block, BlockQ5_0, dot_i8x32, "q5_0·q8_0");
+        $crate::x86::avx2::legacy_dots!(@one $features, vec_dot_iq4_nl_q8_0,
+            vec_dot4_iq4_nl_q8_0, dot_q8_0, dot4_q8_0, iq4_nl_block, BlockIq4Nl, dot_i8x32,
+            "iq4_nl·q8_0");
     };
     (@one $features:literal, $dot:ident, $dot4:ident, $loop:ident, $loop4:ident,
         $block:ident, $blocktype:ident, $idot:ident, $what:literal) => {

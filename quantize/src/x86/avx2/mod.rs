@@ -10,6 +10,7 @@ mod enc32;
 mod float;
 mod iq4;
 mod kencode;
+mod kmulti;
 mod kquants;
 mod legacy;
 
@@ -18,6 +19,7 @@ pub(crate) use enc32::{quantize_q4_1, quantize_q5_0, quantize_q5_1};
 pub(crate) use float::*;
 pub(crate) use iq4::*;
 pub(crate) use kencode::*;
+pub(crate) use kmulti::*;
 pub(crate) use kquants::*;
 pub(crate) use legacy::*;
 

@@ -1,8 +1,9 @@
 //! iq4_nl and iq4_xs with AVX-512.
 //!
-//! - Dots: AVX2's kernels ([`crate::x86::avx2::dot_iq4_nl_with`] / `dot_iq4_xs_with`) with
-//!   `vpdpbusd` for the 32-byte integer dot — one 32-value (sub-)block fills a ymm, and the
-//!   integer lane sums are the same, so these return AVX2's bits (iq4_xs: the reference's).
+//! - Dots: AVX2's kernels (iq4_xs: `dot_iq4_xs_with`; iq4_nl: the q8_0 block loops of
+//!   `legacy`) with `vpdpbusd` for the 32-byte integer dot — one 32-value (sub-)block fills a
+//!   ymm, and the integer lane sums are the same, so these return AVX2's bits (iq4_xs: the
+//!   reference's).
 //! - Encoders: the grid index of 16 values at once with 16-entry `vpermps` lookups
 //!   ([`best_index_512`]). iq4_xs puts the first pass and the 15 trials of a sub-block in the
 //!   16 lanes (as AVX2 does in two registers); iq4_nl puts 16 blocks in the lanes and walks
@@ -17,7 +18,7 @@ use llamapack_format::blocks::BlockIq4Xs;
 use super::block32::dot_i8x32;
 use crate::iq4_nl::{GRID, GROUP_MAX_EPS, ZERO_INDEX, choose_scale, first_id, trial_id};
 use crate::iq4_xs::{super_scales, write_scales};
-use crate::x86::avx2::{dot_iq4_nl_with, dot_iq4_xs_with};
+use crate::x86::avx2::dot_iq4_xs_with;
 use crate::x86::f32_to_f16;
 
 const NLB: usize = 18; // bytes of an iq4_nl block
@@ -219,12 +220,6 @@ pub(crate) fn quantize_iq4_xs(x: &[f32], y: &mut [u8]) {
         }
         out.copy_from_slice(bytemuck::bytes_of(&blk));
     }
-}
-
-/// iq4_nl · q8_0 dot (`vpdpbusd`); AVX2's bits.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn vec_dot_iq4_nl_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_iq4_nl_with(n, w, a, |x, y| dot_i8x32(x, y))
 }
 
 /// iq4_xs · q8_k dot (`vpdpbusd`); the reference's bits.

@@ -1,12 +1,15 @@
 //! The k-quant dots with AVX-512 BW + VNNI: the one-token q2_k, q3_k, q5_k and q6_k dots on zmm
 //! (`vpmaddubsw` of 64 values, then `vpdpwssd` with the sub-block scales, one `vpermw` spreading
-//! them), and the multi-token q4_k/q6_k dots (the one-token q4_k dot is AVX2's). Same per-block
+//! them), and the multi-token q4_k dots (the one-token q4_k dot is AVX2's; the multi-token dots
+//! of the others are in `kmulti`). Same per-block
 //! integers and f32 steps as the reference.
 
 use std::arch::x86_64::*;
 
 use crate::q4_k::unpack_scales_mins;
-use crate::x86::avx2::{q3k_scales8, q3k_values, q4k_mins16, q5k_values, vec_dot_q4_k_q8_k};
+use crate::x86::avx2::{
+    hsum4_i32, q3k_scales8, q3k_values, q4k_mins16, q5k_values, vec_dot_q4_k_q8_k,
+};
 use crate::x86::{f16x2_at, hsum_i32, prefetch_ahead, rd_f32};
 
 const Q2K: usize = 84;
@@ -22,7 +25,7 @@ const Q8K: usize = 292;
 /// `off + 32 <= b.len()`.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn ld256(b: &[u8], off: usize) -> __m256i {
+pub(super) unsafe fn ld256(b: &[u8], off: usize) -> __m256i {
     debug_assert!(off + 32 <= b.len());
     // SAFETY: guaranteed by the caller.
     unsafe { _mm256_loadu_si256(b.as_ptr().add(off).cast()) }
@@ -34,7 +37,7 @@ unsafe fn ld256(b: &[u8], off: usize) -> __m256i {
 /// `off + 64 <= b.len()`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn ld512(b: &[u8], off: usize) -> __m512i {
+pub(super) unsafe fn ld512(b: &[u8], off: usize) -> __m512i {
     debug_assert!(off + 64 <= b.len());
     // SAFETY: guaranteed by the caller.
     unsafe { _mm512_loadu_si512(b.as_ptr().add(off).cast()) }
@@ -42,7 +45,7 @@ unsafe fn ld512(b: &[u8], off: usize) -> __m512i {
 
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn join(lo: __m256i, hi: __m256i) -> __m512i {
+pub(super) fn join(lo: __m256i, hi: __m256i) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
 }
 
@@ -51,7 +54,7 @@ fn join(lo: __m256i, hi: __m256i) -> __m512i {
 /// each i16 lane of 128-bit lane `L`.
 #[inline]
 #[target_feature(enable = "avx512f,avx2")]
-fn quad_scale_idx() -> [__m512i; 4] {
+pub(super) fn quad_scale_idx() -> [__m512i; 4] {
     let idx = |s: i16| {
         _mm512_inserti64x4::<1>(
             _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(s + 1), _mm_set1_epi16(s))),
@@ -218,26 +221,12 @@ pub(crate) fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     sumf
 }
 
-/// The 4 lane sums of 4 vectors of 8 i32, as the 4 lanes of one vector (integer sums, so the
-/// same values as 4 separate horizontal sums).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn hsum4_i32(v: [__m256i; 4]) -> __m128i {
-    let ab = _mm256_hadd_epi32(v[0], v[1]);
-    let cd = _mm256_hadd_epi32(v[2], v[3]);
-    let abcd = _mm256_hadd_epi32(ab, cd);
-    _mm_add_epi32(
-        _mm256_castsi256_si128(abcd),
-        _mm256_extracti128_si256::<1>(abcd),
-    )
-}
-
-/// [`hsum4_i32`] of 4 vectors of 16 i32, by transposition: pairs of vectors are interleaved and
+/// [`hsum4_i32`](crate::x86::avx2::hsum4_i32) of 4 vectors of 16 i32, by transposition: pairs of vectors are interleaved and
 /// added (32-bit, then 64-bit elements), then the four 128-bit lanes are folded; integer sums,
 /// so the same values as any other order.
 #[inline]
 #[target_feature(enable = "avx512f,avx2")]
-fn hsum4_i32x16(v: [__m512i; 4]) -> __m128i {
+pub(super) fn hsum4_i32x16(v: [__m512i; 4]) -> __m128i {
     let ab = _mm512_add_epi32(
         _mm512_unpacklo_epi32(v[0], v[1]),
         _mm512_unpackhi_epi32(v[0], v[1]),
@@ -392,104 +381,6 @@ unsafe fn q4_k_tokens<'a, const R: usize>(
     }
 }
 
-/// `out[r][t] = vec_dot_q6_k_q8_k(n, w[r], act(t))` for `R` weight rows and every token, each
-/// weight super-block's 6-bit values and scale vectors built once for all the tokens and each
-/// token's quants loaded once for the `R` rows; 4 tokens at a time as in `q4_k_tokens` (exact
-/// integer sums, the single dot's f32 steps lane-wise), the last `len % 4` by the single dot.
-///
-/// # Safety
-/// As `q4_k_tokens`, with q6_k weight blocks.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q6_k_tokens<'a, const R: usize>(
-    n: usize,
-    w: [&[u8]; R],
-    act: impl Fn(usize) -> &'a [u8],
-    mut out: [&mut [f32]; R],
-) {
-    let m = out[0].len();
-    let quads = m / 4 * 4;
-    let m4 = _mm512_set1_epi8(0x0f);
-    let m2 = _mm512_set1_epi8(0x30);
-    let idx4 = quad_scale_idx();
-    for o in &mut out {
-        o[..quads].fill(0.0);
-    }
-    // (no whole group of 4 tokens: every token takes the single dot below)
-    for b in 0..if quads > 0 { n / 256 } else { 0 } {
-        let mut x = [[_mm512_setzero_si512(); 4]; R];
-        let mut s = [[_mm512_setzero_si512(); 4]; R];
-        let mut sc16 = [_mm256_setzero_si256(); R];
-        let mut xd = [_mm_setzero_ps(); R];
-        for r in 0..R {
-            prefetch_ahead(w[r], Q6K * b, Q6K);
-            let bw = &w[r][Q6K * b..Q6K * (b + 1)];
-            // SAFETY: the 16 int8 scales are at 192..208 of the 210-byte block.
-            sc16[r] = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(bw.as_ptr().add(192).cast()) });
-            let sc = _mm512_castsi256_si512(sc16[r]);
-            for h in 0..2 {
-                // SAFETY: ql 64h..64h+64 < 128, qh 128+32h..160+32h < 192 of 210 bytes.
-                let (ql, qh) = unsafe { (ld512(bw, 64 * h), ld256(bw, 128 + 32 * h)) };
-                let sh_a = join(_mm256_slli_epi16::<4>(qh), _mm256_slli_epi16::<2>(qh));
-                x[r][2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(sh_a, m2));
-                let sh_b = join(qh, _mm256_srli_epi16::<2>(qh));
-                x[r][2 * h + 1] = _mm512_or_si512(
-                    _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
-                    _mm512_and_si512(sh_b, m2),
-                );
-            }
-            s[r] = idx4.map(|i| _mm512_permutexvar_epi16(i, sc));
-            xd[r] = _mm_set1_ps(f16x2_at(bw, 206).1);
-        }
-        for g in 0..quads / 4 {
-            let mut acc = [[_mm512_setzero_si512(); 4]; R];
-            let mut corr = [[_mm256_setzero_si256(); 4]; R];
-            let mut dy = [0f32; 4];
-            for t in 0..4 {
-                let ba = &act(4 * g + t)[Q8K * b..Q8K * (b + 1)];
-                for h in 0..2 {
-                    // SAFETY: q8 bytes 4 + 128h + 128 <= 260.
-                    let (ya, yb) = unsafe { (ld512(ba, 4 + 128 * h), ld512(ba, 68 + 128 * h)) };
-                    for r in 0..R {
-                        let pa = _mm512_maddubs_epi16(x[r][2 * h], ya);
-                        let pb = _mm512_maddubs_epi16(x[r][2 * h + 1], yb);
-                        acc[r][t] = _mm512_dpwssd_epi32(acc[r][t], pa, s[r][2 * h]);
-                        acc[r][t] = _mm512_dpwssd_epi32(acc[r][t], pb, s[r][2 * h + 1]);
-                    }
-                }
-                // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
-                let bsums = unsafe { ld256(ba, 260) };
-                for r in 0..R {
-                    corr[r][t] = _mm256_madd_epi16(bsums, sc16[r]);
-                }
-                dy[t] = rd_f32(ba, 0);
-            }
-            // SAFETY: dy holds 4 f32.
-            let dy = unsafe { _mm_loadu_ps(dy.as_ptr()) };
-            for r in 0..R {
-                let sumi = _mm_sub_epi32(
-                    hsum4_i32x16(acc[r]),
-                    _mm_slli_epi32::<5>(hsum4_i32(corr[r])),
-                );
-                let o = &mut out[r][4 * g..4 * g + 4];
-                // SAFETY: o holds 4 f32.
-                let sumf = unsafe { _mm_loadu_ps(o.as_ptr()) };
-                let sumf = _mm_add_ps(
-                    sumf,
-                    _mm_mul_ps(_mm_mul_ps(xd[r], dy), _mm_cvtepi32_ps(sumi)),
-                );
-                // SAFETY: o holds 4 f32.
-                unsafe { _mm_storeu_ps(o.as_mut_ptr(), sumf) };
-            }
-        }
-    }
-    for (r, o) in out.iter_mut().enumerate() {
-        for (t, y) in o.iter_mut().enumerate().skip(quads) {
-            *y = vec_dot_q6_k_q8_k(n, w[r], act(t));
-        }
-    }
-}
-
 /// Defines the 4-token dot and the tiled dot of a k-quant from its `*_tokens` kernel.
 macro_rules! kquant_multi {
     ($four:ident, $tiled:ident, $tokens:ident, $single:ident, $wb:expr, $name:literal) => {
@@ -537,12 +428,4 @@ kquant_multi!(
     vec_dot_q4_k_q8_k,
     Q4K,
     "q4_k"
-);
-kquant_multi!(
-    vec_dot4_q6_k_q8_k,
-    vec_dot_tiled_q6_k_q8_k,
-    q6_k_tokens,
-    vec_dot_q6_k_q8_k,
-    Q6K,
-    "q6_k"
 );

@@ -1,16 +1,16 @@
-//! q4_1·q8_1, q5_0·q8_0 and q5_1·q8_1 with AVX-512 VNNI.
+//! q4_1·q8_1, q5_0·q8_0, q5_1·q8_1 and iq4_nl·q8_0 with AVX-512 VNNI.
 //!
 //! AVX2's block loops (`dot_q8_1`, `dot_q8_0` and their 4-token forms) with `vpdpbusd ymm`
 //! for the integer sums and the fifth bits merged by a byte mask (`qh` is the mask). The
 //! integers and f32 steps are AVX2's, so the results are within the same bound of the
 //! reference (see the AVX2 module) and the 4-token dots give each token the single dot's bits.
-//! q5_0 also has the packed 4-token dot of q4_0 (activations by `pack_q8_0_x4`).
+//! q5_0 and iq4_nl also have the packed 4-token dot of q4_0 (activations by `pack_q8_0_x4`).
 
 use std::arch::x86_64::*;
 
 use super::block32::{dot_i8x32, dot4_packed};
 use crate::x86::avx2::{
-    dot_q8_0, dot_q8_1, dot4_q8_0, dot4_q8_1, nibbles_at, q4_1_block, rd_u32_ptr,
+    dot_q8_0, dot_q8_1, dot4_q8_0, dot4_q8_1, iq4_nl_block, nibbles_at, q4_1_block, rd_u32_ptr,
 };
 use crate::x86::{f16_to_f32, prefetch_ahead, rd_u16_ptr};
 
@@ -78,6 +78,27 @@ pub(crate) fn vec_dot4_packed_q5_0_q8_0(n: usize, w: &[u8], p: &[u8]) -> [f32; 4
             |i| prefetch_ahead(w, i * Q50B, 4 * Q50B),
             |i| {
                 let (d, x) = q5_0_block(w, i);
+                (f16_to_f32(d), x)
+            },
+        )
+    }
+}
+
+/// iq4_nl·q8_0 dot of one weight row with 4 packed activation rows (q4_0's packed kernel with
+/// the grid values); each result is bit-identical to [`vec_dot_iq4_nl_q8_0`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot4_packed_iq4_nl_q8_0(n: usize, w: &[u8], p: &[u8]) -> [f32; 4] {
+    const NLB: usize = 18;
+    let nb = n / 32;
+    assert!(w.len() == NLB * nb && p.len() == crate::q8_0::Q8_0_X4_BLOCK_BYTES * nb);
+    // SAFETY: lengths checked; every i < nb is a block of w and of p.
+    unsafe {
+        dot4_packed(
+            nb,
+            p,
+            |i| prefetch_ahead(w, i * NLB, 4 * NLB),
+            |i| {
+                let (d, x) = iq4_nl_block(w, i);
                 (f16_to_f32(d), x)
             },
         )

@@ -9,6 +9,7 @@ mod block32;
 mod float;
 mod iq4;
 mod kencode;
+mod kmulti;
 mod kquants;
 mod legacy;
 
@@ -16,6 +17,7 @@ pub(crate) use block32::*;
 pub(crate) use float::*;
 pub(crate) use iq4::*;
 pub(crate) use kencode::*;
+pub(crate) use kmulti::*;
 pub(crate) use kquants::*;
 pub(crate) use legacy::*;
 
