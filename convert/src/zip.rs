@@ -8,6 +8,8 @@
 //! may differ from the central copy). Every number read is bounds-checked; nothing is
 //! allocated from an unchecked header field.
 
+use std::collections::HashMap;
+
 use crate::error::{Error, Result};
 
 const EOCD_SIG: u32 = 0x0605_4b50;
@@ -47,6 +49,8 @@ pub struct ZipArchive<'a> {
     data: &'a [u8],
     file: String,
     entries: Vec<ZipEntry>,
+    /// Entry name → index in `entries`, built once (a checkpoint has one entry per storage).
+    index: HashMap<String, usize>,
 }
 
 /// Little-endian cursor over a slice; every read is bounds-checked.
@@ -183,12 +187,12 @@ impl<'a> ZipArchive<'a> {
             )));
         }
         let mut entries = Vec::with_capacity(count as usize);
+        let mut index = HashMap::with_capacity(count as usize);
         let mut c = Cur::at(data, cd_offset as usize);
-        let mut names = std::collections::HashSet::new();
         for i in 0..count {
             let e = parse_central(&mut c, cd_end as usize)
                 .map_err(|r| err(format!("central directory entry {i}: {r}")))?;
-            if !names.insert(e.name.clone()) {
+            if index.insert(e.name.clone(), entries.len()).is_some() {
                 return Err(err(format!("duplicate entry `{}`", e.name)));
             }
             entries.push(e);
@@ -197,6 +201,7 @@ impl<'a> ZipArchive<'a> {
             data,
             file,
             entries,
+            index,
         })
     }
 
@@ -210,12 +215,12 @@ impl<'a> ZipArchive<'a> {
         &self.file
     }
 
-    /// Looks an entry up by its full name.
+    /// Looks an entry up by its full name (constant time: the names are indexed at parse).
     pub fn entry(&self, name: &str) -> Option<&ZipEntry> {
-        self.entries.iter().find(|e| e.name == name)
+        self.index.get(name).map(|&i| &self.entries[i])
     }
 
-    fn entry_err(&self, e: &ZipEntry, reason: String) -> Error {
+    pub(crate) fn entry_err(&self, e: &ZipEntry, reason: String) -> Error {
         Error::Zip {
             file: self.file.clone(),
             entry: Some(e.name.clone()),
@@ -291,21 +296,24 @@ impl<'a> ZipArchive<'a> {
             .ok_or_else(|| bad(&format!("entry data {start}..{end} out of range")))
     }
 
-    /// Like [`data`](Self::data) and also checks the CRC-32 (for small entries such as
-    /// `data.pkl`; the checkpoint's tensors are covered by the source sha256 instead).
+    /// Like [`data`](Self::data) and also checks the CRC-32 of the whole entry.
     pub fn data_checked(&self, e: &ZipEntry) -> Result<&'a [u8]> {
         let d = self.data(e)?;
-        let crc = crc32(d);
-        if crc != e.crc32 {
-            return Err(self.entry_err(
-                e,
-                format!(
-                    "crc-32 mismatch: data has {crc:08x}, directory says {:08x}",
-                    e.crc32
-                ),
-            ));
-        }
+        check_crc(d, e.crc32).map_err(|reason| self.entry_err(e, reason))?;
         Ok(d)
+    }
+}
+
+/// Compares the CRC-32 of `data` with the one the central directory records; the error says
+/// both. (The `.pth` loader checks a storage's entry this way when its bytes are first read.)
+pub(crate) fn check_crc(data: &[u8], recorded: u32) -> std::result::Result<(), String> {
+    let crc = crc32(data);
+    if crc == recorded {
+        Ok(())
+    } else {
+        Err(format!(
+            "crc-32 mismatch: the data has {crc:08x}, the zip directory says {recorded:08x}; the file is corrupt"
+        ))
     }
 }
 
@@ -379,29 +387,10 @@ fn parse_central(c: &mut Cur<'_>, end: usize) -> std::result::Result<ZipEntry, S
     })
 }
 
-/// CRC-32 (IEEE 802.3, as zip uses), table-driven.
+/// CRC-32 (IEEE 802.3, as zip uses), with `crc32fast`'s carry-less-multiply kernels (several
+/// GB/s, so checking every storage of a checkpoint costs little next to converting it).
 pub fn crc32(data: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let t = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, v) in t.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-            *v = c;
-        }
-        t
-    });
-    let mut c = !0u32;
-    for &b in data {
-        c = t[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
-    }
-    !c
+    crc32fast::hash(data)
 }
 
 #[cfg(test)]
