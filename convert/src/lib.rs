@@ -63,6 +63,7 @@ mod plan;
 pub mod pth;
 pub mod sentencepiece;
 mod source;
+pub mod testing;
 pub mod zip;
 
 use std::path::{Path, PathBuf};

@@ -12,16 +12,16 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 
-const EOCD_SIG: u32 = 0x0605_4b50;
-const EOCD_LEN: usize = 22;
-const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
+pub(crate) const EOCD_SIG: u32 = 0x0605_4b50;
+pub(crate) const EOCD_LEN: usize = 22;
+pub(crate) const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
 const ZIP64_LOCATOR_LEN: usize = 20;
-const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
+pub(crate) const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
 const ZIP64_EOCD_LEN: usize = 56;
-const CENTRAL_SIG: u32 = 0x0201_4b50;
-const CENTRAL_LEN: usize = 46;
-const LOCAL_SIG: u32 = 0x0403_4b50;
-const LOCAL_LEN: usize = 30;
+pub(crate) const CENTRAL_SIG: u32 = 0x0201_4b50;
+pub(crate) const CENTRAL_LEN: usize = 46;
+pub(crate) const LOCAL_SIG: u32 = 0x0403_4b50;
+pub(crate) const LOCAL_LEN: usize = 30;
 const ZIP64_EXTRA_ID: u16 = 0x0001;
 
 /// One entry of the central directory.
@@ -397,90 +397,10 @@ pub fn crc32(data: &[u8]) -> u32 {
 pub(crate) mod tests {
     use super::*;
 
-    /// Builds a stored zip in memory; `zip64` forces ZIP64 records and extra fields.
-    pub(crate) fn build_zip(files: &[(&str, &[u8])], zip64: bool) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut central = Vec::new();
-        for (name, data) in files {
-            let off = out.len() as u64;
-            // Local header with 64-byte alignment padding in the extra field, like torch.
-            let base = out.len() + LOCAL_LEN + name.len() + 4;
-            let pad = (64 - base % 64) % 64;
-            out.extend_from_slice(&LOCAL_SIG.to_le_bytes());
-            out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-            out.extend_from_slice(&crc32(data).to_le_bytes());
-            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            out.extend_from_slice(&((pad + 4) as u16).to_le_bytes());
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(&0x4246u16.to_le_bytes());
-            out.extend_from_slice(&(pad as u16).to_le_bytes());
-            out.resize(out.len() + pad, b'Z');
-            assert_eq!(out.len() % 64, 0);
-            out.extend_from_slice(data);
-            // Central entry.
-            central.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
-            central.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-            central.extend_from_slice(&crc32(data).to_le_bytes());
-            let sz: u32 = if zip64 {
-                0xFFFF_FFFF
-            } else {
-                data.len() as u32
-            };
-            central.extend_from_slice(&sz.to_le_bytes());
-            central.extend_from_slice(&sz.to_le_bytes());
-            central.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            central.extend_from_slice(&(if zip64 { 28u16 } else { 0 }).to_le_bytes());
-            central.extend_from_slice(&[0; 10]);
-            let o: u32 = if zip64 { 0xFFFF_FFFF } else { off as u32 };
-            central.extend_from_slice(&o.to_le_bytes());
-            central.extend_from_slice(name.as_bytes());
-            if zip64 {
-                central.extend_from_slice(&1u16.to_le_bytes());
-                central.extend_from_slice(&24u16.to_le_bytes());
-                central.extend_from_slice(&(data.len() as u64).to_le_bytes());
-                central.extend_from_slice(&(data.len() as u64).to_le_bytes());
-                central.extend_from_slice(&off.to_le_bytes());
-            }
-        }
-        let cd_off = out.len() as u64;
-        out.extend_from_slice(&central);
-        let n = files.len() as u64;
-        if zip64 {
-            let rec = out.len() as u64;
-            out.extend_from_slice(&ZIP64_EOCD_SIG.to_le_bytes());
-            out.extend_from_slice(&44u64.to_le_bytes());
-            out.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-            out.extend_from_slice(&n.to_le_bytes());
-            out.extend_from_slice(&n.to_le_bytes());
-            out.extend_from_slice(&(central.len() as u64).to_le_bytes());
-            out.extend_from_slice(&cd_off.to_le_bytes());
-            out.extend_from_slice(&ZIP64_LOCATOR_SIG.to_le_bytes());
-            out.extend_from_slice(&0u32.to_le_bytes());
-            out.extend_from_slice(&rec.to_le_bytes());
-            out.extend_from_slice(&1u32.to_le_bytes());
-        }
-        out.extend_from_slice(&EOCD_SIG.to_le_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0]);
-        let n16 = if zip64 { 0xFFFF } else { n as u16 };
-        out.extend_from_slice(&n16.to_le_bytes());
-        out.extend_from_slice(&n16.to_le_bytes());
-        let (s, o) = if zip64 {
-            (0xFFFF_FFFF, 0xFFFF_FFFF)
-        } else {
-            (central.len() as u32, cd_off as u32)
-        };
-        out.extend_from_slice(&s.to_le_bytes());
-        out.extend_from_slice(&o.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out
-    }
-
     #[test]
     fn reads_plain_and_zip64() {
         for zip64 in [false, true] {
-            let z = build_zip(
+            let z = crate::testing::stored_zip(
                 &[("a/data.pkl", b"hello"), ("a/data/0", &[1, 2, 3, 4])],
                 zip64,
             );
@@ -500,7 +420,7 @@ pub(crate) mod tests {
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
-        let z = build_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
+        let z = crate::testing::stored_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
         for n in 0..z.len() {
             if let Ok(a) = ZipArchive::parse(&z[..n], "t.pth") {
                 for e in a.entries() {
@@ -514,7 +434,7 @@ pub(crate) mod tests {
 
     #[test]
     fn every_byte_flip_is_handled() {
-        let z = build_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
+        let z = crate::testing::stored_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
         for i in 0..z.len() {
             for v in [0u8, 0xFF, 0x7F] {
                 let mut m = z.clone();
@@ -530,7 +450,7 @@ pub(crate) mod tests {
 
     #[test]
     fn compressed_entry_is_refused_by_name() {
-        let mut z = build_zip(&[("a/data.pkl", b"hello")], false);
+        let mut z = crate::testing::stored_zip(&[("a/data.pkl", b"hello")], false);
         // Set the method in the central directory to deflate.
         let cd = z.len() - EOCD_LEN - (CENTRAL_LEN + "a/data.pkl".len());
         z[cd + 10] = 8;

@@ -257,3 +257,19 @@ fn convert_refuses_a_shard_with_a_flipped_storage_byte_and_writes_nothing() {
     )
     .unwrap();
 }
+
+#[test]
+fn the_synthetic_state_dict_of_the_benchmark_loads_as_written() {
+    let tensors: Vec<(String, Vec<u64>)> = (0..300)
+        .map(|i| (format!("t{i}"), vec![2, 1 + i % 3]))
+        .collect();
+    let pth = llamapack_convert::testing::state_dict_pth("synth", &tensors);
+    let got = llamapack_convert::pth::load(&pth, "synth.pth").unwrap();
+    assert_eq!(got.len(), tensors.len());
+    for (t, (name, shape)) in got.iter().zip(&tensors) {
+        assert_eq!((&t.name, &t.shape), (name, shape));
+        let vals = decode_f32_bytes(t.dtype, &t.bytes().unwrap()).unwrap();
+        let want: Vec<f32> = (0..shape.iter().product::<u64>()).map(|v| v as f32).collect();
+        assert_eq!(vals, want, "{name}");
+    }
+}
