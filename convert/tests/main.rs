@@ -5,6 +5,7 @@
 //! installed) as an independent reader of our files; importance-matrix files against
 //! llama-imatrix's own.
 
+mod alloc;
 mod common;
 mod crosscheck;
 mod fixture;
@@ -20,6 +21,7 @@ mod gguf_malformed;
 mod gguf_python;
 #[path = "gguf/gguf_roundtrip.rs"]
 mod gguf_roundtrip;
+mod hostile_pickle;
 mod meta;
 mod pth;
 mod tokenizer;
