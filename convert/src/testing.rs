@@ -1,5 +1,6 @@
 //! Builders of synthetic source files, for the tests, benchmarks and fuzz seeds of this crate:
-//! a stored zip as `torch.save` writes it, and a state-dict `.pth` around it.
+//! a stored zip as `torch.save` writes it, a state-dict `.pth` around it, a SentencePiece
+//! `tokenizer.model`.
 
 use crate::zip::{
     CENTRAL_SIG, EOCD_SIG, LOCAL_LEN, LOCAL_SIG, ZIP64_EOCD_SIG, ZIP64_LOCATOR_SIG, crc32,
@@ -85,7 +86,6 @@ pub fn stored_zip(files: &[(&str, &[u8])], zip64: bool) -> Vec<u8> {
     out
 }
 
-
 /// The pickle `torch.save` writes for a state dict of f32 tensors, each `(name, shape)` viewing
 /// the whole of its own storage (key = its index), as protocol 2 with the memo sharing the
 /// globals, like torch's own.
@@ -164,4 +164,52 @@ pub fn state_dict_pth(root: &str, tensors: &[(String, Vec<u64>)]) -> Vec<u8> {
     // More than 65535 entries need ZIP64's counts, as torch writes them then.
     let zip64 = files.len() > 0xFFFF;
     stored_zip(&files, zip64)
+}
+
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7F) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn field_bytes(num: u64, b: &[u8], out: &mut Vec<u8>) {
+    varint(num << 3 | 2, out);
+    varint(b.len() as u64, out);
+    out.extend_from_slice(b);
+}
+
+fn field_varint(num: u64, v: u64, out: &mut Vec<u8>) {
+    varint(num << 3, out);
+    varint(v, out);
+}
+
+/// A SentencePiece `tokenizer.model` (its protobuf) of `pieces` (text, score, type): BPE, the
+/// identity normalizer with a dummy prefix, unk/bos/eos ids 0/1/2 (the proto defaults), no
+/// pad id, and `byte_fallback` as given.
+pub fn sentencepiece_model(pieces: &[(&str, f32, u8)], byte_fallback: bool) -> Vec<u8> {
+    let mut m = Vec::new();
+    for &(p, s, t) in pieces {
+        let mut e = Vec::new();
+        field_bytes(1, p.as_bytes(), &mut e);
+        varint(2 << 3 | 5, &mut e);
+        e.extend_from_slice(&s.to_le_bytes());
+        field_varint(3, u64::from(t), &mut e);
+        field_bytes(1, &e, &mut m);
+    }
+    let mut t = Vec::new();
+    field_varint(3, 2, &mut t);
+    field_varint(35, u64::from(byte_fallback), &mut t);
+    field_varint(43, u64::MAX, &mut t); // pad_id = -1, sign-extended
+    field_bytes(2, &t, &mut m);
+    let mut n = Vec::new();
+    field_bytes(1, b"identity", &mut n);
+    field_varint(4, 0, &mut n);
+    field_bytes(3, &n, &mut m);
+    m
 }

@@ -420,7 +420,8 @@ pub(crate) mod tests {
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
-        let z = crate::testing::stored_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
+        let z =
+            crate::testing::stored_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
         for n in 0..z.len() {
             if let Ok(a) = ZipArchive::parse(&z[..n], "t.pth") {
                 for e in a.entries() {
@@ -434,7 +435,8 @@ pub(crate) mod tests {
 
     #[test]
     fn every_byte_flip_is_handled() {
-        let z = crate::testing::stored_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
+        let z =
+            crate::testing::stored_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
         for i in 0..z.len() {
             for v in [0u8, 0xFF, 0x7F] {
                 let mut m = z.clone();

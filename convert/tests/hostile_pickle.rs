@@ -37,7 +37,8 @@ impl P {
 /// the allocator measured.
 fn read(p: &[u8]) -> (Result<usize, String>, usize) {
     peak(|| {
-        let pk = vm::run(p, &torch::allowed, vm::Limits::default()).map_err(|e| format!("{e:?}"))?;
+        let pk =
+            vm::run(p, &torch::allowed, vm::Limits::default()).map_err(|e| format!("{e:?}"))?;
         let vm_bytes = pk.bytes_used;
         let (_, used) = torch::state_dict_with_usage(&pk)?;
         Ok(vm_bytes + used)
@@ -129,7 +130,8 @@ fn dicts_of_tensors_shared_through_the_memo_are_refused() {
     for level in 1..3u32 {
         p.op(b"}(");
         for j in 0..1000 {
-            p.text(&format!("k{j}")).get(if level == 1 { 0 } else { 100 + level - 1 });
+            p.text(&format!("k{j}"))
+                .get(if level == 1 { 0 } else { 100 + level - 1 });
         }
         p.op(b"u").put(100 + level);
     }

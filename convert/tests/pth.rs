@@ -225,11 +225,7 @@ fn convert_refuses_a_shard_with_a_flipped_storage_byte_and_writes_nothing() {
     let (t, dir) = common::meta_case("meta_ok");
     let shard = dir.join("consolidated.01.pth");
     let bytes = std::fs::read(&shard).unwrap();
-    std::fs::write(
-        &shard,
-        flip_entry_byte(&bytes, "consolidated.01/data/5"),
-    )
-    .unwrap();
+    std::fs::write(&shard, flip_entry_byte(&bytes, "consolidated.01/data/5")).unwrap();
     let out = t.path().join("out.lpk");
     let e = llamapack_convert::convert(
         &dir,
@@ -269,7 +265,9 @@ fn the_synthetic_state_dict_of_the_benchmark_loads_as_written() {
     for (t, (name, shape)) in got.iter().zip(&tensors) {
         assert_eq!((&t.name, &t.shape), (name, shape));
         let vals = decode_f32_bytes(t.dtype, &t.bytes().unwrap()).unwrap();
-        let want: Vec<f32> = (0..shape.iter().product::<u64>()).map(|v| v as f32).collect();
+        let want: Vec<f32> = (0..shape.iter().product::<u64>())
+            .map(|v| v as f32)
+            .collect();
         assert_eq!(vals, want, "{name}");
     }
 }

@@ -69,6 +69,7 @@ pub use dtype::{DTYPES, DType, DTypeInfo};
 pub use error::{Error, Result};
 pub use meta::{
     Metadata, ModelConfig, Provenance, SourceFile, TokenType, TokenizerData, TokenizerKind,
+    byte_piece_value,
 };
 pub use reader::{Block, Lpk, TensorView};
 pub use writer::{LpkWriter, TensorSink};

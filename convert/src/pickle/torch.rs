@@ -430,10 +430,7 @@ impl<'p> Interp<'p> {
             ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
                 return match args.first() {
                     Some(t) if matches!(**t, Val::Tensor(_)) => Ok(t.clone()),
-                    Some(v) => Err(format!(
-                        "`{module}.{name}` data argument is {}",
-                        v.kind()
-                    )),
+                    Some(v) => Err(format!("`{module}.{name}` data argument is {}", v.kind())),
                     None => Err(format!("`{module}.{name}` needs arguments")),
                 };
             }
