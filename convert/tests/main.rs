@@ -21,6 +21,7 @@ mod gguf_malformed;
 mod gguf_python;
 #[path = "gguf/gguf_roundtrip.rs"]
 mod gguf_roundtrip;
+mod hostile_config;
 mod hostile_pickle;
 mod meta;
 mod pth;

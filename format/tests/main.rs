@@ -1,5 +1,6 @@
 //! Integration tests of llamapack-format (one test binary): the round-trip property test and
 //! one test per lie a hostile `.lpk` can tell.
 
+mod contradictions;
 mod hostile;
 mod roundtrip;
