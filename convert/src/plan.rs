@@ -118,7 +118,7 @@ pub(crate) struct Plan<'a> {
 }
 
 /// Compares the layer count a config claims in `field` with the layers the checkpoint's
-/// tensors (`names`, Meta's) hold, before anything is planned from it: a hostile count is an
+/// tensors (`names`, Meta's) hold, before anything is planned from it: a count above them is an
 /// error naming the field (the reason returned), not a plan of millions of names.
 pub(crate) fn layer_count_mismatch<'n>(
     n_layers: u32,
@@ -133,11 +133,12 @@ pub(crate) fn layer_count_mismatch<'n>(
         })
         .max();
     let have = last.map_or(0, |l| u64::from(l) + 1);
-    if have == u64::from(n_layers) {
+    // Fewer layers than the tensors hold is reported where the extra tensors are met, by name.
+    if have >= u64::from(n_layers) {
         return None;
     }
     let holds = match last {
-        Some(l) => format!("tensors for {have} (layers.0 to layers.{l})"),
+        Some(l) => format!("tensors for only {have} (layers.0 to layers.{l})"),
         None => "no layer tensors".into(),
     };
     Some(format!(

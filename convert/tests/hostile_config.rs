@@ -52,6 +52,7 @@ fn refused_cheaply(dir: &Path, parts: &[&str]) {
 
 #[test]
 fn huge_or_wrong_layer_counts_in_params_json_name_the_field() {
+    // (Fewer layers than the tensors: an unexpected tensor, by name; see the config.json test.)
     for n in [16_777_216u32, 2, 0] {
         let (_t, dir) = common::meta_case("meta_ok");
         edit_json(&dir.join("params.json"), |v| v["n_layers"] = n.into());
@@ -59,7 +60,7 @@ fn huge_or_wrong_layer_counts_in_params_json_name_the_field() {
             "n_layers = 0 is out of range".to_owned()
         } else {
             format!(
-                "`n_layers` = {n}, but the checkpoint holds tensors for 1 (layers.0 to layers.0)"
+                "`n_layers` = {n}, but the checkpoint holds tensors for only 1 (layers.0 to layers.0)"
             )
         };
         refused_cheaply(&dir, &["params.json", &want]);
@@ -96,7 +97,14 @@ fn a_huge_layer_count_in_config_json_names_the_field() {
     });
     refused_cheaply(
         &dir,
-        &["`num_hidden_layers` = 16777216, but the checkpoint holds tensors for 4"],
+        &["`num_hidden_layers` = 16777216, but the checkpoint holds tensors for only 4"],
+    );
+    edit_json(&dir.join("config.json"), |v| {
+        v["num_hidden_layers"] = 2.into()
+    });
+    refused_cheaply(
+        &dir,
+        &["unexpected tensor `model.layers.2.", "(as layers.2."],
     );
     edit_json(&dir.join("config.json"), |v| {
         v["num_hidden_layers"] = 4.into();
