@@ -25,9 +25,7 @@ fn edit_json(path: &Path, edit: impl FnOnce(&mut Value)) {
 /// little, and write nothing.
 fn refused_cheaply(dir: &Path, parts: &[&str]) {
     let (r, bytes) = peak(|| inspect_source(dir));
-    let msg = r
-        .map(|l| format!("accepted: {:?}", l.config))
-        .unwrap_or_else(|e| e.to_string());
+    let msg = r.map_or_else(|e| e.to_string(), |l| format!("accepted: {:?}", l.config));
     for p in parts {
         assert!(msg.contains(p), "inspect: `{p}` not in: {msg}");
     }
@@ -37,9 +35,7 @@ fn refused_cheaply(dir: &Path, parts: &[&str]) {
     );
     let out = dir.parent().unwrap().join("out.lpk");
     let (r, bytes) = peak(|| convert(dir, &out, &ConvertOptions::default(), &common::quiet));
-    let msg = r
-        .map(|s| format!("accepted: {:?}", s.config))
-        .unwrap_or_else(|e| e.to_string());
+    let msg = r.map_or_else(|e| e.to_string(), |s| format!("accepted: {:?}", s.config));
     for p in parts {
         assert!(msg.contains(p), "convert: `{p}` not in: {msg}");
     }
@@ -93,14 +89,14 @@ fn a_huge_layer_count_in_config_json_names_the_field() {
     let dir = t.path().join("hf");
     common::copy_dir(&common::fixtures().join("tiny/hf"), &dir);
     edit_json(&dir.join("config.json"), |v| {
-        v["num_hidden_layers"] = 16_777_216.into()
+        v["num_hidden_layers"] = 16_777_216.into();
     });
     refused_cheaply(
         &dir,
         &["`num_hidden_layers` = 16777216, but the checkpoint holds tensors for only 4"],
     );
     edit_json(&dir.join("config.json"), |v| {
-        v["num_hidden_layers"] = 2.into()
+        v["num_hidden_layers"] = 2.into();
     });
     refused_cheaply(
         &dir,
@@ -126,11 +122,14 @@ fn a_huge_block_count_in_a_gguf_names_the_key() {
     let src = t.path().join("huge.gguf");
     std::fs::write(&src, &m).unwrap();
     let out = t.path().join("out.lpk");
-    let (r, allocated) =
-        peak(|| llamapack_convert::gguf::import_gguf(&src, &out, &Default::default()));
-    let msg = r
-        .map(|_| "accepted".to_owned())
-        .unwrap_or_else(|e| e.to_string());
+    let (r, allocated) = peak(|| {
+        llamapack_convert::gguf::import_gguf(
+            &src,
+            &out,
+            &llamapack_convert::gguf::ImportOptions::default(),
+        )
+    });
+    let msg = r.map_or_else(|e| e.to_string(), |_| "accepted".to_owned());
     assert!(
         msg.contains("llama.block_count") && msg.contains("16777216"),
         "{msg}"

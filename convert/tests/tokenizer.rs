@@ -101,9 +101,7 @@ fn tokenizer_json_agrees_with_tokenizer_model() {
 /// What the runner refuses (`TokenizerData::validate`, its one check), every tokenizer reader
 /// refuses too: a SentencePiece model, a tokenizer.json, a GGUF vocabulary.
 fn expect_refused(what: &str, r: llamapack_convert::Result<impl std::fmt::Debug>, says: &str) {
-    let msg = r
-        .map(|v| format!("accepted: {v:?}"))
-        .unwrap_or_else(|e| e.to_string());
+    let msg = r.map_or_else(|e| e.to_string(), |v| format!("accepted: {v:?}"));
     assert!(msg.contains(says), "{what}: {msg}");
 }
 
@@ -192,7 +190,12 @@ fn a_gguf_vocabulary_with_a_duplicate_piece_is_refused() {
     let bad = dir.path().join("dup.gguf");
     std::fs::write(&bad, &m).unwrap();
     let out = dir.path().join("dup.lpk");
-    let e = llamapack_convert::gguf::import_gguf(&bad, &out, &Default::default()).unwrap_err();
+    let e = llamapack_convert::gguf::import_gguf(
+        &bad,
+        &out,
+        &llamapack_convert::gguf::ImportOptions::default(),
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.contains(&format!(

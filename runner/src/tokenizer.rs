@@ -530,8 +530,6 @@ impl Ord for Pair {
     }
 }
 
-/// `<0x41>` → `0x41`.
-
 /// Bytes sentencepiece's `DecodeUTF8` needs before it can accept a sequence with this lead.
 fn utf8_len_from_lead(b: u8) -> usize {
     if b & 0xE0 == 0xC0 {
