@@ -157,7 +157,8 @@ impl<'a> PthTensor<'a> {
 /// Reads the tensors of a `.pth` file held in `bytes`; `file` names it in errors.
 ///
 /// Every view is checked against its storage here, so [`PthTensor::bytes`] cannot go out of
-/// bounds.
+/// bounds; the CRC-32 of `data.pkl` and `byteorder` is checked here, each storage's when its
+/// bytes are first read (so listing a checkpoint stays cheap and converting it checks all).
 pub fn load<'a>(bytes: &'a [u8], file: &str) -> Result<Vec<PthTensor<'a>>> {
     let zip = ZipArchive::parse(bytes, file).map_err(|e| match e {
         Error::Zip { reason, .. } if bytes.starts_with(&[0x80]) => Error::Zip {
