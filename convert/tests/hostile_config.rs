@@ -21,28 +21,28 @@ fn edit_json(path: &Path, edit: impl FnOnce(&mut Value)) {
     std::fs::write(path, v.to_string()).unwrap();
 }
 
+/// `what` failed naming every one of `parts` (`msg` is its error, or what it accepted) after
+/// allocating `bytes`, which is little.
+fn check(what: &str, msg: &str, bytes: usize, parts: &[&str]) {
+    for p in parts {
+        assert!(msg.contains(p), "{what}: `{p}` not in: {msg}");
+    }
+    assert!(
+        bytes < SMALL,
+        "{what} allocated {bytes} bytes to refuse it: {msg}"
+    );
+}
+
 /// `inspect_source` and `convert` of `dir` both fail naming every one of `parts`, allocating
 /// little, and write nothing.
 fn refused_cheaply(dir: &Path, parts: &[&str]) {
     let (r, bytes) = peak(|| inspect_source(dir));
     let msg = r.map_or_else(|e| e.to_string(), |l| format!("accepted: {:?}", l.config));
-    for p in parts {
-        assert!(msg.contains(p), "inspect: `{p}` not in: {msg}");
-    }
-    assert!(
-        bytes < SMALL,
-        "inspect allocated {bytes} bytes to refuse it: {msg}"
-    );
+    check("inspect", &msg, bytes, parts);
     let out = dir.parent().unwrap().join("out.lpk");
     let (r, bytes) = peak(|| convert(dir, &out, &ConvertOptions::default(), &common::quiet));
     let msg = r.map_or_else(|e| e.to_string(), |s| format!("accepted: {:?}", s.config));
-    for p in parts {
-        assert!(msg.contains(p), "convert: `{p}` not in: {msg}");
-    }
-    assert!(
-        bytes < SMALL,
-        "convert allocated {bytes} bytes to refuse it: {msg}"
-    );
+    check("convert", &msg, bytes, parts);
     assert!(!out.exists());
 }
 
