@@ -4,26 +4,26 @@ use llamapack_format::{DType, LpkWriter, testing};
 
 use crate::common::{fails, ok, s};
 
+/// The tiny model (21 tensors; the reader refuses a partial one): an f32 embedding, a q8_0
+/// `wq` of layer 0, zeros elsewhere.
 fn write_tiny(path: &std::path::Path) {
+    let meta = testing::tiny_metadata();
     let mut w = LpkWriter::create(path).unwrap();
-    let emb: Vec<f32> = (0..16 * 64).map(|i| (i as f32 * 0.37).sin()).collect();
-    w.write_tensor(
-        "tok_embeddings.weight",
-        DType::F32,
-        &[16, 64],
-        bytemuck::cast_slice(&emb),
-    )
-    .unwrap();
-    w.write_tensor(
-        "layers.0.attention.wq.weight",
-        DType::Q8_0,
-        &[64, 64],
-        &vec![3u8; 64 * 2 * 34],
-    )
-    .unwrap();
-    w.write_tensor("norm.weight", DType::F32, &[64], &[0u8; 256])
+    for (name, shape) in meta.config.tensors() {
+        let n: u64 = shape.iter().product();
+        match name.as_str() {
+            "tok_embeddings.weight" => {
+                let emb: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+                w.write_tensor(&name, DType::F32, &shape, bytemuck::cast_slice(&emb))
+            }
+            "layers.0.attention.wq.weight" => {
+                w.write_tensor(&name, DType::Q8_0, &shape, &vec![3u8; 64 * 2 * 34])
+            }
+            _ => w.write_tensor(&name, DType::F32, &shape, &vec![0u8; n as usize * 4]),
+        }
         .unwrap();
-    w.finish(&testing::tiny_metadata()).unwrap();
+    }
+    w.finish(&meta).unwrap();
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn inspect_json_lists_config_tensors_provenance() {
     assert_eq!(t["shape"], serde_json::json!([64, 64]));
     assert_eq!(t["bytes"], 64 * 2 * 34);
     assert_eq!(t["checksum"].as_str().unwrap().len(), 8);
-    assert_eq!(v["tensors"].as_array().unwrap().len(), 3);
+    assert_eq!(v["tensors"].as_array().unwrap().len(), 21);
 
     let text = ok(&["inspect", s(&p)]);
     assert!(text.contains("layers.0.attention.wq.weight"), "{text}");
@@ -53,7 +53,7 @@ fn verify_passes_then_names_the_corrupt_tensor() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("tiny.lpk");
     write_tiny(&p);
-    assert!(ok(&["verify", s(&p)]).starts_with("ok: 3 tensors"));
+    assert!(ok(&["verify", s(&p)]).starts_with("ok: 21 tensors"));
 
     let v: serde_json::Value = serde_json::from_str(&ok(&["inspect", s(&p), "--json"])).unwrap();
     let lpk = llamapack_format::Lpk::open(&p).unwrap();

@@ -1,6 +1,7 @@
 //! End-to-end tests over the `llamapack` CLI, on fixtures, in temp dirs.
 
 mod common;
+mod contradictions;
 mod conventions;
 mod eval_reference;
 mod full_disk;

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::dtype::SourceDType;
 use crate::error::{Error, Result};
-use crate::plan::{Layout, Piece, PieceSrc, Planned, canonical, shape_error};
+use crate::plan::{Layout, Piece, PieceSrc, Planned, check_layer_count, shape_error};
 use crate::source::{Mapped, rel_name};
 
 /// An HF checkpoint on disk, mapped.
@@ -327,9 +327,15 @@ pub(crate) fn plan_tensors<'a>(
             });
         }
     }
+    check_layer_count(
+        cfg.n_layers,
+        by_meta.keys().map(String::as_str),
+        "num_hidden_layers",
+        &format!("{dir}/config.json"),
+    )?;
     let head_dim = (cfg.dim / cfg.n_heads) as usize;
     let mut out = Vec::new();
-    for (name, want) in canonical(cfg) {
+    for (name, want) in cfg.tensors() {
         let Some(&(t, permuted)) = by_meta.get(&name) else {
             let hf = hf_name(&name);
             return Err(Error::MissingTensor {

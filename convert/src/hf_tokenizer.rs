@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use llamapack_format::{TokenType, TokenizerData, TokenizerKind};
+use llamapack_format::{TokenType, TokenizerData, TokenizerKind, byte_piece_value};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -51,13 +51,6 @@ fn prepends_space(json: &Value) -> bool {
     }
     walk(json.get("normalizer").unwrap_or(&Value::Null))
         || walk(json.get("pre_tokenizer").unwrap_or(&Value::Null))
-}
-
-fn is_byte_piece(p: &str) -> bool {
-    p.len() == 6
-        && p.starts_with("<0x")
-        && p.ends_with('>')
-        && u8::from_str_radix(&p[3..5], 16).is_ok()
 }
 
 /// Reads the `tokenizer.json` at `path` with the `tokenizer_config.json` and `config.json`
@@ -206,7 +199,7 @@ pub fn parse(
                 _ if Some(p.as_str()) == unk => TokenType::Unknown,
                 Some(true) => TokenType::Control,
                 Some(false) => TokenType::UserDefined,
-                None if byte_fallback && is_byte_piece(p) => TokenType::Byte,
+                None if byte_fallback && byte_piece_value(p).is_some() => TokenType::Byte,
                 None => TokenType::Normal,
             };
             t as u8
@@ -283,21 +276,26 @@ mod tests {
 
     #[test]
     fn sentencepiece_style_json() {
+        // Byte fallback: ids 2..258 are <0x00>..<0xFF>.
+        let mut vocab = serde_json::json!({"<unk>": 0, "<s>": 1, "▁": 258, "a": 259, "▁a": 260});
+        for b in 0..=255u8 {
+            vocab[format!("<0x{b:02X}>")] = (2 + u32::from(b)).into();
+        }
         let j = serde_json::json!({
             "added_tokens": [{"id": 1, "content": "<s>", "special": true}],
             "normalizer": {"type": "Sequence", "normalizers": [
                 {"type": "Prepend", "prepend": "▁"}, {"type": "Replace"}]},
             "pre_tokenizer": null,
             "model": {"type": "BPE", "byte_fallback": true, "unk_token": "<unk>",
-                "vocab": {"<unk>": 0, "<s>": 1, "<0x41>": 2, "▁": 3, "a": 4, "▁a": 5},
-                "merges": ["▁ a"]}
+                "vocab": vocab, "merges": ["▁ a"]}
         });
         let cfg = serde_json::json!({"bos_token": {"content": "<s>"}, "add_bos_token": true});
         let t = parse(j.to_string().as_bytes(), "tokenizer.json", Some(&cfg), None).unwrap();
         assert_eq!(t.kind, TokenizerKind::SentencePiece);
-        assert_eq!(t.types, [2, 3, 6, 1, 1, 1]);
-        assert_eq!(t.scores[5], 0.0);
-        assert!(t.scores[4] < -1.0);
+        assert_eq!(t.types[..3], [2, 3, 6]);
+        assert_eq!(t.types[257..], [6, 1, 1, 1]);
+        assert_eq!(t.scores[260], 0.0);
+        assert!(t.scores[259] < -1.0);
         assert_eq!((t.bos_id, t.unk_id), (Some(1), Some(0)));
         assert!(t.add_dummy_prefix && t.add_bos && t.merges.is_empty());
     }

@@ -64,6 +64,7 @@ pub mod pth;
 pub mod pyjson;
 pub mod sentencepiece;
 mod source;
+pub mod testing;
 pub mod zip;
 
 use std::path::{Path, PathBuf};

@@ -5,14 +5,15 @@
 //! `ColumnParallelLinear` (wq, wk, wv, w1, w3, output) on dim 0, `RowParallelLinear` (wo, w2)
 //! and `ParallelEmbedding` (`tok_embeddings`) on dim 1; norms are replicated.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use llamapack_format::ModelConfig;
+use llamapack_format::llama::Role;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::plan::{Layout, Piece, PieceSrc, Planned, canonical, shape_error};
+use crate::plan::{Layout, Piece, PieceSrc, Planned, check_layer_count, shape_error};
 use crate::pth::PthTensor;
 use crate::source::{Mapped, rel_name};
 
@@ -301,12 +302,21 @@ pub(crate) fn plan_tensors<'a>(
         file: src.params_file.label(),
         reason,
     })?;
-    let expected = canonical(&config);
-    let known: HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    check_layer_count(
+        config.n_layers,
+        maps[0].keys().copied(),
+        "n_layers",
+        &src.params_file.label(),
+    )?;
     let mut names: Vec<&&str> = maps[0].keys().collect();
     names.sort();
     for &&n in &names {
-        if n != "rope.freqs" && !known.contains(n) {
+        let known = match Role::parse(n) {
+            Some(Role::Output) => !config.tied_output,
+            Some(_) => true,
+            None => n == "rope.freqs",
+        };
+        if !known {
             return Err(Error::UnexpectedTensor {
                 file: files[0].clone(),
                 tensor: n.to_owned(),
@@ -314,8 +324,9 @@ pub(crate) fn plan_tensors<'a>(
         }
     }
     let n_shards = shards.len();
-    let mut out = Vec::with_capacity(expected.len());
-    for (name, want) in expected {
+    // The layer count agrees with the tensors (checked above), so this is bounded by them.
+    let mut out = Vec::with_capacity(config.tensor_count() as usize);
+    for (name, want) in config.tensors() {
         let layout = layout_for(&name);
         let t0 = maps[0]
             .get(name.as_str())

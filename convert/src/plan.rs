@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use llamapack_format::llama::Role;
 use llamapack_format::{
     DType, LpkWriter, Metadata, ModelConfig, Provenance, SourceFile, TOOL_VERSION, TokenizerData,
 };
@@ -116,30 +117,49 @@ pub(crate) struct Plan<'a> {
     pub warnings: Vec<Warning>,
 }
 
-/// Meta tensor names in the canonical output order, with their shapes for `cfg`.
-pub(crate) fn canonical(cfg: &ModelConfig) -> Vec<(String, Vec<u64>)> {
-    let (dim, ffn, vocab) = (cfg.dim as u64, cfg.ffn_dim as u64, cfg.vocab_size as u64);
-    let hd = (cfg.dim / cfg.n_heads.max(1)) as u64;
-    let q = cfg.n_heads as u64 * hd;
-    let kv = cfg.n_kv_heads as u64 * hd;
-    let mut v = vec![("tok_embeddings.weight".to_owned(), vec![vocab, dim])];
-    for l in 0..cfg.n_layers {
-        let p = format!("layers.{l}.");
-        v.push((format!("{p}attention.wq.weight"), vec![q, dim]));
-        v.push((format!("{p}attention.wk.weight"), vec![kv, dim]));
-        v.push((format!("{p}attention.wv.weight"), vec![kv, dim]));
-        v.push((format!("{p}attention.wo.weight"), vec![dim, q]));
-        v.push((format!("{p}feed_forward.w1.weight"), vec![ffn, dim]));
-        v.push((format!("{p}feed_forward.w2.weight"), vec![dim, ffn]));
-        v.push((format!("{p}feed_forward.w3.weight"), vec![ffn, dim]));
-        v.push((format!("{p}attention_norm.weight"), vec![dim]));
-        v.push((format!("{p}ffn_norm.weight"), vec![dim]));
+/// Compares the layer count a config claims in `field` with the layers the checkpoint's
+/// tensors (`names`, Meta's) hold, before anything is planned from it: a count above them is an
+/// error naming the field (the reason returned), not a plan of millions of names.
+pub(crate) fn layer_count_mismatch<'n>(
+    n_layers: u32,
+    names: impl IntoIterator<Item = &'n str>,
+    field: &str,
+) -> Option<String> {
+    let last = names
+        .into_iter()
+        .filter_map(|n| match Role::parse(n) {
+            Some(Role::Layer { layer, .. }) => Some(layer),
+            _ => None,
+        })
+        .max();
+    let have = last.map_or(0, |l| u64::from(l) + 1);
+    // Fewer layers than the tensors hold is reported where the extra tensors are met, by name.
+    if have >= u64::from(n_layers) {
+        return None;
     }
-    v.push(("norm.weight".to_owned(), vec![dim]));
-    if !cfg.tied_output {
-        v.push(("output.weight".to_owned(), vec![vocab, dim]));
+    let holds = match last {
+        Some(l) => format!("tensors for only {have} (layers.0 to layers.{l})"),
+        None => "no layer tensors".into(),
+    };
+    Some(format!(
+        "`{field}` = {n_layers}, but the checkpoint holds {holds}"
+    ))
+}
+
+/// [`layer_count_mismatch`] as a config error of `file`.
+pub(crate) fn check_layer_count<'n>(
+    n_layers: u32,
+    names: impl IntoIterator<Item = &'n str>,
+    field: &str,
+    file: &str,
+) -> Result<()> {
+    match layer_count_mismatch(n_layers, names, field) {
+        None => Ok(()),
+        Some(reason) => Err(Error::Config {
+            file: file.to_owned(),
+            reason,
+        }),
     }
-    v
 }
 
 /// Flat element index → coordinates.

@@ -2,11 +2,27 @@
 //! dict, `<root>/data/<key>` holds each storage's raw little-endian bytes.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use crate::dtype::SourceDType;
 use crate::error::{Error, Result};
 use crate::pickle::{self, TensorRecord};
-use crate::zip::ZipArchive;
+use crate::zip::{ZipArchive, check_crc};
+
+/// The archive entry holding one storage, shared by every tensor that views it; its CRC-32 is
+/// checked once, when the first of those tensors is read.
+#[derive(Debug)]
+struct StorageEntry<'a> {
+    /// Entry name (`<root>/data/<key>`).
+    name: String,
+    /// The whole entry.
+    data: &'a [u8],
+    /// CRC-32 recorded in the central directory.
+    crc32: u32,
+    /// Outcome of the check, once made.
+    checked: OnceLock<std::result::Result<(), String>>,
+}
 
 /// One tensor of a `.pth` file: its view description and the storage bytes it points into.
 #[derive(Clone, Debug)]
@@ -24,6 +40,7 @@ pub struct PthTensor<'a> {
     /// Storage key.
     pub storage_key: String,
     storage: &'a [u8],
+    entry: Arc<StorageEntry<'a>>,
     file: String,
 }
 
@@ -68,9 +85,26 @@ impl<'a> PthTensor<'a> {
         }
     }
 
+    /// Checks the CRC-32 of the archive entry holding this tensor's storage (once per entry,
+    /// however many tensors view it): a flipped byte is an error naming the file, the entry
+    /// and the tensor. [`bytes`](Self::bytes) calls it.
+    pub fn verify(&self) -> Result<()> {
+        let e = &self.entry;
+        match e.checked.get_or_init(|| check_crc(e.data, e.crc32)) {
+            Ok(()) => Ok(()),
+            Err(reason) => Err(Error::Zip {
+                file: self.file.clone(),
+                entry: Some(e.name.clone()),
+                reason: format!("storage of tensor `{}`: {reason}", self.name),
+            }),
+        }
+    }
+
     /// The elements in row-major order: a slice of the mapped file when the view is
     /// contiguous, otherwise gathered into a new buffer (whose size the load already bounded).
+    /// The storage's CRC-32 is checked first ([`verify`](Self::verify)).
     pub fn bytes(&self) -> Result<Cow<'a, [u8]>> {
+        self.verify()?;
         let es = self.dtype.size();
         let n = self.numel() as usize;
         if n == 0 {
@@ -123,7 +157,8 @@ impl<'a> PthTensor<'a> {
 /// Reads the tensors of a `.pth` file held in `bytes`; `file` names it in errors.
 ///
 /// Every view is checked against its storage here, so [`PthTensor::bytes`] cannot go out of
-/// bounds.
+/// bounds; the CRC-32 of `data.pkl` and `byteorder` is checked here, each storage's when its
+/// bytes are first read (so listing a checkpoint stays cheap and converting it checks all).
 pub fn load<'a>(bytes: &'a [u8], file: &str) -> Result<Vec<PthTensor<'a>>> {
     let zip = ZipArchive::parse(bytes, file).map_err(|e| match e {
         Error::Zip { reason, .. } if bytes.starts_with(&[0x80]) => Error::Zip {
@@ -159,7 +194,7 @@ pub fn load<'a>(bytes: &'a [u8], file: &str) -> Result<Vec<PthTensor<'a>>> {
     };
     let prefix = &pkl.name[..pkl.name.len() - "data.pkl".len()];
     if let Some(bo) = zip.entry(&format!("{prefix}byteorder")) {
-        let order = zip.data(bo)?;
+        let order = zip.data_checked(bo)?;
         if order != b"little" {
             return Err(Error::Zip {
                 file: file.to_owned(),
@@ -194,9 +229,10 @@ pub fn load<'a>(bytes: &'a [u8], file: &str) -> Result<Vec<PthTensor<'a>>> {
         offset: 0,
         reason,
     })?;
+    let mut entries = HashMap::new();
     records
         .into_iter()
-        .map(|r| bind(&zip, prefix, r, file))
+        .map(|r| bind(&zip, prefix, r, file, &mut entries))
         .collect()
 }
 
@@ -205,6 +241,7 @@ fn bind<'a>(
     prefix: &str,
     r: TensorRecord,
     file: &str,
+    entries: &mut HashMap<String, Arc<StorageEntry<'a>>>,
 ) -> Result<PthTensor<'a>> {
     let err = |reason: String| Error::Tensor {
         file: file.to_owned(),
@@ -219,6 +256,17 @@ fn bind<'a>(
         ))
     })?;
     let storage = zip.data(entry)?;
+    let shared = entries
+        .entry(entry_name)
+        .or_insert_with_key(|name| {
+            Arc::new(StorageEntry {
+                name: name.clone(),
+                data: storage,
+                crc32: entry.crc32,
+                checked: OnceLock::new(),
+            })
+        })
+        .clone();
     let es = r.dtype.size() as u64;
     let storage_bytes = r
         .storage_numel
@@ -261,6 +309,7 @@ fn bind<'a>(
         storage_offset: r.storage_offset,
         storage_key: r.storage_key,
         storage: &storage[..storage_bytes as usize],
+        entry: shared,
         file: file.to_owned(),
     })
 }

@@ -237,54 +237,17 @@ fn parse_inner(bytes: &[u8]) -> Result<SentencePieceModel, String> {
 mod tests {
     use super::*;
 
-    fn varint(mut v: u64, out: &mut Vec<u8>) {
-        loop {
-            let b = (v & 0x7F) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
-
-    fn field_bytes(num: u64, b: &[u8], out: &mut Vec<u8>) {
-        varint(num << 3 | 2, out);
-        varint(b.len() as u64, out);
-        out.extend_from_slice(b);
-    }
-
-    fn field_varint(num: u64, v: u64, out: &mut Vec<u8>) {
-        varint(num << 3, out);
-        varint(v, out);
-    }
-
     pub(crate) fn tiny_model() -> Vec<u8> {
-        let mut m = Vec::new();
-        for (p, s, t) in [
-            ("<unk>", 0.0f32, 2u64),
+        // Byte fallback is on: the 256 byte pieces follow.
+        let bytes: Vec<String> = (0..=255u8).map(|b| format!("<0x{b:02X}>")).collect();
+        let mut pieces = vec![
+            ("<unk>", 0.0f32, 2u8),
             ("<s>", 0.0, 3),
             ("</s>", 0.0, 3),
             ("▁a", -1.5, 1),
-        ] {
-            let mut e = Vec::new();
-            field_bytes(1, p.as_bytes(), &mut e);
-            varint(2 << 3 | 5, &mut e);
-            e.extend_from_slice(&s.to_le_bytes());
-            field_varint(3, t, &mut e);
-            field_bytes(1, &e, &mut m);
-        }
-        let mut t = Vec::new();
-        field_varint(3, 2, &mut t);
-        field_varint(35, 1, &mut t);
-        field_varint(43, u64::MAX, &mut t); // pad_id = -1, sign-extended
-        field_bytes(2, &t, &mut m);
-        let mut n = Vec::new();
-        field_bytes(1, b"identity", &mut n);
-        field_varint(4, 0, &mut n);
-        field_bytes(3, &n, &mut m);
-        m
+        ];
+        pieces.extend(bytes.iter().map(|b| (b.as_str(), 0.0, 6)));
+        crate::testing::sentencepiece_model(&pieces, true)
     }
 
     #[test]
@@ -293,9 +256,10 @@ mod tests {
         assert_eq!(sp.model_type, "bpe");
         assert_eq!(sp.normalizer, "identity");
         let d = &sp.data;
-        assert_eq!(d.pieces, ["<unk>", "<s>", "</s>", "▁a"]);
+        assert_eq!(d.pieces[..5], ["<unk>", "<s>", "</s>", "▁a", "<0x00>"]);
+        assert_eq!(d.pieces.len(), 260);
         assert_eq!(d.scores[3], -1.5);
-        assert_eq!(d.types, [2, 3, 3, 1]);
+        assert_eq!(d.types[..5], [2, 3, 3, 1, 6]);
         assert_eq!(
             (d.unk_id, d.bos_id, d.eos_id, d.pad_id),
             (Some(0), Some(1), Some(2), None)

@@ -8,18 +8,20 @@
 //! may differ from the central copy). Every number read is bounds-checked; nothing is
 //! allocated from an unchecked header field.
 
+use std::collections::HashMap;
+
 use crate::error::{Error, Result};
 
-const EOCD_SIG: u32 = 0x0605_4b50;
-const EOCD_LEN: usize = 22;
-const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
+pub(crate) const EOCD_SIG: u32 = 0x0605_4b50;
+pub(crate) const EOCD_LEN: usize = 22;
+pub(crate) const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;
 const ZIP64_LOCATOR_LEN: usize = 20;
-const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
+pub(crate) const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
 const ZIP64_EOCD_LEN: usize = 56;
-const CENTRAL_SIG: u32 = 0x0201_4b50;
-const CENTRAL_LEN: usize = 46;
-const LOCAL_SIG: u32 = 0x0403_4b50;
-const LOCAL_LEN: usize = 30;
+pub(crate) const CENTRAL_SIG: u32 = 0x0201_4b50;
+pub(crate) const CENTRAL_LEN: usize = 46;
+pub(crate) const LOCAL_SIG: u32 = 0x0403_4b50;
+pub(crate) const LOCAL_LEN: usize = 30;
 const ZIP64_EXTRA_ID: u16 = 0x0001;
 
 /// One entry of the central directory.
@@ -47,6 +49,8 @@ pub struct ZipArchive<'a> {
     data: &'a [u8],
     file: String,
     entries: Vec<ZipEntry>,
+    /// Entry name → index in `entries`, built once (a checkpoint has one entry per storage).
+    index: HashMap<String, usize>,
 }
 
 /// Little-endian cursor over a slice; every read is bounds-checked.
@@ -183,12 +187,12 @@ impl<'a> ZipArchive<'a> {
             )));
         }
         let mut entries = Vec::with_capacity(count as usize);
+        let mut index = HashMap::with_capacity(count as usize);
         let mut c = Cur::at(data, cd_offset as usize);
-        let mut names = std::collections::HashSet::new();
         for i in 0..count {
             let e = parse_central(&mut c, cd_end as usize)
                 .map_err(|r| err(format!("central directory entry {i}: {r}")))?;
-            if !names.insert(e.name.clone()) {
+            if index.insert(e.name.clone(), entries.len()).is_some() {
                 return Err(err(format!("duplicate entry `{}`", e.name)));
             }
             entries.push(e);
@@ -197,6 +201,7 @@ impl<'a> ZipArchive<'a> {
             data,
             file,
             entries,
+            index,
         })
     }
 
@@ -210,12 +215,12 @@ impl<'a> ZipArchive<'a> {
         &self.file
     }
 
-    /// Looks an entry up by its full name.
+    /// Looks an entry up by its full name (constant time: the names are indexed at parse).
     pub fn entry(&self, name: &str) -> Option<&ZipEntry> {
-        self.entries.iter().find(|e| e.name == name)
+        self.index.get(name).map(|&i| &self.entries[i])
     }
 
-    fn entry_err(&self, e: &ZipEntry, reason: String) -> Error {
+    pub(crate) fn entry_err(&self, e: &ZipEntry, reason: String) -> Error {
         Error::Zip {
             file: self.file.clone(),
             entry: Some(e.name.clone()),
@@ -291,21 +296,24 @@ impl<'a> ZipArchive<'a> {
             .ok_or_else(|| bad(&format!("entry data {start}..{end} out of range")))
     }
 
-    /// Like [`data`](Self::data) and also checks the CRC-32 (for small entries such as
-    /// `data.pkl`; the checkpoint's tensors are covered by the source sha256 instead).
+    /// Like [`data`](Self::data) and also checks the CRC-32 of the whole entry.
     pub fn data_checked(&self, e: &ZipEntry) -> Result<&'a [u8]> {
         let d = self.data(e)?;
-        let crc = crc32(d);
-        if crc != e.crc32 {
-            return Err(self.entry_err(
-                e,
-                format!(
-                    "crc-32 mismatch: data has {crc:08x}, directory says {:08x}",
-                    e.crc32
-                ),
-            ));
-        }
+        check_crc(d, e.crc32).map_err(|reason| self.entry_err(e, reason))?;
         Ok(d)
+    }
+}
+
+/// Compares the CRC-32 of `data` with the one the central directory records; the error says
+/// both. (The `.pth` loader checks a storage's entry this way when its bytes are first read.)
+pub(crate) fn check_crc(data: &[u8], recorded: u32) -> std::result::Result<(), String> {
+    let crc = crc32(data);
+    if crc == recorded {
+        Ok(())
+    } else {
+        Err(format!(
+            "crc-32 mismatch: the data has {crc:08x}, the zip directory says {recorded:08x}; the file is corrupt"
+        ))
     }
 }
 
@@ -379,119 +387,20 @@ fn parse_central(c: &mut Cur<'_>, end: usize) -> std::result::Result<ZipEntry, S
     })
 }
 
-/// CRC-32 (IEEE 802.3, as zip uses), table-driven.
+/// CRC-32 (IEEE 802.3, as zip uses), with `crc32fast`'s carry-less-multiply kernels (several
+/// GB/s, so checking every storage of a checkpoint costs little next to converting it).
 pub fn crc32(data: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let t = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, v) in t.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-            *v = c;
-        }
-        t
-    });
-    let mut c = !0u32;
-    for &b in data {
-        c = t[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
-    }
-    !c
+    crc32fast::hash(data)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
-    /// Builds a stored zip in memory; `zip64` forces ZIP64 records and extra fields.
-    pub(crate) fn build_zip(files: &[(&str, &[u8])], zip64: bool) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut central = Vec::new();
-        for (name, data) in files {
-            let off = out.len() as u64;
-            // Local header with 64-byte alignment padding in the extra field, like torch.
-            let base = out.len() + LOCAL_LEN + name.len() + 4;
-            let pad = (64 - base % 64) % 64;
-            out.extend_from_slice(&LOCAL_SIG.to_le_bytes());
-            out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-            out.extend_from_slice(&crc32(data).to_le_bytes());
-            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            out.extend_from_slice(&((pad + 4) as u16).to_le_bytes());
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(&0x4246u16.to_le_bytes());
-            out.extend_from_slice(&(pad as u16).to_le_bytes());
-            out.resize(out.len() + pad, b'Z');
-            assert_eq!(out.len() % 64, 0);
-            out.extend_from_slice(data);
-            // Central entry.
-            central.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
-            central.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-            central.extend_from_slice(&crc32(data).to_le_bytes());
-            let sz: u32 = if zip64 {
-                0xFFFF_FFFF
-            } else {
-                data.len() as u32
-            };
-            central.extend_from_slice(&sz.to_le_bytes());
-            central.extend_from_slice(&sz.to_le_bytes());
-            central.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            central.extend_from_slice(&(if zip64 { 28u16 } else { 0 }).to_le_bytes());
-            central.extend_from_slice(&[0; 10]);
-            let o: u32 = if zip64 { 0xFFFF_FFFF } else { off as u32 };
-            central.extend_from_slice(&o.to_le_bytes());
-            central.extend_from_slice(name.as_bytes());
-            if zip64 {
-                central.extend_from_slice(&1u16.to_le_bytes());
-                central.extend_from_slice(&24u16.to_le_bytes());
-                central.extend_from_slice(&(data.len() as u64).to_le_bytes());
-                central.extend_from_slice(&(data.len() as u64).to_le_bytes());
-                central.extend_from_slice(&off.to_le_bytes());
-            }
-        }
-        let cd_off = out.len() as u64;
-        out.extend_from_slice(&central);
-        let n = files.len() as u64;
-        if zip64 {
-            let rec = out.len() as u64;
-            out.extend_from_slice(&ZIP64_EOCD_SIG.to_le_bytes());
-            out.extend_from_slice(&44u64.to_le_bytes());
-            out.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-            out.extend_from_slice(&n.to_le_bytes());
-            out.extend_from_slice(&n.to_le_bytes());
-            out.extend_from_slice(&(central.len() as u64).to_le_bytes());
-            out.extend_from_slice(&cd_off.to_le_bytes());
-            out.extend_from_slice(&ZIP64_LOCATOR_SIG.to_le_bytes());
-            out.extend_from_slice(&0u32.to_le_bytes());
-            out.extend_from_slice(&rec.to_le_bytes());
-            out.extend_from_slice(&1u32.to_le_bytes());
-        }
-        out.extend_from_slice(&EOCD_SIG.to_le_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0]);
-        let n16 = if zip64 { 0xFFFF } else { n as u16 };
-        out.extend_from_slice(&n16.to_le_bytes());
-        out.extend_from_slice(&n16.to_le_bytes());
-        let (s, o) = if zip64 {
-            (0xFFFF_FFFF, 0xFFFF_FFFF)
-        } else {
-            (central.len() as u32, cd_off as u32)
-        };
-        out.extend_from_slice(&s.to_le_bytes());
-        out.extend_from_slice(&o.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out
-    }
-
     #[test]
     fn reads_plain_and_zip64() {
         for zip64 in [false, true] {
-            let z = build_zip(
+            let z = crate::testing::stored_zip(
                 &[("a/data.pkl", b"hello"), ("a/data/0", &[1, 2, 3, 4])],
                 zip64,
             );
@@ -511,7 +420,8 @@ pub(crate) mod tests {
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
-        let z = build_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
+        let z =
+            crate::testing::stored_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
         for n in 0..z.len() {
             if let Ok(a) = ZipArchive::parse(&z[..n], "t.pth") {
                 for e in a.entries() {
@@ -525,7 +435,8 @@ pub(crate) mod tests {
 
     #[test]
     fn every_byte_flip_is_handled() {
-        let z = build_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
+        let z =
+            crate::testing::stored_zip(&[("a/data.pkl", b"hello"), ("a/data/0", &[9; 100])], true);
         for i in 0..z.len() {
             for v in [0u8, 0xFF, 0x7F] {
                 let mut m = z.clone();
@@ -541,7 +452,7 @@ pub(crate) mod tests {
 
     #[test]
     fn compressed_entry_is_refused_by_name() {
-        let mut z = build_zip(&[("a/data.pkl", b"hello")], false);
+        let mut z = crate::testing::stored_zip(&[("a/data.pkl", b"hello")], false);
         // Set the method in the central directory to deflate.
         let cd = z.len() - EOCD_LEN - (CENTRAL_LEN + "a/data.pkl".len());
         z[cd + 10] = 8;

@@ -5,6 +5,7 @@
 //! installed) as an independent reader of our files; importance-matrix files against
 //! llama-imatrix's own.
 
+mod alloc;
 mod common;
 mod crosscheck;
 mod fixture;
@@ -22,6 +23,8 @@ mod gguf_python;
 mod gguf_roundtrip;
 #[path = "gguf/gguf_view.rs"]
 mod gguf_view;
+mod hostile_config;
+mod hostile_pickle;
 mod meta;
 mod pth;
 mod tokenizer;

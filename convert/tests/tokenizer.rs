@@ -97,3 +97,150 @@ fn tokenizer_json_agrees_with_tokenizer_model() {
         "merge ranks follow scores"
     );
 }
+
+/// What the runner refuses (`TokenizerData::validate`, its one check), every tokenizer reader
+/// refuses too: a SentencePiece model, a tokenizer.json, a GGUF vocabulary.
+fn expect_refused(what: &str, r: llamapack_convert::Result<impl std::fmt::Debug>, says: &str) {
+    let msg = r.map_or_else(|e| e.to_string(), |v| format!("accepted: {v:?}"));
+    assert!(msg.contains(says), "{what}: {msg}");
+}
+
+#[test]
+fn a_sentencepiece_model_with_a_duplicate_or_empty_piece_is_refused() {
+    let base = [
+        ("<unk>", 0.0, 2),
+        ("<s>", 0.0, 3),
+        ("</s>", 0.0, 3),
+        ("▁a", -1.0, 1),
+        ("▁b", -2.0, 1),
+    ];
+    let model = llamapack_convert::testing::sentencepiece_model;
+    sentencepiece::parse(&model(&base, false), "ok.model").unwrap();
+    let mut dup = base;
+    dup[4].0 = "▁a";
+    expect_refused(
+        "duplicate",
+        sentencepiece::parse(&model(&dup, false), "dup.model").map(|m| m.data.pieces),
+        "piece `▁a` is defined twice (ids 3 and 4)",
+    );
+    let mut empty = base;
+    empty[3].0 = "";
+    expect_refused(
+        "empty",
+        sentencepiece::parse(&model(&empty, false), "empty.model").map(|m| m.data.pieces),
+        "piece 3 is empty",
+    );
+    // Byte fallback without the 256 byte pieces: the runner could not encode unknown text.
+    expect_refused(
+        "byte fallback",
+        sentencepiece::parse(&model(&base, true), "bf.model").map(|m| m.data.pieces),
+        "byte piece <0x00> is missing",
+    );
+}
+
+#[test]
+fn a_tokenizer_json_with_a_duplicate_or_empty_piece_is_refused() {
+    let parse = |j: serde_json::Value| {
+        hf_tokenizer::parse(j.to_string().as_bytes(), "tokenizer.json", None, None)
+            .map(|t| t.pieces)
+    };
+    let base = serde_json::json!({
+        "model": {"type": "BPE", "unk_token": "<unk>",
+            "vocab": {"<unk>": 0, "a": 1, "b": 2}, "merges": []}
+    });
+    parse(base.clone()).unwrap();
+    // An added (non-special, so user-defined) token repeating a vocabulary piece.
+    let mut dup = base.clone();
+    dup["added_tokens"] = serde_json::json!([{"id": 3, "content": "a", "special": false}]);
+    expect_refused(
+        "duplicate",
+        parse(dup),
+        "piece `a` is defined twice (ids 1 and 3)",
+    );
+    let mut empty = base;
+    empty["model"]["vocab"][""] = 3.into();
+    expect_refused("empty", parse(empty), "piece 3 is empty");
+}
+
+#[test]
+fn a_gguf_vocabulary_with_a_duplicate_piece_is_refused() {
+    let src = common::fixtures().join("gguf/tiny-f16.gguf");
+    let bytes = std::fs::read(&src).unwrap();
+    let f = llamapack_convert::gguf::GgufFile::parse(&bytes, "tiny-f16.gguf").unwrap();
+    let tokens = match f.get("tokenizer.ggml.tokens") {
+        Some(llamapack_convert::gguf::value::Value::Array(
+            llamapack_convert::gguf::value::Array::String(t),
+        )) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    // Two normal pieces of the same length: the second is overwritten with the first.
+    let (i, j) = (300..tokens.len())
+        .flat_map(|i| (i + 1..tokens.len()).map(move |j| (i, j)))
+        .find(|&(i, j)| tokens[i].len() == tokens[j].len() && tokens[i].len() >= 3)
+        .unwrap();
+    let encoded = |s: &str| [&(s.len() as u64).to_le_bytes()[..], s.as_bytes()].concat();
+    let (from, to) = (encoded(&tokens[j]), encoded(&tokens[i]));
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from.as_slice())
+        .unwrap();
+    let mut m = bytes.clone();
+    m[at..at + to.len()].copy_from_slice(&to);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("dup.gguf");
+    std::fs::write(&bad, &m).unwrap();
+    let out = dir.path().join("dup.lpk");
+    let e = llamapack_convert::gguf::import_gguf(
+        &bad,
+        &out,
+        &llamapack_convert::gguf::ImportOptions::default(),
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!(
+            "`{}` is defined twice (ids {i} and {j})",
+            tokens[i]
+        )),
+        "{msg}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn convert_refuses_a_tokenizer_the_runner_would_refuse_and_writes_nothing() {
+    let (t, dir) = common::meta_case("meta_ok");
+    let sp = sentencepiece::parse(
+        &std::fs::read(common::fixtures().join("tiny/tokenizer.model")).unwrap(),
+        "tokenizer.model",
+    )
+    .unwrap()
+    .data;
+    let mut pieces: Vec<(&str, f32, u8)> = sp
+        .pieces
+        .iter()
+        .zip(&sp.scores)
+        .zip(&sp.types)
+        .map(|((p, &s), &ty)| (p.as_str(), s, ty))
+        .collect();
+    let last = pieces.len() - 1;
+    pieces[last].0 = pieces[last - 1].0;
+    let bad = t.path().join("bad.model");
+    std::fs::write(
+        &bad,
+        llamapack_convert::testing::sentencepiece_model(&pieces, true),
+    )
+    .unwrap();
+    let out = t.path().join("out.lpk");
+    let opts = llamapack_convert::ConvertOptions {
+        tokenizer: Some(bad),
+        ..Default::default()
+    };
+    let e = llamapack_convert::convert(&dir, &out, &opts, &common::quiet).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("bad.model") && msg.contains("is defined twice"),
+        "{msg}"
+    );
+    assert!(!out.exists());
+}

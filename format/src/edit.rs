@@ -17,7 +17,7 @@ use crate::writer::LpkWriter;
 /// let dir = tempfile::tempdir()?;
 /// let p = dir.path().join("m.lpk");
 /// let mut w = LpkWriter::create(&p)?;
-/// w.write_tensor("norm.weight", DType::F32, &[4], &[0u8; 16])?;
+/// w.write_tensor("scale", DType::F32, &[4], &[0u8; 16])?;
 /// w.finish(&testing::tiny_metadata())?;
 ///
 /// edit::rewrite_metadata(&p, |m| m.provenance.accuracy = Some(serde_json::json!({"kld_mean": 0.01})))?;

@@ -97,6 +97,16 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The model config contradicts a tensor (its shape, its layer, its presence).
+    #[error("{file}: the model config and tensor `{tensor}` disagree: {reason}")]
+    ConfigMismatch {
+        /// The file.
+        file: String,
+        /// The tensor.
+        tensor: String,
+        /// How, with both numbers.
+        reason: String,
+    },
     /// A tensor was asked for that the file does not have.
     #[error("{file}: no tensor named `{tensor}`")]
     MissingTensor {

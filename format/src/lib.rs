@@ -11,11 +11,11 @@
 //! let path = dir.path().join("tiny.lpk");
 //! let mut w = LpkWriter::create(&path)?;
 //! let norm: Vec<f32> = vec![1.0; 64];
-//! w.write_tensor("norm.weight", DType::F32, &[64], bytemuck::cast_slice(&norm))?;
+//! w.write_tensor("scale", DType::F32, &[64], bytemuck::cast_slice(&norm))?;
 //! w.finish(&testing::tiny_metadata())?;
 //!
 //! let lpk = Lpk::open(&path)?;
-//! let t = lpk.tensor("norm.weight")?;
+//! let t = lpk.tensor("scale")?;
 //! assert_eq!(t.as_slice::<f32>()?, &norm[..]);
 //! assert!(lpk.verify().is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -50,6 +50,11 @@
 //! `#[repr(C)]` blocks of [`blocks`], identical to ggml's. Tensor names and Q/K row order are
 //! Meta's (`layers.0.attention.wq.weight`).
 //!
+//! A file that holds any Llama tensor (Meta's names: [`llama`]) is a model: it holds exactly
+//! the tensors its config implies, with the config's shapes, or the reader (and the writer)
+//! refuses it with [`Error::ConfigMismatch`] naming the tensor and both numbers. Other files are
+//! plain containers of named tensors.
+//!
 //! The header comes last so the writer can stream tensors without knowing their checksums in
 //! advance; the preamble is rewritten once at the end, then the temp file is renamed.
 // `unsafe` only in the one mmap constructor (`Lpk::open`), which allows it locally.
@@ -60,6 +65,7 @@ pub mod dtype;
 pub mod edit;
 pub mod error;
 pub mod header;
+pub mod llama;
 pub mod meta;
 pub mod output;
 pub mod reader;
@@ -71,6 +77,7 @@ pub use dtype::{DTYPES, DType, DTypeInfo};
 pub use error::{Error, Result};
 pub use meta::{
     Metadata, ModelConfig, Provenance, SourceFile, TokenType, TokenizerData, TokenizerKind,
+    byte_piece_value,
 };
 pub use reader::{Block, Container, ForeignIndex, Lpk, TensorView};
 pub use writer::{LpkWriter, TensorSink};

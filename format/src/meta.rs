@@ -201,7 +201,9 @@ impl TokenizerData {
             .unwrap_or(TokenType::Normal)
     }
 
-    /// Checks array lengths, special ids and piece types.
+    /// Checks array lengths, special ids and piece types, and that the vocabulary is one the
+    /// runner can build a tokenizer from (the one validation of every tokenizer source and of
+    /// `.lpk` loading, so a file accepted at convert time loads).
     pub fn validate(&self) -> Result<(), String> {
         let n = self.pieces.len();
         if n == 0 {
@@ -239,8 +241,80 @@ impl TokenizerData {
         if let Some(i) = self.scores.iter().position(|s| !s.is_finite()) {
             return Err(format!("piece {i} has a non-finite score"));
         }
+        match self.kind {
+            TokenizerKind::SentencePiece => self.validate_sentencepiece(),
+            TokenizerKind::Gpt2Bpe => self.validate_merges(),
+        }
+    }
+
+    /// What a SentencePiece vocabulary needs to encode: no empty piece, no piece twice among
+    /// the ones merges produce (normal, user-defined, unused) nor among the reserved ones
+    /// (control, unknown, byte), one unknown piece, and with byte fallback the 256 `<0xNN>`.
+    fn validate_sentencepiece(&self) -> Result<(), String> {
+        let mut mergeable = std::collections::HashMap::with_capacity(self.pieces.len());
+        let mut reserved = std::collections::HashMap::new();
+        let mut unk = None;
+        let mut bytes = [false; 256];
+        for (i, p) in self.pieces.iter().enumerate() {
+            if p.is_empty() {
+                return Err(format!("piece {i} is empty"));
+            }
+            let ty = self.token_type(i);
+            let map = match ty {
+                TokenType::Normal | TokenType::UserDefined | TokenType::Unused => &mut mergeable,
+                TokenType::Control | TokenType::Unknown | TokenType::Byte => &mut reserved,
+            };
+            if let Some(first) = map.insert(p.as_str(), i) {
+                return Err(format!(
+                    "piece `{p}` is defined twice (ids {first} and {i})"
+                ));
+            }
+            match ty {
+                TokenType::Unknown => {
+                    if let Some(first) = unk.replace(i) {
+                        return Err(format!("two unknown pieces (ids {first} and {i})"));
+                    }
+                }
+                TokenType::Byte => {
+                    let b = byte_piece_value(p)
+                        .ok_or_else(|| format!("byte piece {i} `{p}` is not <0xNN>"))?;
+                    bytes[b as usize] = true;
+                }
+                _ => {}
+            }
+        }
+        if unk.is_none() && self.unk_id.is_none() {
+            return Err("no unknown piece (no piece of type unknown and no unk_id)".into());
+        }
+        if self.byte_fallback
+            && let Some(b) = bytes.iter().position(|&seen| !seen)
+        {
+            return Err(format!(
+                "byte_fallback is on but the byte piece <0x{b:02X}> is missing (all 256 are needed)"
+            ));
+        }
         Ok(())
     }
+
+    /// GPT-2 merges are two pieces separated by a space.
+    fn validate_merges(&self) -> Result<(), String> {
+        match self.merges.iter().position(|m| !m.contains(' ')) {
+            Some(i) => Err(format!(
+                "merge {i} `{}` is not two space-separated pieces",
+                self.merges[i]
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The byte of a SentencePiece byte piece `<0xNN>` (two hex digits), else `None`.
+pub fn byte_piece_value(piece: &str) -> Option<u8> {
+    let hex = piece.strip_prefix("<0x")?.strip_suffix('>')?;
+    if hex.len() != 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u8::from_str_radix(hex, 16).ok()
 }
 
 /// One input file a `.lpk` was made from.

@@ -588,5 +588,22 @@ fn validate(file: &str, h: &Header, data: Range<u64>, align: u64) -> Result<Vali
             return Err(bad(b, format!("overlaps `{a}`")));
         }
     }
+    check_model(file, &h.meta.config, &h.tensors)?;
     Ok((dtypes, by_name))
+}
+
+/// Holds the tensors to the config ([`ModelConfig::check_tensors`]): what the reader and the
+/// writer both require, so a file written loads, and a loaded file's numbers are its tensors'.
+pub(crate) fn check_model(file: &str, config: &ModelConfig, tensors: &[TensorEntry]) -> Result<()> {
+    config
+        .check_tensors(
+            tensors
+                .iter()
+                .map(|t| (t.name.as_str(), t.shape.as_slice())),
+        )
+        .map_err(|m| Error::ConfigMismatch {
+            file: file.to_owned(),
+            tensor: m.tensor,
+            reason: m.reason,
+        })
 }

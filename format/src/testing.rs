@@ -1,6 +1,13 @@
-//! Small valid metadata for tests and examples of every crate.
+//! Small valid metadata and files for tests and examples of every crate, and a way to make a
+//! valid file lie.
 
+use std::path::{Path, PathBuf};
+
+use crate::DType;
+use crate::error::Result;
+use crate::header::Preamble;
 use crate::meta::{Metadata, ModelConfig, Provenance, TokenizerData, TokenizerKind};
+use crate::writer::LpkWriter;
 
 /// A config for a model of width 64, 2 layers, 4 query heads, 2 KV heads, vocab 16.
 pub fn tiny_config() -> ModelConfig {
@@ -76,4 +83,35 @@ pub fn ended_pid() -> u32 {
     let pid = c.id();
     let _ = c.wait();
     pid
+}
+
+/// Writes a model of `meta`'s config with every weight zero (f32) at `path`.
+pub fn zero_model(path: &Path, meta: &Metadata) -> Result<PathBuf> {
+    let mut w = LpkWriter::create(path)?;
+    for (name, shape) in meta.config.tensors() {
+        let n: u64 = shape.iter().product();
+        w.write_tensor(&name, DType::F32, &shape, &vec![0u8; n as usize * 4])?;
+    }
+    w.finish(meta)
+}
+
+/// The `.lpk` `bytes` with its JSON header rewritten by `edit` and the preamble (length,
+/// checksum) fixed to match: a file that tells exactly the lie `edit` makes, for tests of the
+/// reader (the writer refuses to write most lies).
+pub fn rewrite_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let (_, _, pre) = Preamble::from_bytes(bytes[..64].try_into().expect("a preamble"));
+    let start = pre.header_offset as usize;
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes[start..]).expect("a JSON header");
+    edit(&mut v);
+    let json = serde_json::to_vec(&v).expect("JSON serialises");
+    let mut out = bytes[..start].to_vec();
+    out.extend_from_slice(&json);
+    let pre = Preamble {
+        header_len: json.len() as u64,
+        header_crc32c: crc32c::crc32c(&json),
+        file_len: out.len() as u64,
+        ..pre
+    };
+    out[..64].copy_from_slice(&pre.to_bytes());
+    out
 }

@@ -199,6 +199,7 @@ impl LpkWriter {
                 file: label.clone(),
                 reason,
             })?;
+        crate::reader::check_model(&label, &meta.config, &self.tensors)?;
         let header = Header {
             meta: meta.clone(),
             tensors: std::mem::take(&mut self.tensors),

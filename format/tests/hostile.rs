@@ -23,22 +23,7 @@ fn preamble(bytes: &[u8]) -> header::Preamble {
 
 /// Rewrites the JSON header with `edit` and fixes the preamble so only the lie remains.
 fn with_header(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
-    let bytes = valid();
-    let pre = preamble(&bytes);
-    let start = pre.header_offset as usize;
-    let mut v: Value = serde_json::from_slice(&bytes[start..]).unwrap();
-    edit(&mut v);
-    let json = serde_json::to_vec(&v).unwrap();
-    let mut out = bytes[..start].to_vec();
-    out.extend_from_slice(&json);
-    let pre = header::Preamble {
-        header_len: json.len() as u64,
-        header_crc32c: crc32c::crc32c(&json),
-        file_len: out.len() as u64,
-        ..pre
-    };
-    out[..64].copy_from_slice(&pre.to_bytes());
-    out
+    testing::rewrite_header(&valid(), edit)
 }
 
 fn parse(bytes: Vec<u8>) -> Error {

@@ -23,8 +23,6 @@ use std::sync::OnceLock;
 
 use llamapack_format::{TokenType, TokenizerData};
 
-use crate::error::{Error, Result};
-
 /// The pre-tokenizer regex of a vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreTokenizer {
@@ -174,7 +172,8 @@ const INVISIBLE: u8 = 1;
 const LITERAL: u8 = 2;
 
 impl Bpe {
-    pub(crate) fn new(data: &TokenizerData) -> Result<Bpe> {
+    /// Builds the encoder of a vocabulary that [`TokenizerData::validate`] accepted.
+    pub(crate) fn new(data: &TokenizerData) -> Bpe {
         let mut vocab = HashMap::with_capacity(data.len());
         let mut added: HashMap<u8, Vec<(String, u32)>> = HashMap::new();
         let mut surface = Vec::with_capacity(data.len());
@@ -214,11 +213,10 @@ impl Bpe {
             .collect();
         let mut merges = HashMap::with_capacity(data.merges.len());
         for (rank, m) in data.merges.iter().enumerate() {
-            let (a, b) = m.split_once(' ').ok_or_else(|| {
-                Error::Tokenizer(format!(
-                    "merge {rank} `{m}` is not two space-separated pieces"
-                ))
-            })?;
+            // `validate` checked that every merge has its space.
+            let Some((a, b)) = m.split_once(' ') else {
+                continue;
+            };
             // A merge whose pieces are not all in the vocabulary can never apply (llama.cpp
             // skips them too).
             let (Some(&ia), Some(&ib), Some(&im)) = (
@@ -230,14 +228,14 @@ impl Bpe {
             };
             merges.entry((ia, ib)).or_insert((rank as u32, im));
         }
-        Ok(Bpe {
+        Bpe {
             pre: PreTokenizer::from_name(data.pre.as_deref()),
             vocab,
             byte_token,
             merges,
             added,
             surface,
-        })
+        }
     }
 
     /// Appends the ids of `text` to `ids`.

@@ -18,7 +18,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
-use llamapack_format::{TokenType, TokenizerData, TokenizerKind};
+use llamapack_format::{TokenType, TokenizerData, TokenizerKind, byte_piece_value};
 
 use crate::bpe::Bpe;
 use crate::error::{Error, Result};
@@ -50,12 +50,13 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     /// Builds the tokenizer. Fails on an inconsistent vocabulary (no unknown piece, duplicate
-    /// pieces, byte fallback without the 256 byte pieces).
+    /// pieces, byte fallback without the 256 byte pieces): [`TokenizerData::validate`], the
+    /// check `convert` and the `.lpk` reader make too.
     pub fn from_data(data: &TokenizerData) -> Result<Tokenizer> {
         data.validate().map_err(Error::Tokenizer)?;
         if data.kind == TokenizerKind::Gpt2Bpe {
             return Ok(Tokenizer {
-                bpe: Some(Box::new(Bpe::new(data)?)),
+                bpe: Some(Box::new(Bpe::new(data))),
                 data: data.clone(),
                 pieces: HashMap::new(),
                 reserved: HashMap::new(),
@@ -71,22 +72,17 @@ impl Tokenizer {
         let mut byte_of = HashMap::new();
         let mut byte_ids = vec![u32::MAX; 256];
         let mut unk = None;
+        // `validate` refused empty and duplicate pieces, a second unknown piece, malformed
+        // byte pieces and missing ones under byte fallback: what is left cannot fail.
         for (i, p) in data.pieces.iter().enumerate() {
             let id = i as u32;
             let ty = data.token_type(i);
-            if p.is_empty() {
-                return Err(Error::Tokenizer(format!("piece {i} is empty")));
-            }
             let normal = matches!(
                 ty,
                 TokenType::Normal | TokenType::UserDefined | TokenType::Unused
             );
             let map = if normal { &mut pieces } else { &mut reserved };
-            if map.insert(p.clone(), id).is_some() {
-                return Err(Error::Tokenizer(format!(
-                    "piece `{p}` (id {i}) is defined twice"
-                )));
-            }
+            map.insert(p.clone(), id);
             match ty {
                 TokenType::UserDefined => {
                     user_defined
@@ -94,15 +90,12 @@ impl Tokenizer {
                         .or_default()
                         .push(p.clone());
                 }
-                TokenType::Unknown if unk.replace(id).is_some() => {
-                    return Err(Error::Tokenizer("two unknown pieces".into()));
-                }
+                TokenType::Unknown => unk = Some(id),
                 TokenType::Byte => {
-                    let b = piece_to_byte(p).ok_or_else(|| {
-                        Error::Tokenizer(format!("byte piece {i} `{p}` is not <0xNN>"))
-                    })?;
-                    byte_ids[b as usize] = id;
-                    byte_of.insert(id, b);
+                    if let Some(b) = byte_piece_value(p) {
+                        byte_ids[b as usize] = id;
+                        byte_of.insert(id, b);
+                    }
                 }
                 _ => {}
             }
@@ -110,14 +103,7 @@ impl Tokenizer {
         for v in user_defined.values_mut() {
             v.sort_by_key(|s| std::cmp::Reverse(s.len()));
         }
-        let unk_id = unk
-            .or(data.unk_id)
-            .ok_or_else(|| Error::Tokenizer("no unknown piece".into()))?;
-        if data.byte_fallback && byte_ids.contains(&u32::MAX) {
-            return Err(Error::Tokenizer(
-                "byte_fallback is on but the 256 <0xNN> pieces are not all present".into(),
-            ));
-        }
+        let unk_id = unk.or(data.unk_id).unwrap_or_default();
         Ok(Tokenizer {
             data: data.clone(),
             bpe: None,
@@ -542,15 +528,6 @@ impl Ord for Pair {
             .total_cmp(&o.score)
             .then_with(|| o.left.cmp(&self.left))
     }
-}
-
-/// `<0x41>` → `0x41`.
-fn piece_to_byte(p: &str) -> Option<u8> {
-    let hex = p.strip_prefix("<0x")?.strip_suffix('>')?;
-    if hex.len() != 2 {
-        return None;
-    }
-    u8::from_str_radix(hex, 16).ok()
 }
 
 /// Bytes sentencepiece's `DecodeUTF8` needs before it can accept a sequence with this lead.

@@ -166,3 +166,119 @@ fn pre_tokenizers_cut_like_hf_split_regex() {
         cases.len()
     );
 }
+
+/// The runner builds a tokenizer from exactly the vocabularies `TokenizerData::validate` (what
+/// `convert`, every tokenizer reader and the `.lpk` reader check) accepts: a file accepted at
+/// convert time loads, and `run` refuses nothing the converter let through.
+#[test]
+fn the_runner_accepts_exactly_what_validation_accepts() {
+    use llamapack_format::{TokenizerData, TokenizerKind, testing};
+    let sp = testing::tiny_tokenizer();
+    let with = |f: &dyn Fn(&mut TokenizerData)| {
+        let mut d = sp.clone();
+        f(&mut d);
+        d
+    };
+    let mut bytes = testing::tiny_tokenizer();
+    for b in 0..=255u8 {
+        bytes.pieces.push(format!("<0x{b:02X}>"));
+        bytes.scores.push(0.0);
+        bytes.types.push(6);
+    }
+    bytes.byte_fallback = true;
+    let gpt2 = TokenizerData {
+        kind: TokenizerKind::Gpt2Bpe,
+        merges: vec!["a b".into()],
+        ..with(&|d| d.pieces[5] = "ab".into())
+    };
+    let cases: Vec<(&str, TokenizerData, bool)> = vec![
+        ("tiny", sp.clone(), true),
+        ("byte fallback with its 256 pieces", bytes.clone(), true),
+        (
+            "a normal piece twice",
+            with(&|d| d.pieces[4] = d.pieces[3].clone()),
+            false,
+        ),
+        (
+            "a control piece twice",
+            with(&|d| d.pieces[2] = d.pieces[1].clone()),
+            false,
+        ),
+        // A control piece may repeat a normal one: they live in different tables.
+        (
+            "normal and control alike",
+            with(&|d| d.pieces[3] = "<s>".into()),
+            true,
+        ),
+        (
+            "an empty piece",
+            with(&|d| d.pieces[5] = String::new()),
+            false,
+        ),
+        ("two unknown pieces", with(&|d| d.types[3] = 2), false),
+        (
+            "no unknown piece",
+            with(&|d| {
+                d.types[0] = 1;
+                d.unk_id = None;
+            }),
+            false,
+        ),
+        (
+            "a byte piece that is not <0xNN>",
+            with(&|d| d.types[4] = 6),
+            false,
+        ),
+        (
+            "byte fallback without byte pieces",
+            with(&|d| d.byte_fallback = true),
+            false,
+        ),
+        (
+            "a byte piece missing",
+            {
+                let mut d = bytes.clone();
+                d.pieces.truncate(d.pieces.len() - 1);
+                d.scores.pop();
+                d.types.pop();
+                d
+            },
+            false,
+        ),
+        ("gpt2", gpt2.clone(), true),
+        (
+            "gpt2 with a piece twice (first wins)",
+            TokenizerData {
+                pieces: {
+                    let mut p = gpt2.pieces.clone();
+                    p[6] = p[4].clone();
+                    p
+                },
+                ..gpt2.clone()
+            },
+            true,
+        ),
+        (
+            "gpt2 merge without a space",
+            TokenizerData {
+                merges: vec!["ab".into()],
+                ..gpt2.clone()
+            },
+            false,
+        ),
+    ];
+    for (what, d, ok) in cases {
+        let validated = d.validate();
+        let built = Tokenizer::from_data(&d);
+        assert_eq!(validated.is_ok(), ok, "{what}: validate gave {validated:?}");
+        assert_eq!(
+            built.is_ok(),
+            ok,
+            "{what}: from_data gave {:?}",
+            built.err()
+        );
+        if let (Err(v), Err(b)) = (validated, built) {
+            assert!(b.to_string().contains(&v), "{what}: {b} vs {v}");
+        }
+    }
+}

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::Error;
 use super::dequant::{dequantize_row, supported};
-use super::names::{gguf_to_meta, meta_names};
+use super::names::gguf_to_meta;
 use super::reader::{GgufFile, TensorInfo};
 use super::types::GgmlType;
 use super::value::Value;
@@ -301,25 +301,6 @@ fn tokenizer_of(k: &Keys<'_, '_>) -> Result<(TokenizerData, Vec<String>), Error>
 }
 
 /// The shape (outermost first) each Meta tensor must have.
-fn expected_shape(name: &str, c: &ModelConfig) -> Vec<u64> {
-    let (dim, kv, ffn, vocab) = (
-        u64::from(c.dim),
-        u64::from(c.kv_dim()),
-        u64::from(c.ffn_dim),
-        u64::from(c.vocab_size),
-    );
-    let suffix = name.splitn(3, '.').nth(2).unwrap_or(name);
-    match (name, suffix) {
-        ("tok_embeddings.weight" | "output.weight", _) => vec![vocab, dim],
-        ("norm.weight", _) | (_, "attention_norm.weight" | "ffn_norm.weight") => vec![dim],
-        (_, "attention.wq.weight" | "attention.wo.weight") => vec![dim, dim],
-        (_, "attention.wk.weight" | "attention.wv.weight") => vec![kv, dim],
-        (_, "feed_forward.w1.weight" | "feed_forward.w3.weight") => vec![ffn, dim],
-        (_, "feed_forward.w2.weight") => vec![dim, ffn],
-        _ => Vec::new(),
-    }
-}
-
 /// Streams a dequantized tensor into `w` as `to`, a few rows at a time.
 fn write_dequantized(
     w: &mut LpkWriter,
@@ -432,20 +413,30 @@ pub(super) fn read_model<'f>(f: &'f GgufFile<'_>) -> Result<GgufModel<'f>, Error
         ));
     }
 
-    // Check every tensor (names, shapes, types) before writing anything.
+    // Check every tensor (names, shapes, types) before writing anything; the layer count
+    // first, so that a hostile one costs nothing.
+    if let Some(reason) = crate::plan::layer_count_mismatch(
+        config.n_layers,
+        by_meta.keys().map(String::as_str),
+        "llama.block_count",
+    ) {
+        return Err(Error::BadMetadata {
+            file: label,
+            key: "llama.block_count".into(),
+            reason,
+        });
+    }
     let mut plan: Vec<(String, &TensorInfo, Option<DType>)> = Vec::new();
-    for meta_name in meta_names(config.n_layers) {
+    for role in config.roles() {
+        let meta_name = role.name();
         let Some(&t) = by_meta.get(&meta_name) else {
-            if meta_name == "output.weight" {
-                continue;
-            }
             return Err(Error::BadTensor {
                 file: label,
                 tensor: super::names::meta_to_gguf(&meta_name).unwrap_or(meta_name),
                 reason: "missing".into(),
             });
         };
-        let want = expected_shape(&meta_name, &config);
+        let want = config.shape_of(role);
         if t.shape() != want {
             return Err(Error::BadTensor {
                 file: label,

@@ -10,7 +10,9 @@
 //! Objects live in an arena and are referred to by [`Id`], so the memo shares them exactly as
 //! Python does (a dict memoized before its items are set is the same dict afterwards) and a
 //! hostile stream cannot make the reader copy a value exponentially often. Stack, memo and
-//! arena sizes are capped.
+//! arena sizes are capped, and so are the bytes they hold: every object, container item and
+//! memo entry is charged against one budget ([`byte_budget`], proportional to the input),
+//! which the interpreter then continues to spend ([`Pickle::budget_left`]).
 
 use std::collections::HashMap;
 
@@ -89,6 +91,20 @@ pub enum Obj {
     },
 }
 
+/// Working memory allowed per byte of pickle, on top of [`BASE_BYTES`]: a state dict written
+/// by torch needs about 40 (20 for its arena, 20 for its evaluated values), so this leaves
+/// room while holding a hostile 4 MB pickle to under 300 MB.
+pub const BYTES_PER_INPUT_BYTE: usize = 64;
+
+/// Working memory allowed whatever the input's size.
+pub const BASE_BYTES: usize = 32 << 20;
+
+/// The memory budget, in bytes, of reading and interpreting a pickle of `len` bytes: what the
+/// VM's arena and memo and then the interpreter's values may hold together.
+pub fn byte_budget(len: usize) -> usize {
+    BASE_BYTES.saturating_add(len.saturating_mul(BYTES_PER_INPUT_BYTE))
+}
+
 /// Resource limits of the VM.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -100,6 +116,8 @@ pub struct Limits {
     pub max_marks: usize,
     /// Memo entries.
     pub max_memo: usize,
+    /// Bytes of working memory; `None`: [`byte_budget`] of the input's length.
+    pub max_bytes: Option<usize>,
 }
 
 impl Default for Limits {
@@ -109,6 +127,7 @@ impl Default for Limits {
             max_stack: 1 << 20,
             max_marks: 1 << 12,
             max_memo: 1 << 22,
+            max_bytes: None,
         }
     }
 }
@@ -120,6 +139,10 @@ pub struct Pickle {
     pub objs: Vec<Obj>,
     /// The returned object.
     pub root: Id,
+    /// Bytes of working memory the VM charged (arena, container items, memo).
+    pub bytes_used: usize,
+    /// What is left of the byte budget for the interpreter.
+    pub budget_left: usize,
 }
 
 impl Pickle {
@@ -152,7 +175,27 @@ struct Vm<'a, 'f> {
     marks: Vec<usize>,
     memo: HashMap<u32, Id>,
     limits: Limits,
+    /// Bytes charged so far, and the budget.
+    bytes: usize,
+    max_bytes: usize,
     allow: &'f dyn Fn(&str, &str) -> bool,
+}
+
+/// Bytes of one memo entry (key, value, hash-table overhead).
+const MEMO_ENTRY_BYTES: usize = 16;
+
+/// Heap bytes an object holds besides itself.
+fn payload(o: &Obj) -> usize {
+    match o {
+        Obj::Str(s) => s.len(),
+        Obj::Bytes(b) => b.len(),
+        Obj::Tuple(v) | Obj::List(v) | Obj::Set(v) | Obj::Appends { items: v, .. } => {
+            v.len() * size_of::<Id>()
+        }
+        Obj::Dict(v) | Obj::SetItems { items: v, .. } => v.len() * size_of::<(Id, Id)>(),
+        Obj::Global { module, name } => module.len() + name.len(),
+        _ => 0,
+    }
 }
 
 type R<T> = Result<T, VmError>;
@@ -225,6 +268,20 @@ impl Vm<'_, '_> {
         }
     }
 
+    /// Charges `n` bytes of working memory against the budget.
+    fn charge(&mut self, n: usize) -> R<()> {
+        match self.bytes.checked_add(n).filter(|&b| b <= self.max_bytes) {
+            Some(b) => {
+                self.bytes = b;
+                Ok(())
+            }
+            None => self.bad(format!(
+                "the pickle needs more than {} bytes of memory to read (its byte budget); refusing to continue",
+                self.max_bytes
+            )),
+        }
+    }
+
     fn alloc(&mut self, o: Obj) -> R<Id> {
         if self.objs.len() >= self.limits.max_objects {
             return self.bad(format!(
@@ -232,6 +289,9 @@ impl Vm<'_, '_> {
                 self.limits.max_objects
             ));
         }
+        // The arena's slot (twice: a growing Vec may hold up to double its length) and the
+        // object's own heap bytes.
+        self.charge(2 * size_of::<Obj>() + payload(&o))?;
         self.objs.push(o);
         Ok((self.objs.len() - 1) as Id)
     }
@@ -281,8 +341,11 @@ impl Vm<'_, '_> {
 
     fn memo_put(&mut self, idx: u32) -> R<()> {
         let top = self.top()?;
-        if self.memo.len() >= self.limits.max_memo && !self.memo.contains_key(&idx) {
-            return self.bad(format!("more than {} memo entries", self.limits.max_memo));
+        if !self.memo.contains_key(&idx) {
+            if self.memo.len() >= self.limits.max_memo {
+                return self.bad(format!("more than {} memo entries", self.limits.max_memo));
+            }
+            self.charge(2 * MEMO_ENTRY_BYTES)?;
         }
         self.memo.insert(idx, top);
         Ok(())
@@ -312,6 +375,7 @@ impl Vm<'_, '_> {
     }
 
     fn set_items(&mut self, target: Id, items: Vec<(Id, Id)>) -> R<()> {
+        self.charge(items.len() * size_of::<(Id, Id)>())?;
         match &mut self.objs[target as usize] {
             Obj::Dict(d) | Obj::SetItems { items: d, .. } => d.extend(items),
             Obj::Reduce { .. } | Obj::NewObj { .. } | Obj::Build { .. } => {
@@ -326,6 +390,7 @@ impl Vm<'_, '_> {
     }
 
     fn appends(&mut self, target: Id, items: Vec<Id>) -> R<()> {
+        self.charge(items.len() * size_of::<Id>())?;
         match &mut self.objs[target as usize] {
             Obj::List(l) | Obj::Appends { items: l, .. } => l.extend(items),
             Obj::Reduce { .. } | Obj::NewObj { .. } | Obj::Build { .. } => {
@@ -530,6 +595,7 @@ impl Vm<'_, '_> {
                 0x90 => {
                     let items = self.pop_mark()?;
                     let s = self.top()?;
+                    self.charge(items.len() * size_of::<Id>())?;
                     match &mut self.objs[s as usize] {
                         Obj::Set(v) => v.extend(items),
                         _ => return self.bad("ADDITEMS on something that is not a set"),
@@ -678,99 +744,18 @@ pub fn run(
         marks: Vec::new(),
         memo: HashMap::new(),
         limits,
+        bytes: 0,
+        max_bytes: limits.max_bytes.unwrap_or_else(|| byte_budget(data.len())),
         allow,
     };
     let root = vm.run()?;
     Ok(Pickle {
         objs: vm.objs,
         root,
+        bytes_used: vm.bytes,
+        budget_left: vm.max_bytes - vm.bytes,
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn allow_all(_: &str, _: &str) -> bool {
-        true
-    }
-
-    fn go(p: &[u8]) -> Result<Pickle, VmError> {
-        run(p, &allow_all, Limits::default())
-    }
-
-    #[test]
-    fn memo_shares_objects_like_python() {
-        // d = {}; memo[0] = d; d['a'] = 1; return [d (via memo), d]
-        let p = b"\x80\x02]q\x01}q\x00X\x01\x00\x00\x00aK\x01sh\x00\x86a.";
-        let r = go(p).unwrap();
-        let Obj::List(items) = r.get(r.root) else {
-            panic!("{:?}", r.get(r.root))
-        };
-        let Obj::Tuple(pair) = r.get(items[0]) else {
-            panic!()
-        };
-        assert_eq!(pair[0], pair[1], "the same dict, not a copy");
-        assert!(matches!(r.get(pair[0]), Obj::Dict(d) if d.len() == 1));
-    }
-
-    #[test]
-    fn build_and_setitems_mutate_in_place() {
-        // x = OrderedDict(); memo[0] = x; x['k'] = None; x.__setstate__({}); return (x, memo[0])
-        let p = b"\x80\x02ccollections\nOrderedDict\n)Rq\x00X\x01\x00\x00\x00kNs}bh\x00\x86.";
-        let r = go(p).unwrap();
-        let Obj::Tuple(pair) = r.get(r.root) else {
-            panic!()
-        };
-        assert_eq!(pair[0], pair[1]);
-        let Obj::Build { obj, .. } = r.get(pair[0]) else {
-            panic!("{:?}", r.get(pair[0]))
-        };
-        assert!(matches!(r.get(*obj), Obj::SetItems { items, .. } if items.len() == 1));
-    }
-
-    #[test]
-    fn integers_of_every_width() {
-        let p = b"\x80\x02(J\xff\xff\xff\xffK\xffM\xff\xff\x8a\x02\x00\x80\x8a\x00\x88\x89t.";
-        let r = go(p).unwrap();
-        let Obj::Tuple(v) = r.get(r.root) else {
-            panic!()
-        };
-        let got: Vec<&Obj> = v.iter().map(|&i| r.get(i)).collect();
-        assert_eq!(
-            got,
-            [
-                &Obj::Int(-1),
-                &Obj::Int(255),
-                &Obj::Int(65535),
-                &Obj::Int(-32768),
-                &Obj::Int(0),
-                &Obj::Bool(true),
-                &Obj::Bool(false)
-            ]
-        );
-    }
-
-    #[test]
-    fn refusals_name_what_is_wrong() {
-        let global = run(b"\x80\x02cos\nsystem\n.", &|_, _| false, Limits::default());
-        assert_eq!(global, Err(VmError::Global("os.system".into())));
-        let bad = |p: &[u8]| match go(p) {
-            Err(VmError::Bad { reason, .. }) => reason,
-            other => panic!("{other:?}"),
-        };
-        assert!(bad(b"\x80\x02.").contains("underflow"));
-        assert!(bad(b"\x80\x02i__main__\nX\n.").contains("INST"));
-        assert!(bad(b"\x80\x02h\x07.").contains("memo key 7"));
-        assert!(bad(b"\x80\x02X\xff\xff\xff\x7f").contains("exceeds"));
-        assert!(bad(b"\x80\x09.").contains("protocol 9"));
-        let tight = Limits {
-            max_objects: 3,
-            ..Limits::default()
-        };
-        assert!(matches!(
-            run(b"\x80\x02NNNN.", &allow_all, tight),
-            Err(VmError::Bad { .. })
-        ));
-    }
-}
+mod tests;

@@ -2,26 +2,30 @@
 //! llama.cpp's rules. The one name table of the workspace (`llamapack-convert`'s
 //! `gguf::names` re-exports it).
 
+use llamapack_format::llama;
 use serde::Serialize;
 
-/// Per-layer tensor names: Meta's suffix, GGUF's suffix.
-const LAYER_NAMES: [(&str, &str); 9] = [
-    ("attention.wq.weight", "attn_q.weight"),
-    ("attention.wk.weight", "attn_k.weight"),
-    ("attention.wv.weight", "attn_v.weight"),
-    ("attention.wo.weight", "attn_output.weight"),
-    ("feed_forward.w1.weight", "ffn_gate.weight"),
-    ("feed_forward.w2.weight", "ffn_down.weight"),
-    ("feed_forward.w3.weight", "ffn_up.weight"),
-    ("attention_norm.weight", "attn_norm.weight"),
-    ("ffn_norm.weight", "ffn_norm.weight"),
-];
+/// Per-layer tensor names: Meta's suffix (the format crate's table), GGUF's suffix.
+const LAYER_NAMES: [(&str, &str); 9] = {
+    const M: [&str; 9] = llama::LAYER_TENSORS;
+    [
+        (M[0], "attn_q.weight"),
+        (M[1], "attn_k.weight"),
+        (M[2], "attn_v.weight"),
+        (M[3], "attn_output.weight"),
+        (M[4], "ffn_gate.weight"),
+        (M[5], "ffn_down.weight"),
+        (M[6], "ffn_up.weight"),
+        (M[7], "attn_norm.weight"),
+        (M[8], "ffn_norm.weight"),
+    ]
+};
 
 /// Whole-model tensor names: Meta's, GGUF's.
 const MODEL_NAMES: [(&str, &str); 3] = [
-    ("tok_embeddings.weight", "token_embd.weight"),
-    ("norm.weight", "output_norm.weight"),
-    ("output.weight", "output.weight"),
+    (llama::TOK_EMBEDDINGS, "token_embd.weight"),
+    (llama::NORM, "output_norm.weight"),
+    (llama::OUTPUT, "output.weight"),
 ];
 
 /// Splits `<prefix><n>.<suffix>` with a canonical decimal `n` (`01` is not `1`).
