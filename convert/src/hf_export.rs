@@ -412,14 +412,14 @@ mod tests {
                 .flat_map(|i| (i as f32 * 0.25 - 3.0).to_le_bytes())
                 .collect()
         };
-        w.write_tensor("tok_embeddings.weight", DType::F32, &[16, 64], &f32s(1024))
-            .unwrap();
-        w.write_tensor("norm.weight", DType::F32, &[64], &f32s(64))
-            .unwrap();
-        w.write_tensor("output.weight", DType::F32, &[16, 64], &f32s(1024))
-            .unwrap();
-        w.finish(&llamapack_format::testing::tiny_metadata())
-            .unwrap();
+        // every tensor the config names (the writer refuses a model missing one)
+        let meta = llamapack_format::testing::tiny_metadata();
+        for (name, shape) in meta.config.tensors() {
+            let n: u64 = shape.iter().product();
+            w.write_tensor(&name, DType::F32, &shape, &f32s(n as usize))
+                .unwrap();
+        }
+        w.finish(&meta).unwrap();
         let lpk = Lpk::open(&src).unwrap();
         let decode = |_: DType, src: &[u8], dst: &mut [f32]| {
             for (d, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
@@ -438,7 +438,7 @@ mod tests {
             .iter()
             .filter(|f| f.ends_with(".safetensors"))
             .collect();
-        assert_eq!(shards.len(), 2, "{:?}", s.files);
+        assert!(shards.len() >= 2, "one shard only: {:?}", s.files);
         for f in shards {
             let ours = std::fs::read(out.join(f)).unwrap();
             let st = safetensors::SafeTensors::deserialize(&ours).unwrap();
