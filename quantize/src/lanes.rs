@@ -29,6 +29,22 @@ pub(crate) fn gather<const N: usize, const L: usize>(src: &[f32]) -> Groups<f32,
     out
 }
 
+/// Each group's largest magnitude and the element that has it (the first of ties; 0 and 0 for
+/// an all-zero group), as ggml's `fabsf(x) > amax` scans from 0 find them.
+#[inline(always)]
+fn signed_max_abs<const N: usize, const L: usize>(x: &Groups<f32, N, L>) -> ([f32; L], [f32; L]) {
+    let (mut amax, mut max) = ([0f32; L], [0f32; L]);
+    for xi in x {
+        for j in 0..L {
+            let a = xi[j].abs();
+            let gt = a > amax[j];
+            amax[j] = if gt { a } else { amax[j] };
+            max[j] = if gt { xi[j] } else { max[j] };
+        }
+    }
+    (amax, max)
+}
+
 /// One trial of [`qx`]: the quants for `iscale` (into `t`) and their `Σw·x·q`, `Σw·q²`.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // lanes are indexed in lockstep across arrays
@@ -65,15 +81,7 @@ pub(crate) fn qx<const N: usize, const L: usize>(
     w: &Groups<f32, N, L>,
     l: &mut Groups<i32, N, L>,
 ) -> [f32; L] {
-    let (mut amax, mut max) = ([0f32; L], [0f32; L]);
-    for xi in x {
-        for j in 0..L {
-            let a = xi[j].abs();
-            let gt = a > amax[j];
-            amax[j] = if gt { a } else { amax[j] };
-            max[j] = if gt { xi[j] } else { max[j] };
-        }
-    }
+    let (amax, max) = signed_max_abs(x);
     let nmaxf = nmax as f32;
     let mut iscale = [0f32; L];
     for j in 0..L {
@@ -315,15 +323,7 @@ pub(crate) fn iq4_scales<const L: usize>(
     w: &Groups<f32, 32, L>,
     ntry: i32,
 ) -> [f32; L] {
-    let (mut amax, mut max) = ([0f32; L], [0f32; L]);
-    for xi in x {
-        for j in 0..L {
-            let a = xi[j].abs();
-            let gt = a > amax[j];
-            amax[j] = if gt { a } else { amax[j] };
-            max[j] = if gt { xi[j] } else { max[j] };
-        }
-    }
+    let (amax, max) = signed_max_abs(x);
     let mut id = [0f32; L];
     for j in 0..L {
         id[j] = crate::iq4_nl::first_id(max[j], ntry);
