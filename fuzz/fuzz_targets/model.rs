@@ -98,6 +98,13 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        Err(m) => assert!(!m.tensor.is_empty() && !m.reason.is_empty()),
+        // The mismatch names a tensor of the list (whatever its name, "" included) or one the
+        // config has and the list lacks; it says why.
+        Err(m) => {
+            assert!(!m.reason.is_empty());
+            let listed = ts.iter().any(|(n, _)| *n == m.tensor);
+            let missing = c.roles().take(ts.len() + 1).any(|r| r.name() == m.tensor);
+            assert!(listed || missing, "{m:?}");
+        }
     }
 });
