@@ -270,4 +270,18 @@ mod tests {
             assert_eq!(Role::parse(bad), None, "{bad}");
         }
     }
+
+    /// Found by the `model` fuzz target: a tensor with an empty name beside a whole model is
+    /// the one named (as ``) in the mismatch.
+    #[test]
+    fn an_unnamed_tensor_beside_a_model_is_the_one_named() {
+        let c = crate::testing::tiny_config();
+        let mut ts: Vec<(String, Vec<u64>)> = c.tensors().collect();
+        ts.push((String::new(), vec![1]));
+        let m = c
+            .check_tensors(ts.iter().map(|(n, s)| (n.as_str(), s.as_slice())))
+            .unwrap_err();
+        assert_eq!(m.tensor, "");
+        assert!(m.reason.contains("not a Llama tensor"), "{}", m.reason);
+    }
 }
