@@ -99,6 +99,7 @@ mod dispatch;
 mod error;
 pub mod float;
 pub mod format;
+pub mod budget;
 pub mod imatrix;
 pub mod iq4_nl;
 pub mod iq4_xs;

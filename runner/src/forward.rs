@@ -118,8 +118,10 @@ impl<'a> Model<'a> {
         if let Some(&id) = tokens.iter().find(|&&t| t as usize >= vocab) {
             return Err(Error::TokenId { id, vocab });
         }
-        self.pool
-            .install(|| self.forward_impl(s, tokens, start_pos, logits))?;
+        let all = 0..self.config.n_layers;
+        self.pool.install(|| {
+            self.forward_impl(&self.weights, s, Some(tokens), n, all, start_pos, logits)
+        })?;
         Ok(match logits {
             Logits::None => &s.logits[..0],
             Logits::Last => &s.logits[..vocab],
@@ -146,6 +148,66 @@ impl<'a> Model<'a> {
         self.forward_batch(s, &tokens[last * b..], start_pos + last * b, Logits::Last)
     }
 
+    /// A partial forward pass for calibration and sensitivity measurement: runs the blocks
+    /// `layers` of `w` (weights of this model's shapes, e.g. [`Model::weights`] with one matrix
+    /// replaced by a candidate quantization) over `n` tokens at positions `start_pos..`.
+    ///
+    /// With `tokens` the pass starts from their embeddings and `layers` must start at 0;
+    /// without, the caller has put the residual stream entering `layers.start` in
+    /// `s.x[..n * dim]` (e.g. rows captured by [`State::layer_inputs`] of an earlier pass). When
+    /// `layers` ends at the last block, the final norm and the output projection give the logits
+    /// asked for; otherwise `logits` must be [`Logits::None`] and `s.x` holds the residual stream
+    /// leaving `layers.end - 1`. The KV cache of the blocks run is written as usual.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_layers<'s>(
+        &self,
+        w: &Weights<'_>,
+        s: &'s mut State,
+        tokens: Option<&[u32]>,
+        n: usize,
+        layers: std::ops::Range<usize>,
+        start_pos: usize,
+        logits: Logits,
+    ) -> Result<&'s [f32]> {
+        let c = &self.config;
+        let vocab = c.vocab_size;
+        if n == 0 || n > s.max_batch || tokens.is_some_and(|t| t.len() != n) {
+            return Err(Error::Invalid(format!(
+                "a partial pass over {n} tokens (this state takes 1..={})",
+                s.max_batch
+            )));
+        }
+        if start_pos + n > s.ctx {
+            return Err(Error::Context {
+                pos: start_pos,
+                n,
+                ctx: s.ctx,
+            });
+        }
+        if layers.start > layers.end
+            || layers.end > c.n_layers
+            || (tokens.is_some() && layers.start != 0)
+            || (layers.end < c.n_layers && logits != Logits::None)
+            || w.layers.len() != c.n_layers
+        {
+            return Err(Error::Invalid(format!(
+                "a partial pass over blocks {layers:?} of {} (tokens given: {}, logits: {logits:?})",
+                c.n_layers,
+                tokens.is_some()
+            )));
+        }
+        if let Some(&id) = tokens.and_then(|t| t.iter().find(|&&t| t as usize >= vocab)) {
+            return Err(Error::TokenId { id, vocab });
+        }
+        self.pool
+            .install(|| self.forward_impl(w, s, tokens, n, layers, start_pos, logits))?;
+        Ok(match logits {
+            Logits::None => &s.logits[..0],
+            Logits::Last => &s.logits[..vocab],
+            Logits::All => &s.logits[..n * vocab],
+        })
+    }
+
     /// Logits of every position of `tokens` (teacher forcing): `[tokens.len(), vocab]`.
     pub fn logits_all(&self, s: &mut State, tokens: &[u32], start_pos: usize) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(tokens.len() * self.config.vocab_size);
@@ -159,17 +221,19 @@ impl<'a> Model<'a> {
     /// The forward pass over `n = tokens.len()` tokens. Buffers are rows of `State`; nothing
     /// is allocated here. Each `collect` hands a matmul's input to the state's importance-matrix
     /// collector, when it has one ([`crate::imatrix`]).
+    #[allow(clippy::too_many_arguments)]
     fn forward_impl(
         &self,
+        w: &Weights<'_>,
         s: &mut State,
-        tokens: &[u32],
+        tokens: Option<&[u32]>,
+        n: usize,
+        blocks: std::ops::Range<usize>,
         start: usize,
         want: Logits,
     ) -> Result<()> {
         let c = &self.config;
-        let w = &self.weights;
         let kern = self.kernels;
-        let n = tokens.len();
         let (dim, hd, kv_dim, hidden) = (c.dim, c.head_dim, c.kv_dim, c.hidden_dim);
         let qd = c.n_heads * hd;
         let half = hd / 2;
@@ -192,11 +256,12 @@ impl<'a> Model<'a> {
             act_scratch,
             mm_scratch,
             imatrix,
+            layer_inputs,
             ..
         } = s;
 
         // h = self.tok_embeddings(tokens)                               (Transformer.forward)
-        for (t, &tok) in tokens.iter().enumerate() {
+        for (t, &tok) in tokens.unwrap_or(&[]).iter().enumerate() {
             let e = &w.tok_embeddings;
             matmul::dequantize_row(
                 kern,
@@ -206,7 +271,11 @@ impl<'a> Model<'a> {
             )?;
         }
 
-        for (l, lw) in w.layers.iter().enumerate() {
+        let last = blocks.end == c.n_layers;
+        for (l, lw) in w.layers.iter().enumerate().take(blocks.end).skip(blocks.start) {
+            if let Some(inputs) = layer_inputs {
+                inputs.extend_from_slice(&x[..n * dim]);
+            }
             // self.attention_norm(x)                                   (TransformerBlock.forward)
             for t in 0..n {
                 let r = t * dim..(t + 1) * dim;
@@ -320,6 +389,7 @@ impl<'a> Model<'a> {
 
         // h = self.norm(h); output = self.output(h).float()         (Transformer.forward)
         let rows = match want {
+            _ if !last => return Ok(()),
             Logits::None => return Ok(()),
             Logits::Last => n - 1..n,
             Logits::All => 0..n,

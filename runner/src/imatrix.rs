@@ -108,6 +108,70 @@ pub struct Collector {
     layers: Vec<[Sums; 4]>,
     /// [`Site::Output`] sums, when collected.
     output: Option<Sums>,
+    /// Full second moments ([`Gram`]) per site, when asked for ([`Collector::collect_grams`]):
+    /// `4 · layer + site` for the four block sites, then the output's.
+    grams: Vec<Option<Gram>>,
+}
+
+/// Σ x xᵀ over the token rows of one activation (`cols × cols`, symmetric, f32 sums of f32
+/// products): the full second moment whose diagonal is the importance matrix, for rounding
+/// that minimizes a layer's output error (GPTQ-style) and for output-error proxies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gram {
+    /// Width of the activation.
+    pub cols: usize,
+    /// `cols × cols` sums, row-major; both triangles filled.
+    pub sum: Vec<f32>,
+    /// Token rows added.
+    pub count: u64,
+}
+
+impl Gram {
+    /// Zero sums for activations of `cols`.
+    pub fn new(cols: usize) -> Gram {
+        Gram {
+            cols,
+            sum: vec![0.0; cols * cols],
+            count: 0,
+        }
+    }
+
+    /// Adds the `n` rows of `x` (`[n, cols]`): one transpose, then the upper triangle as dots of
+    /// columns (the SIMD f32 dot), rows of the result in parallel, mirrored.
+    pub fn add(&mut self, x: &[f32], n: usize) {
+        let d = self.cols;
+        debug_assert_eq!(x.len(), n * d);
+        let mut xt = vec![0f32; d * n];
+        for (t, row) in x.chunks_exact(d).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                xt[j * n + t] = v;
+            }
+        }
+        let xt = &xt;
+        let col = |j: usize| -> &[u8] { bytemuck::cast_slice(&xt[j * n..(j + 1) * n]) };
+        use rayon::prelude::*;
+        self.sum
+            .par_chunks_mut(d)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let a = col(i);
+                for (j, o) in out.iter_mut().enumerate().skip(i) {
+                    *o += llamapack_quantize::vec_dot(llamapack_format::DType::F32, n, a, col(j));
+                }
+            });
+        for i in 0..d {
+            for j in 0..i {
+                self.sum[i * d + j] = self.sum[j * d + i];
+            }
+        }
+        self.count += n as u64;
+    }
+
+    /// E[x xᵀ]: the sums over the rows added (zeros when none were).
+    pub fn mean(&self) -> Vec<f32> {
+        let c = self.count.max(1) as f32;
+        self.sum.iter().map(|v| v / c).collect()
+    }
 }
 
 impl Collector {
@@ -126,7 +190,45 @@ impl Collector {
         Collector {
             layers: (0..c.n_layers).map(|_| layer()).collect(),
             output: (process_output && !c.tied_output).then(|| Sums::new(c.dim)),
+            grams: Vec::new(),
         }
+    }
+
+    /// Also collects the full second moment ([`Gram`]) of the four sites of every block in
+    /// `layers`, and of the output projection's input when `output` (tied or not). Memory:
+    /// `4 · cols²` bytes per site, so callers ask for one block at a time on big models.
+    pub fn collect_grams(&mut self, c: &Config, layers: std::ops::Range<usize>, output: bool) {
+        let qd = c.n_heads * c.head_dim;
+        let widths = [c.dim, qd, c.dim, c.hidden_dim];
+        self.grams = (0..c.n_layers * 4 + 1)
+            .map(|i| {
+                let (l, k) = (i / 4, i % 4);
+                if i == c.n_layers * 4 {
+                    output.then(|| Gram::new(c.dim))
+                } else {
+                    layers.contains(&l).then(|| Gram::new(widths[k]))
+                }
+            })
+            .collect();
+    }
+
+    /// The second moment collected at `site`, if it was asked for (it is moved out).
+    pub fn take_gram(&mut self, site: Site) -> Option<Gram> {
+        let i = self.gram_index(site)?;
+        self.grams.get_mut(i)?.take()
+    }
+
+    fn gram_index(&self, site: Site) -> Option<usize> {
+        if self.grams.is_empty() {
+            return None;
+        }
+        Some(match site {
+            Site::Attention(l) => 4 * l,
+            Site::AttentionOutput(l) => 4 * l + 1,
+            Site::Ffn(l) => 4 * l + 2,
+            Site::FfnDown(l) => 4 * l + 3,
+            Site::Output => self.grams.len() - 1,
+        })
     }
 
     /// Adds the `n` rows of `x` (`[n, width of site]`), unless `n` < [`MIN_BATCH`] or the site
@@ -134,6 +236,25 @@ impl Collector {
     pub fn add(&mut self, site: Site, x: &[f32], n: usize) -> Result<()> {
         if n < MIN_BATCH {
             return Ok(());
+        }
+        if let Some(g) = self
+            .gram_index(site)
+            .and_then(|i| self.grams.get_mut(i))
+            .and_then(Option::as_mut)
+        {
+            if x.len() != n * g.cols {
+                return Err(Error::Invalid(format!(
+                    "second moment: {} values for {n} rows of {} at {site}",
+                    x.len(),
+                    g.cols
+                )));
+            }
+            g.add(x, n);
+            if g.sum.iter().step_by(g.cols + 1).any(|s| !s.is_finite()) {
+                return Err(Error::NonFiniteActivation {
+                    site: site.to_string(),
+                });
+            }
         }
         let sums = match site {
             Site::Attention(l) => &mut self.layers[l][0],

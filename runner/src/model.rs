@@ -86,7 +86,7 @@ impl<'a> Matrix<'a> {
 }
 
 /// The weights of one transformer block.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LayerWeights<'a> {
     /// `attention_norm.weight` `[dim]`, as f32 (tiny; converted once at load).
     pub attention_norm: Vec<f32>,
@@ -108,8 +108,9 @@ pub struct LayerWeights<'a> {
     pub w3: Matrix<'a>,
 }
 
-/// All weights of the model.
-#[derive(Debug)]
+/// All weights of the model (cloning copies the small norm vectors and borrows the same
+/// matrices, so a variant with one matrix replaced is cheap).
+#[derive(Debug, Clone)]
 pub struct Weights<'a> {
     /// `tok_embeddings.weight` `[vocab_size, dim]`; one row is dequantized per token.
     pub tok_embeddings: Matrix<'a>,

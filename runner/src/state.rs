@@ -51,6 +51,10 @@ pub struct State {
     /// When set, every forward pass adds the inputs of its weight matrices to it (Σx² per
     /// column, see [`crate::imatrix`]); `None` (the default) costs nothing.
     pub imatrix: Option<Collector>,
+    /// When set, every forward pass appends the residual stream entering each block it runs
+    /// (`[n, dim]` per block, blocks in order) — the rows a later
+    /// [`Model::forward_layers`](crate::Model::forward_layers) can start from.
+    pub layer_inputs: Option<Vec<f32>>,
 }
 
 impl State {
@@ -90,6 +94,7 @@ impl State {
             act_scratch: Aligned::zeroed(matmul::act_scratch_bytes(b, widest)),
             mm_scratch: Aligned::zeroed(if b > 1 { max_rows * b } else { 0 }),
             imatrix: None,
+            layer_inputs: None,
         }
     }
 
