@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod calibrate;
 mod chart;
 mod cmd;
 mod ui;

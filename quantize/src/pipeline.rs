@@ -133,6 +133,12 @@ pub struct Options {
     pub allow_requantize: bool,
     /// Importance weights for the encoders (`--imatrix`), as llama-quantize uses them.
     pub imatrix: Option<ImatrixUse>,
+    /// Tensors already encoded in their planned type (calibrated quantization encodes with its
+    /// own rounding): written as given, their error measured against the input.
+    pub encoded: BTreeMap<String, Vec<u8>>,
+    /// Recorded in the provenance's `quantization.budget` (the size budget, the plan and the
+    /// measured sensitivities of calibrated quantization).
+    pub budget: Option<serde_json::Value>,
 }
 
 /// An importance matrix and where it came from, for [`Options::imatrix`].
@@ -265,8 +271,14 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
             }
             _ => (None, false),
         };
-        let (bytes, stats) = encode_tensor_weighted(&t, p.to, weights.as_deref())
-            .map_err(|e| in_tensor(&p.name, e))?;
+        let (bytes, stats) = match opts.encoded.get(&p.name) {
+            Some(given) => {
+                let stats = error_of(&t, p.to, given).map_err(|e| in_tensor(&p.name, e))?;
+                (given.clone(), stats)
+            }
+            None => encode_tensor_weighted(&t, p.to, weights.as_deref())
+                .map_err(|e| in_tensor(&p.name, e))?,
+        };
         Ok(Encoded {
             bytes,
             stats,
@@ -344,6 +356,7 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
         "imatrix": imatrix,
         "fallbacks": fallbacks,
         "tensor_types": types,
+        "budget": opts.budget,
     }));
     let out = writer.finish(&meta)?;
     let output_bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
@@ -421,6 +434,37 @@ pub fn encode_tensor_weighted(
         })
         .try_reduce(ErrorStats::default, |a, b| Ok(a.merge(b)))?;
     Ok((out, stats))
+}
+
+/// The round-trip error of `bytes` (rows of `target`, encoded elsewhere) against `t`.
+fn error_of(t: &TensorView<'_>, target: DType, bytes: &[u8]) -> Result<ErrorStats, Error> {
+    let n = t.row_len();
+    let row_err = |dtype: DType| Error::RowLength {
+        dtype,
+        len: n,
+        block_len: dtype.block_len(),
+    };
+    let src_row = t.dtype.row_bytes(n).ok_or_else(|| row_err(t.dtype))?;
+    let dst_row = target.row_bytes(n).ok_or_else(|| row_err(target))?;
+    if bytes.len() != t.rows() * dst_row {
+        return Err(Error::RowLength {
+            dtype: target,
+            len: bytes.len(),
+            block_len: dst_row,
+        });
+    }
+    (0..t.rows())
+        .into_par_iter()
+        .map(|r| -> Result<ErrorStats, Error> {
+            let mut x = vec![0f32; n];
+            let mut back = vec![0f32; n];
+            crate::dequantize_row(t.dtype, &t.bytes[r * src_row..(r + 1) * src_row], &mut x)?;
+            crate::dequantize_row(target, &bytes[r * dst_row..(r + 1) * dst_row], &mut back)?;
+            let mut s = ErrorStats::default();
+            s.add(&x, &back);
+            Ok(s)
+        })
+        .try_reduce(ErrorStats::default, |a, b| Ok(a.merge(b)))
 }
 
 /// Groups fallback messages (`name: why`) by their reason: one line per kind of fallback,

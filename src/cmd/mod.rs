@@ -8,6 +8,7 @@ use clap::Subcommand;
 use llamapack_format::DType;
 
 mod bench;
+mod budget;
 mod compare;
 mod convert;
 mod demo;

@@ -47,8 +47,17 @@ pub struct Args {
     #[arg(short, long)]
     pub output: PathBuf,
     /// Recipe: llama.cpp's file type (q4_k_m, Q5_K_S, q8_0, … — see the list in --help).
-    #[arg(long = "type", value_name = "RECIPE", value_parser = super::recipe_name)]
-    pub recipe: String,
+    /// Not with a size budget (--target-bpw, --target-size, --plan).
+    #[arg(
+        long = "type",
+        value_name = "RECIPE",
+        value_parser = super::recipe_name,
+        required_unless_present_any = ["target_bpw", "target_size", "plan"],
+        conflicts_with_all = ["target_bpw", "target_size", "plan"]
+    )]
+    pub recipe: Option<String>,
+    #[command(flatten)]
+    pub budget: super::budget::BudgetArgs,
     /// Type of output.weight (overrides the recipe).
     #[arg(long, value_name = "TYPE", value_parser = super::storable_dtype)]
     pub output_type: Option<DType>,
@@ -118,7 +127,7 @@ fn recipes_help() -> String {
 
 /// Builds the recipe from the command line's options.
 fn recipe_of(args: &Args) -> anyhow::Result<Recipe> {
-    let mut recipe = Recipe::parse(&args.recipe)?;
+    let mut recipe = Recipe::parse(args.recipe.as_deref().unwrap_or("f16"))?;
     recipe.output_type = args.output_type;
     recipe.embedding_type = args.embedding_type;
     recipe.pure = args.pure;
@@ -142,6 +151,9 @@ fn recipe_of(args: &Args) -> anyhow::Result<Recipe> {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if args.recipe.is_none() {
+        return super::budget::run(args);
+    }
     Outputs::new()
         .input("INPUT", &args.input)
         .inputs("--tensor-type-file", &args.tensor_type_file)
@@ -177,6 +189,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let opts = pipeline::Options {
         allow_requantize: args.allow_requantize,
         imatrix,
+        ..Default::default()
     };
     let started = Instant::now();
     let done = pool.install(|| quantize_file(&lpk, &recipe, &args.input, &args.output, &opts))?;
@@ -256,6 +269,17 @@ pub fn quantize_file(
     opts: &pipeline::Options,
 ) -> anyhow::Result<Quantized> {
     let plan = pipeline::plan(lpk, recipe)?;
+    quantize_planned(lpk, &plan, input, output, opts)
+}
+
+/// [`quantize_file`] with the plan given.
+pub fn quantize_planned(
+    lpk: &Lpk,
+    plan: &pipeline::Plan,
+    input: &Path,
+    output: &Path,
+    opts: &pipeline::Options,
+) -> anyhow::Result<Quantized> {
     let total: u64 = lpk.tensors().map(|t| t.bytes.len() as u64).sum();
     let bar = ui::bytes_bar(total, "quantize");
     let parent = || {
@@ -272,7 +296,7 @@ pub fn quantize_file(
             bytes: lpk.file_len(),
         })
     };
-    let done = pipeline::quantize(lpk, &plan, output, parent, opts, &|n| bar.set_position(n))?;
+    let done = pipeline::quantize(lpk, plan, output, parent, opts, &|n| bar.set_position(n))?;
     bar.finish_and_clear();
     for line in pipeline::group_fallbacks(&done.fallbacks) {
         eprintln!("warning: {line}");

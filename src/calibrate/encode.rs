@@ -1,0 +1,220 @@
+//! Encoding a matrix given its input's second moment, the output-error proxy, and step 3 of
+//! calibrated quantization: the chosen types, block by block through the quantized model.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, ensure};
+use llamapack_format::DType;
+use llamapack_runner::accuracy::Windows;
+use llamapack_runner::imatrix::{Collector, Site};
+use llamapack_runner::{Logits, Matrix, Model, State, Weights};
+use rayon::prelude::*;
+
+use super::measure::{block_grams, site_slot};
+use super::{Settings, block_matrices, matrix_over, replace, to_f32};
+
+/// Rows the output-error proxy looks at, at most (evenly spaced; the sum is scaled up).
+const PROXY_ROWS: usize = 4096;
+
+/// Encodes `src` (the rows of `m` as f32) as `dtype`, for inputs of second moment `h`
+/// (`cols × cols`): with `optimize`, error-feedback rounding that minimizes the layer's output
+/// error; otherwise the importance-weighted encoder with diag(h) as the importance matrix
+/// (llama-quantize --imatrix's encoding).
+pub(crate) fn encode_matrix(
+    dtype: DType,
+    src: &[f32],
+    m: &Matrix<'_>,
+    h: &[f32],
+    optimize: bool,
+) -> anyhow::Result<Vec<u8>> {
+    let cols = m.cols;
+    let row_bytes = dtype.row_bytes(cols).with_context(|| {
+        format!(
+            "tensor `{}`: rows of {cols} are not whole {dtype} blocks",
+            m.name
+        )
+    })?;
+    let _ = optimize;
+    let diag: Vec<f32> = (0..cols).map(|i| h[i * cols + i]).collect();
+    let mut out = vec![0u8; m.rows * row_bytes];
+    let kern = llamapack_quantize::kernels();
+    out.par_chunks_mut(row_bytes)
+        .zip(src.par_chunks(cols))
+        .try_for_each(|(dst, x)| {
+            if dtype.is_quantized() {
+                kern.quantize_weighted_row(dtype, x, dst, &diag)
+            } else {
+                kern.quantize_row(dtype, x, dst)
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("tensor `{}` as {dtype}: {e}", m.name))?;
+    Ok(out)
+}
+
+/// The layer's output error `Σ_rows (w − ŵ)ᵀ H (w − ŵ)` of `bytes` (rows of `dtype`) against
+/// `src`, over at most [`PROXY_ROWS`] evenly spaced rows, scaled to all rows.
+pub(crate) fn output_error(
+    dtype: DType,
+    src: &[f32],
+    m: &Matrix<'_>,
+    bytes: &[u8],
+    h: &[f32],
+) -> anyhow::Result<f64> {
+    let cols = m.cols;
+    let row_bytes = dtype.row_bytes(cols).context("row length")?;
+    ensure!(
+        bytes.len() == m.rows * row_bytes,
+        "tensor `{}`: encoded size",
+        m.name
+    );
+    let stride = m.rows.div_ceil(PROXY_ROWS).max(1);
+    let picked: Vec<usize> = (0..m.rows).step_by(stride).collect();
+    let hb: &[u8] = bytemuck::cast_slice(h);
+    let sum: f64 = picked
+        .par_iter()
+        .map(|&r| -> anyhow::Result<f64> {
+            let mut e = vec![0f32; cols];
+            llamapack_quantize::dequantize_row(
+                dtype,
+                &bytes[r * row_bytes..(r + 1) * row_bytes],
+                &mut e,
+            )?;
+            for (v, &x) in e.iter_mut().zip(&src[r * cols..(r + 1) * cols]) {
+                *v = x - *v;
+            }
+            let eb: &[u8] = bytemuck::cast_slice(&e);
+            let mut acc = 0f64;
+            for (i, &ei) in e.iter().enumerate() {
+                if ei != 0.0 {
+                    let hi = &hb[i * cols * 4..(i + 1) * cols * 4];
+                    acc += f64::from(ei)
+                        * f64::from(llamapack_quantize::vec_dot(DType::F32, cols, hi, eb));
+                }
+            }
+            Ok(acc)
+        })
+        .try_reduce(|| 0.0, |a, b| Ok(a + b))?;
+    Ok(sum * m.rows as f64 / picked.len() as f64)
+}
+
+/// Step 3: encodes every matrix named in `types` in its type, block by block through the model
+/// quantized so far (each block's second moments are collected on the calibration windows'
+/// residual streams as the quantized blocks before it leave them). Tensors not named stay as
+/// they are. Returns the encoded bytes by name; `progress(done, total)` after each tensor.
+pub fn encode(
+    model: &Model<'_>,
+    tokens: &[u32],
+    windows: &Windows,
+    settings: &Settings,
+    types: &BTreeMap<String, DType>,
+    progress: &dyn Fn(usize, usize),
+) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let c = &model.config;
+    let (ctx, dim, n_layers) = (windows.ctx, c.dim, c.n_layers);
+    let n_win = windows.n.min(settings.windows.max(1));
+    ensure!(
+        n_win > 0,
+        "the calibration text is shorter than one window of {ctx} tokens"
+    );
+    let w = &model.weights;
+    let mut s = State::with_context(c, ctx, ctx);
+    let mut encoded: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let total = types.len();
+    let wanted = |m: &Matrix<'_>| types.get(m.name).copied().filter(|&d| d != m.dtype);
+    // The current model: the original with every tensor encoded so far.
+    fn current<'b>(
+        w: &Weights<'b>,
+        encoded: &'b BTreeMap<String, Vec<u8>>,
+        types: &BTreeMap<String, DType>,
+    ) -> Weights<'b> {
+        let mut q = w.clone();
+        for (name, bytes) in encoded {
+            let like = q.matrices().find(|m| m.name == name).copied();
+            if let (Some(like), Some(&d)) = (like, types.get(name)) {
+                replace(&mut q, name, matrix_over(&like, d, bytes));
+            }
+        }
+        q
+    }
+    // Untied embeddings first: they feed everything after (plain squared error; no moment).
+    if !c.tied_output
+        && let Some(d) = wanted(&w.tok_embeddings)
+    {
+        let e = &w.tok_embeddings;
+        let src = to_f32(e)?;
+        let eye = identity(e.cols);
+        encoded.insert(
+            e.name.to_owned(),
+            encode_matrix(d, &src, e, &eye, settings.optimize)?,
+        );
+        progress(encoded.len(), total);
+    }
+    let mut xs: Vec<Vec<f32>> = Vec::with_capacity(n_win);
+    {
+        let q = current(w, &encoded, types);
+        for i in 0..n_win {
+            let win = windows.window(tokens, i);
+            model.forward_layers(&q, &mut s, Some(&win), ctx, 0..0, 0, Logits::None)?;
+            xs.push(s.x[..ctx * dim].to_vec());
+        }
+    }
+    for l in 0..n_layers {
+        // Moments of block l under the quantized blocks before it (block l itself still
+        // original), then block l encoded, then the streams advanced through it quantized.
+        let before = xs.clone();
+        let grams = {
+            let q = current(w, &encoded, types);
+            block_grams(model, &q, &mut s, &mut xs, l, ctx)?
+        };
+        for (m, site) in block_matrices(w, l) {
+            if let Some(d) = wanted(m) {
+                let src = to_f32(m)?;
+                let h = grams[site_slot(site)].mean();
+                encoded.insert(
+                    m.name.to_owned(),
+                    encode_matrix(d, &src, m, &h, settings.optimize)?,
+                );
+                progress(encoded.len(), total);
+            }
+        }
+        xs = before;
+        let q = current(w, &encoded, types);
+        for x in &mut xs {
+            s.x[..ctx * dim].copy_from_slice(x);
+            model.forward_layers(&q, &mut s, None, ctx, l..l + 1, 0, Logits::None)?;
+            x.copy_from_slice(&s.x[..ctx * dim]);
+        }
+    }
+    // The output (tied: also the embeddings), with the moment of the final norm's output.
+    if let Some(d) = wanted(&w.output) {
+        let q = current(w, &encoded, types);
+        let mut col = Collector::new(c, false);
+        col.collect_grams(c, 0..0, true);
+        s.imatrix = Some(col);
+        for x in &xs {
+            s.x[..ctx * dim].copy_from_slice(x);
+            model.forward_layers(&q, &mut s, None, ctx, n_layers..n_layers, 0, Logits::All)?;
+        }
+        let g = s
+            .imatrix
+            .take()
+            .and_then(|mut col| col.take_gram(Site::Output))
+            .context("internal: no second moment of the output's input")?;
+        let o = &w.output;
+        let src = to_f32(o)?;
+        let bytes = encode_matrix(d, &src, o, &g.mean(), settings.optimize)?;
+        drop(q);
+        encoded.insert(o.name.to_owned(), bytes);
+        progress(encoded.len(), total);
+    }
+    Ok(encoded)
+}
+
+/// The identity as a `cols × cols` second moment.
+pub(crate) fn identity(cols: usize) -> Vec<f32> {
+    let mut h = vec![0f32; cols * cols];
+    for i in 0..cols {
+        h[i * cols + i] = 1.0;
+    }
+    h
+}

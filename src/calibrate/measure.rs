@@ -1,0 +1,346 @@
+//! Step 1 of calibrated quantization: second moments, proxies, and one KLD probe per tensor.
+
+use std::time::Instant;
+
+use anyhow::{Context, ensure};
+use llamapack_format::DType;
+use llamapack_runner::accuracy::Windows;
+use llamapack_runner::imatrix::{Collector, Gram, Site};
+use llamapack_runner::{Logits, Matrix, Model, State, Weights};
+use rayon::prelude::*;
+
+use super::{
+    CandidateLoss, Sensitivities, TensorSensitivity, block_matrices, candidate_types, matrix_over,
+    replace, to_f32,
+};
+
+/// How the measurement runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Windows the second moments are collected on.
+    pub windows: usize,
+    /// Windows the KLD probes run on (at most `windows`; the first ones).
+    pub probe_windows: usize,
+    /// Error-feedback rounding for the candidates (and the final encoding).
+    pub optimize: bool,
+}
+
+/// The probe windows' reference: block inputs, final residual, and the f16 model's log-probs.
+struct Probe {
+    tokens: Vec<u32>,
+    /// `[n_layers][ctx · dim]` residual streams entering each block.
+    inputs: Vec<f32>,
+    /// `[ctx · vocab]` log-softmax of the reference logits.
+    logp: Vec<f32>,
+}
+
+/// Measures every 2-D tensor of `model` (normally the f16 model) on `windows` of `tokens`;
+/// `progress(done, total, what)` is called after each tensor.
+pub fn measure(
+    model: &Model<'_>,
+    tokens: &[u32],
+    windows: &Windows,
+    settings: &Settings,
+    progress: &dyn Fn(usize, usize, &str),
+) -> anyhow::Result<Sensitivities> {
+    let started = Instant::now();
+    let c = &model.config;
+    let (ctx, dim, vocab, n_layers) = (windows.ctx, c.dim, c.vocab_size, c.n_layers);
+    let n_win = windows.n.min(settings.windows.max(1));
+    ensure!(
+        n_win > 0,
+        "the calibration text is shorter than one window of {ctx} tokens"
+    );
+    let n_probe = settings.probe_windows.clamp(1, n_win);
+    let mut s = State::with_context(c, ctx, ctx);
+    let w = &model.weights;
+
+    // Reference pass over the probe windows: block inputs and log-probs; the output's moment.
+    let mut probes = Vec::with_capacity(n_probe);
+    let mut out_collector = Collector::new(c, false);
+    out_collector.collect_grams(c, 0..0, true);
+    s.imatrix = Some(out_collector);
+    for i in 0..n_probe {
+        let win = windows.window(tokens, i);
+        s.layer_inputs = Some(Vec::with_capacity(n_layers * ctx * dim));
+        let logits =
+            model.forward_layers(w, &mut s, Some(&win), ctx, 0..n_layers, 0, Logits::All)?;
+        let logp = log_softmax_rows(logits, vocab);
+        let inputs = s.layer_inputs.take().expect("set above");
+        probes.push(Probe {
+            tokens: win,
+            inputs,
+            logp,
+        });
+    }
+    let out_gram = s
+        .imatrix
+        .take()
+        .and_then(|mut col| col.take_gram(Site::Output))
+        .context("internal: no second moment of the output's input")?;
+
+    // Residual streams of every calibration window, advanced block by block.
+    let mut xs: Vec<Vec<f32>> = Vec::with_capacity(n_win);
+    for i in 0..n_win {
+        let win = windows.window(tokens, i);
+        model.forward_layers(w, &mut s, Some(&win), ctx, 0..0, 0, Logits::None)?;
+        xs.push(s.x[..ctx * dim].to_vec());
+    }
+
+    let total = n_layers * 7 + if c.tied_output { 1 } else { 2 };
+    let mut done = 0usize;
+    let mut tensors = Vec::with_capacity(total);
+    for l in 0..n_layers {
+        let grams = block_grams(model, w, &mut s, &mut xs, l, ctx)?;
+        for (m, site) in block_matrices(w, l) {
+            let h = &grams[site_slot(site)];
+            let t = measure_tensor(model, w, &mut s, &probes, m, h, Some(l), settings)?;
+            done += 1;
+            progress(done, total, m.name);
+            tensors.push(t);
+        }
+    }
+    // The embeddings and the output: probes run the whole model (the embeddings change the
+    // input) or only the head.
+    if c.tied_output {
+        let t = measure_tensor(
+            model, w, &mut s, &probes, &w.output, &out_gram, None, settings,
+        )?;
+        tensors.push(t);
+    } else {
+        let e = &w.tok_embeddings;
+        let uniform = identity_gram(e.cols);
+        let t = measure_tensor(model, w, &mut s, &probes, e, &uniform, None, settings)?;
+        tensors.push(t);
+        done += 1;
+        progress(done, total, e.name);
+        let o = &w.output;
+        let t = measure_tensor(
+            model,
+            w,
+            &mut s,
+            &probes,
+            o,
+            &out_gram,
+            Some(n_layers),
+            settings,
+        )?;
+        tensors.push(t);
+    }
+    progress(total, total, "done");
+    Ok(Sensitivities {
+        ctx,
+        windows: n_win,
+        probe_windows: n_probe,
+        optimize: settings.optimize,
+        tensors,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Index of a block site among [`block_grams`]'s four.
+pub(crate) fn site_slot(site: Site) -> usize {
+    match site {
+        Site::Attention(_) => 0,
+        Site::AttentionOutput(_) => 1,
+        Site::Ffn(_) => 2,
+        Site::FfnDown(_) => 3,
+        Site::Output => unreachable!("not a block site"),
+    }
+}
+
+/// Runs block `l` of `w` over every window's residual stream in `xs` (advancing them) and
+/// returns the second moments of its four sites.
+pub(crate) fn block_grams(
+    model: &Model<'_>,
+    w: &Weights<'_>,
+    s: &mut State,
+    xs: &mut [Vec<f32>],
+    l: usize,
+    ctx: usize,
+) -> anyhow::Result<[Gram; 4]> {
+    let c = &model.config;
+    let dim = c.dim;
+    let mut col = Collector::new(c, false);
+    col.collect_grams(c, l..l + 1, false);
+    s.imatrix = Some(col);
+    for x in xs.iter_mut() {
+        s.x[..ctx * dim].copy_from_slice(x);
+        model.forward_layers(w, s, None, ctx, l..l + 1, 0, Logits::None)?;
+        x.copy_from_slice(&s.x[..ctx * dim]);
+    }
+    let mut col = s.imatrix.take().expect("set above");
+    let mut take = |site| {
+        col.take_gram(site)
+            .with_context(|| format!("internal: no second moment at {site}"))
+    };
+    Ok([
+        take(Site::Attention(l))?,
+        take(Site::AttentionOutput(l))?,
+        take(Site::Ffn(l))?,
+        take(Site::FfnDown(l))?,
+    ])
+}
+
+/// The second moment of unit-variance independent inputs (the embeddings' proxy: plain squared
+/// error; the probe's gain carries the scale).
+fn identity_gram(cols: usize) -> Gram {
+    let mut g = Gram::new(cols);
+    for i in 0..cols {
+        g.sum[i * cols + i] = 1.0;
+    }
+    g.count = 1;
+    g
+}
+
+/// Proxies of every candidate type of `m` and the probe; `layer` is the block the probe starts
+/// at (`None`: the whole model from the embeddings; `n_layers`: only the head).
+#[allow(clippy::too_many_arguments)]
+fn measure_tensor(
+    model: &Model<'_>,
+    w: &Weights<'_>,
+    s: &mut State,
+    probes: &[Probe],
+    m: &Matrix<'_>,
+    gram: &Gram,
+    layer: Option<usize>,
+    settings: &Settings,
+) -> anyhow::Result<TensorSensitivity> {
+    let src = to_f32(m)?;
+    let h = gram.mean();
+    let types = candidate_types(m.cols);
+    ensure!(
+        !types.is_empty(),
+        "tensor `{}`: no type's blocks divide its rows of {}",
+        m.name,
+        m.cols
+    );
+    let probe_type = *types
+        .iter()
+        .filter(|d| d.is_quantized())
+        .min_by(|a, b| {
+            (a.bits_per_weight() - 4.5)
+                .abs()
+                .total_cmp(&(b.bits_per_weight() - 4.5).abs())
+        })
+        .unwrap_or(&types[0]);
+    let mut candidates = Vec::with_capacity(types.len());
+    let mut probe_bytes = Vec::new();
+    let mut probe_proxy = 0.0;
+    for &d in &types {
+        let bytes = super::encode::encode_matrix(d, &src, m, &h, settings.optimize)?;
+        let proxy = super::encode::output_error(d, &src, m, &bytes, &h)?;
+        candidates.push((d, bytes.len() as u64, proxy));
+        if d == probe_type {
+            probe_proxy = proxy;
+            probe_bytes = bytes;
+        }
+    }
+    let probe_kld = probe_kld(model, w, s, probes, m, probe_type, &probe_bytes, layer)?;
+    let gain = if probe_proxy > 0.0 {
+        probe_kld / probe_proxy
+    } else {
+        0.0
+    };
+    Ok(TensorSensitivity {
+        name: m.name.to_owned(),
+        rows: m.rows,
+        cols: m.cols,
+        probe: probe_type.name().to_owned(),
+        probe_kld,
+        gain,
+        candidates: candidates
+            .into_iter()
+            .map(|(d, bytes, proxy)| CandidateLoss {
+                dtype: d.name().to_owned(),
+                bytes,
+                proxy,
+                predicted: if d == m.dtype { 0.0 } else { gain * proxy },
+            })
+            .collect(),
+    })
+}
+
+/// Mean KLD over every position of the probe windows with `m` replaced by `bytes` of `dtype`.
+#[allow(clippy::too_many_arguments)]
+fn probe_kld(
+    model: &Model<'_>,
+    w: &Weights<'_>,
+    s: &mut State,
+    probes: &[Probe],
+    m: &Matrix<'_>,
+    dtype: DType,
+    bytes: &[u8],
+    layer: Option<usize>,
+) -> anyhow::Result<f64> {
+    let c = &model.config;
+    let (dim, n_layers, vocab) = (c.dim, c.n_layers, c.vocab_size);
+    let mut wq = w.clone();
+    replace(&mut wq, m.name, matrix_over(m, dtype, bytes));
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for p in probes {
+        let ctx = p.tokens.len();
+        let logits = match layer {
+            None => {
+                model.forward_layers(&wq, s, Some(&p.tokens), ctx, 0..n_layers, 0, Logits::All)?
+            }
+            Some(l) => {
+                let x = if l < n_layers {
+                    &p.inputs[l * ctx * dim..(l + 1) * ctx * dim]
+                } else {
+                    // the head only: the residual leaving the last block, rebuilt below
+                    &[][..]
+                };
+                if l < n_layers {
+                    s.x[..ctx * dim].copy_from_slice(x);
+                    model.forward_layers(&wq, s, None, ctx, l..n_layers, 0, Logits::All)?
+                } else {
+                    let last = n_layers - 1;
+                    s.x[..ctx * dim]
+                        .copy_from_slice(&p.inputs[last * ctx * dim..(last + 1) * ctx * dim]);
+                    model.forward_layers(w, s, None, ctx, last..n_layers, 0, Logits::None)?;
+                    model.forward_layers(&wq, s, None, ctx, n_layers..n_layers, 0, Logits::All)?
+                }
+            }
+        };
+        sum += kld_rows(&p.logp, logits, vocab);
+        n += ctx;
+    }
+    Ok(sum / n.max(1) as f64)
+}
+
+/// Row-wise log-softmax of `[n, vocab]` logits, in f32.
+fn log_softmax_rows(logits: &[f32], vocab: usize) -> Vec<f32> {
+    let mut out = vec![0f32; logits.len()];
+    out.par_chunks_mut(vocab)
+        .zip(logits.par_chunks(vocab))
+        .for_each(|(o, l)| {
+            let mut tmp = vec![0f64; vocab];
+            llamapack_runner::metrics::log_softmax(l, &mut tmp);
+            for (a, b) in o.iter_mut().zip(&tmp) {
+                *a = *b as f32;
+            }
+        });
+    out
+}
+
+/// Σ over rows of KL(reference ‖ candidate), the reference given as log-probs.
+fn kld_rows(ref_logp: &[f32], logits: &[f32], vocab: usize) -> f64 {
+    ref_logp
+        .par_chunks(vocab)
+        .zip(logits.par_chunks(vocab))
+        .map(|(lp, l)| {
+            let mut lc = vec![0f64; vocab];
+            llamapack_runner::metrics::log_softmax(l, &mut lc);
+            lp.iter()
+                .zip(&lc)
+                .map(|(&a, &b)| {
+                    let a = f64::from(a);
+                    a.exp() * (a - b)
+                })
+                .sum::<f64>()
+                .max(0.0)
+        })
+        .sum()
+}
