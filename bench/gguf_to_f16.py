@@ -5,6 +5,13 @@ copying all metadata, so both llamapack and llama.cpp start from the SAME pure-f
     PYTHONPATH=$LLAMA/gguf-py /work/venv/bin/python bench/gguf_to_f16.py IN.gguf OUT.gguf
 
 f32/f16 tensors are copied unchanged (1-D norms stay f32); general.file_type becomes 1 (MOSTLY_F16).
+
+    ... gguf_to_f16.py IN.gguf OUT.gguf --offgrid 0.35
+
+--offgrid F moves every 2-D weight off the grid it was dequantized from (SmolLM2's file is Q4_1,
+so q4_1 would reproduce it exactly): each weight gets Gaussian noise of F times its 32-block's
+Q4_1 step ((max - min) / 15), seeded (numpy default_rng(1234)) so the copy is reproducible.
+The result is a different model: measure against its own f16, never against the original.
 """
 import sys
 
@@ -15,6 +22,8 @@ from gguf.quants import dequantize
 
 def main() -> None:
     src, dst = sys.argv[1], sys.argv[2]
+    offgrid = float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--offgrid" else 0.0
+    rng = np.random.default_rng(1234)
     r = gguf.GGUFReader(src)
     arch = r.fields[gguf.Keys.General.ARCHITECTURE].contents()
     w = gguf.GGUFWriter(dst, arch)
@@ -37,6 +46,12 @@ def main() -> None:
         # numpy shape is outermost first; GGUF dims innermost first
         shape = tuple(int(x) for x in reversed(t.shape.tolist()))
         data = data.reshape(shape)
+        if offgrid > 0 and data.ndim == 2 and shape[-1] % 32 == 0:
+            x = data.astype(np.float32).reshape(-1, 32)
+            step = (x.max(axis=1, keepdims=True) - x.min(axis=1, keepdims=True)) / 15.0
+            x = x + rng.standard_normal(x.shape, dtype=np.float32) * (offgrid * step)
+            data = x.reshape(shape).astype(np.float16)
+            ty = gguf.GGMLQuantizationType.F16
         out.append((t.name, data, ty))
         w.add_tensor_info(t.name, data.shape, data.dtype, data.nbytes, ty)
     w.write_header_to_file()

@@ -1,5 +1,6 @@
 //! End-to-end tests over the `llamapack` CLI, on fixtures, in temp dirs.
 
+mod budget;
 mod common;
 mod contradictions;
 mod conventions;

@@ -107,6 +107,18 @@ pub fn allocate(
             bpw(max + fixed_bytes, n_weights),
         );
     };
+    if for_planned > max {
+        bail!(
+            "a budget of {budget_bytes} bytes ({:.3} bpw) is above the size with every tensor in its best type ({} bytes, {:.3} bpw: nothing more to buy); reachable: {} ..= {} bytes ({:.3} ..= {:.3} bpw)",
+            bpw(budget_bytes, n_weights),
+            max + fixed_bytes,
+            bpw(max + fixed_bytes, n_weights),
+            min + fixed_bytes,
+            max + fixed_bytes,
+            bpw(min + fixed_bytes, n_weights),
+            bpw(max + fixed_bytes, n_weights),
+        );
+    }
     let solution = budget::solve(&items, for_planned).map_err(|e| match e {
         budget::BudgetError::TooSmall { .. } => anyhow::anyhow!(
             "a budget of {budget_bytes} bytes ({:.3} bpw) is below the smallest reachable size; reachable: {} ..= {} bytes ({:.3} ..= {:.3} bpw)",

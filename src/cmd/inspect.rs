@@ -313,12 +313,87 @@ fn quantization_lines(q: &serde_json::Value) -> Vec<String> {
             im.get("chunk_size").unwrap_or(&serde_json::Value::Null)
         ));
     }
+    if let Some(b) = q.get("budget").filter(|v| v.is_object()) {
+        lines.extend(budget_lines(b));
+    }
     if let Some(f) = q.get("fallbacks").and_then(|v| v.as_array())
         && !f.is_empty()
     {
         lines.push(format!(
             "  {} tensors fell back to another type (see --json)",
             f.len()
+        ));
+    }
+    lines
+}
+
+/// The size-budget record (`quantize --target-bpw/--target-size/--plan`) in words: the budget,
+/// the calibration, the plan's totals and type mix, the most sensitive tensors.
+fn budget_lines(b: &serde_json::Value) -> Vec<String> {
+    let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    let plan = b.get("plan").cloned().unwrap_or_default();
+    let target = match (num(b, "target_bpw"), num(b, "target_size")) {
+        (Some(t), _) => format!("{t} bpw"),
+        (_, Some(s)) => format!("{s} bytes"),
+        _ => "a saved plan".to_owned(),
+    };
+    let cal = b.get("calibration").cloned().unwrap_or_default();
+    let mut lines = vec![format!(
+        "  size budget {target}: {} bytes, {:.3} bpw, predicted mean KLD {:.5}; calibrated on {} ({} windows of {}, {} probe windows){}",
+        plan.get("bytes").unwrap_or(&serde_json::Value::Null),
+        num(&plan, "bits_per_weight").unwrap_or(f64::NAN),
+        num(&plan, "predicted_kld").unwrap_or(f64::NAN),
+        cal.get("file").and_then(|v| v.as_str()).unwrap_or("?"),
+        cal.get("windows").unwrap_or(&serde_json::Value::Null),
+        cal.get("ctx").unwrap_or(&serde_json::Value::Null),
+        cal.get("probe_windows").unwrap_or(&serde_json::Value::Null),
+        if b.get("optimize").and_then(serde_json::Value::as_bool) == Some(true) {
+            ", error-feedback rounding"
+        } else {
+            ""
+        }
+    )];
+    let tensors = plan
+        .get("tensors")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut mix: std::collections::BTreeMap<String, usize> = Default::default();
+    for t in &tensors {
+        *mix.entry(
+            t.get("dtype")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+                .to_owned(),
+        )
+        .or_default() += 1;
+    }
+    let mix: Vec<String> = mix.iter().map(|(d, n)| format!("{d} ×{n}")).collect();
+    lines.push(format!("  plan: {}", mix.join(", ")));
+    if let Some(sens) = b
+        .pointer("/sensitivities/tensors")
+        .and_then(|v| v.as_array())
+    {
+        let mut by: Vec<(&str, f64, &str)> = sens
+            .iter()
+            .map(|t| {
+                (
+                    t.get("name").and_then(|v| v.as_str()).unwrap_or("?"),
+                    num(t, "probe_kld").unwrap_or(0.0),
+                    t.get("probe").and_then(|v| v.as_str()).unwrap_or("?"),
+                )
+            })
+            .collect();
+        by.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top: Vec<String> = by
+            .iter()
+            .take(3)
+            .map(|(n, k, p)| format!("{n} ({k:.2e} as {p})"))
+            .collect();
+        lines.push(format!(
+            "  most sensitive (KLD with only that tensor quantized): {} (all {} in --json)",
+            top.join(", "),
+            by.len()
         ));
     }
     lines
