@@ -98,7 +98,10 @@ pub fn reachable(items: &[Item]) -> Result<(u64, u64), BudgetError> {
 fn check(items: &[Item]) -> Result<(), BudgetError> {
     for it in items {
         if it.candidates.is_empty() {
-            return Err(BudgetError::Item(it.name.clone(), "no candidate type".into()));
+            return Err(BudgetError::Item(
+                it.name.clone(),
+                "no candidate type".into(),
+            ));
         }
         if let Some(c) = it
             .candidates
@@ -139,7 +142,10 @@ fn hull(it: &Item) -> Vec<usize> {
     // Pareto: strictly less loss for more bytes.
     let mut pareto: Vec<usize> = Vec::new();
     for i in idx {
-        if pareto.last().is_none_or(|&p| c[i].loss < c[p].loss && c[i].bytes > c[p].bytes) {
+        if pareto
+            .last()
+            .is_none_or(|&p| c[i].loss < c[p].loss && c[i].bytes > c[p].bytes)
+        {
             pareto.push(i);
         }
     }
@@ -179,8 +185,14 @@ pub fn solve(items: &[Item], budget: u64) -> Result<Solution, BudgetError> {
     // Upgrades in order of efficiency; each item's next step becomes available after the last.
     let step = |i: usize, p: usize| -> Option<(f64, u64)> {
         let h = &hulls[i];
-        let (a, b) = (&items[i].candidates[*h.get(p)?], &items[i].candidates[*h.get(p + 1)?]);
-        Some(((a.loss - b.loss) / (b.bytes - a.bytes) as f64, b.bytes - a.bytes))
+        let (a, b) = (
+            &items[i].candidates[*h.get(p)?],
+            &items[i].candidates[*h.get(p + 1)?],
+        );
+        Some((
+            (a.loss - b.loss) / (b.bytes - a.bytes) as f64,
+            b.bytes - a.bytes,
+        ))
     };
     loop {
         // the most efficient step that fits (ties: lower index), linear scan is fine for the

@@ -95,11 +95,11 @@
 //!   `quantize_row_iq4_nl_ref`, the indices of the previous block of the row (index 8 at the
 //!   start of a row, where ggml reads uninitialized memory).
 
+pub mod budget;
 mod dispatch;
 mod error;
 pub mod float;
 pub mod format;
-pub mod budget;
 pub mod imatrix;
 pub mod iq4_nl;
 pub mod iq4_xs;

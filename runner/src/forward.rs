@@ -22,6 +22,26 @@ pub enum Logits {
     Last,
     /// Every token's: `[n, vocab]` (teacher forcing, evaluation).
     All,
+    /// The rows `from, from + step, …` below `n` only, in order: `[m, vocab]` (sampled scoring,
+    /// e.g. sensitivity probes; `step` ≥ 1).
+    Rows {
+        /// First row.
+        from: usize,
+        /// Distance between rows.
+        step: usize,
+    },
+}
+
+impl Logits {
+    /// How many rows of logits a batch of `n` tokens yields.
+    pub fn rows(self, n: usize) -> usize {
+        match self {
+            Logits::None => 0,
+            Logits::Last => 1,
+            Logits::All => n,
+            Logits::Rows { from, step } => n.saturating_sub(from).div_ceil(step.max(1)),
+        }
+    }
 }
 
 /// A loaded model: config, borrowed weights and the thread pool its matmuls run on.
@@ -122,11 +142,7 @@ impl<'a> Model<'a> {
         self.pool.install(|| {
             self.forward_impl(&self.weights, s, Some(tokens), n, all, start_pos, logits)
         })?;
-        Ok(match logits {
-            Logits::None => &s.logits[..0],
-            Logits::Last => &s.logits[..vocab],
-            Logits::All => &s.logits[..n * vocab],
-        })
+        Ok(&s.logits[..logits.rows(n) * vocab])
     }
 
     /// Processes a prompt of any length in batches of `s.max_batch`; returns the logits of
@@ -201,11 +217,7 @@ impl<'a> Model<'a> {
         }
         self.pool
             .install(|| self.forward_impl(w, s, tokens, n, layers, start_pos, logits))?;
-        Ok(match logits {
-            Logits::None => &s.logits[..0],
-            Logits::Last => &s.logits[..vocab],
-            Logits::All => &s.logits[..n * vocab],
-        })
+        Ok(&s.logits[..logits.rows(n) * vocab])
     }
 
     /// Logits of every position of `tokens` (teacher forcing): `[tokens.len(), vocab]`.
@@ -272,7 +284,13 @@ impl<'a> Model<'a> {
         }
 
         let last = blocks.end == c.n_layers;
-        for (l, lw) in w.layers.iter().enumerate().take(blocks.end).skip(blocks.start) {
+        for (l, lw) in w
+            .layers
+            .iter()
+            .enumerate()
+            .take(blocks.end)
+            .skip(blocks.start)
+        {
             if let Some(inputs) = layer_inputs {
                 inputs.extend_from_slice(&x[..n * dim]);
             }
@@ -388,14 +406,18 @@ impl<'a> Model<'a> {
         }
 
         // h = self.norm(h); output = self.output(h).float()         (Transformer.forward)
-        let rows = match want {
+        let (from, step) = match want {
             _ if !last => return Ok(()),
             Logits::None => return Ok(()),
-            Logits::Last => n - 1..n,
-            Logits::All => 0..n,
+            Logits::Last => (n - 1, 1),
+            Logits::All => (0, 1),
+            Logits::Rows { from, step } => (from, step.max(1)),
         };
-        let m = rows.len();
-        for (i, t) in rows.enumerate() {
+        let m = want.rows(n);
+        if m == 0 {
+            return Ok(());
+        }
+        for (i, t) in (from..n).step_by(step).enumerate() {
             let (o, src) = (i * dim..(i + 1) * dim, t * dim..(t + 1) * dim);
             rmsnorm(&mut xb[o], &x[src], &w.norm, c.norm_eps);
         }

@@ -150,15 +150,12 @@ impl Gram {
         let xt = &xt;
         let col = |j: usize| -> &[u8] { bytemuck::cast_slice(&xt[j * n..(j + 1) * n]) };
         use rayon::prelude::*;
-        self.sum
-            .par_chunks_mut(d)
-            .enumerate()
-            .for_each(|(i, out)| {
-                let a = col(i);
-                for (j, o) in out.iter_mut().enumerate().skip(i) {
-                    *o += llamapack_quantize::vec_dot(llamapack_format::DType::F32, n, a, col(j));
-                }
-            });
+        self.sum.par_chunks_mut(d).enumerate().for_each(|(i, out)| {
+            let a = col(i);
+            for (j, o) in out.iter_mut().enumerate().skip(i) {
+                *o += llamapack_quantize::vec_dot(llamapack_format::DType::F32, n, a, col(j));
+            }
+        });
         for i in 0..d {
             for j in 0..i {
                 self.sum[i * d + j] = self.sum[j * d + i];

@@ -13,30 +13,25 @@ use rayon::prelude::*;
 use super::measure::{block_grams, site_slot};
 use super::{Settings, block_matrices, matrix_over, replace, to_f32};
 
-/// Rows the output-error proxy looks at, at most (evenly spaced; the sum is scaled up).
-const PROXY_ROWS: usize = 4096;
-
-/// Encodes `src` (the rows of `m` as f32) as `dtype`, for inputs of second moment `h`
-/// (`cols × cols`): with `optimize`, error-feedback rounding that minimizes the layer's output
-/// error; otherwise the importance-weighted encoder with diag(h) as the importance matrix
-/// (llama-quantize --imatrix's encoding).
-pub(crate) fn encode_matrix(
+/// Encodes `src` (rows of `cols` f32 values of tensor `name`) as `dtype`, for inputs of second
+/// moment `h` (`cols × cols`): with `optimize`, error-feedback rounding that minimizes the
+/// layer's output error; otherwise the importance-weighted encoder with diag(h) as the
+/// importance matrix (llama-quantize --imatrix's encoding). Rows are independent, so any subset
+/// of a tensor's rows encodes as it would inside the whole tensor.
+pub(crate) fn encode_rows(
     dtype: DType,
+    name: &str,
     src: &[f32],
-    m: &Matrix<'_>,
+    cols: usize,
     h: &[f32],
     optimize: bool,
 ) -> anyhow::Result<Vec<u8>> {
-    let cols = m.cols;
-    let row_bytes = dtype.row_bytes(cols).with_context(|| {
-        format!(
-            "tensor `{}`: rows of {cols} are not whole {dtype} blocks",
-            m.name
-        )
-    })?;
+    let row_bytes = dtype
+        .row_bytes(cols)
+        .with_context(|| format!("tensor `{name}`: rows of {cols} are not whole {dtype} blocks"))?;
     let _ = optimize;
     let diag: Vec<f32> = (0..cols).map(|i| h[i * cols + i]).collect();
-    let mut out = vec![0u8; m.rows * row_bytes];
+    let mut out = vec![0u8; src.len() / cols * row_bytes];
     let kern = llamapack_quantize::kernels();
     out.par_chunks_mut(row_bytes)
         .zip(src.par_chunks(cols))
@@ -47,32 +42,26 @@ pub(crate) fn encode_matrix(
                 kern.quantize_row(dtype, x, dst)
             }
         })
-        .map_err(|e| anyhow::anyhow!("tensor `{}` as {dtype}: {e}", m.name))?;
+        .map_err(|e| anyhow::anyhow!("tensor `{name}` as {dtype}: {e}"))?;
     Ok(out)
 }
 
-/// The layer's output error `Σ_rows (w − ŵ)ᵀ H (w − ŵ)` of `bytes` (rows of `dtype`) against
-/// `src`, over at most [`PROXY_ROWS`] evenly spaced rows, scaled to all rows.
+/// The output error `Σ_rows (w − ŵ)ᵀ H (w − ŵ)` of `bytes` (rows of `dtype`) against `src`
+/// (rows of `cols`).
 pub(crate) fn output_error(
     dtype: DType,
     src: &[f32],
-    m: &Matrix<'_>,
+    cols: usize,
     bytes: &[u8],
     h: &[f32],
 ) -> anyhow::Result<f64> {
-    let cols = m.cols;
     let row_bytes = dtype.row_bytes(cols).context("row length")?;
-    ensure!(
-        bytes.len() == m.rows * row_bytes,
-        "tensor `{}`: encoded size",
-        m.name
-    );
-    let stride = m.rows.div_ceil(PROXY_ROWS).max(1);
-    let picked: Vec<usize> = (0..m.rows).step_by(stride).collect();
+    let rows = src.len() / cols;
+    ensure!(bytes.len() == rows * row_bytes, "encoded size");
     let hb: &[u8] = bytemuck::cast_slice(h);
-    let sum: f64 = picked
-        .par_iter()
-        .map(|&r| -> anyhow::Result<f64> {
+    (0..rows)
+        .into_par_iter()
+        .map(|r| -> anyhow::Result<f64> {
             let mut e = vec![0f32; cols];
             llamapack_quantize::dequantize_row(
                 dtype,
@@ -93,8 +82,7 @@ pub(crate) fn output_error(
             }
             Ok(acc)
         })
-        .try_reduce(|| 0.0, |a, b| Ok(a + b))?;
-    Ok(sum * m.rows as f64 / picked.len() as f64)
+        .try_reduce(|| 0.0, |a, b| Ok(a + b))
 }
 
 /// Step 3: encodes every matrix named in `types` in its type, block by block through the model
@@ -145,7 +133,7 @@ pub fn encode(
         let eye = identity(e.cols);
         encoded.insert(
             e.name.to_owned(),
-            encode_matrix(d, &src, e, &eye, settings.optimize)?,
+            encode_rows(d, e.name, &src, e.cols, &eye, settings.optimize)?,
         );
         progress(encoded.len(), total);
     }
@@ -172,7 +160,7 @@ pub fn encode(
                 let h = grams[site_slot(site)].mean();
                 encoded.insert(
                     m.name.to_owned(),
-                    encode_matrix(d, &src, m, &h, settings.optimize)?,
+                    encode_rows(d, m.name, &src, m.cols, &h, settings.optimize)?,
                 );
                 progress(encoded.len(), total);
             }
@@ -202,7 +190,7 @@ pub fn encode(
             .context("internal: no second moment of the output's input")?;
         let o = &w.output;
         let src = to_f32(o)?;
-        let bytes = encode_matrix(d, &src, o, &g.mean(), settings.optimize)?;
+        let bytes = encode_rows(d, o.name, &src, o.cols, &g.mean(), settings.optimize)?;
         drop(q);
         encoded.insert(o.name.to_owned(), bytes);
         progress(encoded.len(), total);

@@ -9,10 +9,14 @@ use llamapack_runner::imatrix::{Collector, Gram, Site};
 use llamapack_runner::{Logits, Matrix, Model, State, Weights};
 use rayon::prelude::*;
 
+use super::encode::{encode_rows, output_error};
 use super::{
     CandidateLoss, Sensitivities, TensorSensitivity, block_matrices, candidate_types, matrix_over,
     replace, to_f32,
 };
+
+/// Rows of a tensor its candidates' proxies are measured on, at most (evenly spaced).
+const PROXY_ROWS: usize = 512;
 
 /// How the measurement runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +27,18 @@ pub struct Settings {
     pub probe_windows: usize,
     /// Error-feedback rounding for the candidates (and the final encoding).
     pub optimize: bool,
+    /// Positions of each probe window the probes run (the first ones: the model is causal, so
+    /// they are exactly those positions of the whole window); every second one from an eighth
+    /// of the way in is scored.
+    pub probe_tokens: usize,
+}
+
+/// The rows of a probe of `p` positions that are scored.
+fn scored(p: usize) -> Logits {
+    Logits::Rows {
+        from: p / 8,
+        step: 2,
+    }
 }
 
 /// The probe windows' reference: block inputs, final residual, and the f16 model's log-probs.
@@ -55,16 +71,14 @@ pub fn measure(
     let mut s = State::with_context(c, ctx, ctx);
     let w = &model.weights;
 
-    // Reference pass over the probe windows: block inputs and log-probs; the output's moment.
+    // Reference pass over the probe windows' first positions: block inputs and log-probs.
+    let p_len = settings.probe_tokens.clamp(16, ctx);
     let mut probes = Vec::with_capacity(n_probe);
-    let mut out_collector = Collector::new(c, false);
-    out_collector.collect_grams(c, 0..0, true);
-    s.imatrix = Some(out_collector);
     for i in 0..n_probe {
-        let win = windows.window(tokens, i);
-        s.layer_inputs = Some(Vec::with_capacity(n_layers * ctx * dim));
+        let win = windows.window(tokens, i)[..p_len].to_vec();
+        s.layer_inputs = Some(Vec::with_capacity(n_layers * p_len * dim));
         let logits =
-            model.forward_layers(w, &mut s, Some(&win), ctx, 0..n_layers, 0, Logits::All)?;
+            model.forward_layers(w, &mut s, Some(&win), p_len, 0..n_layers, 0, scored(p_len))?;
         let logp = log_softmax_rows(logits, vocab);
         let inputs = s.layer_inputs.take().expect("set above");
         probes.push(Probe {
@@ -73,11 +87,6 @@ pub fn measure(
             logp,
         });
     }
-    let out_gram = s
-        .imatrix
-        .take()
-        .and_then(|mut col| col.take_gram(Site::Output))
-        .context("internal: no second moment of the output's input")?;
 
     // Residual streams of every calibration window, advanced block by block.
     let mut xs: Vec<Vec<f32>> = Vec::with_capacity(n_win);
@@ -87,30 +96,63 @@ pub fn measure(
         xs.push(s.x[..ctx * dim].to_vec());
     }
 
+    let mut times = Times::default();
+    times.moments += started.elapsed().as_secs_f64();
     let total = n_layers * 7 + if c.tied_output { 1 } else { 2 };
     let mut done = 0usize;
     let mut tensors = Vec::with_capacity(total);
     for l in 0..n_layers {
+        let t0 = Instant::now();
         let grams = block_grams(model, w, &mut s, &mut xs, l, ctx)?;
+        times.moments += t0.elapsed().as_secs_f64();
         for (m, site) in block_matrices(w, l) {
             let h = &grams[site_slot(site)];
-            let t = measure_tensor(model, w, &mut s, &probes, m, h, Some(l), settings)?;
+            let t = measure_tensor(
+                model,
+                w,
+                &mut s,
+                &probes,
+                m,
+                h,
+                Some(l),
+                settings,
+                &mut times,
+            )?;
             done += 1;
             progress(done, total, m.name);
             tensors.push(t);
         }
     }
+    // The output's input moment: the final norm of every window's last residual, every fourth
+    // position (the head is the most expensive matmul).
+    let t0 = Instant::now();
+    let mut col = Collector::new(c, false);
+    col.collect_grams(c, 0..0, true);
+    s.imatrix = Some(col);
+    for x in &xs {
+        s.x[..ctx * dim].copy_from_slice(x);
+        let rows = Logits::Rows { from: 0, step: 4 };
+        model.forward_layers(w, &mut s, None, ctx, n_layers..n_layers, 0, rows)?;
+    }
+    let out_gram = s
+        .imatrix
+        .take()
+        .and_then(|mut col| col.take_gram(Site::Output))
+        .context("internal: no second moment of the output's input")?;
+    times.moments += t0.elapsed().as_secs_f64();
     // The embeddings and the output: probes run the whole model (the embeddings change the
     // input) or only the head.
     if c.tied_output {
         let t = measure_tensor(
-            model, w, &mut s, &probes, &w.output, &out_gram, None, settings,
+            model, w, &mut s, &probes, &w.output, &out_gram, None, settings, &mut times,
         )?;
         tensors.push(t);
     } else {
         let e = &w.tok_embeddings;
         let uniform = identity_gram(e.cols);
-        let t = measure_tensor(model, w, &mut s, &probes, e, &uniform, None, settings)?;
+        let t = measure_tensor(
+            model, w, &mut s, &probes, e, &uniform, None, settings, &mut times,
+        )?;
         tensors.push(t);
         done += 1;
         progress(done, total, e.name);
@@ -124,6 +166,7 @@ pub fn measure(
             &out_gram,
             Some(n_layers),
             settings,
+            &mut times,
         )?;
         tensors.push(t);
     }
@@ -135,7 +178,18 @@ pub fn measure(
         optimize: settings.optimize,
         tensors,
         seconds: started.elapsed().as_secs_f64(),
+        seconds_moments: times.moments,
+        seconds_candidates: times.candidates,
+        seconds_probes: times.probes,
     })
+}
+
+/// Where the measurement's time goes.
+#[derive(Default)]
+struct Times {
+    moments: f64,
+    candidates: f64,
+    probes: f64,
 }
 
 /// Index of a block site among [`block_grams`]'s four.
@@ -205,7 +259,9 @@ fn measure_tensor(
     gram: &Gram,
     layer: Option<usize>,
     settings: &Settings,
+    times: &mut Times,
 ) -> anyhow::Result<TensorSensitivity> {
+    let t0 = Instant::now();
     let src = to_f32(m)?;
     let h = gram.mean();
     let types = candidate_types(m.cols);
@@ -224,19 +280,31 @@ fn measure_tensor(
                 .total_cmp(&(b.bits_per_weight() - 4.5).abs())
         })
         .unwrap_or(&types[0]);
+    // Proxies on evenly spaced rows (rows encode independently), scaled to the whole tensor.
+    let stride = m.rows.div_ceil(PROXY_ROWS).max(1);
+    let sample: Vec<f32> = src
+        .chunks_exact(m.cols)
+        .step_by(stride)
+        .flatten()
+        .copied()
+        .collect();
+    let scale = m.rows as f64 / (sample.len() / m.cols) as f64;
     let mut candidates = Vec::with_capacity(types.len());
-    let mut probe_bytes = Vec::new();
     let mut probe_proxy = 0.0;
     for &d in &types {
-        let bytes = super::encode::encode_matrix(d, &src, m, &h, settings.optimize)?;
-        let proxy = super::encode::output_error(d, &src, m, &bytes, &h)?;
-        candidates.push((d, bytes.len() as u64, proxy));
+        let bytes = encode_rows(d, m.name, &sample, m.cols, &h, settings.optimize)?;
+        let proxy = output_error(d, &sample, m.cols, &bytes, &h)? * scale;
+        let full = d.row_bytes(m.cols).unwrap_or(0) as u64 * m.rows as u64;
+        candidates.push((d, full, proxy));
         if d == probe_type {
             probe_proxy = proxy;
-            probe_bytes = bytes;
         }
     }
+    let probe_bytes = encode_rows(probe_type, m.name, &src, m.cols, &h, settings.optimize)?;
+    times.candidates += t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
     let probe_kld = probe_kld(model, w, s, probes, m, probe_type, &probe_bytes, layer)?;
+    times.probes += t0.elapsed().as_secs_f64();
     let gain = if probe_proxy > 0.0 {
         probe_kld / probe_proxy
     } else {
@@ -281,31 +349,24 @@ fn probe_kld(
     let mut n = 0usize;
     for p in probes {
         let ctx = p.tokens.len();
+        let rows = scored(ctx);
         let logits = match layer {
-            None => {
-                model.forward_layers(&wq, s, Some(&p.tokens), ctx, 0..n_layers, 0, Logits::All)?
+            None => model.forward_layers(&wq, s, Some(&p.tokens), ctx, 0..n_layers, 0, rows)?,
+            Some(l) if l < n_layers => {
+                s.x[..ctx * dim].copy_from_slice(&p.inputs[l * ctx * dim..(l + 1) * ctx * dim]);
+                model.forward_layers(&wq, s, None, ctx, l..n_layers, 0, rows)?
             }
-            Some(l) => {
-                let x = if l < n_layers {
-                    &p.inputs[l * ctx * dim..(l + 1) * ctx * dim]
-                } else {
-                    // the head only: the residual leaving the last block, rebuilt below
-                    &[][..]
-                };
-                if l < n_layers {
-                    s.x[..ctx * dim].copy_from_slice(x);
-                    model.forward_layers(&wq, s, None, ctx, l..n_layers, 0, Logits::All)?
-                } else {
-                    let last = n_layers - 1;
-                    s.x[..ctx * dim]
-                        .copy_from_slice(&p.inputs[last * ctx * dim..(last + 1) * ctx * dim]);
-                    model.forward_layers(w, s, None, ctx, last..n_layers, 0, Logits::None)?;
-                    model.forward_layers(&wq, s, None, ctx, n_layers..n_layers, 0, Logits::All)?
-                }
+            Some(_) => {
+                // the head only: the residual leaving the last block, rebuilt from its input
+                let last = n_layers - 1;
+                s.x[..ctx * dim]
+                    .copy_from_slice(&p.inputs[last * ctx * dim..(last + 1) * ctx * dim]);
+                model.forward_layers(w, s, None, ctx, last..n_layers, 0, Logits::None)?;
+                model.forward_layers(&wq, s, None, ctx, n_layers..n_layers, 0, rows)?
             }
         };
         sum += kld_rows(&p.logp, logits, vocab);
-        n += ctx;
+        n += rows.rows(ctx);
     }
     Ok(sum / n.max(1) as f64)
 }

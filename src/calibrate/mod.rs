@@ -82,6 +82,12 @@ pub struct Sensitivities {
     pub tensors: Vec<TensorSensitivity>,
     /// Wall time of the measurement.
     pub seconds: f64,
+    /// Of which: the reference pass and the blocks' second moments.
+    pub seconds_moments: f64,
+    /// Of which: encoding the candidates and their proxies.
+    pub seconds_candidates: f64,
+    /// Of which: the KLD probes.
+    pub seconds_probes: f64,
 }
 
 /// The candidate types for a matrix of `cols` columns: every quantized storable type whose

@@ -48,6 +48,9 @@ pub struct BudgetArgs {
     /// Of those, windows the per-tensor KLD probes run on.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub probe_chunks: usize,
+    /// Positions of each probe window the probes run (the first ones).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub probe_tokens: usize,
     /// Round each block as llama-quantize --imatrix does (diagonal statistics only) instead of
     /// the error-feedback rounding.
     #[arg(long)]
@@ -142,6 +145,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         windows: windows.n,
         probe_windows: b.probe_chunks,
+        probe_tokens: b.probe_tokens,
         optimize: !b.no_optimize,
     };
     let started = Instant::now();
@@ -190,6 +194,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             (serde_json::to_string_pretty(&v)? + "\n").as_bytes(),
         )?;
     }
+    if let Some(s) = &sens
+        && !args.json
+    {
+        eprintln!(
+            "measured {} tensors in {:.1} s: second moments {:.1} s, candidates {:.1} s, KLD probes {:.1} s",
+            s.tensors.len(),
+            s.seconds,
+            s.seconds_moments,
+            s.seconds_candidates,
+            s.seconds_probes
+        );
+    }
     if b.dry_run {
         print_plan(args, &plan, measured_secs)?;
         return Ok(ExitCode::SUCCESS);
@@ -224,7 +240,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "target_bpw": b.target_bpw,
             "target_size": b.target_size,
             "calibration": { "file": calib.display().to_string(), "sha256": text_sha,
-                             "ctx": b.ctx, "windows": windows.n, "probe_windows": settings.probe_windows.min(windows.n) },
+                             "ctx": b.ctx, "windows": windows.n, "probe_windows": settings.probe_windows.min(windows.n), "probe_tokens": settings.probe_tokens.min(b.ctx) },
             "optimize": settings.optimize,
             "plan": plan,
             "sensitivities": sens,
