@@ -264,8 +264,15 @@ fn place_labels(points: &[(f64, f64, &str)]) -> Vec<(f64, f64, &'static str)> {
     out
 }
 
-/// A scatter plot with a log y axis; each point labelled.
-pub fn scatter_log_y(title: &str, x_label: &str, y_label: &str, points: &[Point]) -> String {
+/// A scatter plot with a log y axis; each point labelled; `fronts` drawn as dashed lines through
+/// their points (e.g. Pareto fronts), with a legend.
+pub fn scatter_log_y(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[Point],
+    fronts: &[Series],
+) -> String {
     let xs = points.iter().map(|p| p.x);
     let (x0, x1) = padded(
         xs.clone().fold(f64::INFINITY, f64::min),
@@ -296,6 +303,30 @@ pub fn scatter_log_y(title: &str, x_label: &str, y_label: &str, points: &[Point]
         .iter()
         .map(|p| (f.px(p.x), f.py(p.y.max(f.y0)), p.label.as_str()))
         .collect();
+    for (i, fr) in fronts.iter().enumerate() {
+        let color = ["#555555", "#bbbbbb"][i % 2];
+        let pts: Vec<String> = fr
+            .points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", f.px(x), f.py(y.max(f.y0))))
+            .collect();
+        let _ = write!(
+            svg,
+            r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2" stroke-dasharray="6 4"/>"#,
+            pts.join(" ")
+        );
+        let ly = TOP + 14.0 + 18.0 * i as f64;
+        let lx = W - RIGHT + 12.0;
+        let _ = write!(
+            svg,
+            r#"<line x1="{lx}" y1="{}" x2="{}" y2="{}" stroke="{color}" stroke-width="2" stroke-dasharray="6 4"/><text x="{}" y="{ly}" font-size="12">{}</text>"#,
+            ly - 4.0,
+            lx + 14.0,
+            ly - 4.0,
+            lx + 18.0,
+            esc(&fr.name)
+        );
+    }
     let labels = place_labels(&pixels);
     for (i, (p, &(cx, cy, _))) in points.iter().zip(&pixels).enumerate() {
         let color = PALETTE[i % PALETTE.len()];
@@ -428,7 +459,7 @@ mod tests {
         ];
         let svg = document(
             &[],
-            &[scatter_log_y("t", "bits per weight", "mean KLD", &pts)],
+            &[scatter_log_y("t", "bits per weight", "mean KLD", &pts, &[])],
         );
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<circle").count(), 2);
@@ -446,7 +477,7 @@ mod tests {
         let svg = document(
             &["title".into()],
             &[
-                scatter_log_y("t", "x", "y", &one),
+                scatter_log_y("t", "x", "y", &one, &[]),
                 lines("l", "x", "y", &[]),
             ],
         );
@@ -532,7 +563,7 @@ mod tests {
             y,
         })
         .collect();
-        let svg = document(&["t".into()], &[scatter_log_y("t", "x", "y", &pts)]);
+        let svg = document(&["t".into()], &[scatter_log_y("t", "x", "y", &pts, &[])]);
         let boxes: Vec<(f64, f64, f64)> = texts(&svg)
             .into_iter()
             .filter(|t| pts.iter().any(|p| p.label == t.3))

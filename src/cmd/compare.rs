@@ -23,7 +23,9 @@ use crate::ui;
 /// For each candidate: file size, bits per weight, type mix, PPL ratio, mean and p99 KL
 /// divergence, top-1 agreement (all on the same windows as `eval`), and generation speed
 /// from a short benchmark. With --svg, writes a chart: bits per weight against mean KLD (log
-/// scale), and the relative RMS error of each layer's weights against the reference.
+/// scale) — with the Pareto front of the size-budgeted artifacts (`quantize --target-bpw`)
+/// and that of the fixed recipes when both are present — and the relative RMS error of each
+/// layer's weights against the reference.
 ///
 /// Artifacts and the reference are .lpk files or llama-architecture GGUFs (read in place), so
 /// llama.cpp's own quantizations sit in the same table as ours.
@@ -63,6 +65,9 @@ pub struct Row {
     pub file: String,
     pub bytes: u64,
     pub bits_per_weight: f64,
+    /// `size budget` (made by `quantize --target-*`/`--plan`) or `recipe` (a fixed mixture: ours,
+    /// or any GGUF).
+    pub kind: &'static str,
     pub mix: String,
     pub ppl: f64,
     pub ppl_ratio: f64,
@@ -253,6 +258,7 @@ pub fn compare(args: &Args, threads: usize) -> anyhow::Result<Compared> {
             file: display_name(Path::new(lpk.file_name())),
             bytes: lpk.file_len(),
             bits_per_weight: bpw,
+            kind: kind_of(lpk),
             mix,
             ppl: summary.ppl,
             ppl_ratio: summary.ppl_ratio,
@@ -271,6 +277,35 @@ pub fn compare(args: &Args, threads: usize) -> anyhow::Result<Compared> {
         windows,
         model: model_words(&all),
     })
+}
+
+/// Whether `lpk` was made to a size budget (its provenance records one) or by a fixed recipe.
+fn kind_of(lpk: &Lpk) -> &'static str {
+    let budget = lpk
+        .metadata()
+        .provenance
+        .quantization
+        .as_ref()
+        .and_then(|q| q.get("budget"))
+        .is_some_and(|b| !b.is_null());
+    if budget { "size budget" } else { "recipe" }
+}
+
+/// The points no other point beats on both axes (less or equal size and lower KLD), by size.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut p: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    p.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut front: Vec<(f64, f64)> = Vec::new();
+    for q in p {
+        if front.last().is_none_or(|l| q.1 < l.1) {
+            front.push(q);
+        }
+    }
+    front
 }
 
 fn display_name(p: &Path) -> String {
@@ -424,11 +459,27 @@ pub fn write_svg(path: &Path, rows: &[Row], title: &[String]) -> anyhow::Result<
             y: r.kld_mean,
         })
         .collect();
+    // The Pareto front of each kind: size-budgeted artifacts against fixed recipes.
+    let mut fronts = Vec::new();
+    for kind in ["size budget", "recipe"] {
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| (r.bits_per_weight, r.kld_mean))
+            .collect();
+        if !pts.is_empty() && rows.iter().any(|r| r.kind != kind) {
+            fronts.push(chart::Series {
+                name: format!("front: {kind}"),
+                points: pareto_front(&pts),
+            });
+        }
+    }
     let mut panels = vec![chart::scatter_log_y(
         "Accuracy against size",
         "bits per weight",
         "mean KL divergence (nats, log scale)",
         &points,
+        &fronts,
     )];
     if rows.iter().any(|r| !r.layer_rel_rms.is_empty()) {
         let series: Vec<chart::Series> = rows
@@ -452,4 +503,26 @@ pub fn write_svg(path: &Path, rows: &[Row], title: &[String]) -> anyhow::Result<
     }
     llamapack_format::output::write_file(path, chart::document(title, &panels).as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pareto_front;
+
+    #[test]
+    fn the_front_keeps_only_points_nothing_beats() {
+        let p = [
+            (4.5, 0.03),
+            (5.0, 0.04),
+            (4.0, 0.05),
+            (6.0, 0.01),
+            (5.5, 0.01),
+            (3.0, f64::NAN),
+        ];
+        assert_eq!(
+            pareto_front(&p),
+            vec![(4.0, 0.05), (4.5, 0.03), (5.5, 0.01)]
+        );
+        assert!(pareto_front(&[]).is_empty());
+    }
 }
