@@ -3,20 +3,22 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
+use llamapack_format::Lpk;
 use llamapack_format::output::Outputs;
 use llamapack_quantize::pipeline;
 use llamapack_quantize::recipe::Recipe;
+use llamapack_runner::accuracy::Windows;
 use llamapack_runner::{Model, Tokenizer};
 use serde_json::json;
 
 use super::quantize::Args;
 use crate::calibrate::plan::{BudgetPlan, allocate};
-use crate::calibrate::{self, Settings};
+use crate::calibrate::{self, Sensitivities, Settings};
 use crate::ui;
 
 /// The size-budget options of `quantize`.
@@ -149,38 +151,24 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         optimize: !b.no_optimize,
     };
     let started = Instant::now();
-    let n_weights: u64 = lpk.tensors().map(|t| t.shape.iter().product::<u64>()).sum();
+    let job = Job {
+        lpk: &lpk,
+        model: &model,
+        input: &args.input,
+        tokens: &tokens,
+        windows: &windows,
+        settings: &settings,
+    };
     let (plan, sens) = match &b.plan {
         Some(path) => (BudgetPlan::read(path)?, None),
         None => {
-            let bar = ui::count_bar(0, "measure");
-            let sens = pool.install(|| {
-                calibrate::measure(
-                    &model,
-                    &tokens,
-                    &windows,
-                    &settings,
-                    &|done, total, name| {
-                        bar.set_length(total as u64);
-                        bar.set_position(done as u64);
-                        bar.set_message(name.to_owned());
-                    },
-                )
-            })?;
-            bar.finish_and_clear();
-            let planned: std::collections::BTreeSet<&str> =
-                sens.tensors.iter().map(|t| t.name.as_str()).collect();
-            let fixed: u64 = lpk
-                .tensors()
-                .filter(|t| !planned.contains(t.name))
-                .map(|t| t.bytes.len() as u64)
-                .sum();
             let budget = match (b.target_bpw, b.target_size) {
-                (Some(t), None) => (t * n_weights as f64 / 8.0).floor() as u64,
+                (Some(t), None) => (t * n_weights(&lpk) as f64 / 8.0).floor() as u64,
                 (None, Some(s)) => s,
                 _ => bail!("give one of --target-bpw, --target-size or --plan"),
             };
-            (allocate(&sens, budget, fixed, n_weights)?, Some(sens))
+            let (plan, sens) = pool.install(|| job.plan(budget))?;
+            (plan, Some(sens))
         }
     };
     let measured_secs = started.elapsed().as_secs_f64();
@@ -211,45 +199,22 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let types = plan.types()?;
-    for name in types.keys() {
-        lpk.tensor(name).map_err(|_| {
-            anyhow::anyhow!("plan: tensor `{name}` is not in {}", args.input.display())
-        })?;
-    }
-    let bar = ui::count_bar(types.len() as u64, "encode");
-    let encoded = pool.install(|| {
-        calibrate::encode(&model, &tokens, &windows, &settings, &types, &|done, _| {
-            bar.set_position(done as u64)
-        })
-    })?;
-    bar.finish_and_clear();
-    let mut pplan = pipeline::plan(&lpk, &Recipe::parse("f16")?)?;
-    for t in &mut pplan.tensors {
-        t.to = types.get(&t.name).copied().unwrap_or(t.from);
-        t.fallback = None;
-    }
-    pplan.recipe.name = match (b.target_bpw, b.target_size) {
+    let name = match (b.target_bpw, b.target_size) {
         (Some(t), _) => format!("target-bpw {t}"),
         (_, Some(s)) => format!("target-size {s}"),
         _ => "plan".into(),
     };
-    let opts = pipeline::Options {
-        allow_requantize: args.allow_requantize,
-        encoded,
-        budget: Some(json!({
-            "target_bpw": b.target_bpw,
-            "target_size": b.target_size,
-            "calibration": { "file": calib.display().to_string(), "sha256": text_sha,
-                             "ctx": b.ctx, "windows": windows.n, "probe_windows": settings.probe_windows.min(windows.n), "probe_tokens": settings.probe_tokens.min(b.ctx) },
-            "optimize": settings.optimize,
-            "plan": plan,
-            "sensitivities": sens,
-        })),
-        ..Default::default()
-    };
-    let done = pool.install(|| {
-        super::quantize::quantize_planned(&lpk, &pplan, &args.input, &args.output, &opts)
-    })?;
+    let record = json!({
+        "target_bpw": b.target_bpw,
+        "target_size": b.target_size,
+        "calibration": { "file": calib.display().to_string(), "sha256": text_sha,
+                         "ctx": b.ctx, "windows": windows.n, "probe_windows": settings.probe_windows.min(windows.n), "probe_tokens": settings.probe_tokens.min(b.ctx) },
+        "optimize": settings.optimize,
+        "plan": plan,
+        "sensitivities": sens,
+    });
+    let done =
+        pool.install(|| job.write(&types, &args.output, name, record, args.allow_requantize))?;
     let secs = started.elapsed().as_secs_f64();
     let doc = json!({
         "input": args.input.display().to_string(),
@@ -331,4 +296,94 @@ fn print_plan(args: &Args, plan: &BudgetPlan, secs: f64) -> anyhow::Result<()> {
     )?;
     writeln!(out, "types: {}", mix(plan))?;
     Ok(())
+}
+
+/// What encoding and writing a planned model needs.
+pub struct Job<'a> {
+    /// The input model.
+    pub lpk: &'a Lpk,
+    /// It, loaded.
+    pub model: &'a Model<'a>,
+    /// Its path (for provenance).
+    pub input: &'a Path,
+    /// Calibration tokens and their windows.
+    pub tokens: &'a [u32],
+    /// The windows of `tokens`.
+    pub windows: &'a Windows,
+    /// The calibration settings.
+    pub settings: &'a Settings,
+}
+
+impl Job<'_> {
+    /// Measures every tensor and solves for `budget_bytes` (all tensors' bytes).
+    pub fn plan(&self, budget_bytes: u64) -> anyhow::Result<(BudgetPlan, Sensitivities)> {
+        let bar = ui::count_bar(0, "measure");
+        let sens = calibrate::measure(
+            self.model,
+            self.tokens,
+            self.windows,
+            self.settings,
+            &|done, total, name| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(name.to_owned());
+            },
+        )?;
+        bar.finish_and_clear();
+        let planned: std::collections::BTreeSet<&str> =
+            sens.tensors.iter().map(|t| t.name.as_str()).collect();
+        let fixed: u64 = self
+            .lpk
+            .tensors()
+            .filter(|t| !planned.contains(t.name))
+            .map(|t| t.bytes.len() as u64)
+            .sum();
+        let plan = allocate(&sens, budget_bytes, fixed, n_weights(self.lpk))?;
+        Ok((plan, sens))
+    }
+
+    /// Encodes every tensor of `types` in its type and writes the `.lpk` to `output`, the
+    /// recipe named `name`, `record` in the provenance's `quantization.budget`.
+    pub fn write(
+        &self,
+        types: &BTreeMap<String, llamapack_format::DType>,
+        output: &Path,
+        name: String,
+        record: serde_json::Value,
+        allow_requantize: bool,
+    ) -> anyhow::Result<pipeline::Quantized> {
+        for t in types.keys() {
+            self.lpk.tensor(t).map_err(|_| {
+                anyhow::anyhow!("plan: tensor `{t}` is not in {}", self.input.display())
+            })?;
+        }
+        let bar = ui::count_bar(types.len() as u64, "encode");
+        let encoded = calibrate::encode(
+            self.model,
+            self.tokens,
+            self.windows,
+            self.settings,
+            types,
+            &|done, _| bar.set_position(done as u64),
+        )?;
+        bar.finish_and_clear();
+        let mut pplan = pipeline::plan(self.lpk, &Recipe::parse("f16")?)?;
+        for t in &mut pplan.tensors {
+            t.to = types.get(&t.name).copied().unwrap_or(t.from);
+            t.fallback = None;
+        }
+        pplan.recipe.name = name;
+        let opts = pipeline::Options {
+            allow_requantize,
+            encoded,
+            budget: Some(record),
+            ..Default::default()
+        };
+        super::quantize::quantize_planned(self.lpk, &pplan, self.input, output, &opts)
+    }
+}
+
+/// Elements of every tensor of `lpk`.
+pub fn n_weights(lpk: &Lpk) -> u64 {
+    lpk.tensors().map(|t| t.shape.iter().product::<u64>()).sum()
 }

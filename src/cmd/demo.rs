@@ -19,7 +19,10 @@ use super::compare;
 /// Adventures in Wonderland", shipped in Meta's format (two model-parallel bf16 shards). The
 /// demo converts it to f16, quantizes it to q8_0, q4_0 and q4_k_m, measures each against the
 /// f16 model on the book's text (KL divergence, top-1 agreement, perplexity ratio), writes a
-/// chart, and lets each artifact continue a prompt greedily.
+/// chart, and lets each artifact continue a prompt greedily. A fourth artifact is made to a size
+/// budget — q4_k_m's bytes, each tensor's type chosen by its measured effect on the KL divergence
+/// (`quantize --target-size`), calibrated on the book's second half, which the comparison does
+/// not score.
 ///
 /// Needs no network and no Python; finishes in seconds.
 #[derive(Debug, clap::Args)]
@@ -69,12 +72,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let f16 = out_dir.join("tiny-f16.lpk");
     let quantized = |name: &str| out_dir.join(format!("tiny-{name}.lpk"));
     let svg = out_dir.join("compare.svg");
+    let budgeted = out_dir.join("tiny-budget.lpk");
+    let calib = out_dir.join("calibration.txt");
     llamapack_format::output::Outputs::new()
         .input("--fixtures", &meta)
         .input("--fixtures", &text)
         .file("--out", &f16)
         .files("--out", RECIPES.map(quantized))
         .file("--out", &svg)
+        .file("--out", &budgeted)
+        .file("--out", &calib)
         .check()?;
     let mut out = std::io::stdout().lock();
 
@@ -131,6 +138,66 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         )?;
         candidates.push(dst);
     }
+    // A size budget: q4_k_m's bytes, types chosen per tensor by measured sensitivity,
+    // calibrated on the second half of the book (the comparison scores the first part).
+    let t = Instant::now();
+    let size: u64 = Lpk::open(quantized("q4_k_m"))?
+        .tensors()
+        .map(|t| t.bytes.len() as u64)
+        .sum();
+    let book =
+        std::fs::read_to_string(&text).with_context(|| format!("reading {}", text.display()))?;
+    let half = book.len() / 2;
+    let cut = half + book[half..].find('\n').unwrap_or(0);
+    llamapack_format::output::write_file(&calib, book[cut..].as_bytes())?;
+    let plan = {
+        let model = Model::load_with_threads(&src, threads)?;
+        let tok = Tokenizer::from_data(src.tokenizer())?;
+        let (tokens, _, sha) = super::scoring::load_tokens(&tok, Some(&calib), None)?;
+        let windows = super::scoring::cut(&tokens, &tok, args.ctx, 16)?;
+        let settings = crate::calibrate::Settings {
+            windows: windows.n,
+            probe_windows: 2,
+            probe_tokens: args.ctx,
+            optimize: true,
+        };
+        let job = super::budget::Job {
+            lpk: &src,
+            model: &model,
+            input: &f16,
+            tokens: &tokens,
+            windows: &windows,
+            settings: &settings,
+        };
+        let (plan, sens) = pool.install(|| job.plan(size))?;
+        let record = serde_json::json!({
+            "target_size": size,
+            "calibration": { "file": calib.display().to_string(), "sha256": sha, "ctx": args.ctx,
+                             "windows": windows.n, "probe_windows": 2, "probe_tokens": args.ctx },
+            "optimize": true,
+            "plan": plan,
+            "sensitivities": sens,
+        });
+        let types = plan.types()?;
+        pool.install(|| {
+            job.write(
+                &types,
+                &budgeted,
+                format!("target-size {size}"),
+                record,
+                false,
+            )
+        })?;
+        plan
+    };
+    writeln!(
+        out,
+        "2. quantize  budget  → {} ({:.0} ms; q4_k_m's {size} bytes, types chosen per tensor by measured sensitivity, calibrated on the book's second half; predicted mean KLD {:.5})",
+        budgeted.display(),
+        t.elapsed().as_secs_f64() * 1e3,
+        plan.predicted_kld
+    )?;
+    candidates.push(budgeted.clone());
     drop(src);
 
     // 3. compare against the f16 conversion
