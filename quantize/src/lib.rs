@@ -104,6 +104,7 @@ pub mod iq4_nl;
 pub mod iq4_xs;
 mod kquant_search;
 mod lanes;
+pub mod optimize;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod pipeline;

@@ -1,0 +1,435 @@
+//! The error-feedback quantizer over the block grids, for one format `F`.
+//!
+//! Rows are independent (they share only the [`Factor`]): tiles of rows run in parallel, and
+//! each row's arithmetic does not depend on the tile it is in, so the bytes do not depend on
+//! the thread count. Within a tile, columns are visited in batches of [`BATCH`]: inside a
+//! batch every rounding error is passed on at once to the rest of its block, at a block's end
+//! to the rest of the batch, and at a batch's end to every later column in one product over
+//! the whole tile (GPTQ's lazy batch update).
+
+use bytemuck::Zeroable;
+use half::f16;
+use llamapack_format::blocks::QK_K;
+use rayon::prelude::*;
+
+use super::factor::Factor;
+use super::grid::{Grid, nearest, tables};
+use super::linalg::gemm_acc;
+use super::{Options, Order};
+use crate::Error;
+
+/// Columns per lazy batch (a multiple of every block length).
+const BATCH: usize = 256;
+/// Most rows per parallel task: the batch's slice of `C` is reused by this many rows.
+const TILE: usize = 32;
+
+/// Quantizes `rows × cols` weights (checked by the caller) to `F` against `fac`.
+pub(crate) fn quantize<F: Grid>(
+    fac: &Factor,
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    opts: &Options,
+) -> Result<Vec<u8>, Error> {
+    let row_bytes = cols / F::BLOCK * size_of::<F::Block>();
+    let mut out = vec![0u8; rows * row_bytes];
+    let tile = rows
+        .div_ceil(2 * rayon::current_num_threads())
+        .clamp(4, TILE);
+    out.par_chunks_mut(tile * row_bytes)
+        .enumerate()
+        .try_for_each(|(t, dst)| {
+            let (r0, n) = (t * tile, dst.len() / row_bytes);
+            let w = &w[r0 * cols..(r0 + n) * cols];
+            let blocks = match fac.order() {
+                Order::Natural => natural_tile::<F>(fac, w, n, cols, opts),
+                Order::ActOrder => act_order_tile::<F>(fac, w, n, cols),
+            }
+            .map_err(|(r, e)| match e {
+                Error::NonFiniteAt { column, value, .. } => Error::NonFiniteAt {
+                    row: r0 + r,
+                    column,
+                    value,
+                },
+                e => e,
+            })?;
+            dst.copy_from_slice(bytemuck::cast_slice(&blocks));
+            Ok::<(), Error>(())
+        })?;
+    Ok(out)
+}
+
+/// ggml's row statistic σ² = Σx²/n (f32, in order).
+fn row_sigma2(x: &[f32]) -> f32 {
+    let mut s = 0.0f32;
+    for &v in x {
+        s += v * v;
+    }
+    s / x.len() as f32
+}
+
+/// `acc[r][k] += Σ_{j∈src} delta[r][j − s]·C[j][k]` for every row `r` of the tile and `k` in
+/// `dst` (visit positions; `dst` starts after `src` ends).
+fn push(
+    fac: &Factor,
+    acc: &mut [f32],
+    delta: &[f32],
+    cols: usize,
+    src: std::ops::Range<usize>,
+    s: usize,
+    dst: std::ops::Range<usize>,
+) {
+    let panel: Vec<&[f32]> = src
+        .clone()
+        .map(|j| &fac.c_row(j)[dst.start - j - 1..dst.end - j - 1])
+        .collect();
+    let coef: Vec<&[f32]> = delta
+        .chunks_exact(BATCH)
+        .map(|d| &d[src.start - s..src.end - s])
+        .collect();
+    let mut accr: Vec<&mut [f32]> = acc
+        .chunks_exact_mut(cols)
+        .map(|row| &mut row[dst.clone()])
+        .collect();
+    gemm_acc(&mut accr, &coef, &panel, dst.len());
+}
+
+/// Scratch of one row's block: its grids.
+struct Scratch {
+    tables: Vec<f32>,
+}
+
+/// One row's state within a block after a rounding pass: codes, the scaled residuals
+/// `R_kk·(target_k − ŵ_k)` (the block's terms of `Rᵀδ`) and their squared sum.
+#[derive(Clone, Copy)]
+struct Pass {
+    codes: [u8; QK_K],
+    g: [f32; QK_K],
+    loss: f64,
+}
+
+/// Rounds block `bs..bs + F::BLOCK` of one row with `y`'s grids: each value to the grid point
+/// nearest its target `w + acc`, its error passed on to the rest of the block in `acc`.
+#[allow(clippy::too_many_arguments)]
+fn round_block<F: Grid>(
+    fac: &Factor,
+    w: &[f32],
+    acc: &mut [f32],
+    bs: usize,
+    y: &F::Block,
+    sc: &mut Scratch,
+) -> Pass {
+    let be = bs + F::BLOCK;
+    tables::<F>(y, &mut sc.tables);
+    let mut p = Pass {
+        codes: [0; QK_K],
+        g: [0.0; QK_K],
+        loss: 0.0,
+    };
+    for k in bs..be {
+        let i = k - bs;
+        let x = w[k] + acc[k];
+        let grid = &sc.tables[(i / F::SUB) * F::LEVELS..(i / F::SUB + 1) * F::LEVELS];
+        let c = nearest(grid, F::FIRST, x);
+        let v = grid[c];
+        p.codes[i] = c as u8;
+        let g = fac.rdiag(k) * (x - v);
+        p.g[i] = g;
+        p.loss += f64::from(g) * f64::from(g);
+        let d = w[k] - v;
+        for (a, &cc) in acc[k + 1..be].iter_mut().zip(fac.c_row(k)) {
+            *a += d * cc;
+        }
+    }
+    p
+}
+
+/// `R_bbᵀ·v` for block `bs..`: `out_k = R_kk·(v_k + Σ_{j<k} C_jk·v_j)`.
+fn apply_rt(fac: &Factor, bs: usize, v: &[f32], out: &mut [f32]) {
+    let n = v.len();
+    let mut t = [0f32; QK_K];
+    for (j, &vj) in v.iter().enumerate() {
+        if vj != 0.0 {
+            for (a, &cc) in t[j + 1..n].iter_mut().zip(fac.c_row(bs + j)) {
+                *a += vj * cc;
+            }
+        }
+    }
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = fac.rdiag(bs + k) * (v[k] + t[k]);
+    }
+}
+
+/// `f16` values next to `x`: its rounding and the two neighbours of that, the finite ones.
+fn f16_candidates(x: f64) -> impl Iterator<Item = f16> {
+    let r = f16::from_f64(x);
+    let b = r.to_bits();
+    [Some(r), b.checked_add(1).map(f16::from_bits), b.checked_sub(1).map(f16::from_bits)]
+        .into_iter()
+        .flatten()
+        .filter(|v| v.is_finite())
+}
+
+/// The refit: with the codes of `p` fixed, the f16 block scales that minimize the block's
+/// terms of the output error. The decoded block is `d·P + e·Q` (`P`, `Q` decoded with scales
+/// `(1, 0)` and `(0, 1)`), so moving the scales by `(Δd, Δe)` moves the block's terms to
+/// `g − Δd·R_bbᵀP − Δe·R_bbᵀQ`: a least-squares problem in two unknowns, solved exactly and
+/// then rounded to f16 (the rounding, its neighbours, and the old scales are compared on the
+/// exact quadratic). Returns the new scales and the quadratic's loss there, if it is lower.
+fn refit<F: Grid>(fac: &Factor, bs: usize, y: &F::Block, p: &Pass) -> Option<([f16; 2], f64)> {
+    let n = F::BLOCK;
+    let mut b = *y;
+    F::pack(&p.codes[..n], &mut b);
+    let decode = |s: [f16; 2], out: &mut [f32]| {
+        let mut t = b;
+        F::set_scales(&mut t, s);
+        F::dequantize_ref(std::slice::from_ref(&t), out);
+    };
+    let mut vp = [0f32; QK_K];
+    let mut ap = [0f32; QK_K];
+    decode([f16::ONE, f16::ZERO], &mut vp[..n]);
+    apply_rt(fac, bs, &vp[..n], &mut ap[..n]);
+    let mut aq = [0f32; QK_K];
+    if F::N_SCALES == 2 {
+        let mut vq = [0f32; QK_K];
+        decode([f16::ZERO, f16::ONE], &mut vq[..n]);
+        apply_rt(fac, bs, &vq[..n], &mut aq[..n]);
+    }
+    let (mut aa, mut ab, mut bb, mut ag, mut bg, mut gg) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+    for k in 0..n {
+        let (x, z, g) = (f64::from(ap[k]), f64::from(aq[k]), f64::from(p.g[k]));
+        aa += x * x;
+        ab += x * z;
+        bb += z * z;
+        ag += x * g;
+        bg += z * g;
+        gg += g * g;
+    }
+    let loss = |dd: f64, de: f64| {
+        gg - 2.0 * dd * ag - 2.0 * de * bg + dd * dd * aa + 2.0 * dd * de * ab + de * de * bb
+    };
+    // The continuous optimum.
+    let (dd, de) = if F::N_SCALES == 2 {
+        let det = aa * bb - ab * ab;
+        if det > 1e-12 * aa * bb && det > 0.0 {
+            ((ag * bb - bg * ab) / det, (bg * aa - ag * ab) / det)
+        } else if aa > 0.0 {
+            (ag / aa, 0.0)
+        } else {
+            return None;
+        }
+    } else if aa > 0.0 {
+        (ag / aa, 0.0)
+    } else {
+        return None;
+    };
+    let s0 = F::scales(y);
+    let (d0, e0) = (s0[0].to_f64(), s0[1].to_f64());
+    let mut best: Option<([f16; 2], f64)> = None;
+    let base = loss(0.0, 0.0);
+    for dc in f16_candidates(d0 + dd) {
+        let e_cands: Vec<f16> = if F::N_SCALES == 2 {
+            f16_candidates(e0 + de).collect()
+        } else {
+            vec![s0[1]]
+        };
+        for ec in e_cands {
+            let l = loss(dc.to_f64() - d0, ec.to_f64() - e0);
+            if l < best.map_or(base, |b| b.1) {
+                best = Some(([dc, ec], l));
+            }
+        }
+    }
+    best
+}
+
+/// One row's block `bs..bs + F::BLOCK` in the natural order: scales chosen by the weighted
+/// encoder from the current targets, a rounding pass, then up to `opts.refit_rounds` rounds of
+/// [`refit`] and re-rounding while the loss falls. Writes the block into `y` and its errors
+/// `δ = w − ŵ` into `delta` (batch-relative, the batch starting at `s`).
+#[allow(clippy::too_many_arguments)]
+fn natural_block<F: Grid>(
+    fac: &Factor,
+    w: &[f32],
+    acc: &mut [f32],
+    delta: &mut [f32],
+    s: usize,
+    bs: usize,
+    sigma2: f32,
+    y: &mut F::Block,
+    sc: &mut Scratch,
+    opts: &Options,
+) -> Result<(), Error> {
+    let be = bs + F::BLOCK;
+    let mut t = [0f32; QK_K];
+    for (k, o) in (bs..be).zip(&mut t) {
+        *o = w[k] + acc[k];
+        if !o.is_finite() {
+            return Err(Error::InputStats {
+                reason: format!(
+                    "the error feedback diverged at column {k} (target {o}): H is too ill-conditioned; raise the damping"
+                ),
+            });
+        }
+    }
+    let mut qw = [0f32; QK_K];
+    if std::env::var("IMP").is_ok() {
+        for (k, o) in (bs..be).zip(&mut qw) {
+            *o = fac.rdiag(k) * fac.rdiag(k);
+        }
+    } else {
+        qw[..F::BLOCK].copy_from_slice(&fac.importance()[bs..be]);
+    }
+    F::choose(&t[..F::BLOCK], &qw[..F::BLOCK], sigma2, y);
+    let mut saved = [0f32; QK_K];
+    saved[..F::BLOCK].copy_from_slice(&acc[bs..be]);
+    let mut best = round_block::<F>(fac, w, acc, bs, y, sc);
+    for _ in 0..opts.refit_rounds {
+        let Some((scales, model)) = refit::<F>(fac, bs, y, &best) else {
+            break;
+        };
+        F::set_scales(y, scales);
+        acc[bs..be].copy_from_slice(&saved[..F::BLOCK]);
+        let again = round_block::<F>(fac, w, acc, bs, y, sc);
+        if again.loss < model {
+            best = again;
+        } else {
+            // Keep the codes with the new scales (no better rounding found).
+            best.loss = model;
+            break;
+        }
+    }
+    F::pack(&best.codes[..F::BLOCK], y);
+    let mut v = [0f32; QK_K];
+    F::dequantize_ref(std::slice::from_ref(y), &mut v[..F::BLOCK]);
+    for (k, &vk) in (bs..be).zip(&v) {
+        if !vk.is_finite() {
+            return Err(Error::InputStats {
+                reason: format!(
+                    "a block scale overflows f16 at column {k}: the weights are too large for this type"
+                ),
+            });
+        }
+        delta[k - s] = w[k] - vk;
+    }
+    Ok(())
+}
+
+/// A tile of `n` rows in the natural column order.
+fn natural_tile<F: Grid>(
+    fac: &Factor,
+    w: &[f32],
+    n: usize,
+    cols: usize,
+    opts: &Options,
+) -> Result<Vec<F::Block>, (usize, Error)> {
+    let nb = cols / F::BLOCK;
+    let mut blocks = vec![F::Block::zeroed(); n * nb];
+    let mut acc = vec![0f32; n * cols];
+    let mut delta = vec![0f32; n * BATCH];
+    let sigma2: Vec<f32> = w.chunks_exact(cols).map(row_sigma2).collect();
+    let mut sc = Scratch {
+        tables: vec![0f32; F::BLOCK / F::SUB * F::LEVELS],
+    };
+    for s in (0..cols).step_by(BATCH) {
+        let se = (s + BATCH).min(cols);
+        for bs in (s..se).step_by(F::BLOCK) {
+            let be = bs + F::BLOCK;
+            for r in 0..n {
+                natural_block::<F>(
+                    fac,
+                    &w[r * cols..(r + 1) * cols],
+                    &mut acc[r * cols..(r + 1) * cols],
+                    &mut delta[r * BATCH..(r + 1) * BATCH],
+                    s,
+                    bs,
+                    sigma2[r],
+                    &mut blocks[r * nb + bs / F::BLOCK],
+                    &mut sc,
+                    opts,
+                )
+                .map_err(|e| (r, e))?;
+            }
+            if be < se {
+                push(fac, &mut acc, &delta, cols, bs..be, s, be..se);
+            }
+        }
+        if se < cols {
+            push(fac, &mut acc, &delta, cols, s..se, s, se..cols);
+        }
+    }
+    Ok(blocks)
+}
+
+/// A tile of `n` rows in act order with static grids: every block's scales are chosen from
+/// the original weights first, then columns are rounded by descending importance (visit
+/// order of the factor) to the nearest point of their block's grid.
+fn act_order_tile<F: Grid>(
+    fac: &Factor,
+    w: &[f32],
+    n: usize,
+    cols: usize,
+) -> Result<Vec<F::Block>, (usize, Error)> {
+    let nb = cols / F::BLOCK;
+    let per_block = F::BLOCK / F::SUB * F::LEVELS;
+    let mut blocks = vec![F::Block::zeroed(); n * nb];
+    let mut grids = vec![0f32; n * nb * per_block];
+    for r in 0..n {
+        let wr = &w[r * cols..(r + 1) * cols];
+        let sigma2 = row_sigma2(wr);
+        for b in 0..nb {
+            let y = &mut blocks[r * nb + b];
+            let range = b * F::BLOCK..(b + 1) * F::BLOCK;
+            F::choose(&wr[range.clone()], &fac.importance()[range], sigma2, y);
+            let g = &mut grids[(r * nb + b) * per_block..(r * nb + b + 1) * per_block];
+            tables::<F>(y, g);
+            if g.iter().any(|v| !v.is_finite()) {
+                return Err((
+                    r,
+                    Error::InputStats {
+                        reason: format!(
+                            "a block scale overflows f16 in block {b}: the weights are too large for this type"
+                        ),
+                    },
+                ));
+            }
+        }
+    }
+    let perm = fac.perm();
+    let mut acc = vec![0f32; n * cols];
+    let mut delta = vec![0f32; n * BATCH];
+    let mut codes = vec![0u8; n * cols];
+    for s in (0..cols).step_by(BATCH) {
+        let se = (s + BATCH).min(cols);
+        for r in 0..n {
+            let (wr, accr) = (&w[r * cols..(r + 1) * cols], &mut acc[r * cols..(r + 1) * cols]);
+            for p in s..se {
+                let k = perm[p];
+                let x = wr[k] + accr[p];
+                let sub = k / F::SUB;
+                let grid = &grids[r * nb * per_block + sub * F::LEVELS..][..F::LEVELS];
+                let c = nearest(grid, F::FIRST, x);
+                codes[r * cols + k] = c as u8;
+                let d = wr[k] - grid[c];
+                delta[r * BATCH + p - s] = d;
+                for (a, &cc) in accr[p + 1..se].iter_mut().zip(fac.c_row(p)) {
+                    *a += d * cc;
+                }
+            }
+        }
+        if se < cols {
+            push(fac, &mut acc, &delta, cols, s..se, s, se..cols);
+        }
+    }
+    for (r, (bl, cr)) in blocks
+        .chunks_exact_mut(nb)
+        .zip(codes.chunks_exact(cols))
+        .enumerate()
+    {
+        let _ = r;
+        for (y, c) in bl.iter_mut().zip(cr.chunks_exact(F::BLOCK)) {
+            F::pack(c, y);
+        }
+    }
+    Ok(blocks)
+}
