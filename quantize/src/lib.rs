@@ -104,9 +104,9 @@ pub mod iq4_nl;
 pub mod iq4_xs;
 mod kquant_search;
 mod lanes;
-pub mod optimize;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub mod optimize;
 pub mod pipeline;
 pub mod q2_k;
 pub mod q3_k;

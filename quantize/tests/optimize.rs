@@ -108,7 +108,10 @@ fn optimized_beats_the_weighted_encoder_for_every_type() {
         let ours = layer.error(dtype, &bytes);
         let ratio = ours / theirs;
         report += &format!("{dtype}: {ratio:.3}  ");
-        assert!(ratio < 0.8, "{dtype}: optimized {ours} vs weighted {theirs}");
+        assert!(
+            ratio < 0.8,
+            "{dtype}: optimized {ours} vs weighted {theirs}"
+        );
     }
     eprintln!("output error, optimized / weighted: {report}");
 }
@@ -118,7 +121,10 @@ fn optimized_blocks_are_valid() {
     let layer = Layer::new(8, 512, 600, 2);
     for dtype in WEIGHT_TYPES {
         let bytes = layer.optimized(dtype, &Options::default());
-        assert_eq!(bytes.len(), layer.rows * dtype.row_bytes(layer.cols).unwrap());
+        assert_eq!(
+            bytes.len(),
+            layer.rows * dtype.row_bytes(layer.cols).unwrap()
+        );
         check_blocks(dtype, &bytes).unwrap_or_else(|e| panic!("{dtype}: {e}"));
         let rb = dtype.row_bytes(layer.cols).unwrap();
         let mut back = vec![0f32; layer.cols];
@@ -128,7 +134,10 @@ fn optimized_blocks_are_valid() {
             // Every value near its weight: the feedback moves targets, not by whole ranges.
             let amax = w.iter().fold(0f32, |m, v| m.max(v.abs()));
             for (a, b) in w.iter().zip(&back) {
-                assert!(b.is_finite() && (a - b).abs() <= amax, "{dtype} row {row}: {a} → {b}");
+                assert!(
+                    b.is_finite() && (a - b).abs() <= amax,
+                    "{dtype} row {row}: {a} → {b}"
+                );
             }
         }
     }
@@ -147,7 +156,7 @@ fn optimized_blocks_are_valid() {
 #[test]
 fn same_bytes_at_every_thread_count() {
     let layer = Layer::new(20, 512, 600, 3);
-    for order in [Order::Natural, Order::ActOrder] {
+    for order in [Order::Natural, Order::Grouped, Order::ActOrder] {
         let opts = Options {
             order,
             ..Options::default()
@@ -183,20 +192,34 @@ fn bad_input_is_an_error() {
     // H of the wrong size.
     assert!(matches!(
         InputStats::from_f32(4, vec![1.0; 15], 10),
-        Err(Error::Shape { expected: 16, found: 15, .. })
+        Err(Error::Shape {
+            expected: 16,
+            found: 15,
+            ..
+        })
     ));
     let other = InputStats::from_f64(512, identity(512), 10).unwrap();
     assert!(matches!(
         q(&layer.w, 4, 256, &other),
-        Err(Error::Shape { expected: 256, found: 512, .. })
+        Err(Error::Shape {
+            expected: 256,
+            found: 512,
+            ..
+        })
     ));
     // Non-finite and negative entries.
     let mut h = identity(4);
     h[6] = f64::NAN;
-    assert!(matches!(InputStats::from_f64(4, h, 10), Err(Error::InputStats { .. })));
+    assert!(matches!(
+        InputStats::from_f64(4, h, 10),
+        Err(Error::InputStats { .. })
+    ));
     let mut h = identity(4);
     h[0] = -1.0;
-    assert!(matches!(InputStats::from_f64(4, h, 10), Err(Error::InputStats { .. })));
+    assert!(matches!(
+        InputStats::from_f64(4, h, 10),
+        Err(Error::InputStats { .. })
+    ));
     // Not positive semi-definite beyond what damping covers.
     let mut h = identity(256);
     h[1] = 5.0;
@@ -207,7 +230,11 @@ fn bad_input_is_an_error() {
     // rows × cols mismatch, a bad row length, non-finite weights.
     assert!(matches!(
         q(&layer.w[..1000], 4, 256, &layer.stats),
-        Err(Error::Shape { expected: 1024, found: 1000, .. })
+        Err(Error::Shape {
+            expected: 1024,
+            found: 1000,
+            ..
+        })
     ));
     let s100 = InputStats::from_f64(100, identity(100), 1).unwrap();
     assert!(matches!(
@@ -218,7 +245,11 @@ fn bad_input_is_an_error() {
     w[300] = f32::INFINITY;
     assert!(matches!(
         q(&w, 4, 256, &layer.stats),
-        Err(Error::NonFiniteAt { row: 1, column: 44, .. })
+        Err(Error::NonFiniteAt {
+            row: 1,
+            column: 44,
+            ..
+        })
     ));
     // A bad damping, a type without kernels to optimize into.
     let nan = Options {
@@ -240,7 +271,9 @@ fn bad_input_is_an_error() {
 }
 
 fn identity(n: usize) -> Vec<f64> {
-    (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }).collect()
+    (0..n * n)
+        .map(|i| if i / n == i % n { 1.0 } else { 0.0 })
+        .collect()
 }
 
 #[test]
@@ -299,17 +332,26 @@ fn output_error_matches_plain_f64() {
             }
         }
         let got = layer.error(dtype, &bytes);
-        assert!((got - want).abs() <= 1e-9 * want, "{dtype}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-9 * want,
+            "{dtype}: {got} vs {want}"
+        );
         // f32 statistics give the same number up to their rounding.
         let h32: Vec<f32> = (0..cols * cols)
             .map(|i| layer.stats.get(i / cols, i % cols) as f32)
             .collect();
         let s32 = InputStats::from_f32(cols, h32, 400).unwrap();
         let got32 = output_error(dtype, &layer.w, rows, cols, &bytes, &s32).unwrap();
-        assert!((got32 - want).abs() <= 1e-5 * want, "{dtype}: {got32} vs {want}");
+        assert!(
+            (got32 - want).abs() <= 1e-5 * want,
+            "{dtype}: {got32} vs {want}"
+        );
         let diag = layer.stats.diag();
         let gd = output_error_diag(dtype, &layer.w, rows, cols, &bytes, &diag).unwrap();
-        assert!((gd - want_diag).abs() <= 1e-6 * want_diag, "{dtype}: {gd} vs {want_diag}");
+        assert!(
+            (gd - want_diag).abs() <= 1e-6 * want_diag,
+            "{dtype}: {gd} vs {want_diag}"
+        );
     }
 }
 
@@ -320,11 +362,34 @@ fn output_error_matches_plain_f64() {
 fn variants() {
     let layer = Layer::new(64, 1024, 2048, 7);
     let variants = [
-        ("natural, no refit", Options { refit_rounds: 0, ..Options::default() }),
-        ("natural, refit 1", Options { refit_rounds: 1, ..Options::default() }),
-        ("natural, refit 2", Options { refit_rounds: 2, ..Options::default() }),
-        ("natural, refit 4", Options { refit_rounds: 4, ..Options::default() }),
-        ("act order, static", Options { order: Order::ActOrder, ..Options::default() }),
+        (
+            "natural, no refit",
+            Options {
+                refit_rounds: 0,
+                ..Options::default()
+            },
+        ),
+        (
+            "natural, refit 2",
+            Options {
+                refit_rounds: 2,
+                ..Options::default()
+            },
+        ),
+        (
+            "grouped, refit 2",
+            Options {
+                order: Order::Grouped,
+                ..Options::default()
+            },
+        ),
+        (
+            "act order, static",
+            Options {
+                order: Order::ActOrder,
+                ..Options::default()
+            },
+        ),
     ];
     for dtype in quantized() {
         let theirs = layer.error(dtype, &layer.weighted(dtype));
@@ -332,7 +397,11 @@ fn variants() {
         for (name, opts) in &variants {
             let t = std::time::Instant::now();
             let ours = layer.error(dtype, &layer.optimized(dtype, opts));
-            line += &format!(" | {name}: {:.4} ({:.2}s)", ours / theirs, t.elapsed().as_secs_f64());
+            line += &format!(
+                " | {name}: {:.4} ({:.2}s)",
+                ours / theirs,
+                t.elapsed().as_secs_f64()
+            );
         }
         eprintln!("{line}");
     }

@@ -81,6 +81,36 @@ impl Factor {
     }
 }
 
+/// Visit position → column for `order` (see [`Order`]); `diag` is `E[x²]` per column.
+fn visit_order(order: Order, diag: &[f64]) -> Vec<usize> {
+    let n = diag.len();
+    // Descending E[x²] (or mass), ties by index.
+    let by_weight = |weight: &dyn Fn(usize) -> f64, items: &mut [usize]| {
+        items.sort_by(|&a, &b| weight(b).total_cmp(&weight(a)).then(a.cmp(&b)));
+    };
+    let mut perm: Vec<usize> = (0..n).collect();
+    match order {
+        Order::Natural => {}
+        Order::ActOrder => by_weight(&|c| diag[c], &mut perm),
+        Order::Grouped => {
+            let mass = |r: std::ops::Range<usize>| diag[r].iter().sum::<f64>();
+            let mut groups: Vec<usize> = (0..n.div_ceil(256)).collect();
+            by_weight(&|g| mass(256 * g..(256 * g + 256).min(n)), &mut groups);
+            perm.clear();
+            for g in groups {
+                let mut blocks: Vec<usize> = (8 * g..(8 * g + 8).min(n.div_ceil(32))).collect();
+                by_weight(&|b| mass(32 * b..(32 * b + 32).min(n)), &mut blocks);
+                for b in blocks {
+                    let mut c: Vec<usize> = (32 * b..(32 * b + 32).min(n)).collect();
+                    by_weight(&|c| diag[c], &mut c);
+                    perm.extend(c);
+                }
+            }
+        }
+    }
+    perm
+}
+
 /// Factors the damped statistics for the error feedback.
 ///
 /// `H + damp·mean(diag H)·I` (`damp` = [`Options::damp`]) makes every matrix of a finite
@@ -107,11 +137,7 @@ pub fn factor(stats: &InputStats, opts: &Options) -> Result<Factor, Error> {
     }
     let damp = opts.damp * mean;
     let importance: Vec<f32> = diag.iter().map(|&d| (d + damp) as f32).collect();
-    let mut perm: Vec<usize> = (0..n).collect();
-    if opts.order == Order::ActOrder {
-        // Descending E[x²], ties by column: the heaviest columns first.
-        perm.sort_by(|&a, &b| diag[b].total_cmp(&diag[a]).then(a.cmp(&b)));
-    }
+    let perm = visit_order(opts.order, &diag);
     // A[i][j] = H[p(n−1−i)][p(n−1−j)] (i ≥ j): H in visit order, indices reversed, so the
     // lower Cholesky factor L of A gives R[j][k] = L[n−1−j][n−1−k].
     let mut a = vec![0f64; lower_offset(n)];

@@ -41,11 +41,7 @@ pub(crate) fn quantize<F: Grid>(
         .try_for_each(|(t, dst)| {
             let (r0, n) = (t * tile, dst.len() / row_bytes);
             let w = &w[r0 * cols..(r0 + n) * cols];
-            let blocks = match fac.order() {
-                Order::Natural => natural_tile::<F>(fac, w, n, cols, opts),
-                Order::ActOrder => act_order_tile::<F>(fac, w, n, cols),
-            }
-            .map_err(|(r, e)| match e {
+            let blocks = run_tile::<F>(fac, w, n, cols, opts).map_err(|(r, e)| match e {
                 Error::NonFiniteAt { column, value, .. } => Error::NonFiniteAt {
                     row: r0 + r,
                     column,
@@ -59,7 +55,64 @@ pub(crate) fn quantize<F: Grid>(
     Ok(out)
 }
 
+/// One tile in the factor's order, its loops compiled for the best level: the rounding
+/// passes are element-wise (the same bits at every vector width).
+fn run_tile<F: Grid>(
+    fac: &Factor,
+    w: &[f32],
+    n: usize,
+    cols: usize,
+    opts: &Options,
+) -> Result<Vec<F::Block>, (usize, Error)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+        fn avx512<F: Grid>(
+            fac: &Factor,
+            w: &[f32],
+            n: usize,
+            cols: usize,
+            opts: &Options,
+        ) -> Result<Vec<F::Block>, (usize, Error)> {
+            tile_body::<F>(fac, w, n, cols, opts)
+        }
+        #[target_feature(enable = "avx2,fma,f16c")]
+        fn avx2<F: Grid>(
+            fac: &Factor,
+            w: &[f32],
+            n: usize,
+            cols: usize,
+            opts: &Options,
+        ) -> Result<Vec<F::Block>, (usize, Error)> {
+            tile_body::<F>(fac, w, n, cols, opts)
+        }
+        match crate::simd_level() {
+            // SAFETY: the level is the detected one (or a lower one the CPU supports).
+            crate::Level::Avx512 => return unsafe { avx512::<F>(fac, w, n, cols, opts) },
+            // SAFETY: as above.
+            crate::Level::Avx2 => return unsafe { avx2::<F>(fac, w, n, cols, opts) },
+            _ => {}
+        }
+    }
+    tile_body::<F>(fac, w, n, cols, opts)
+}
+
+#[inline(always)]
+fn tile_body<F: Grid>(
+    fac: &Factor,
+    w: &[f32],
+    n: usize,
+    cols: usize,
+    opts: &Options,
+) -> Result<Vec<F::Block>, (usize, Error)> {
+    match fac.order() {
+        Order::Natural | Order::Grouped => lazy_tile::<F>(fac, w, n, cols, opts),
+        Order::ActOrder => act_order_tile::<F>(fac, w, n, cols),
+    }
+}
+
 /// ggml's row statistic σ² = Σx²/n (f32, in order).
+#[inline(always)]
 fn row_sigma2(x: &[f32]) -> f32 {
     let mut s = 0.0f32;
     for &v in x {
@@ -108,35 +161,40 @@ struct Pass {
     loss: f64,
 }
 
-/// Rounds block `bs..bs + F::BLOCK` of one row with `y`'s grids: each value to the grid point
-/// nearest its target `w + acc`, its error passed on to the rest of the block in `acc`.
-#[allow(clippy::too_many_arguments)]
+/// Rounds the block at visit positions `bs..bs + F::BLOCK` of one row with `y`'s grids: each
+/// value to the grid point nearest its target `w + acc`, its error passed on to the rest of
+/// the block in `acc`. `elem[p − bs]` is position `p`'s element in the block; codes are by
+/// element, `g` by position.
+#[inline(always)]
 fn round_block<F: Grid>(
     fac: &Factor,
     w: &[f32],
     acc: &mut [f32],
     bs: usize,
+    elem: &[usize],
     y: &F::Block,
     sc: &mut Scratch,
 ) -> Pass {
     let be = bs + F::BLOCK;
     tables::<F>(y, &mut sc.tables);
+    let perm = fac.perm();
     let mut p = Pass {
         codes: [0; QK_K],
         g: [0.0; QK_K],
         loss: 0.0,
     };
     for k in bs..be {
-        let i = k - bs;
-        let x = w[k] + acc[k];
+        let i = elem[k - bs];
+        let wk = w[perm[k]];
+        let x = wk + acc[k];
         let grid = &sc.tables[(i / F::SUB) * F::LEVELS..(i / F::SUB + 1) * F::LEVELS];
         let c = nearest(grid, F::FIRST, x);
         let v = grid[c];
         p.codes[i] = c as u8;
         let g = fac.rdiag(k) * (x - v);
-        p.g[i] = g;
+        p.g[k - bs] = g;
         p.loss += f64::from(g) * f64::from(g);
-        let d = w[k] - v;
+        let d = wk - v;
         for (a, &cc) in acc[k + 1..be].iter_mut().zip(fac.c_row(k)) {
             *a += d * cc;
         }
@@ -144,19 +202,24 @@ fn round_block<F: Grid>(
     p
 }
 
-/// `R_bbᵀ·v` for block `bs..`: `out_k = R_kk·(v_k + Σ_{j<k} C_jk·v_j)`.
-fn apply_rt(fac: &Factor, bs: usize, v: &[f32], out: &mut [f32]) {
-    let n = v.len();
-    let mut t = [0f32; QK_K];
-    for (j, &vj) in v.iter().enumerate() {
-        if vj != 0.0 {
-            for (a, &cc) in t[j + 1..n].iter_mut().zip(fac.c_row(bs + j)) {
-                *a += vj * cc;
-            }
+/// `R_bbᵀ·v` for block `bs..` and two vectors at once: `out_k = R_kk·(v_k + Σ_{j<k} C_jk·v_j)`.
+#[inline(always)]
+fn apply_rt(fac: &Factor, bs: usize, v: [&[f32]; 2], out: [&mut [f32]; 2]) {
+    let n = v[0].len();
+    let (mut t0, mut t1) = ([0f32; QK_K], [0f32; QK_K]);
+    for j in 0..n {
+        let (a, b) = (v[0][j], v[1][j]);
+        let c = fac.c_row(bs + j);
+        for ((x, y), &cc) in t0[j + 1..n].iter_mut().zip(&mut t1[j + 1..n]).zip(c) {
+            *x += a * cc;
+            *y += b * cc;
         }
     }
-    for (k, o) in out.iter_mut().enumerate() {
-        *o = fac.rdiag(bs + k) * (v[k] + t[k]);
+    let [o0, o1] = out;
+    for k in 0..n {
+        let r = fac.rdiag(bs + k);
+        o0[k] = r * (v[0][k] + t0[k]);
+        o1[k] = r * (v[1][k] + t1[k]);
     }
 }
 
@@ -164,10 +227,14 @@ fn apply_rt(fac: &Factor, bs: usize, v: &[f32], out: &mut [f32]) {
 fn f16_candidates(x: f64) -> impl Iterator<Item = f16> {
     let r = f16::from_f64(x);
     let b = r.to_bits();
-    [Some(r), b.checked_add(1).map(f16::from_bits), b.checked_sub(1).map(f16::from_bits)]
-        .into_iter()
-        .flatten()
-        .filter(|v| v.is_finite())
+    [
+        Some(r),
+        b.checked_add(1).map(f16::from_bits),
+        b.checked_sub(1).map(f16::from_bits),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|v| v.is_finite())
 }
 
 /// The refit: with the codes of `p` fixed, the f16 block scales that minimize the block's
@@ -176,25 +243,34 @@ fn f16_candidates(x: f64) -> impl Iterator<Item = f16> {
 /// `g − Δd·R_bbᵀP − Δe·R_bbᵀQ`: a least-squares problem in two unknowns, solved exactly and
 /// then rounded to f16 (the rounding, its neighbours, and the old scales are compared on the
 /// exact quadratic). Returns the new scales and the quadratic's loss there, if it is lower.
-fn refit<F: Grid>(fac: &Factor, bs: usize, y: &F::Block, p: &Pass) -> Option<([f16; 2], f64)> {
+#[inline(always)]
+fn refit<F: Grid>(
+    fac: &Factor,
+    bs: usize,
+    elem: &[usize],
+    y: &F::Block,
+    p: &Pass,
+) -> Option<([f16; 2], f64)> {
     let n = F::BLOCK;
     let mut b = *y;
     F::pack(&p.codes[..n], &mut b);
+    // The block decoded with scales `s`, by visit position.
     let decode = |s: [f16; 2], out: &mut [f32]| {
         let mut t = b;
         F::set_scales(&mut t, s);
-        F::dequantize_ref(std::slice::from_ref(&t), out);
+        let mut v = [0f32; QK_K];
+        F::dequantize_ref(std::slice::from_ref(&t), &mut v[..n]);
+        for (o, &i) in out.iter_mut().zip(elem) {
+            *o = v[i];
+        }
     };
-    let mut vp = [0f32; QK_K];
-    let mut ap = [0f32; QK_K];
+    let (mut vp, mut vq) = ([0f32; QK_K], [0f32; QK_K]);
+    let (mut ap, mut aq) = ([0f32; QK_K], [0f32; QK_K]);
     decode([f16::ONE, f16::ZERO], &mut vp[..n]);
-    apply_rt(fac, bs, &vp[..n], &mut ap[..n]);
-    let mut aq = [0f32; QK_K];
     if F::N_SCALES == 2 {
-        let mut vq = [0f32; QK_K];
         decode([f16::ZERO, f16::ONE], &mut vq[..n]);
-        apply_rt(fac, bs, &vq[..n], &mut aq[..n]);
     }
+    apply_rt(fac, bs, [&vp[..n], &vq[..n]], [&mut ap[..n], &mut aq[..n]]);
     let (mut aa, mut ab, mut bb, mut ag, mut bg, mut gg) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
     for k in 0..n {
         let (x, z, g) = (f64::from(ap[k]), f64::from(aq[k]), f64::from(p.g[k]));
@@ -243,54 +319,54 @@ fn refit<F: Grid>(fac: &Factor, bs: usize, y: &F::Block, p: &Pass) -> Option<([f
     best
 }
 
-/// One row's block `bs..bs + F::BLOCK` in the natural order: scales chosen by the weighted
-/// encoder from the current targets, a rounding pass, then up to `opts.refit_rounds` rounds of
-/// [`refit`] and re-rounding while the loss falls. Writes the block into `y` and its errors
-/// `δ = w − ŵ` into `delta` (batch-relative, the batch starting at `s`).
+/// One row's block at visit positions `bs..bs + F::BLOCK` (one ggml block, `y`; `elem` as
+/// in [`round_block`]): scales chosen by the weighted encoder from the current targets, a
+/// rounding pass, then up to `opts.refit_rounds` rounds of [`refit`] and re-rounding while the
+/// loss falls. Writes the block into `y` and its errors `δ = w − ŵ` into `delta` by position
+/// (batch-relative, the batch starting at `s`).
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn natural_block<F: Grid>(
+fn lazy_block<F: Grid>(
     fac: &Factor,
     w: &[f32],
     acc: &mut [f32],
     delta: &mut [f32],
     s: usize,
     bs: usize,
+    elem: &[usize],
     sigma2: f32,
     y: &mut F::Block,
     sc: &mut Scratch,
     opts: &Options,
 ) -> Result<(), Error> {
     let be = bs + F::BLOCK;
-    let mut t = [0f32; QK_K];
-    for (k, o) in (bs..be).zip(&mut t) {
-        *o = w[k] + acc[k];
-        if !o.is_finite() {
+    let perm = fac.perm();
+    let (mut t, mut qw) = ([0f32; QK_K], [0f32; QK_K]);
+    for (k, &i) in (bs..be).zip(elem) {
+        let col = perm[k];
+        t[i] = w[col] + acc[k];
+        qw[i] = fac.importance()[col];
+        if !t[i].is_finite() {
             return Err(Error::InputStats {
                 reason: format!(
-                    "the error feedback diverged at column {k} (target {o}): H is too ill-conditioned; raise the damping"
+                    "the error feedback diverged at column {col} (target {}): H is too \
+                     ill-conditioned; raise the damping",
+                    t[i]
                 ),
             });
         }
     }
-    let mut qw = [0f32; QK_K];
-    if std::env::var("IMP").is_ok() {
-        for (k, o) in (bs..be).zip(&mut qw) {
-            *o = fac.rdiag(k) * fac.rdiag(k);
-        }
-    } else {
-        qw[..F::BLOCK].copy_from_slice(&fac.importance()[bs..be]);
-    }
     F::choose(&t[..F::BLOCK], &qw[..F::BLOCK], sigma2, y);
     let mut saved = [0f32; QK_K];
     saved[..F::BLOCK].copy_from_slice(&acc[bs..be]);
-    let mut best = round_block::<F>(fac, w, acc, bs, y, sc);
+    let mut best = round_block::<F>(fac, w, acc, bs, elem, y, sc);
     for _ in 0..opts.refit_rounds {
-        let Some((scales, model)) = refit::<F>(fac, bs, y, &best) else {
+        let Some((scales, model)) = refit::<F>(fac, bs, elem, y, &best) else {
             break;
         };
         F::set_scales(y, scales);
         acc[bs..be].copy_from_slice(&saved[..F::BLOCK]);
-        let again = round_block::<F>(fac, w, acc, bs, y, sc);
+        let again = round_block::<F>(fac, w, acc, bs, elem, y, sc);
         if again.loss < model {
             best = again;
         } else {
@@ -302,21 +378,25 @@ fn natural_block<F: Grid>(
     F::pack(&best.codes[..F::BLOCK], y);
     let mut v = [0f32; QK_K];
     F::dequantize_ref(std::slice::from_ref(y), &mut v[..F::BLOCK]);
-    for (k, &vk) in (bs..be).zip(&v) {
-        if !vk.is_finite() {
+    for (k, &i) in (bs..be).zip(elem) {
+        if !v[i].is_finite() {
             return Err(Error::InputStats {
                 reason: format!(
-                    "a block scale overflows f16 at column {k}: the weights are too large for this type"
+                    "a block scale overflows f16 at column {}: the weights are too large for \
+                     this type",
+                    perm[k]
                 ),
             });
         }
-        delta[k - s] = w[k] - vk;
+        delta[k - s] = w[perm[k]] - v[i];
     }
     Ok(())
 }
 
-/// A tile of `n` rows in the natural column order.
-fn natural_tile<F: Grid>(
+/// A tile of `n` rows in an order that keeps every block's columns together (natural or
+/// grouped), each block's grids chosen lazily when the rounding reaches it.
+#[inline(always)]
+fn lazy_tile<F: Grid>(
     fac: &Factor,
     w: &[f32],
     n: usize,
@@ -324,6 +404,7 @@ fn natural_tile<F: Grid>(
     opts: &Options,
 ) -> Result<Vec<F::Block>, (usize, Error)> {
     let nb = cols / F::BLOCK;
+    let perm = fac.perm();
     let mut blocks = vec![F::Block::zeroed(); n * nb];
     let mut acc = vec![0f32; n * cols];
     let mut delta = vec![0f32; n * BATCH];
@@ -331,20 +412,27 @@ fn natural_tile<F: Grid>(
     let mut sc = Scratch {
         tables: vec![0f32; F::BLOCK / F::SUB * F::LEVELS],
     };
+    let mut elem = [0usize; QK_K];
     for s in (0..cols).step_by(BATCH) {
         let se = (s + BATCH).min(cols);
         for bs in (s..se).step_by(F::BLOCK) {
             let be = bs + F::BLOCK;
+            let block = perm[bs] / F::BLOCK;
+            for (e, &col) in elem.iter_mut().zip(&perm[bs..be]) {
+                debug_assert_eq!(col / F::BLOCK, block, "the order keeps blocks together");
+                *e = col % F::BLOCK;
+            }
             for r in 0..n {
-                natural_block::<F>(
+                lazy_block::<F>(
                     fac,
                     &w[r * cols..(r + 1) * cols],
                     &mut acc[r * cols..(r + 1) * cols],
                     &mut delta[r * BATCH..(r + 1) * BATCH],
                     s,
                     bs,
+                    &elem[..F::BLOCK],
                     sigma2[r],
-                    &mut blocks[r * nb + bs / F::BLOCK],
+                    &mut blocks[r * nb + block],
                     &mut sc,
                     opts,
                 )
@@ -364,6 +452,7 @@ fn natural_tile<F: Grid>(
 /// A tile of `n` rows in act order with static grids: every block's scales are chosen from
 /// the original weights first, then columns are rounded by descending importance (visit
 /// order of the factor) to the nearest point of their block's grid.
+#[inline(always)]
 fn act_order_tile<F: Grid>(
     fac: &Factor,
     w: &[f32],
@@ -402,7 +491,10 @@ fn act_order_tile<F: Grid>(
     for s in (0..cols).step_by(BATCH) {
         let se = (s + BATCH).min(cols);
         for r in 0..n {
-            let (wr, accr) = (&w[r * cols..(r + 1) * cols], &mut acc[r * cols..(r + 1) * cols]);
+            let (wr, accr) = (
+                &w[r * cols..(r + 1) * cols],
+                &mut acc[r * cols..(r + 1) * cols],
+            );
             for p in s..se {
                 let k = perm[p];
                 let x = wr[k] + accr[p];

@@ -46,6 +46,7 @@ pub(crate) trait Grid: BlockFormat {
 /// Every sub-block's grid of `y`: `out[s·LEVELS + c]` is the value code `c` decodes to in
 /// sub-block `s` (codes below `FIRST` are left untouched). `out` holds
 /// `BLOCK / SUB · LEVELS` values.
+#[inline(always)]
 pub(crate) fn tables<F: Grid>(y: &F::Block, out: &mut [f32]) {
     let mut codes = [0u8; QK_K];
     let mut vals = [0f32; QK_K];
@@ -62,7 +63,7 @@ pub(crate) fn tables<F: Grid>(y: &F::Block, out: &mut [f32]) {
 
 /// The code of `grid` (one sub-block's table, monotone over `first..grid.len()`) nearest to
 /// `x` (the lower code on a tie).
-#[inline]
+#[inline(always)]
 pub(crate) fn nearest(grid: &[f32], first: usize, x: f32) -> usize {
     let last = grid.len() - 1;
     let rising = grid[first] <= grid[last];
@@ -70,7 +71,11 @@ pub(crate) fn nearest(grid: &[f32], first: usize, x: f32) -> usize {
     let (mut lo, mut hi) = (first, last);
     while lo < hi {
         let mid = (lo + hi) / 2;
-        let past = if rising { grid[mid] >= x } else { grid[mid] <= x };
+        let past = if rising {
+            grid[mid] >= x
+        } else {
+            grid[mid] <= x
+        };
         if past {
             hi = mid;
         } else {
@@ -137,6 +142,7 @@ fn choose_by_table<F: Grid>(x: &[f32], qw: &[f32], y: &mut F::Block) {
 }
 
 /// Packs 32 4-bit codes as q4_0 / q4_1 / iq4_nl store them.
+#[inline(always)]
 fn pack_nibbles(codes: &[u8], qs: &mut [u8]) {
     for j in 0..16 {
         qs[j] = codes[j] | (codes[j + 16] << 4);
@@ -144,6 +150,7 @@ fn pack_nibbles(codes: &[u8], qs: &mut [u8]) {
 }
 
 /// Reads 32 4-bit codes packed as by [`pack_nibbles`].
+#[inline(always)]
 fn unpack_nibbles(qs: &[u8], codes: &mut [u8]) {
     for j in 0..16 {
         codes[j] = qs[j] & 0x0f;
@@ -162,15 +169,19 @@ impl Grid for crate::q4_0::Q4_0 {
         let mut l = [0i8; 32];
         y.d = f16::from_f32(make_qx_quants(8, x, &mut l, Some(&w)));
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockQ4_0) {
         pack_nibbles(codes, &mut y.qs);
     }
+    #[inline(always)]
     fn unpack(y: &BlockQ4_0, codes: &mut [u8]) {
         unpack_nibbles(&y.qs, codes);
     }
+    #[inline(always)]
     fn scales(y: &BlockQ4_0) -> [f16; 2] {
         [y.d, f16::ZERO]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockQ4_0, s: [f16; 2]) {
         y.d = s[0];
     }
@@ -189,15 +200,19 @@ impl Grid for crate::q4_1::Q4_1 {
         y.d = f16::from_f32(d);
         y.m = f16::from_f32(-the_min);
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockQ4_1) {
         pack_nibbles(codes, &mut y.qs);
     }
+    #[inline(always)]
     fn unpack(y: &BlockQ4_1, codes: &mut [u8]) {
         unpack_nibbles(&y.qs, codes);
     }
+    #[inline(always)]
     fn scales(y: &BlockQ4_1) -> [f16; 2] {
         [y.d, y.m]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockQ4_1, s: [f16; 2]) {
         [y.d, y.m] = s;
     }
@@ -214,15 +229,19 @@ impl Grid for crate::q5_0::Q5_0 {
         let mut l = [0i8; 32];
         y.d = f16::from_f32(make_qx_quants(16, x, &mut l, Some(&w)));
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockQ5_0) {
         y.qh = crate::q5_0::pack5(codes.try_into().expect("32 codes"), &mut y.qs);
     }
+    #[inline(always)]
     fn unpack(y: &BlockQ5_0, codes: &mut [u8]) {
         codes.copy_from_slice(&crate::q5_0::unpack5(&y.qs, y.qh));
     }
+    #[inline(always)]
     fn scales(y: &BlockQ5_0) -> [f16; 2] {
         [y.d, f16::ZERO]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockQ5_0, s: [f16; 2]) {
         y.d = s[0];
     }
@@ -241,15 +260,19 @@ impl Grid for crate::q5_1::Q5_1 {
         y.d = f16::from_f32(d);
         y.m = f16::from_f32(-the_min);
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockQ5_1) {
         y.qh = crate::q5_0::pack5(codes.try_into().expect("32 codes"), &mut y.qs);
     }
+    #[inline(always)]
     fn unpack(y: &BlockQ5_1, codes: &mut [u8]) {
         codes.copy_from_slice(&crate::q5_0::unpack5(&y.qs, y.qh));
     }
+    #[inline(always)]
     fn scales(y: &BlockQ5_1) -> [f16; 2] {
         [y.d, y.m]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockQ5_1, s: [f16; 2]) {
         [y.d, y.m] = s;
     }
@@ -264,19 +287,23 @@ impl Grid for crate::q8_0::Q8_0 {
     fn choose(x: &[f32], qw: &[f32], _sigma2: f32, y: &mut BlockQ8_0) {
         choose_by_table::<Self>(x, qw, y);
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockQ8_0) {
         for (q, &c) in y.qs.iter_mut().zip(codes) {
             *q = (i16::from(c) - 128) as i8;
         }
     }
+    #[inline(always)]
     fn unpack(y: &BlockQ8_0, codes: &mut [u8]) {
         for (c, &q) in codes.iter_mut().zip(&y.qs) {
             *c = (i16::from(q) + 128) as u8;
         }
     }
+    #[inline(always)]
     fn scales(y: &BlockQ8_0) -> [f16; 2] {
         [y.d, f16::ZERO]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockQ8_0, s: [f16; 2]) {
         y.d = s[0];
     }
@@ -290,17 +317,21 @@ impl Grid for crate::q2_k::Q2K {
     fn choose(x: &[f32], qw: &[f32], _sigma2: f32, y: &mut BlockQ2K) {
         choose_by_table::<Self>(x, qw, y);
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockQ2K) {
         crate::q2_k::pack_quants(codes.try_into().expect("256 codes"), y);
     }
+    #[inline(always)]
     fn unpack(y: &BlockQ2K, codes: &mut [u8]) {
         for (e, c) in codes.iter_mut().enumerate() {
             *c = crate::q2_k::q2(y, e / 128, (e / 32) % 4, e % 32);
         }
     }
+    #[inline(always)]
     fn scales(y: &BlockQ2K) -> [f16; 2] {
         [y.d, y.dmin]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockQ2K, s: [f16; 2]) {
         [y.d, y.dmin] = s;
     }
@@ -314,6 +345,7 @@ impl Grid for crate::q3_k::Q3K {
     fn choose(x: &[f32], qw: &[f32], _sigma2: f32, y: &mut BlockQ3K) {
         choose_by_table::<Self>(x, qw, y);
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockQ3K) {
         let mut l = [0i8; QK_K];
         for (l, &c) in l.iter_mut().zip(codes) {
@@ -321,14 +353,17 @@ impl Grid for crate::q3_k::Q3K {
         }
         crate::q3_k::pack_quants(&mut l, y);
     }
+    #[inline(always)]
     fn unpack(y: &BlockQ3K, codes: &mut [u8]) {
         for (e, c) in codes.iter_mut().enumerate() {
             *c = (crate::q3_k::q3(y, e) + 4) as u8;
         }
     }
+    #[inline(always)]
     fn scales(y: &BlockQ3K) -> [f16; 2] {
         [y.d, f16::ZERO]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockQ3K, s: [f16; 2]) {
         y.d = s[0];
     }
@@ -342,17 +377,24 @@ impl Grid for crate::q4_k::Q4K {
     fn choose(x: &[f32], qw: &[f32], _sigma2: f32, y: &mut BlockQ4K) {
         choose_by_table::<Self>(x, qw, y);
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockQ4K) {
         crate::q4_k::pack_quants(codes.try_into().expect("256 codes"), y);
     }
+    #[inline(always)]
     fn unpack(y: &BlockQ4K, codes: &mut [u8]) {
         for jj in 0..4 {
-            unpack_halves(&y.qs[32 * jj..32 * jj + 32], &mut codes[64 * jj..64 * jj + 64]);
+            unpack_halves(
+                &y.qs[32 * jj..32 * jj + 32],
+                &mut codes[64 * jj..64 * jj + 64],
+            );
         }
     }
+    #[inline(always)]
     fn scales(y: &BlockQ4K) -> [f16; 2] {
         [y.d, y.dmin]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockQ4K, s: [f16; 2]) {
         [y.d, y.dmin] = s;
     }
@@ -360,6 +402,7 @@ impl Grid for crate::q4_k::Q4K {
 
 /// q4_k's nibble layout for one pair of sub-blocks: byte `i` holds element `i` (low) and
 /// element `32 + i` (high).
+#[inline(always)]
 fn unpack_halves(qs: &[u8], codes: &mut [u8]) {
     for (i, &b) in qs.iter().enumerate() {
         codes[i] = b & 0x0f;
@@ -375,17 +418,21 @@ impl Grid for crate::q5_k::Q5K {
     fn choose(x: &[f32], qw: &[f32], _sigma2: f32, y: &mut BlockQ5K) {
         choose_by_table::<Self>(x, qw, y);
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockQ5K) {
         crate::q5_k::pack_quants(codes.try_into().expect("256 codes"), y);
     }
+    #[inline(always)]
     fn unpack(y: &BlockQ5K, codes: &mut [u8]) {
         for (e, c) in codes.iter_mut().enumerate() {
             *c = crate::q5_k::q5(y, e / 64, (e / 32) % 2, e % 32);
         }
     }
+    #[inline(always)]
     fn scales(y: &BlockQ5K) -> [f16; 2] {
         [y.d, y.dmin]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockQ5K, s: [f16; 2]) {
         [y.d, y.dmin] = s;
     }
@@ -399,6 +446,7 @@ impl Grid for crate::q6_k::Q6K {
     fn choose(x: &[f32], qw: &[f32], _sigma2: f32, y: &mut BlockQ6K) {
         choose_by_table::<Self>(x, qw, y);
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockQ6K) {
         let mut l = [0i8; QK_K];
         for (l, &c) in l.iter_mut().zip(codes) {
@@ -406,14 +454,17 @@ impl Grid for crate::q6_k::Q6K {
         }
         crate::q6_k::pack_quants(&l, y);
     }
+    #[inline(always)]
     fn unpack(y: &BlockQ6K, codes: &mut [u8]) {
         for (e, c) in codes.iter_mut().enumerate() {
             *c = (crate::q6_k::q6(y, e / 128, (e / 32) % 4, e % 32) + 32) as u8;
         }
     }
+    #[inline(always)]
     fn scales(y: &BlockQ6K) -> [f16; 2] {
         [y.d, f16::ZERO]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockQ6K, s: [f16; 2]) {
         y.d = s[0];
     }
@@ -427,15 +478,19 @@ impl Grid for crate::iq4_nl::Iq4Nl {
     fn choose(x: &[f32], qw: &[f32], _sigma2: f32, y: &mut BlockIq4Nl) {
         choose_by_table::<Self>(x, qw, y);
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockIq4Nl) {
         pack_nibbles(codes, &mut y.qs);
     }
+    #[inline(always)]
     fn unpack(y: &BlockIq4Nl, codes: &mut [u8]) {
         unpack_nibbles(&y.qs, codes);
     }
+    #[inline(always)]
     fn scales(y: &BlockIq4Nl) -> [f16; 2] {
         [y.d, f16::ZERO]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockIq4Nl, s: [f16; 2]) {
         y.d = s[0];
     }
@@ -449,19 +504,23 @@ impl Grid for crate::iq4_xs::Iq4Xs {
     fn choose(x: &[f32], qw: &[f32], _sigma2: f32, y: &mut BlockIq4Xs) {
         choose_by_table::<Self>(x, qw, y);
     }
+    #[inline(always)]
     fn pack(codes: &[u8], y: &mut BlockIq4Xs) {
         for (c, qs) in codes.chunks_exact(32).zip(y.qs.chunks_exact_mut(16)) {
             pack_nibbles(c, qs);
         }
     }
+    #[inline(always)]
     fn unpack(y: &BlockIq4Xs, codes: &mut [u8]) {
         for (c, qs) in codes.chunks_exact_mut(32).zip(y.qs.chunks_exact(16)) {
             unpack_nibbles(qs, c);
         }
     }
+    #[inline(always)]
     fn scales(y: &BlockIq4Xs) -> [f16; 2] {
         [y.d, f16::ZERO]
     }
+    #[inline(always)]
     fn set_scales(y: &mut BlockIq4Xs, s: [f16; 2]) {
         y.d = s[0];
     }

@@ -15,7 +15,10 @@ use rayon::prelude::*;
 use crate::Level;
 
 /// An accumulator type (f32 or f64).
-pub(crate) trait Acc: Copy + Default + Add<Output = Self> + Mul<Output = Self> + Send + Sync {}
+pub(crate) trait Acc:
+    Copy + Default + Add<Output = Self> + Mul<Output = Self> + Send + Sync
+{
+}
 impl Acc for f32 {}
 impl Acc for f64 {}
 
@@ -130,65 +133,96 @@ fn gemm_body<A: Acc, S: Src<A>, const W: usize>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn gemm_avx2<A: Acc, S: Src<A>, const W: usize>(
-    acc: &mut [&mut [A]],
-    coef: &[&[A]],
-    panel: &[&[S]],
-    len: usize,
-) {
-    gemm_body::<A, S, W>(acc, coef, panel, len);
+/// An accumulate-product kernel: `(acc, coef, panel, len)`.
+type GemmFn<A, S> = fn(&mut [&mut [A]], &[&[A]], &[&[S]], usize);
+
+/// The kernels of one (accumulator, panel) type pair: portable and per x86 level.
+pub(crate) trait Kernel<S>: Acc {
+    /// AVX-512F and AVX2 kernels, if the pair has them.
+    const X86: Option<(GemmFn<Self, S>, GemmFn<Self, S>)>;
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn gemm_avx512<A: Acc, S: Src<A>, const W: usize>(
-    acc: &mut [&mut [A]],
-    coef: &[&[A]],
-    panel: &[&[S]],
-    len: usize,
-) {
-    gemm_body::<A, S, W>(acc, coef, panel, len);
+mod x86_pairs {
+    use super::super::linalg_x86 as k;
+    use super::{GemmFn, Kernel};
+
+    /// Wraps a `#[target_feature]` kernel as a plain fn pointer.
+    macro_rules! tf {
+        ($f:path, $A:ty, $S:ty) => {{
+            fn call(acc: &mut [&mut [$A]], coef: &[&[$A]], panel: &[&[$S]], len: usize) {
+                // SAFETY: `gemm_acc` picks this kernel only when the level is supported.
+                unsafe { $f(acc, coef, panel, len) }
+            }
+            call as GemmFn<$A, $S>
+        }};
+    }
+    impl Kernel<f32> for f32 {
+        const X86: Option<(GemmFn<f32, f32>, GemmFn<f32, f32>)> = Some((
+            tf!(k::gemm_f32_avx512, f32, f32),
+            tf!(k::gemm_f32_avx2, f32, f32),
+        ));
+    }
+    impl Kernel<f64> for f64 {
+        const X86: Option<(GemmFn<f64, f64>, GemmFn<f64, f64>)> = Some((
+            tf!(k::gemm_f64_avx512, f64, f64),
+            tf!(k::gemm_f64_avx2, f64, f64),
+        ));
+    }
+    impl Kernel<f32> for f64 {
+        const X86: Option<(GemmFn<f64, f32>, GemmFn<f64, f32>)> = Some((
+            tf!(k::gemm_f64_f32_avx512, f64, f32),
+            tf!(k::gemm_f64_f32_avx2, f64, f32),
+        ));
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod portable_pairs {
+    use super::{GemmFn, Kernel};
+    impl Kernel<f32> for f32 {
+        const X86: Option<(GemmFn<f32, f32>, GemmFn<f32, f32>)> = None;
+    }
+    impl Kernel<f64> for f64 {
+        const X86: Option<(GemmFn<f64, f64>, GemmFn<f64, f64>)> = None;
+    }
+    impl Kernel<f32> for f64 {
+        const X86: Option<(GemmFn<f64, f32>, GemmFn<f64, f32>)> = None;
+    }
 }
 
 /// `acc[r][t] += Σ_j coef[r][j] · panel[j][t]` for every row `r` of `acc`, `t < len`, `j`
 /// ascending. `coef[r]` holds at least `panel.len()` values, every `acc[r]` and `panel[j]` at
 /// least `len`.
-pub(crate) fn gemm_acc<A: Acc, S: Src<A>>(
+pub(crate) fn gemm_acc<A: Kernel<S>, S: Src<A>>(
     acc: &mut [&mut [A]],
     coef: &[&[A]],
     panel: &[&[S]],
     len: usize,
 ) {
-    assert_eq!(acc.len(), coef.len(), "one coefficient row per accumulator row");
+    gemm_at(crate::simd_level(), acc, coef, panel, len);
+}
+
+/// [`gemm_acc`] at `level` (a supported one).
+pub(crate) fn gemm_at<A: Kernel<S>, S: Src<A>>(
+    level: Level,
+    acc: &mut [&mut [A]],
+    coef: &[&[A]],
+    panel: &[&[S]],
+    len: usize,
+) {
+    assert_eq!(
+        acc.len(),
+        coef.len(),
+        "one coefficient row per accumulator row"
+    );
     assert!(coef.iter().all(|c| c.len() >= panel.len()), "coefficients");
     assert!(acc.iter().all(|a| a.len() >= len), "accumulator rows");
     assert!(panel.iter().all(|p| p.len() >= len), "panel rows");
-    // Vector width in elements: 4 registers per row of the 4-row tile.
-    let lanes = 16 / size_of::<A>();
-    match crate::simd_level() {
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => {
-            if lanes == 4 {
-                // SAFETY: the kernel table of this level exists only on CPUs with AVX-512F.
-                unsafe { gemm_avx512::<A, S, 64>(acc, coef, panel, len) }
-            } else {
-                // SAFETY: as above.
-                unsafe { gemm_avx512::<A, S, 32>(acc, coef, panel, len) }
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => {
-            if lanes == 4 {
-                // SAFETY: the kernel table of this level exists only on CPUs with AVX2.
-                unsafe { gemm_avx2::<A, S, 32>(acc, coef, panel, len) }
-            } else {
-                // SAFETY: as above.
-                unsafe { gemm_avx2::<A, S, 16>(acc, coef, panel, len) }
-            }
-        }
+    match (level, A::X86) {
+        (Level::Avx512, Some((k, _))) | (Level::Avx2, Some((_, k))) => k(acc, coef, panel, len),
         _ => {
+            let lanes = 16 / size_of::<A>();
             if lanes == 4 {
                 gemm_body::<A, S, 16>(acc, coef, panel, len);
             } else {
@@ -199,7 +233,10 @@ pub(crate) fn gemm_acc<A: Acc, S: Src<A>>(
 }
 
 /// Splits `buf` into consecutive mutable rows of the given lengths.
-pub(crate) fn split_rows<'a, T>(mut buf: &'a mut [T], lens: impl Iterator<Item = usize>) -> Vec<&'a mut [T]> {
+pub(crate) fn split_rows<'a, T>(
+    mut buf: &'a mut [T],
+    lens: impl Iterator<Item = usize>,
+) -> Vec<&'a mut [T]> {
     let mut out = Vec::new();
     for n in lens {
         let (row, rest) = std::mem::take(&mut buf).split_at_mut(n);
@@ -301,8 +338,7 @@ pub(crate) fn cholesky_packed(a: &mut [f64], n: usize) -> Result<(), usize> {
             let coef_refs: Vec<&[f64]> = coefs.iter().map(Vec::as_slice).collect();
             let mut rows = rows;
             {
-                let mut acc: Vec<&mut [f64]> =
-                    rows.iter_mut().map(|r| &mut r[ke..=i0]).collect();
+                let mut acc: Vec<&mut [f64]> = rows.iter_mut().map(|r| &mut r[ke..=i0]).collect();
                 gemm_acc(&mut acc, &coef_refs, &panel, i0 + 1 - ke);
             }
             for (r, row) in rows.iter_mut().enumerate().skip(1) {
@@ -334,7 +370,8 @@ fn solve_panel(pt: &mut [f64], m: usize, lblock: &[Vec<f64>], diag: &[f64]) {
         s += CHUNK;
     }
     // Hand each chunk its slices of every column.
-    let mut per_chunk: Vec<Vec<&mut [f64]>> = starts.iter().map(|_| Vec::with_capacity(nb)).collect();
+    let mut per_chunk: Vec<Vec<&mut [f64]>> =
+        starts.iter().map(|_| Vec::with_capacity(nb)).collect();
     for col in &mut cols {
         let mut rest: &mut [f64] = std::mem::take(col);
         for (c, &st) in per_chunk.iter_mut().zip(&starts) {
@@ -367,12 +404,20 @@ mod tests {
 
     #[test]
     fn gemm_matches_naive_order() {
-        let (rows, k, len) = (7, 19, 301);
+        let (rows, k, len) = (7, 19, 1100);
         let coef: Vec<Vec<f32>> = (0..rows)
-            .map(|r| (0..k).map(|j| ((r * 31 + j * 17) % 23) as f32 / 7.0 - 1.3).collect())
+            .map(|r| {
+                (0..k)
+                    .map(|j| ((r * 31 + j * 17) % 23) as f32 / 7.0 - 1.3)
+                    .collect()
+            })
             .collect();
         let panel: Vec<Vec<f32>> = (0..k)
-            .map(|j| (0..len).map(|t| ((j * 13 + t * 7) % 29) as f32 / 11.0 - 1.1).collect())
+            .map(|j| {
+                (0..len)
+                    .map(|t| ((j * 13 + t * 7) % 29) as f32 / 11.0 - 1.1)
+                    .collect()
+            })
             .collect();
         let mut acc: Vec<Vec<f32>> = (0..rows).map(|r| vec![r as f32 * 0.1; len]).collect();
         let mut want = acc.clone();
@@ -385,16 +430,46 @@ mod tests {
         }
         let cr: Vec<&[f32]> = coef.iter().map(Vec::as_slice).collect();
         let pr: Vec<&[f32]> = panel.iter().map(Vec::as_slice).collect();
-        let mut ar: Vec<&mut [f32]> = acc.iter_mut().map(Vec::as_mut_slice).collect();
-        gemm_acc(&mut ar, &cr, &pr, len);
-        assert_eq!(acc, want);
+        for level in Level::ALL.into_iter().filter(|l| l.is_supported()) {
+            let mut got = acc.clone();
+            let mut ar: Vec<&mut [f32]> = got.iter_mut().map(Vec::as_mut_slice).collect();
+            gemm_at(level, &mut ar, &cr, &pr, len);
+            assert_eq!(got, want, "{level:?}");
+            // f64 accumulators, f64 and f32 panels.
+            let wide = |v: &Vec<Vec<f32>>| -> Vec<Vec<f64>> {
+                v.iter()
+                    .map(|r| r.iter().map(|&x| f64::from(x)).collect())
+                    .collect()
+            };
+            let (c64, p64) = (wide(&coef), wide(&panel));
+            let mut want64 = wide(&acc);
+            for r in 0..rows {
+                for j in 0..k {
+                    for t in 0..len {
+                        want64[r][t] = want64[r][t] + c64[r][j] * p64[r.min(0) + j][t];
+                    }
+                }
+            }
+            let cr64: Vec<&[f64]> = c64.iter().map(Vec::as_slice).collect();
+            let pr64: Vec<&[f64]> = p64.iter().map(Vec::as_slice).collect();
+            let mut got64 = wide(&acc);
+            let mut ar: Vec<&mut [f64]> = got64.iter_mut().map(Vec::as_mut_slice).collect();
+            gemm_at(level, &mut ar, &cr64, &pr64, len);
+            assert_eq!(got64, want64, "{level:?} f64");
+            let mut got64 = wide(&acc);
+            let mut ar: Vec<&mut [f64]> = got64.iter_mut().map(Vec::as_mut_slice).collect();
+            gemm_at(level, &mut ar, &cr64, &pr, len);
+            assert_eq!(got64, want64, "{level:?} f64 · f32");
+        }
     }
 
     #[test]
     fn cholesky_reconstructs() {
         let n = 150;
         // A = B·Bᵀ + n·I.
-        let b: Vec<f64> = (0..n * n).map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect();
+        let b: Vec<f64> = (0..n * n)
+            .map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0)
+            .collect();
         let mut full = vec![0f64; n * n];
         for i in 0..n {
             for j in 0..n {
@@ -418,7 +493,10 @@ mod tests {
                 for k in 0..=j {
                     s += packed[lower_offset(i) + k] * packed[lower_offset(j) + k];
                 }
-                assert!((s - full[i * n + j]).abs() < 1e-9 * full[i * n + i], "{i} {j}");
+                assert!(
+                    (s - full[i * n + j]).abs() < 1e-9 * full[i * n + i],
+                    "{i} {j}"
+                );
             }
         }
         let mut bad = vec![0f64; lower_offset(3)];

@@ -5,7 +5,7 @@ use llamapack_format::DType;
 use rayon::prelude::*;
 
 use super::input::{InputStats, Matrix};
-use super::linalg::{Src, gemm_acc};
+use super::linalg::{Kernel, Src, gemm_acc};
 use crate::Error;
 
 /// Rows per parallel task (the batch's rows of `H` are reused by every row of a task).
@@ -58,7 +58,11 @@ fn deltas(
     let mut out = vec![0f64; n * cols];
     for r in 0..n {
         let row = r0 + r;
-        crate::dequantize_row(dtype, &bytes[row * row_bytes..(row + 1) * row_bytes], &mut back)?;
+        crate::dequantize_row(
+            dtype,
+            &bytes[row * row_bytes..(row + 1) * row_bytes],
+            &mut back,
+        )?;
         for ((o, &a), &b) in out[r * cols..(r + 1) * cols]
             .iter_mut()
             .zip(&w[row * cols..(row + 1) * cols])
@@ -72,22 +76,37 @@ fn deltas(
 
 /// `δᵀHδ` of each of the `n` rows of `d`: `Σ_i δ_i·(H_ii·δ_i + 2·v_i)` with
 /// `v_i = Σ_{j<i} H_ji·δ_j` accumulated a batch of rows of `H` at a time.
-fn tile_loss<S: Src<f64>>(h: &[S], cols: usize, d: &[f64], n: usize) -> Vec<f64> {
+fn tile_loss<S: Src<f64>>(h: &[S], cols: usize, d: &[f64], n: usize) -> Vec<f64>
+where
+    f64: Kernel<S>,
+{
     let mut v = vec![0f64; n * cols];
     let hrow = |j: usize| &h[j * cols..(j + 1) * cols];
+    // v[r][dst] += Σ_{j∈src} d[r][j]·H[j][dst].
+    let add = |v: &mut [f64], src: std::ops::Range<usize>, dst: std::ops::Range<usize>| {
+        let coef: Vec<&[f64]> = d.chunks_exact(cols).map(|r| &r[src.clone()]).collect();
+        let panel: Vec<&[S]> = src.map(|j| &hrow(j)[dst.clone()]).collect();
+        let mut acc: Vec<&mut [f64]> = v
+            .chunks_exact_mut(cols)
+            .map(|r| &mut r[dst.clone()])
+            .collect();
+        gemm_acc(&mut acc, &coef, &panel, dst.len());
+    };
     for s in (0..cols).step_by(BATCH) {
         let se = (s + BATCH).min(cols);
-        for j in s..se {
-            let coef: Vec<&[f64]> = d.chunks_exact(cols).map(|r| &r[j..=j]).collect();
-            let mut acc: Vec<&mut [f64]> =
-                v.chunks_exact_mut(cols).map(|r| &mut r[j + 1..se]).collect();
-            gemm_acc(&mut acc, &coef, &[&hrow(j)[j + 1..se]], se - j - 1);
+        // The batch's own triangle, in sub-blocks of 32: row by row inside a sub-block, then
+        // the sub-block onto the rest of the batch.
+        for a in (s..se).step_by(32) {
+            let b = (a + 32).min(se);
+            for j in a..b {
+                add(&mut v, j..j + 1, j + 1..b);
+            }
+            if b < se {
+                add(&mut v, a..b, b..se);
+            }
         }
         if se < cols {
-            let coef: Vec<&[f64]> = d.chunks_exact(cols).map(|r| &r[s..se]).collect();
-            let panel: Vec<&[S]> = (s..se).map(|j| &hrow(j)[se..]).collect();
-            let mut acc: Vec<&mut [f64]> = v.chunks_exact_mut(cols).map(|r| &mut r[se..]).collect();
-            gemm_acc(&mut acc, &coef, &panel, cols - se);
+            add(&mut v, s..se, se..cols);
         }
     }
     d.chunks_exact(cols)
@@ -166,7 +185,10 @@ pub fn output_error_diag(
         .into_par_iter()
         .map(|r| -> Result<f64, Error> {
             let d = deltas(dtype, w, cols, bytes, row_bytes, r, 1)?;
-            Ok(d.iter().zip(diag).map(|(&e, &q)| f64::from(q) * e * e).sum())
+            Ok(d.iter()
+                .zip(diag)
+                .map(|(&e, &q)| f64::from(q) * e * e)
+                .sum())
         })
         .collect::<Result<_, _>>()?;
     Ok(per_row.iter().sum())

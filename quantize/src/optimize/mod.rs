@@ -79,6 +79,8 @@ mod gptq;
 mod grid;
 mod input;
 mod linalg;
+#[cfg(target_arch = "x86_64")]
+mod linalg_x86;
 mod loss;
 
 pub use factor::{Factor, factor};
@@ -119,6 +121,11 @@ pub enum Order {
     /// rounding reaches it (the default: the lower output error, see the module docs).
     #[default]
     Natural,
+    /// Blocks kept together, heavy first: groups of 256 columns by descending `Σ E[x²]`,
+    /// within a group its blocks of 32 likewise, within a block its columns by descending
+    /// `E[x²]`; grids chosen lazily and refit as in [`Order::Natural`]. Every 32- and
+    /// 256-column block is contiguous in this order, so one factor serves every type.
+    Grouped,
     /// Descending `E[x²]` (GPTQ's act order) with static grids chosen from the original
     /// weights; no refit.
     ActOrder,
