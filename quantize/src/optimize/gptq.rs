@@ -8,20 +8,20 @@
 //! the whole tile (GPTQ's lazy batch update).
 
 use bytemuck::Zeroable;
-use half::f16;
 use llamapack_format::blocks::QK_K;
 use rayon::prelude::*;
 
 use super::factor::Factor;
 use super::grid::{Grid, nearest, tables};
 use super::linalg::gemm_acc;
+use super::refit::refit;
 use super::{Options, Order};
 use crate::Error;
 
 /// Columns per lazy batch (a multiple of every block length).
 const BATCH: usize = 256;
 /// Most rows per parallel task: the batch's slice of `C` is reused by this many rows.
-const TILE: usize = 32;
+const TILE: usize = 128;
 
 /// Quantizes `rows × cols` weights (checked by the caller) to `F` against `fac`.
 pub(crate) fn quantize<F: Grid>(
@@ -107,7 +107,7 @@ fn tile_body<F: Grid>(
 ) -> Result<Vec<F::Block>, (usize, Error)> {
     match fac.order() {
         Order::Natural | Order::Grouped => lazy_tile::<F>(fac, w, n, cols, opts),
-        Order::ActOrder => act_order_tile::<F>(fac, w, n, cols),
+        Order::ActOrder => act_order_tile::<F>(fac, w, n, cols, opts),
     }
 }
 
@@ -202,123 +202,6 @@ fn round_block<F: Grid>(
     p
 }
 
-/// `R_bbᵀ·v` for block `bs..` and two vectors at once: `out_k = R_kk·(v_k + Σ_{j<k} C_jk·v_j)`.
-#[inline(always)]
-fn apply_rt(fac: &Factor, bs: usize, v: [&[f32]; 2], out: [&mut [f32]; 2]) {
-    let n = v[0].len();
-    let (mut t0, mut t1) = ([0f32; QK_K], [0f32; QK_K]);
-    for j in 0..n {
-        let (a, b) = (v[0][j], v[1][j]);
-        let c = fac.c_row(bs + j);
-        for ((x, y), &cc) in t0[j + 1..n].iter_mut().zip(&mut t1[j + 1..n]).zip(c) {
-            *x += a * cc;
-            *y += b * cc;
-        }
-    }
-    let [o0, o1] = out;
-    for k in 0..n {
-        let r = fac.rdiag(bs + k);
-        o0[k] = r * (v[0][k] + t0[k]);
-        o1[k] = r * (v[1][k] + t1[k]);
-    }
-}
-
-/// `f16` values next to `x`: its rounding and the two neighbours of that, the finite ones.
-fn f16_candidates(x: f64) -> impl Iterator<Item = f16> {
-    let r = f16::from_f64(x);
-    let b = r.to_bits();
-    [
-        Some(r),
-        b.checked_add(1).map(f16::from_bits),
-        b.checked_sub(1).map(f16::from_bits),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|v| v.is_finite())
-}
-
-/// The refit: with the codes of `p` fixed, the f16 block scales that minimize the block's
-/// terms of the output error. The decoded block is `d·P + e·Q` (`P`, `Q` decoded with scales
-/// `(1, 0)` and `(0, 1)`), so moving the scales by `(Δd, Δe)` moves the block's terms to
-/// `g − Δd·R_bbᵀP − Δe·R_bbᵀQ`: a least-squares problem in two unknowns, solved exactly and
-/// then rounded to f16 (the rounding, its neighbours, and the old scales are compared on the
-/// exact quadratic). Returns the new scales and the quadratic's loss there, if it is lower.
-#[inline(always)]
-fn refit<F: Grid>(
-    fac: &Factor,
-    bs: usize,
-    elem: &[usize],
-    y: &F::Block,
-    p: &Pass,
-) -> Option<([f16; 2], f64)> {
-    let n = F::BLOCK;
-    let mut b = *y;
-    F::pack(&p.codes[..n], &mut b);
-    // The block decoded with scales `s`, by visit position.
-    let decode = |s: [f16; 2], out: &mut [f32]| {
-        let mut t = b;
-        F::set_scales(&mut t, s);
-        let mut v = [0f32; QK_K];
-        F::dequantize_ref(std::slice::from_ref(&t), &mut v[..n]);
-        for (o, &i) in out.iter_mut().zip(elem) {
-            *o = v[i];
-        }
-    };
-    let (mut vp, mut vq) = ([0f32; QK_K], [0f32; QK_K]);
-    let (mut ap, mut aq) = ([0f32; QK_K], [0f32; QK_K]);
-    decode([f16::ONE, f16::ZERO], &mut vp[..n]);
-    if F::N_SCALES == 2 {
-        decode([f16::ZERO, f16::ONE], &mut vq[..n]);
-    }
-    apply_rt(fac, bs, [&vp[..n], &vq[..n]], [&mut ap[..n], &mut aq[..n]]);
-    let (mut aa, mut ab, mut bb, mut ag, mut bg, mut gg) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
-    for k in 0..n {
-        let (x, z, g) = (f64::from(ap[k]), f64::from(aq[k]), f64::from(p.g[k]));
-        aa += x * x;
-        ab += x * z;
-        bb += z * z;
-        ag += x * g;
-        bg += z * g;
-        gg += g * g;
-    }
-    let loss = |dd: f64, de: f64| {
-        gg - 2.0 * dd * ag - 2.0 * de * bg + dd * dd * aa + 2.0 * dd * de * ab + de * de * bb
-    };
-    // The continuous optimum.
-    let (dd, de) = if F::N_SCALES == 2 {
-        let det = aa * bb - ab * ab;
-        if det > 1e-12 * aa * bb && det > 0.0 {
-            ((ag * bb - bg * ab) / det, (bg * aa - ag * ab) / det)
-        } else if aa > 0.0 {
-            (ag / aa, 0.0)
-        } else {
-            return None;
-        }
-    } else if aa > 0.0 {
-        (ag / aa, 0.0)
-    } else {
-        return None;
-    };
-    let s0 = F::scales(y);
-    let (d0, e0) = (s0[0].to_f64(), s0[1].to_f64());
-    let mut best: Option<([f16; 2], f64)> = None;
-    let base = loss(0.0, 0.0);
-    for dc in f16_candidates(d0 + dd) {
-        let e_cands: Vec<f16> = if F::N_SCALES == 2 {
-            f16_candidates(e0 + de).collect()
-        } else {
-            vec![s0[1]]
-        };
-        for ec in e_cands {
-            let l = loss(dc.to_f64() - d0, ec.to_f64() - e0);
-            if l < best.map_or(base, |b| b.1) {
-                best = Some(([dc, ec], l));
-            }
-        }
-    }
-    best
-}
-
 /// One row's block at visit positions `bs..bs + F::BLOCK` (one ggml block, `y`; `elem` as
 /// in [`round_block`]): scales chosen by the weighted encoder from the current targets, a
 /// rounding pass, then up to `opts.refit_rounds` rounds of [`refit`] and re-rounding while the
@@ -361,10 +244,17 @@ fn lazy_block<F: Grid>(
     saved[..F::BLOCK].copy_from_slice(&acc[bs..be]);
     let mut best = round_block::<F>(fac, w, acc, bs, elem, y, sc);
     for _ in 0..opts.refit_rounds {
-        let Some((scales, model)) = refit::<F>(fac, bs, elem, y, &best) else {
+        let Some((fitted, model)) = refit::<F>(
+            fac,
+            bs,
+            elem,
+            y,
+            &best.codes[..F::BLOCK],
+            &best.g[..F::BLOCK],
+        ) else {
             break;
         };
-        F::set_scales(y, scales);
+        *y = fitted;
         acc[bs..be].copy_from_slice(&saved[..F::BLOCK]);
         let again = round_block::<F>(fac, w, acc, bs, elem, y, sc);
         if again.loss < model {
@@ -449,79 +339,108 @@ fn lazy_tile<F: Grid>(
     Ok(blocks)
 }
 
-/// A tile of `n` rows in act order with static grids: every block's scales are chosen from
-/// the original weights first, then columns are rounded by descending importance (visit
-/// order of the factor) to the nearest point of their block's grid.
+/// A tile of `n` rows in act order with static grids: every block's scales are chosen before
+/// the rounding (from the original weights), then columns are rounded by descending
+/// importance (the factor's visit order) to the nearest point of their block's grid. Each of
+/// `opts.refit_rounds` further rounds chooses the grids again from the targets the previous
+/// round rounded (where the feedback moved the weights) and rounds again; each row keeps its
+/// best round.
 #[inline(always)]
 fn act_order_tile<F: Grid>(
     fac: &Factor,
     w: &[f32],
     n: usize,
     cols: usize,
+    opts: &Options,
 ) -> Result<Vec<F::Block>, (usize, Error)> {
     let nb = cols / F::BLOCK;
     let per_block = F::BLOCK / F::SUB * F::LEVELS;
+    let perm = fac.perm();
+    let sigma2: Vec<f32> = w.chunks_exact(cols).map(row_sigma2).collect();
+    let mut best = vec![F::Block::zeroed(); n * nb];
+    let mut best_loss = vec![f64::INFINITY; n];
     let mut blocks = vec![F::Block::zeroed(); n * nb];
     let mut grids = vec![0f32; n * nb * per_block];
-    for r in 0..n {
-        let wr = &w[r * cols..(r + 1) * cols];
-        let sigma2 = row_sigma2(wr);
-        for b in 0..nb {
-            let y = &mut blocks[r * nb + b];
-            let range = b * F::BLOCK..(b + 1) * F::BLOCK;
-            F::choose(&wr[range.clone()], &fac.importance()[range], sigma2, y);
-            let g = &mut grids[(r * nb + b) * per_block..(r * nb + b + 1) * per_block];
-            tables::<F>(y, g);
-            if g.iter().any(|v| !v.is_finite()) {
-                return Err((
-                    r,
-                    Error::InputStats {
-                        reason: format!(
-                            "a block scale overflows f16 in block {b}: the weights are too large for this type"
-                        ),
-                    },
-                ));
-            }
-        }
-    }
-    let perm = fac.perm();
+    let mut source = w.to_vec();
+
     let mut acc = vec![0f32; n * cols];
     let mut delta = vec![0f32; n * BATCH];
     let mut codes = vec![0u8; n * cols];
-    for s in (0..cols).step_by(BATCH) {
-        let se = (s + BATCH).min(cols);
+    let mut loss = vec![0f64; n];
+    for _ in 0..=opts.refit_rounds {
         for r in 0..n {
-            let (wr, accr) = (
-                &w[r * cols..(r + 1) * cols],
-                &mut acc[r * cols..(r + 1) * cols],
-            );
-            for p in s..se {
-                let k = perm[p];
-                let x = wr[k] + accr[p];
-                let sub = k / F::SUB;
-                let grid = &grids[r * nb * per_block + sub * F::LEVELS..][..F::LEVELS];
-                let c = nearest(grid, F::FIRST, x);
-                codes[r * cols + k] = c as u8;
-                let d = wr[k] - grid[c];
-                delta[r * BATCH + p - s] = d;
-                for (a, &cc) in accr[p + 1..se].iter_mut().zip(fac.c_row(p)) {
-                    *a += d * cc;
+            let src = &source[r * cols..(r + 1) * cols];
+            for b in 0..nb {
+                let y = &mut blocks[r * nb + b];
+                let range = b * F::BLOCK..(b + 1) * F::BLOCK;
+                F::choose(&src[range.clone()], &fac.importance()[range], sigma2[r], y);
+                let g = &mut grids[(r * nb + b) * per_block..(r * nb + b + 1) * per_block];
+                tables::<F>(y, g);
+                if g.iter().any(|v| !v.is_finite()) {
+                    return Err((
+                        r,
+                        Error::InputStats {
+                            reason: format!(
+                                "a block scale overflows f16 in block {b}: the weights are too \
+                                 large for this type"
+                            ),
+                        },
+                    ));
                 }
             }
         }
-        if se < cols {
-            push(fac, &mut acc, &delta, cols, s..se, s, se..cols);
+        acc.fill(0.0);
+        loss.fill(0.0);
+        for s in (0..cols).step_by(BATCH) {
+            let se = (s + BATCH).min(cols);
+            for r in 0..n {
+                let wr = &w[r * cols..(r + 1) * cols];
+                let accr = &mut acc[r * cols..(r + 1) * cols];
+                let next = &mut source[r * cols..(r + 1) * cols];
+                for p in s..se {
+                    let k = perm[p];
+                    let x = wr[k] + accr[p];
+                    if !x.is_finite() {
+                        return Err((r, diverged(k, x)));
+                    }
+                    next[k] = x;
+                    let grid = &grids[r * nb * per_block + (k / F::SUB) * F::LEVELS..][..F::LEVELS];
+                    let c = nearest(grid, F::FIRST, x);
+                    codes[r * cols + k] = c as u8;
+                    let g = f64::from(fac.rdiag(p) * (x - grid[c]));
+                    loss[r] += g * g;
+                    let d = wr[k] - grid[c];
+                    delta[r * BATCH + p - s] = d;
+                    for (a, &cc) in accr[p + 1..se].iter_mut().zip(fac.c_row(p)) {
+                        *a += d * cc;
+                    }
+                }
+            }
+            if se < cols {
+                push(fac, &mut acc, &delta, cols, s..se, s, se..cols);
+            }
+        }
+        for r in 0..n {
+            if loss[r] < best_loss[r] {
+                best_loss[r] = loss[r];
+                let cr = &codes[r * cols..(r + 1) * cols];
+                for (b, c) in cr.chunks_exact(F::BLOCK).enumerate() {
+                    let mut y = blocks[r * nb + b];
+                    F::pack(c, &mut y);
+                    best[r * nb + b] = y;
+                }
+            }
         }
     }
-    for (r, (bl, cr)) in blocks
-        .chunks_exact_mut(nb)
-        .zip(codes.chunks_exact(cols))
-        .enumerate()
-    {
-        let _ = r;
-        for (y, c) in bl.iter_mut().zip(cr.chunks_exact(F::BLOCK)) {
-            F::pack(c, y);
-        }
+    Ok(best)
+}
+
+/// The error for a target that is no longer finite.
+fn diverged(col: usize, x: f32) -> Error {
+    Error::InputStats {
+        reason: format!(
+            "the error feedback diverged at column {col} (target {x}): H is too ill-conditioned; \
+             raise the damping"
+        ),
     }
-    Ok(blocks)
 }

@@ -41,6 +41,15 @@ pub(crate) trait Grid: BlockFormat {
     fn scales(y: &Self::Block) -> [f16; 2];
     /// Sets the f16 scales.
     fn set_scales(y: &mut Self::Block, s: [f16; 2]);
+    /// The range of the integer sub-block scales (one per [`Grid::SUB`] values), in formats
+    /// that have them (the k-quants, iq4_xs).
+    const SUB_SCALES: Option<(i32, i32)> = None;
+    /// The range of the integer sub-block mins (q2_k, q4_k, q5_k).
+    const SUB_MINS: Option<(i32, i32)> = None;
+    /// Reads the sub-block scales (and mins) as the values they multiply by.
+    fn sub_scales(_y: &Self::Block, _sc: &mut [i32], _m: &mut [i32]) {}
+    /// Writes the sub-block scales (and mins), each within its range.
+    fn set_sub_scales(_y: &mut Self::Block, _sc: &[i32], _m: &[i32]) {}
 }
 
 /// Every sub-block's grid of `y`: `out[s·LEVELS + c]` is the value code `c` decodes to in
@@ -335,6 +344,19 @@ impl Grid for crate::q2_k::Q2K {
     fn set_scales(y: &mut BlockQ2K, s: [f16; 2]) {
         [y.d, y.dmin] = s;
     }
+    const SUB_SCALES: Option<(i32, i32)> = Some((0, 15));
+    const SUB_MINS: Option<(i32, i32)> = Some((0, 15));
+    fn sub_scales(y: &BlockQ2K, sc: &mut [i32], m: &mut [i32]) {
+        for ((s, m), &b) in sc.iter_mut().zip(m.iter_mut()).zip(&y.scales) {
+            *s = i32::from(b & 0x0f);
+            *m = i32::from(b >> 4);
+        }
+    }
+    fn set_sub_scales(y: &mut BlockQ2K, sc: &[i32], m: &[i32]) {
+        for ((b, &s), &m) in y.scales.iter_mut().zip(sc).zip(m) {
+            *b = (s as u8) | ((m as u8) << 4);
+        }
+    }
 }
 
 impl Grid for crate::q3_k::Q3K {
@@ -367,6 +389,26 @@ impl Grid for crate::q3_k::Q3K {
     fn set_scales(y: &mut BlockQ3K, s: [f16; 2]) {
         y.d = s[0];
     }
+    const SUB_SCALES: Option<(i32, i32)> = Some((-32, 31));
+    fn sub_scales(y: &BlockQ3K, sc: &mut [i32], _m: &mut [i32]) {
+        for (s, &v) in sc.iter_mut().zip(&crate::q3_k::unpack_scales(&y.scales)) {
+            *s = i32::from(v) - 32;
+        }
+    }
+    fn set_sub_scales(y: &mut BlockQ3K, sc: &[i32], _m: &[i32]) {
+        // As ggml packs them: low nibbles of 0..8 and 8..16 in bytes 0..8, the top 2 bits of
+        // scale j in bits 2·(j/4) of byte 8 + j % 4.
+        y.scales = [0; 12];
+        for (j, &v) in sc.iter().enumerate() {
+            let q = (v + 32) as u8;
+            if j < 8 {
+                y.scales[j] = q & 0x0f;
+            } else {
+                y.scales[j - 8] |= (q & 0x0f) << 4;
+            }
+            y.scales[j % 4 + 8] |= (q >> 4) << (2 * (j / 4));
+        }
+    }
 }
 
 impl Grid for crate::q4_k::Q4K {
@@ -397,6 +439,20 @@ impl Grid for crate::q4_k::Q4K {
     #[inline(always)]
     fn set_scales(y: &mut BlockQ4K, s: [f16; 2]) {
         [y.d, y.dmin] = s;
+    }
+    const SUB_SCALES: Option<(i32, i32)> = Some((0, 63));
+    const SUB_MINS: Option<(i32, i32)> = Some((0, 63));
+    fn sub_scales(y: &BlockQ4K, sc: &mut [i32], m: &mut [i32]) {
+        let sm = crate::q4_k::unpack_scales_mins(&y.scales);
+        for j in 0..8 {
+            sc[j] = i32::from(sm[j]);
+            m[j] = i32::from(sm[8 + j]);
+        }
+    }
+    fn set_sub_scales(y: &mut BlockQ4K, sc: &[i32], m: &[i32]) {
+        let ls: [u8; 8] = std::array::from_fn(|j| sc[j] as u8);
+        let lm: [u8; 8] = std::array::from_fn(|j| m[j] as u8);
+        crate::weighted::pack_k4(ls, lm, &mut y.scales);
     }
 }
 
@@ -436,6 +492,20 @@ impl Grid for crate::q5_k::Q5K {
     fn set_scales(y: &mut BlockQ5K, s: [f16; 2]) {
         [y.d, y.dmin] = s;
     }
+    const SUB_SCALES: Option<(i32, i32)> = Some((0, 63));
+    const SUB_MINS: Option<(i32, i32)> = Some((0, 63));
+    fn sub_scales(y: &BlockQ5K, sc: &mut [i32], m: &mut [i32]) {
+        let sm = crate::q4_k::unpack_scales_mins(&y.scales);
+        for j in 0..8 {
+            sc[j] = i32::from(sm[j]);
+            m[j] = i32::from(sm[8 + j]);
+        }
+    }
+    fn set_sub_scales(y: &mut BlockQ5K, sc: &[i32], m: &[i32]) {
+        let ls: [u8; 8] = std::array::from_fn(|j| sc[j] as u8);
+        let lm: [u8; 8] = std::array::from_fn(|j| m[j] as u8);
+        crate::weighted::pack_k4(ls, lm, &mut y.scales);
+    }
 }
 
 impl Grid for crate::q6_k::Q6K {
@@ -467,6 +537,17 @@ impl Grid for crate::q6_k::Q6K {
     #[inline(always)]
     fn set_scales(y: &mut BlockQ6K, s: [f16; 2]) {
         y.d = s[0];
+    }
+    const SUB_SCALES: Option<(i32, i32)> = Some((-128, 127));
+    fn sub_scales(y: &BlockQ6K, sc: &mut [i32], _m: &mut [i32]) {
+        for (s, &v) in sc.iter_mut().zip(&y.scales) {
+            *s = i32::from(v);
+        }
+    }
+    fn set_sub_scales(y: &mut BlockQ6K, sc: &[i32], _m: &[i32]) {
+        for (b, &v) in y.scales.iter_mut().zip(sc) {
+            *b = v as i8;
+        }
     }
 }
 
@@ -523,5 +604,157 @@ impl Grid for crate::iq4_xs::Iq4Xs {
     #[inline(always)]
     fn set_scales(y: &mut BlockIq4Xs, s: [f16; 2]) {
         y.d = s[0];
+    }
+    const SUB_SCALES: Option<(i32, i32)> = Some((-32, 31));
+    fn sub_scales(y: &BlockIq4Xs, sc: &mut [i32], _m: &mut [i32]) {
+        for (ib, s) in sc.iter_mut().enumerate() {
+            *s = i32::from(crate::iq4_xs::sub_scale(y, ib)) - 32;
+        }
+    }
+    fn set_sub_scales(y: &mut BlockIq4Xs, sc: &[i32], _m: &[i32]) {
+        y.scales_h = 0;
+        y.scales_l = [0; 4];
+        for (ib, &v) in sc.iter().enumerate() {
+            let ls = (v + 32) as u8;
+            y.scales_l[ib / 2] |= (ls & 0x0f) << (4 * (ib % 2));
+            y.scales_h |= u16::from(ls >> 4) << (2 * ib);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::BlockFormat;
+
+    /// Random bytes made into a block the format's weighted encoder could write: scales from
+    /// `choose` on random values, random codes.
+    fn random_block<F: Grid>(seed: u64) -> F::Block {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let x: Vec<f32> = (0..F::BLOCK)
+            .map(|_| (next() % 2000) as f32 / 1000.0 - 1.0)
+            .collect();
+        let qw: Vec<f32> = (0..F::BLOCK)
+            .map(|_| 0.1 + (next() % 100) as f32 / 50.0)
+            .collect();
+        let mut y: F::Block = bytemuck::Zeroable::zeroed();
+        F::choose(&x, &qw, 0.3, &mut y);
+        let codes: Vec<u8> = (0..F::BLOCK)
+            .map(|_| (F::FIRST + (next() as usize) % (F::LEVELS - F::FIRST)) as u8)
+            .collect();
+        F::pack(&codes, &mut y);
+        y
+    }
+
+    fn adapter<F: Grid>() {
+        for seed in 1..20 {
+            let y = random_block::<F>(seed);
+            // Codes round-trip, and repacking leaves the bytes alone.
+            let mut codes = [0u8; QK_K];
+            F::unpack(&y, &mut codes[..F::BLOCK]);
+            let mut again = y;
+            F::pack(&codes[..F::BLOCK], &mut again);
+            assert_eq!(
+                bytemuck::bytes_of(&again),
+                bytemuck::bytes_of(&y),
+                "{}",
+                F::DTYPE
+            );
+            // Every element's value is its sub-block's table entry for its code, bit for bit.
+            let mut vals = [0f32; QK_K];
+            F::dequantize_ref(std::slice::from_ref(&y), &mut vals[..F::BLOCK]);
+            let mut t = vec![0f32; F::BLOCK / F::SUB * F::LEVELS];
+            tables::<F>(&y, &mut t);
+            for i in 0..F::BLOCK {
+                let tv = t[(i / F::SUB) * F::LEVELS + usize::from(codes[i])];
+                assert_eq!(tv.to_bits(), vals[i].to_bits(), "{} element {i}", F::DTYPE);
+                // The nearest code of a grid value decodes to that value.
+                let grid = &t[(i / F::SUB) * F::LEVELS..][..F::LEVELS];
+                assert_eq!(
+                    grid[nearest(grid, F::FIRST, vals[i])],
+                    vals[i],
+                    "{}",
+                    F::DTYPE
+                );
+            }
+            // Scales and sub-scales round-trip.
+            let mut z = y;
+            F::set_scales(&mut z, F::scales(&y));
+            let (mut sc, mut m) = ([0i32; 16], [0i32; 16]);
+            let ns = F::BLOCK / F::SUB;
+            F::sub_scales(&y, &mut sc[..ns], &mut m[..ns]);
+            F::set_sub_scales(&mut z, &sc[..ns], &m[..ns]);
+            assert_eq!(
+                bytemuck::bytes_of(&z),
+                bytemuck::bytes_of(&y),
+                "{}",
+                F::DTYPE
+            );
+            if let Some((lo, hi)) = F::SUB_SCALES {
+                // Every value in range is stored and read back as itself.
+                let vals: Vec<i32> = (0..ns as i32)
+                    .map(|s| lo + (s * 7 + seed as i32) % (hi - lo + 1))
+                    .collect();
+                let mins: Vec<i32> = match F::SUB_MINS {
+                    Some((a, b)) => (0..ns as i32)
+                        .map(|s| a + (s * 5 + 3) % (b - a + 1))
+                        .collect(),
+                    None => vec![0; ns],
+                };
+                F::set_sub_scales(&mut z, &vals, &mins);
+                let (mut sc2, mut m2) = (vec![0; ns], vec![0; ns]);
+                F::sub_scales(&z, &mut sc2, &mut m2);
+                assert_eq!(sc2, vals, "{}", F::DTYPE);
+                if F::SUB_MINS.is_some() {
+                    assert_eq!(m2, mins, "{}", F::DTYPE);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn adapters_agree_with_the_decoders() {
+        adapter::<crate::q4_0::Q4_0>();
+        adapter::<crate::q4_1::Q4_1>();
+        adapter::<crate::q5_0::Q5_0>();
+        adapter::<crate::q5_1::Q5_1>();
+        adapter::<crate::q8_0::Q8_0>();
+        adapter::<crate::q2_k::Q2K>();
+        adapter::<crate::q3_k::Q3K>();
+        adapter::<crate::q4_k::Q4K>();
+        adapter::<crate::q5_k::Q5K>();
+        adapter::<crate::q6_k::Q6K>();
+        adapter::<crate::iq4_nl::Iq4Nl>();
+        adapter::<crate::iq4_xs::Iq4Xs>();
+    }
+
+    #[test]
+    fn choose_is_the_weighted_encoder() {
+        // On a row of one block (σ² of the row = the block's), the scales `choose` picks are
+        // those of the crate's weighted encoder.
+        fn one<F: Grid>() {
+            let x: Vec<f32> = (0..F::BLOCK)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                .collect();
+            let qw: Vec<f32> = (0..F::BLOCK).map(|i| 0.5 + (i % 7) as f32).collect();
+            let sigma2 = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+            let mut ours: F::Block = bytemuck::Zeroable::zeroed();
+            F::choose(&x, &qw, sigma2, &mut ours);
+            let mut theirs: F::Block = bytemuck::Zeroable::zeroed();
+            crate::kernels()
+                .quantize_weighted_row(F::DTYPE, &x, bytemuck::bytes_of_mut(&mut theirs), &qw)
+                .unwrap();
+            assert_eq!(F::scales(&ours), F::scales(&theirs), "{}", F::DTYPE);
+        }
+        one::<crate::q4_0::Q4_0>();
+        one::<crate::q4_1::Q4_1>();
+        one::<crate::q5_0::Q5_0>();
+        one::<crate::q5_1::Q5_1>();
     }
 }

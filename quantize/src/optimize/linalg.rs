@@ -253,9 +253,9 @@ pub(crate) fn lower_offset(i: usize) -> usize {
 }
 
 /// Columns per panel of the blocked Cholesky.
-const PANEL: usize = 64;
+const PANEL: usize = 128;
 /// Rows per parallel task of the trailing update.
-const TASK_ROWS: usize = 32;
+const TASK_ROWS: usize = 128;
 
 /// The lower Cholesky factor `L` (`A = L·Lᵀ`) of the symmetric matrix `a`, stored as a packed
 /// lower triangle (row `i` at [`lower_offset`]`(i)`, columns `0..=i`), computed in place.

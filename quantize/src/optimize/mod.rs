@@ -82,6 +82,7 @@ mod linalg;
 #[cfg(target_arch = "x86_64")]
 mod linalg_x86;
 mod loss;
+mod refit;
 
 pub use factor::{Factor, factor};
 pub use input::InputStats;
@@ -118,13 +119,15 @@ macro_rules! for_format {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Order {
     /// Left to right, each block's scales chosen from the error-updated weights when the
-    /// rounding reaches it (the default: the lower output error, see the module docs).
-    #[default]
+    /// rounding reaches it.
     Natural,
     /// Blocks kept together, heavy first: groups of 256 columns by descending `Σ E[x²]`,
     /// within a group its blocks of 32 likewise, within a block its columns by descending
     /// `E[x²]`; grids chosen lazily and refit as in [`Order::Natural`]. Every 32- and
-    /// 256-column block is contiguous in this order, so one factor serves every type.
+    /// 256-column block is contiguous in this order, so one factor serves every type. The
+    /// default: the lowest output error of the three on layers with a few massive input
+    /// channels (see the module docs).
+    #[default]
     Grouped,
     /// Descending `E[x²]` (GPTQ's act order) with static grids chosen from the original
     /// weights; no refit.
@@ -146,7 +149,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             damp: 0.01,
-            order: Order::Natural,
+            order: Order::Grouped,
             refit_rounds: 2,
         }
     }
