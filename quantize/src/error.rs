@@ -96,6 +96,33 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The input statistics handed to the output-error optimizer are unusable (their size,
+    /// a non-finite or negative entry, a matrix that is not positive semi-definite).
+    #[error("input statistics: {reason}")]
+    InputStats {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A buffer handed to the optimizer or to the output-error measure has the wrong size.
+    #[error("{what}: {found} values, expected {expected}")]
+    Shape {
+        /// Which buffer.
+        what: &'static str,
+        /// Its size from the other arguments.
+        expected: usize,
+        /// Its size.
+        found: usize,
+    },
+    /// A block is not as the format's encoders write it.
+    #[error("{dtype}: block {block}: {reason}")]
+    InvalidBlock {
+        /// The block's type.
+        dtype: DType,
+        /// Its index in the buffer.
+        block: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// Reading or writing a `.lpk` failed.
     #[error(transparent)]
     Format(#[from] llamapack_format::Error),

@@ -107,6 +107,7 @@ mod kquant_search;
 mod lanes;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub mod optimize;
 pub mod pipeline;
 pub mod q2_k;
 pub mod q3_k;

@@ -109,6 +109,13 @@ pub(crate) fn requantize_pack(xb: &[f32], l: &mut [u8; QK_K], yb: &mut BlockQ2K)
             l[16 * j + ii] = q.clamp(0, 3) as u8;
         }
     }
+    pack_quants(l, yb);
+}
+
+/// Packs the 256 quants (0..=3) 4 to a byte: element `128h + 32k + i` in bits `2k..2k+2` of
+/// `qs[32h + i]`.
+#[inline(always)]
+pub(crate) fn pack_quants(l: &[u8; QK_K], yb: &mut BlockQ2K) {
     for h in 0..2 {
         let j = 128 * h;
         for i in 0..32 {
@@ -120,7 +127,7 @@ pub(crate) fn requantize_pack(xb: &[f32], l: &mut [u8; QK_K], yb: &mut BlockQ2K)
 
 /// The 2-bit quant of element `32k + i` (k in 0..4, i in 0..32) of half `h`.
 #[inline(always)]
-fn q2(x: &BlockQ2K, h: usize, k: usize, i: usize) -> u8 {
+pub(crate) fn q2(x: &BlockQ2K, h: usize, k: usize, i: usize) -> u8 {
     (x.qs[32 * h + i] >> (2 * k)) & 3
 }
 

@@ -87,6 +87,13 @@ pub(crate) fn requantize_pack(xb: &[f32], l: &mut [i8; QK_K], yb: &mut BlockQ3K)
             *q = (nearest_int(v / d).clamp(-4, 3) + 4) as i8;
         }
     }
+    pack_quants(l, yb);
+}
+
+/// Splits the 256 quants (0..=7, the value plus 4) into `hmask` (the high bit) and 2-bit `qs`;
+/// `l` is left holding the low 2 bits.
+#[inline(always)]
+pub(crate) fn pack_quants(l: &mut [i8; QK_K], yb: &mut BlockQ3K) {
     // The high bit of element 32k + i is bit k of hmask[i] (branch-free: the bits are random,
     // a branch per quant would mispredict half the time).
     yb.hmask = [0; 32];
@@ -132,7 +139,7 @@ pub(crate) fn unpack_scales(q: &[u8; 12]) -> [i8; 16] {
 
 /// The 3-bit quant minus 4 (−4..=3) of element `e` (0..256).
 #[inline(always)]
-fn q3(x: &BlockQ3K, e: usize) -> i32 {
+pub(crate) fn q3(x: &BlockQ3K, e: usize) -> i32 {
     let (h, k, i) = (e / 128, (e / 32) % 4, e % 32);
     let low = i32::from((x.qs[32 * h + i] >> (2 * k)) & 3);
     let high = (x.hmask[i] >> (e / 32)) & 1;

@@ -76,7 +76,7 @@ pub(crate) fn pack_quants(l: &[u8; QK_K], yb: &mut BlockQ5K) {
 
 /// The 5-bit quant of element `64·jj + 32·half + i`.
 #[inline(always)]
-fn q5(x: &BlockQ5K, jj: usize, half: usize, i: usize) -> u8 {
+pub(crate) fn q5(x: &BlockQ5K, jj: usize, half: usize, i: usize) -> u8 {
     let b = x.qs[32 * jj + i];
     let low = if half == 0 { b & 0x0f } else { b >> 4 };
     let high = (x.qh[i] >> (2 * jj + half)) & 1;

@@ -91,6 +91,13 @@ pub(crate) fn finish_block(
             l[16 * j + ii] = (q + 32) as i8;
         }
     }
+    pack_quants(l, yb);
+}
+
+/// Packs the 256 quants (0..=63, the value plus 32): low nibbles into `ql`, the top 2 bits
+/// into `qh`.
+#[inline(always)]
+pub(crate) fn pack_quants(l: &[i8; QK_K], yb: &mut BlockQ6K) {
     for h in 0..2 {
         let (j, ql, qh) = (
             128 * h,
@@ -111,7 +118,7 @@ pub(crate) fn finish_block(
 
 /// The 6-bit quant `k` (0..4: element `32k + l` of half `h`) minus 32.
 #[inline(always)]
-fn q6(x: &BlockQ6K, h: usize, k: usize, l: usize) -> i32 {
+pub(crate) fn q6(x: &BlockQ6K, h: usize, k: usize, l: usize) -> i32 {
     let ql = x.ql[64 * h + l + 32 * (k & 1)];
     let low = if k < 2 { ql & 0x0f } else { ql >> 4 };
     let high = (x.qh[32 * h + l] >> (2 * k)) & 3;

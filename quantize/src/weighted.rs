@@ -265,7 +265,7 @@ fn sub32_weighted_blocks<B>(
 
 /// Packs the 8 scale and min quants as `get_scale_min_k4` reads them, with C's `uint8_t`
 /// arithmetic (bits shifted past the byte are lost).
-fn pack_k4(ls: [u8; 8], lm: [u8; 8], out: &mut [u8; 12]) {
+pub(crate) fn pack_k4(ls: [u8; 8], lm: [u8; 8], out: &mut [u8; 12]) {
     for j in 0..QK_K / 32 {
         let (s, m) = (ls[j], lm[j]);
         if j < 4 {

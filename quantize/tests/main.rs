@@ -1,7 +1,7 @@
 //! Integration tests of llamapack-quantize (one test binary): every format of the dtype table
 //! against ggml's own bytes (golden), every SIMD level against the scalar reference (levels,
-//! multi_dot, iq4, enc32_edges), reference properties (reference) and llama.cpp's recipes
-//! tensor for tensor (recipe).
+//! multi_dot, iq4, enc32_edges), reference properties (reference), llama.cpp's recipes
+//! tensor for tensor (recipe) and the output-error optimizer (optimize).
 
 mod common;
 mod enc32_edges;
@@ -9,5 +9,6 @@ mod golden;
 mod iq4;
 mod levels;
 mod multi_dot;
+mod optimize;
 mod recipe;
 mod reference;
