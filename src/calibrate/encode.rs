@@ -5,33 +5,76 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, ensure};
 use llamapack_format::DType;
+use llamapack_quantize::optimize::{self, Factor, InputStats};
 use llamapack_runner::accuracy::Windows;
-use llamapack_runner::imatrix::{Collector, Site};
+use llamapack_runner::imatrix::{Collector, Gram, Site};
 use llamapack_runner::{Logits, Matrix, Model, State, Weights};
 use rayon::prelude::*;
 
 use super::measure::{block_grams, site_slot};
 use super::{Settings, block_matrices, matrix_over, replace, to_f32};
 
-/// Encodes `src` (rows of `cols` f32 values of tensor `name`) as `dtype`, for inputs of second
-/// moment `h` (`cols × cols`): with `optimize`, error-feedback rounding that minimizes the
-/// layer's output error; otherwise the importance-weighted encoder with diag(h) as the
-/// importance matrix (llama-quantize --imatrix's encoding). Rows are independent, so any subset
-/// of a tensor's rows encodes as it would inside the whole tensor.
+/// A matrix input's second moment, ready for encoding: the statistics, and with `optimize`
+/// their factorization for the error-feedback rounding (shared by every tensor reading that
+/// input and every candidate type).
+pub(crate) struct Moment {
+    stats: InputStats,
+    factor: Option<Factor>,
+}
+
+impl Moment {
+    /// From collected sums; `optimize` factors them.
+    pub(crate) fn new(g: &Gram, optimize: bool) -> anyhow::Result<Moment> {
+        let stats = InputStats::from_f32(g.cols, g.mean(), g.count.max(1))?;
+        let factor = if optimize {
+            Some(optimize::factor(&stats, &optimize::Options::default())?)
+        } else {
+            None
+        };
+        Ok(Moment { stats, factor })
+    }
+
+    /// Unit-variance independent inputs (the embeddings: plain squared error).
+    pub(crate) fn identity(cols: usize, optimize: bool) -> anyhow::Result<Moment> {
+        let mut g = Gram::new(cols);
+        for i in 0..cols {
+            g.sum[i * cols + i] = 1.0;
+        }
+        g.count = 1;
+        Moment::new(&g, optimize)
+    }
+}
+
+/// Encodes `src` (rows of `cols` f32 values of tensor `name`) as `dtype` for inputs of second
+/// moment `m`: with its factorization, error-feedback rounding that minimizes the layer's output
+/// error (`llamapack_quantize::optimize`); otherwise the importance-weighted encoder with diag(H)
+/// as the importance matrix (llama-quantize --imatrix's encoding). Rows are independent, so any
+/// subset of a tensor's rows encodes as it would inside the whole tensor.
 pub(crate) fn encode_rows(
     dtype: DType,
     name: &str,
     src: &[f32],
     cols: usize,
-    h: &[f32],
-    optimize: bool,
+    m: &Moment,
 ) -> anyhow::Result<Vec<u8>> {
+    let rows = src.len() / cols;
+    let err = |e: llamapack_quantize::Error| anyhow::anyhow!("tensor `{name}` as {dtype}: {e}");
+    if let (Some(f), true) = (&m.factor, dtype.is_quantized()) {
+        return optimize::quantize_tensor_factored(
+            dtype,
+            src,
+            rows,
+            cols,
+            f,
+            &optimize::Options::default(),
+        )
+        .map_err(err);
+    }
     let row_bytes = dtype
         .row_bytes(cols)
         .with_context(|| format!("tensor `{name}`: rows of {cols} are not whole {dtype} blocks"))?;
-    let _ = optimize;
-    let diag: Vec<f32> = (0..cols).map(|i| h[i * cols + i]).collect();
-    let mut out = vec![0u8; src.len() / cols * row_bytes];
+    let diag = m.stats.diag();
+    let mut out = vec![0u8; rows * row_bytes];
     let kern = llamapack_quantize::kernels();
     out.par_chunks_mut(row_bytes)
         .zip(src.par_chunks(cols))
@@ -42,7 +85,7 @@ pub(crate) fn encode_rows(
                 kern.quantize_row(dtype, x, dst)
             }
         })
-        .map_err(|e| anyhow::anyhow!("tensor `{name}` as {dtype}: {e}"))?;
+        .map_err(err)?;
     Ok(out)
 }
 
@@ -53,36 +96,16 @@ pub(crate) fn output_error(
     src: &[f32],
     cols: usize,
     bytes: &[u8],
-    h: &[f32],
+    m: &Moment,
 ) -> anyhow::Result<f64> {
-    let row_bytes = dtype.row_bytes(cols).context("row length")?;
-    let rows = src.len() / cols;
-    ensure!(bytes.len() == rows * row_bytes, "encoded size");
-    let hb: &[u8] = bytemuck::cast_slice(h);
-    (0..rows)
-        .into_par_iter()
-        .map(|r| -> anyhow::Result<f64> {
-            let mut e = vec![0f32; cols];
-            llamapack_quantize::dequantize_row(
-                dtype,
-                &bytes[r * row_bytes..(r + 1) * row_bytes],
-                &mut e,
-            )?;
-            for (v, &x) in e.iter_mut().zip(&src[r * cols..(r + 1) * cols]) {
-                *v = x - *v;
-            }
-            let eb: &[u8] = bytemuck::cast_slice(&e);
-            let mut acc = 0f64;
-            for (i, &ei) in e.iter().enumerate() {
-                if ei != 0.0 {
-                    let hi = &hb[i * cols * 4..(i + 1) * cols * 4];
-                    acc += f64::from(ei)
-                        * f64::from(llamapack_quantize::vec_dot(DType::F32, cols, hi, eb));
-                }
-            }
-            Ok(acc)
-        })
-        .try_reduce(|| 0.0, |a, b| Ok(a + b))
+    Ok(optimize::output_error(
+        dtype,
+        src,
+        src.len() / cols,
+        cols,
+        bytes,
+        &m.stats,
+    )?)
 }
 
 /// Step 3: encodes every matrix named in `types` in its type, block by block through the model
@@ -130,10 +153,10 @@ pub fn encode(
     {
         let e = &w.tok_embeddings;
         let src = to_f32(e)?;
-        let eye = identity(e.cols);
+        let eye = Moment::identity(e.cols, settings.optimize)?;
         encoded.insert(
             e.name.to_owned(),
-            encode_rows(d, e.name, &src, e.cols, &eye, settings.optimize)?,
+            encode_rows(d, e.name, &src, e.cols, &eye)?,
         );
         progress(encoded.len(), total);
     }
@@ -154,14 +177,16 @@ pub fn encode(
             let q = current(w, &encoded, types);
             block_grams(model, &q, &mut s, &mut xs, l, ctx)?
         };
+        let mut moments: [Option<Moment>; 4] = Default::default();
         for (m, site) in block_matrices(w, l) {
             if let Some(d) = wanted(m) {
                 let src = to_f32(m)?;
-                let h = grams[site_slot(site)].mean();
-                encoded.insert(
-                    m.name.to_owned(),
-                    encode_rows(d, m.name, &src, m.cols, &h, settings.optimize)?,
-                );
+                let k = site_slot(site);
+                if moments[k].is_none() {
+                    moments[k] = Some(Moment::new(&grams[k], settings.optimize)?);
+                }
+                let h = moments[k].as_ref().expect("set above");
+                encoded.insert(m.name.to_owned(), encode_rows(d, m.name, &src, m.cols, h)?);
                 progress(encoded.len(), total);
             }
         }
@@ -190,19 +215,16 @@ pub fn encode(
             .context("internal: no second moment of the output's input")?;
         let o = &w.output;
         let src = to_f32(o)?;
-        let bytes = encode_rows(d, o.name, &src, o.cols, &g.mean(), settings.optimize)?;
+        let bytes = encode_rows(
+            d,
+            o.name,
+            &src,
+            o.cols,
+            &Moment::new(&g, settings.optimize)?,
+        )?;
         drop(q);
         encoded.insert(o.name.to_owned(), bytes);
         progress(encoded.len(), total);
     }
     Ok(encoded)
-}
-
-/// The identity as a `cols × cols` second moment.
-pub(crate) fn identity(cols: usize) -> Vec<f32> {
-    let mut h = vec![0f32; cols * cols];
-    for i in 0..cols {
-        h[i * cols + i] = 1.0;
-    }
-    h
 }

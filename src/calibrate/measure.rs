@@ -9,7 +9,7 @@ use llamapack_runner::imatrix::{Collector, Gram, Site};
 use llamapack_runner::{Logits, Matrix, Model, State, Weights};
 use rayon::prelude::*;
 
-use super::encode::{encode_rows, output_error};
+use super::encode::{Moment, encode_rows, output_error};
 use super::{
     CandidateLoss, Sensitivities, TensorSensitivity, block_matrices, candidate_types, matrix_over,
     replace, to_f32,
@@ -105,19 +105,15 @@ pub fn measure(
         let t0 = Instant::now();
         let grams = block_grams(model, w, &mut s, &mut xs, l, ctx)?;
         times.moments += t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let moments = grams
+            .iter()
+            .map(|g| Moment::new(g, settings.optimize))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        times.candidates += t0.elapsed().as_secs_f64();
         for (m, site) in block_matrices(w, l) {
-            let h = &grams[site_slot(site)];
-            let t = measure_tensor(
-                model,
-                w,
-                &mut s,
-                &probes,
-                m,
-                h,
-                Some(l),
-                settings,
-                &mut times,
-            )?;
+            let h = &moments[site_slot(site)];
+            let t = measure_tensor(model, w, &mut s, &probes, m, h, Some(l), &mut times)?;
             done += 1;
             progress(done, total, m.name);
             tensors.push(t);
@@ -139,20 +135,26 @@ pub fn measure(
         .take()
         .and_then(|mut col| col.take_gram(Site::Output))
         .context("internal: no second moment of the output's input")?;
+    let out_moment = Moment::new(&out_gram, settings.optimize)?;
     times.moments += t0.elapsed().as_secs_f64();
     // The embeddings and the output: probes run the whole model (the embeddings change the
     // input) or only the head.
     if c.tied_output {
         let t = measure_tensor(
-            model, w, &mut s, &probes, &w.output, &out_gram, None, settings, &mut times,
+            model,
+            w,
+            &mut s,
+            &probes,
+            &w.output,
+            &out_moment,
+            None,
+            &mut times,
         )?;
         tensors.push(t);
     } else {
         let e = &w.tok_embeddings;
-        let uniform = identity_gram(e.cols);
-        let t = measure_tensor(
-            model, w, &mut s, &probes, e, &uniform, None, settings, &mut times,
-        )?;
+        let uniform = Moment::identity(e.cols, settings.optimize)?;
+        let t = measure_tensor(model, w, &mut s, &probes, e, &uniform, None, &mut times)?;
         tensors.push(t);
         done += 1;
         progress(done, total, e.name);
@@ -163,9 +165,8 @@ pub fn measure(
             &mut s,
             &probes,
             o,
-            &out_gram,
+            &out_moment,
             Some(n_layers),
-            settings,
             &mut times,
         )?;
         tensors.push(t);
@@ -236,17 +237,6 @@ pub(crate) fn block_grams(
     ])
 }
 
-/// The second moment of unit-variance independent inputs (the embeddings' proxy: plain squared
-/// error; the probe's gain carries the scale).
-fn identity_gram(cols: usize) -> Gram {
-    let mut g = Gram::new(cols);
-    for i in 0..cols {
-        g.sum[i * cols + i] = 1.0;
-    }
-    g.count = 1;
-    g
-}
-
 /// Proxies of every candidate type of `m` and the probe; `layer` is the block the probe starts
 /// at (`None`: the whole model from the embeddings; `n_layers`: only the head).
 #[allow(clippy::too_many_arguments)]
@@ -256,14 +246,13 @@ fn measure_tensor(
     s: &mut State,
     probes: &[Probe],
     m: &Matrix<'_>,
-    gram: &Gram,
+    moment: &Moment,
     layer: Option<usize>,
-    settings: &Settings,
     times: &mut Times,
 ) -> anyhow::Result<TensorSensitivity> {
     let t0 = Instant::now();
     let src = to_f32(m)?;
-    let h = gram.mean();
+    let h = moment;
     let types = candidate_types(m.cols);
     ensure!(
         !types.is_empty(),
@@ -292,15 +281,15 @@ fn measure_tensor(
     let mut candidates = Vec::with_capacity(types.len());
     let mut probe_proxy = 0.0;
     for &d in &types {
-        let bytes = encode_rows(d, m.name, &sample, m.cols, &h, settings.optimize)?;
-        let proxy = output_error(d, &sample, m.cols, &bytes, &h)? * scale;
+        let bytes = encode_rows(d, m.name, &sample, m.cols, h)?;
+        let proxy = output_error(d, &sample, m.cols, &bytes, h)? * scale;
         let full = d.row_bytes(m.cols).unwrap_or(0) as u64 * m.rows as u64;
         candidates.push((d, full, proxy));
         if d == probe_type {
             probe_proxy = proxy;
         }
     }
-    let probe_bytes = encode_rows(probe_type, m.name, &src, m.cols, &h, settings.optimize)?;
+    let probe_bytes = encode_rows(probe_type, m.name, &src, m.cols, h)?;
     times.candidates += t0.elapsed().as_secs_f64();
     let t0 = Instant::now();
     let probe_kld = probe_kld(model, w, s, probes, m, probe_type, &probe_bytes, layer)?;

@@ -223,6 +223,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         "output_bytes": done.output_bytes,
         "seconds": secs,
         "measure_seconds": measured_secs,
+        "measure_phases": sens.as_ref().map(|s| json!({
+            "second_moments": s.seconds_moments,
+            "candidates": s.seconds_candidates,
+            "probes": s.seconds_probes,
+        })),
         "tensors": done.tensors,
     });
     if let Some(path) = &args.report {
