@@ -1,0 +1,88 @@
+//! CPU time of the importance-weighted encoders (`quantize_<type>(…, imatrix)`) per row, at the
+//! best SIMD level, for the row lengths of SmolLM2-135M (576, 1536) and Llama-2-7B (4096,
+//! 11008): measured as this thread's on-CPU time (Linux `schedstat`), so the figures hold on a
+//! busy machine.
+//!
+//! `cargo run --release -p llamapack-quantize --example weighted_speed [TYPE ...]`
+
+use std::hint::black_box;
+
+use llamapack_quantize::{DType, Level, kernels_for};
+
+/// Nanoseconds this thread has spent on a CPU.
+fn cpu_ns() -> u64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("Linux schedstat");
+    s.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn data(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+fn main() {
+    let level = Level::ALL
+        .into_iter()
+        .rev()
+        .find(|l| kernels_for(*l).is_some())
+        .expect("scalar level");
+    let k = kernels_for(level).expect("level");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let types: Vec<DType> = if args.is_empty() {
+        [
+            DType::Q4_0,
+            DType::Q4_1,
+            DType::Q5_0,
+            DType::Q5_1,
+            DType::Q2K,
+            DType::Q3K,
+            DType::Q4K,
+            DType::Q5K,
+            DType::Q6K,
+            DType::IQ4NL,
+            DType::IQ4XS,
+        ]
+        .to_vec()
+    } else {
+        args.iter()
+            .map(|a| DType::from_name(a).unwrap_or_else(|| panic!("unknown type {a}")))
+            .collect()
+    };
+    println!("level {}: µs of CPU per row (64 rows)", level.name());
+    println!("{:<8} {:>9} {:>9} {:>9} {:>9}", "type", 576, 1536, 4096, 11008);
+    for dtype in types {
+        let mut line = format!("{:<8}", dtype.name());
+        for n in [576usize, 1536, 4096, 11008] {
+            let Some(rb) = dtype.row_bytes(n) else {
+                line += &format!(" {:>9}", "-");
+                continue;
+            };
+            let rows = 64;
+            let x = data(n * rows, 7);
+            let qw: Vec<f32> = data(n, 11).iter().map(|v| v * v + 1e-3).collect();
+            let mut out = vec![0u8; rb * rows];
+            let mut run = || {
+                for (r, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(rb)) {
+                    k.quantize_weighted_row(dtype, black_box(r), o, &qw)
+                        .expect("encodes");
+                }
+            };
+            run();
+            let (t0, mut reps) = (cpu_ns(), 0u64);
+            while cpu_ns() - t0 < 300_000_000 {
+                run();
+                reps += 1;
+            }
+            let us = (cpu_ns() - t0) as f64 / 1e3 / (reps * rows as u64) as f64;
+            line += &format!(" {us:>9.2}");
+        }
+        println!("{line}");
+    }
+}
