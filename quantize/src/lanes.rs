@@ -20,13 +20,38 @@ pub(crate) type Groups<T, const N: usize, const L: usize> = [[T; L]; N];
 /// past the end of `src` are zero) into lanes.
 #[inline(always)]
 pub(crate) fn gather<const N: usize, const L: usize>(src: &[f32]) -> Groups<f32, N, L> {
+    match src.get(..N * L) {
+        Some(full) => gather_full(full),
+        None => {
+            let mut padded = [[0f32; N]; L];
+            for (p, g) in padded.iter_mut().zip(src.chunks(N)) {
+                p[..g.len()].copy_from_slice(g);
+            }
+            gather_full(padded.as_flattened())
+        }
+    }
+}
+
+/// [`gather`] of exactly `N·L` values, element by element (strided loads, contiguous stores:
+/// what the SIMD levels compile to gathers rather than scatters).
+#[inline(always)]
+fn gather_full<const N: usize, const L: usize>(src: &[f32]) -> Groups<f32, N, L> {
+    let src: &[f32] = &src[..N * L];
     let mut out = [[0f32; L]; N];
-    for (j, g) in src.chunks(N).take(L).enumerate() {
-        for (i, &v) in g.iter().enumerate() {
-            out[i][j] = v;
+    for (i, o) in out.iter_mut().enumerate() {
+        for (j, v) in o.iter_mut().enumerate() {
+            *v = src[N * j + i];
         }
     }
     out
+}
+
+/// `if take { a } else { b }` as bit masks, which the compiler keeps as a vector blend (a
+/// plain `if` on floats it may turn into a branch per lane).
+#[inline(always)]
+fn select(take: bool, a: f32, b: f32) -> f32 {
+    let m = u32::from(take).wrapping_neg();
+    f32::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
 }
 
 /// Each group's largest magnitude and the element that has it (the first of ties; 0 and 0 for
@@ -129,12 +154,17 @@ pub(crate) fn qx<const N: usize, const L: usize>(
             iscale[j] = -(nmaxf + 0.1 * is as f32) / max[j];
         }
         let (sumlx, suml2) = qx_trial(nmax, x, w, &wx, &iscale);
+        // Every lane's candidate first, then selects without branches (a division under a
+        // branch per lane compiles to scalar code).
+        let mut s = [0f32; L];
         for j in 0..L {
-            let take = suml2[j] > 0.0 && sumlx[j] * sumlx[j] > best[j] * suml2[j];
-            let s = sumlx[j] / suml2[j];
-            scale[j] = if take { s } else { scale[j] };
-            best[j] = if take { s * sumlx[j] } else { best[j] };
-            best_iscale[j] = if take { iscale[j] } else { best_iscale[j] };
+            s[j] = sumlx[j] / suml2[j];
+        }
+        for j in 0..L {
+            let take = (suml2[j] > 0.0) & (sumlx[j] * sumlx[j] > best[j] * suml2[j]);
+            scale[j] = select(take, s[j], scale[j]);
+            best[j] = select(take, s[j] * sumlx[j], best[j]);
+            best_iscale[j] = select(take, iscale[j], best_iscale[j]);
         }
     }
     let mut tiny = [false; L];
@@ -237,7 +267,7 @@ pub(crate) fn qkx2<const N: usize, const L: usize>(
             }
         }
         for j in 0..L {
-            let take = det[j] > 0.0 && cur_error[j] < best_error[j];
+            let take = (det[j] > 0.0) & (cur_error[j] < best_error[j]);
             best_error[j] = if take { cur_error[j] } else { best_error[j] };
             scale[j] = if take { this_scale[j] } else { scale[j] };
             min[j] = if take { this_min[j] } else { min[j] };

@@ -389,33 +389,49 @@ pub fn encode_tensor_weighted(
         return Ok((t.bytes.to_vec(), ErrorStats::default()));
     }
     let mut out = vec![0u8; rows * dst_row];
-    // Rows in batches so each worker reuses its scratch buffers.
-    let batch = (1 << 16) / n.max(1) + 1;
+    // Rows in batches: each worker reuses its buffers, the weighted encoders fill their lanes
+    // with the blocks of a whole batch, and there are at least 4 batches per thread, so that a
+    // small tensor's last batch does not leave the other threads idle for long.
+    let threads = rayon::current_num_threads().max(1);
+    let batch = ((1 << 16) / n.max(1) + 1)
+        .min(rows.div_ceil(4 * threads))
+        .max(1);
+    let at = |r: usize| {
+        move |e: Error| match e {
+            Error::NonFinite { index, value } => Error::NonFiniteAt {
+                row: r + index / n.max(1),
+                column: index % n.max(1),
+                value,
+            },
+            e => e,
+        }
+    };
     let stats = out
         .par_chunks_mut(dst_row * batch)
         .enumerate()
         .map(|(b, dst)| -> Result<ErrorStats, Error> {
-            let mut x = vec![0f32; n];
+            let r0 = b * batch;
+            let k = dst.len() / dst_row.max(1);
+            let mut x = vec![0f32; k * n];
             let mut back = vec![0f32; n];
             let mut stats = ErrorStats::default();
-            for (i, dst) in dst.chunks_mut(dst_row).enumerate() {
-                let r = b * batch + i;
-                let src = &t.bytes[r * src_row..(r + 1) * src_row];
-                crate::dequantize_row(t.dtype, src, &mut x)?;
-                match weights {
-                    Some(qw) => crate::kernels().quantize_weighted_row(target, &x, dst, qw),
-                    None => crate::quantize_weights_row(target, &x, dst),
+            for (i, xr) in x.chunks_exact_mut(n.max(1)).enumerate() {
+                let r = r0 + i;
+                crate::dequantize_row(t.dtype, &t.bytes[r * src_row..(r + 1) * src_row], xr)?;
+            }
+            match weights {
+                Some(qw) => crate::kernels()
+                    .quantize_weighted_rows(target, &x, dst, qw)
+                    .map_err(at(r0))?,
+                None => {
+                    for (i, (xr, d)) in x.chunks_exact(n.max(1)).zip(dst.chunks_mut(dst_row)).enumerate() {
+                        crate::quantize_weights_row(target, xr, d).map_err(at(r0 + i))?;
+                    }
                 }
-                .map_err(|e| match e {
-                    Error::NonFinite { index, value } => Error::NonFiniteAt {
-                        row: r,
-                        column: index,
-                        value,
-                    },
-                    e => e,
-                })?;
-                crate::dequantize_row(target, dst, &mut back)?;
-                stats.add(&x, &back);
+            }
+            for (xr, d) in x.chunks_exact(n.max(1)).zip(dst.chunks(dst_row)) {
+                crate::dequantize_row(target, d, &mut back)?;
+                stats.add(xr, &back);
             }
             Ok(stats)
         })
