@@ -20,30 +20,36 @@ pub(crate) type Groups<T, const N: usize, const L: usize> = [[T; L]; N];
 /// past the end of `src` are zero) into lanes.
 #[inline(always)]
 pub(crate) fn gather<const N: usize, const L: usize>(src: &[f32]) -> Groups<f32, N, L> {
+    let mut out = [[0f32; L]; N];
+    gather_into(src, &mut out);
+    out
+}
+
+/// [`gather`] into `out` (filled in place: large arrays moved by value cost copies).
+#[inline(always)]
+pub(crate) fn gather_into<const N: usize, const L: usize>(src: &[f32], out: &mut Groups<f32, N, L>) {
     match src.get(..N * L) {
-        Some(full) => gather_full(full),
+        Some(full) => gather_full(full, out),
         None => {
             let mut padded = [[0f32; N]; L];
             for (p, g) in padded.iter_mut().zip(src.chunks(N)) {
                 p[..g.len()].copy_from_slice(g);
             }
-            gather_full(padded.as_flattened())
+            gather_full(padded.as_flattened(), out);
         }
     }
 }
 
-/// [`gather`] of exactly `N·L` values, element by element (strided loads, contiguous stores:
-/// what the SIMD levels compile to gathers rather than scatters).
+/// [`gather`] of exactly `N·L` values into `out`, element by element (strided loads,
+/// contiguous stores: what the SIMD levels compile to gathers rather than scatters).
 #[inline(always)]
-fn gather_full<const N: usize, const L: usize>(src: &[f32]) -> Groups<f32, N, L> {
+fn gather_full<const N: usize, const L: usize>(src: &[f32], out: &mut Groups<f32, N, L>) {
     let src: &[f32] = &src[..N * L];
-    let mut out = [[0f32; L]; N];
     for (i, o) in out.iter_mut().enumerate() {
         for (j, v) in o.iter_mut().enumerate() {
             *v = src[N * j + i];
         }
     }
-    out
 }
 
 /// `if take { a } else { b }` as bit masks, which the compiler keeps as a vector blend (a

@@ -37,40 +37,52 @@ pub struct ErrorReport {
     pub max_abs_err: f64,
 }
 
-impl ErrorStats {
-    /// Adds a row: `original` and its round trip, of equal length.
-    pub fn add(&mut self, original: &[f32], roundtrip: &[f32]) {
-        debug_assert_eq!(original.len(), roundtrip.len());
-        // Eight running sums (the compiler keeps them in vector registers), added at the end.
-        const K: usize = 8;
-        let (mut sw, mut se, mut mx) = ([0f64; K], [0f64; K], [0f64; K]);
-        let mut step = |k: usize, w: f32, q: f32| {
-            let e = f64::from(q) - f64::from(w);
-            sw[k] += f64::from(w) * f64::from(w);
+/// The body of [`ErrorStats::add`], inlined into each SIMD level's copy.
+#[inline(always)]
+pub(crate) fn add_sums(s: &mut ErrorStats, original: &[f32], roundtrip: &[f32]) {
+    debug_assert_eq!(original.len(), roundtrip.len());
+    // Eight running sums (vector registers), added at the end.
+    const K: usize = 8;
+    let (mut sw, mut se, mut mx) = ([0f64; K], [0f64; K], [0f64; K]);
+    let (wc, qc) = (original.chunks_exact(K), roundtrip.chunks_exact(K));
+    let (wr, qr) = (wc.remainder(), qc.remainder());
+    for (w, q) in wc.zip(qc) {
+        for k in 0..K {
+            let e = f64::from(q[k]) - f64::from(w[k]);
+            sw[k] += f64::from(w[k]) * f64::from(w[k]);
             se[k] += e * e;
             let a = e.abs();
             mx[k] = if a > mx[k] || a.is_nan() { a } else { mx[k] };
+        }
+    }
+    for (k, (&w, &q)) in wr.iter().zip(qr).enumerate() {
+        let e = f64::from(q) - f64::from(w);
+        sw[k] += f64::from(w) * f64::from(w);
+        se[k] += e * e;
+        let a = e.abs();
+        mx[k] = if a > mx[k] || a.is_nan() { a } else { mx[k] };
+    }
+    for k in 0..K {
+        s.sum_sq_w += sw[k];
+        s.sum_sq_err += se[k];
+        s.max_abs_err = if mx[k] > s.max_abs_err || mx[k].is_nan() {
+            mx[k]
+        } else {
+            s.max_abs_err
         };
-        let (wc, qc) = (original.chunks_exact(K), roundtrip.chunks_exact(K));
-        let (wr, qr) = (wc.remainder(), qc.remainder());
-        for (w, q) in wc.zip(qc) {
-            for k in 0..K {
-                step(k, w[k], q[k]);
-            }
+    }
+    s.n += original.len() as u64;
+}
+
+impl ErrorStats {
+    /// Adds a row: `original` and its round trip, of equal length. Runs at the widest SIMD
+    /// level of [`crate::kernels`] (the same f64 operations in the same order at every level).
+    pub fn add(&mut self, original: &[f32], roundtrip: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::x86::error_stats_add(self, original, roundtrip) {
+            return;
         }
-        for (k, (&w, &q)) in wr.iter().zip(qr).enumerate() {
-            step(k, w, q);
-        }
-        for k in 0..K {
-            self.sum_sq_w += sw[k];
-            self.sum_sq_err += se[k];
-            self.max_abs_err = if mx[k] > self.max_abs_err || mx[k].is_nan() {
-                mx[k]
-            } else {
-                self.max_abs_err
-            };
-        }
-        self.n += original.len() as u64;
+        add_sums(self, original, roundtrip);
     }
 
     /// Combines two partial sums.
@@ -162,6 +174,26 @@ mod tests {
         assert_eq!(m.n, one.n);
         assert!((m.rmse() - one.rmse()).abs() < 1e-12);
         assert_eq!(m.max_abs_err(), one.max_abs_err());
+    }
+
+    #[test]
+    fn simd_level_sums_are_the_portable_ones() {
+        let w: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let mut q: Vec<f32> = w.iter().map(|x| (x * 7.0).round() / 7.0).collect();
+        for n in [0, 1, 7, 8, 9, 100, 1000] {
+            let (mut a, mut b) = (ErrorStats::default(), ErrorStats::default());
+            a.add(&w[..n], &q[..n]);
+            add_sums(&mut b, &w[..n], &q[..n]);
+            assert_eq!(
+                (a.n, a.sum_sq_w.to_bits(), a.sum_sq_err.to_bits(), a.max_abs_err.to_bits()),
+                (b.n, b.sum_sq_w.to_bits(), b.sum_sq_err.to_bits(), b.max_abs_err.to_bits()),
+                "{n} values"
+            );
+        }
+        q[500] = f32::NAN;
+        let mut a = ErrorStats::default();
+        a.add(&w, &q);
+        assert!(a.max_abs_err().is_nan());
     }
 
     #[test]

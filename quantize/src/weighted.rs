@@ -421,22 +421,20 @@ impl BlockWeights {
         let stride = blocks + WIDE;
         let mut t = vec![0f32; 32 * stride];
         for (i, ti) in t.chunks_exact_mut(stride).enumerate() {
-            for (c, v) in ti.iter_mut().enumerate() {
-                *v = qw[32 * (c % blocks) + i];
+            for (v, qb) in ti.iter_mut().zip(qw.chunks_exact(32).cycle()) {
+                *v = qb[i];
             }
         }
         BlockWeights { t, stride, blocks }
     }
 
-    /// The weights of blocks `b..b + WIDE` (counted over the rows), in lanes.
+    /// The weights of blocks `b..b + WIDE` (counted over the rows), in lanes, into `out`.
     #[inline(always)]
-    fn lanes(&self, b: usize) -> Groups<f32, 32, WIDE> {
+    fn lanes(&self, b: usize, out: &mut Groups<f32, 32, WIDE>) {
         let c = b % self.blocks;
-        let mut out = [[0f32; WIDE]; 32];
         for (o, ti) in out.iter_mut().zip(self.t.chunks_exact(self.stride)) {
             o.copy_from_slice(&ti[c..c + WIDE]);
         }
-        out
     }
 }
 
@@ -469,20 +467,30 @@ impl<'a> Block32Runs<'a> {
         self.x.len().div_ceil(32 * WIDE)
     }
 
-    /// Run `g`: its first block (counted over the rows), values, weights and number of real
-    /// blocks (the last run's lanes past the end hold zeros).
+    /// Run `g` into `xt` (values) and `wt` (weights): returns its first block (counted over
+    /// the rows) and number of real blocks (the last run's lanes past the end hold zeros).
     #[inline(always)]
-    fn run(&self, g: usize) -> (usize, Groups<f32, 32, WIDE>, Groups<f32, 32, WIDE>, usize) {
+    fn run(
+        &self,
+        g: usize,
+        xt: &mut Groups<f32, 32, WIDE>,
+        wt: &mut Groups<f32, 32, WIDE>,
+    ) -> (usize, usize) {
         let b = WIDE * g;
         let xs = &self.x[32 * b..self.x.len().min(32 * (b + WIDE))];
-        let xt = gather::<32, WIDE>(xs);
+        lanes::gather_into(xs, xt);
         let mut sigma2 = [0f32; WIDE];
         for (j, s) in sigma2.iter_mut().enumerate() {
             // lanes past the last block take the last row's
             *s = self.sigma2s[((b + j) / self.per_row).min(self.sigma2s.len() - 1)];
         }
-        let wt = sigma_weights_lanes(&self.weights.lanes(b), &xt, &sigma2);
-        (b, xt, wt, xs.len() / 32)
+        self.weights.lanes(b, wt);
+        for (wi, xi) in wt.iter_mut().zip(xt.iter()) {
+            for j in 0..WIDE {
+                wi[j] *= (sigma2[j] + xi[j] * xi[j]).sqrt();
+            }
+        }
+        (b, xs.len() / 32)
     }
 }
 
@@ -495,8 +503,9 @@ fn symmetric_blocks(x: &[f32], qw: &[f32], nmax: i32, mut emit: impl FnMut(usize
         return;
     };
     let mut l = [0u8; 32 * WIDE];
+    let (mut xt, mut wt) = ([[0f32; WIDE]; 32], [[0f32; WIDE]; 32]);
     for g in 0..runs.len() {
-        let (b, xt, wt, real) = runs.run(g);
+        let (b, real) = runs.run(g, &mut xt, &mut wt);
         let mut lq = [[0i32; WIDE]; 32];
         let d = lanes::qx(nmax, &xt, &wt, &mut lq);
         scatter(&lq, &mut l);
@@ -520,8 +529,9 @@ fn affine_blocks(
         return;
     };
     let mut l = [0u8; 32 * WIDE];
+    let (mut xt, mut wt) = ([[0f32; WIDE]; 32], [[0f32; WIDE]; 32]);
     for g in 0..runs.len() {
-        let (b, xt, wt, real) = runs.run(g);
+        let (b, real) = runs.run(g, &mut xt, &mut wt);
         let mut lq = [[0i32; WIDE]; 32];
         let (d, the_min) = lanes::qkx2(qkx3(nmax), &xt, &wt, &mut lq);
         scatter(&lq, &mut l);

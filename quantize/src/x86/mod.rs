@@ -9,6 +9,22 @@ pub(crate) mod avx512;
 
 use std::arch::x86_64::*;
 
+use crate::dispatch::Level;
+use crate::stats::ErrorStats;
+
+/// [`ErrorStats::add`] compiled for the level of [`crate::kernels`] when it is AVX2 or
+/// AVX-512; `false` (nothing done) at the scalar level.
+pub(crate) fn error_stats_add(s: &mut ErrorStats, original: &[f32], roundtrip: &[f32]) -> bool {
+    match crate::kernels().level() {
+        // SAFETY: `kernels()` hands out a level's table only after detecting its features.
+        Level::Avx512 => unsafe { avx512::error_stats_add(s, original, roundtrip) },
+        // SAFETY: as above.
+        Level::Avx2 => unsafe { avx2::error_stats_add(s, original, roundtrip) },
+        _ => return false,
+    }
+    true
+}
+
 /// Sum of the 8 lanes.
 #[inline]
 #[target_feature(enable = "avx2")]

@@ -32,6 +32,16 @@ pub(crate) fn quantize_weighted<F: crate::format::BlockFormat>(
     crate::scalar::quantize_weighted::<F>(x, y, qw);
 }
 
+/// [`crate::stats::ErrorStats::add`] compiled with this level's features.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn error_stats_add(
+    s: &mut crate::stats::ErrorStats,
+    original: &[f32],
+    roundtrip: &[f32],
+) {
+    crate::stats::add_sums(s, original, roundtrip);
+}
+
 /// `F`'s weight encoder (`BlockFormat::quantize_weights`: iq4_nl's trial search) compiled with
 /// this level's features, as [`quantize_weighted`] is.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
