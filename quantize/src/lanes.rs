@@ -87,11 +87,19 @@ fn qx_trial<const N: usize, const L: usize>(
     wx: &Groups<f32, N, L>,
     iscale: &[f32; L],
 ) -> ([f32; L], [f32; L]) {
+    // The quant as a float: `nearest_int`'s `v + 1.5·2²³` then minus it again is the same
+    // round-half-even integer, exactly, for |v| < 2²²; clamped in floats it is `q as f32`.
+    // Every product here is in that range (|iscale·x| ≤ nmax + 0.9, since the group's largest
+    // magnitude divides iscale) except in lanes whose largest magnitude is below
+    // GROUP_MAX_EPS, whose results [`qx`] discards.
+    const MAGIC: f32 = 12_582_912.0;
+    let (lo, hi) = (-nmax as f32, (nmax - 1) as f32);
     let (mut sumlx, mut suml2) = ([0f32; L], [0f32; L]);
     for i in 0..N {
         for j in 0..L {
-            let q = nearest_int(iscale[j] * x[i][j]).clamp(-nmax, nmax - 1);
-            let qf = q as f32;
+            let r = (iscale[j] * x[i][j] + MAGIC) - MAGIC;
+            let r = if r < lo { lo } else { r };
+            let qf = if r > hi { hi } else { r };
             // ggml's `w·x·q` is `(w·x)·q`: `wx` holds the products
             sumlx[j] += wx[i][j] * qf;
             suml2[j] += w[i][j] * qf * qf;

@@ -198,8 +198,9 @@ pub struct Quantized {
 /// Encodes `lpk` by `plan` into the `.lpk` file `output`, rows in parallel on the current rayon
 /// pool; `progress` is called with the input bytes done after each tensor.
 ///
-/// Every input tensor's checksum is verified before it is read, so a corrupt input is refused
-/// (naming the tensor) instead of being laundered into a fresh file with valid checksums.
+/// Every input tensor's checksum is verified as its rows are read (the same parallel pass),
+/// before its encoding is written, so a corrupt input is refused (naming the tensor) instead
+/// of being laundered into a fresh file with valid checksums.
 /// Nothing appears at `output` unless the whole file is written.
 pub fn quantize<B: AsRef<[u8]> + Sync>(
     lpk: &Lpk<B>,
@@ -254,9 +255,6 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
         let t = lpk
             .tensor(&p.name)
             .map_err(|_| in_tensor(&p.name, Error::NotInInput))?;
-        if !t.checksum_ok() {
-            return Err(in_tensor(&p.name, Error::Corrupt));
-        }
         let (weights, missing) = match &opts.imatrix {
             Some(im) if p.to.is_quantized() && p.to != t.dtype => {
                 let w = im.imatrix.weights(&p.name);
@@ -265,11 +263,17 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
             }
             _ => (None, false),
         };
-        let (bytes, stats) = encode_tensor_weighted(&t, p.to, weights.as_deref())
-            .map_err(|e| in_tensor(&p.name, e))?;
+        // the stored checksum is verified in the same parallel pass that reads the rows
+        let e = encode_rows(&t, p.to, weights.as_deref(), t.crc32c.is_some()).map_err(|e| {
+            // corrupt bytes can fail the encoding (a NaN): the checksum is the better message
+            in_tensor(&p.name, if t.checksum_ok() { e } else { Error::Corrupt })
+        })?;
+        if t.crc32c.is_some_and(|c| c != e.crc) {
+            return Err(in_tensor(&p.name, Error::Corrupt));
+        }
         Ok(Encoded {
-            bytes,
-            stats,
+            chunks: e.chunks,
+            stats: e.stats,
             missing,
             source_bytes: t.bytes.len() as u64,
         })
@@ -294,13 +298,17 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
             if e.missing {
                 without_weights.push(p.name.clone());
             }
-            writer.write_tensor(t.name, p.to, t.shape, &e.bytes)?;
+            let mut sink = writer.begin_tensor(t.name, p.to, t.shape)?;
+            for c in &e.chunks {
+                sink.write(c)?;
+            }
+            sink.finish()?;
             types.insert(p.name.clone(), json!(p.to.name()));
             reports.push(TensorReport {
                 name: p.name.clone(),
                 source_dtype: t.dtype.name().to_owned(),
                 dtype: p.to.name().to_owned(),
-                bytes: e.bytes.len() as u64,
+                bytes: e.chunks.iter().map(|c| c.len() as u64).sum(),
                 error: e.stats.report(),
             });
             done += e.source_bytes;
@@ -357,7 +365,8 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
 
 /// One tensor encoded by [`quantize`]'s encoding thread.
 struct Encoded {
-    bytes: Vec<u8>,
+    /// The encoded rows, batch after batch.
+    chunks: Vec<Vec<u8>>,
     stats: ErrorStats,
     /// The imatrix has no weights for it.
     missing: bool,
@@ -376,6 +385,28 @@ pub fn encode_tensor_weighted(
     target: DType,
     weights: Option<&[f32]>,
 ) -> Result<(Vec<u8>, ErrorStats), Error> {
+    let e = encode_rows(t, target, weights, false)?;
+    Ok((e.chunks.concat(), e.stats))
+}
+
+/// A tensor encoded by [`encode_rows`].
+struct EncodedRows {
+    /// The encoded rows, batch after batch.
+    chunks: Vec<Vec<u8>>,
+    stats: ErrorStats,
+    /// The crc32c of the source bytes (0 when not asked for).
+    crc: u32,
+}
+
+/// Encodes `t` as `target` in batches of rows on the rayon pool (each batch its own buffer,
+/// so that no thread zeroes the whole output first); with `crc`, each batch also takes the
+/// crc32c of its source bytes, combined in order into the tensor's.
+fn encode_rows(
+    t: &TensorView<'_>,
+    target: DType,
+    weights: Option<&[f32]>,
+    crc: bool,
+) -> Result<EncodedRows, Error> {
     let rows = t.rows();
     let n = t.row_len();
     let row_err = |dtype: DType| Error::RowLength {
@@ -385,58 +416,70 @@ pub fn encode_tensor_weighted(
     };
     let src_row = t.dtype.row_bytes(n).ok_or_else(|| row_err(t.dtype))?;
     let dst_row = target.row_bytes(n).ok_or_else(|| row_err(target))?;
-    if t.dtype == target {
-        return Ok((t.bytes.to_vec(), ErrorStats::default()));
+    if t.dtype == target || rows == 0 || n == 0 {
+        return Ok(EncodedRows {
+            chunks: vec![t.bytes.to_vec()],
+            stats: ErrorStats::default(),
+            crc: if crc { crc32c::crc32c(t.bytes) } else { 0 },
+        });
     }
-    let mut out = vec![0u8; rows * dst_row];
     // Rows in batches: each worker reuses its buffers, the weighted encoders fill their lanes
     // with the blocks of a whole batch, and there are at least 4 batches per thread, so that a
     // small tensor's last batch does not leave the other threads idle for long.
     let threads = rayon::current_num_threads().max(1);
-    let batch = ((1 << 16) / n.max(1) + 1)
-        .min(rows.div_ceil(4 * threads))
-        .max(1);
+    let batch = ((1 << 16) / n + 1).min(rows.div_ceil(4 * threads)).max(1);
     let at = |r: usize| {
         move |e: Error| match e {
             Error::NonFinite { index, value } => Error::NonFiniteAt {
-                row: r + index / n.max(1),
-                column: index % n.max(1),
+                row: r + index / n,
+                column: index % n,
                 value,
             },
             e => e,
         }
     };
-    let stats = out
-        .par_chunks_mut(dst_row * batch)
-        .enumerate()
-        .map(|(b, dst)| -> Result<ErrorStats, Error> {
-            let r0 = b * batch;
-            let k = dst.len() / dst_row.max(1);
-            let mut x = vec![0f32; k * n];
-            let mut back = vec![0f32; n];
-            let mut stats = ErrorStats::default();
-            for (i, xr) in x.chunks_exact_mut(n.max(1)).enumerate() {
-                let r = r0 + i;
-                crate::dequantize_row(t.dtype, &t.bytes[r * src_row..(r + 1) * src_row], xr)?;
+    let done = (0..rows.div_ceil(batch))
+        .into_par_iter()
+        .map(|b| -> Result<(Vec<u8>, ErrorStats, u32), Error> {
+            let (r0, r1) = (b * batch, ((b + 1) * batch).min(rows));
+            let src = &t.bytes[r0 * src_row..r1 * src_row];
+            let crc = if crc { crc32c::crc32c(src) } else { 0 };
+            let mut x = vec![0f32; (r1 - r0) * n];
+            for (s, xr) in src.chunks_exact(src_row).zip(x.chunks_exact_mut(n)) {
+                crate::dequantize_row(t.dtype, s, xr)?;
             }
+            let mut dst = vec![0u8; (r1 - r0) * dst_row];
             match weights {
                 Some(qw) => crate::kernels()
-                    .quantize_weighted_rows(target, &x, dst, qw)
+                    .quantize_weighted_rows(target, &x, &mut dst, qw)
                     .map_err(at(r0))?,
                 None => {
-                    for (i, (xr, d)) in x.chunks_exact(n.max(1)).zip(dst.chunks_mut(dst_row)).enumerate() {
+                    for (i, (xr, d)) in x.chunks_exact(n).zip(dst.chunks_mut(dst_row)).enumerate() {
                         crate::quantize_weights_row(target, xr, d).map_err(at(r0 + i))?;
                     }
                 }
             }
-            for (xr, d) in x.chunks_exact(n.max(1)).zip(dst.chunks(dst_row)) {
+            let mut back = vec![0f32; n];
+            let mut stats = ErrorStats::default();
+            for (xr, d) in x.chunks_exact(n).zip(dst.chunks(dst_row)) {
                 crate::dequantize_row(target, d, &mut back)?;
                 stats.add(xr, &back);
             }
-            Ok(stats)
+            Ok((dst, stats, crc))
         })
-        .try_reduce(ErrorStats::default, |a, b| Ok(a.merge(b)))?;
-    Ok((out, stats))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut out = EncodedRows {
+        chunks: Vec::with_capacity(done.len()),
+        stats: ErrorStats::default(),
+        crc: 0,
+    };
+    for (b, (dst, stats, c)) in done.into_iter().enumerate() {
+        let len = (((b + 1) * batch).min(rows) - b * batch) * src_row;
+        out.crc = crc32c::crc32c_combine(out.crc, c, len);
+        out.stats = out.stats.merge(stats);
+        out.chunks.push(dst);
+    }
+    Ok(out)
 }
 
 /// Groups fallback messages (`name: why`) by their reason: one line per kind of fallback,
