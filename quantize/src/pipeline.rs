@@ -473,13 +473,91 @@ fn encode_rows(
         stats: ErrorStats::default(),
         crc: 0,
     };
+    let shift = crc.then(|| CrcShift::new(batch * src_row));
+    let last = done.len().saturating_sub(1);
     for (b, (dst, stats, c)) in done.into_iter().enumerate() {
-        let len = (((b + 1) * batch).min(rows) - b * batch) * src_row;
-        out.crc = crc32c::crc32c_combine(out.crc, c, len);
+        out.crc = match &shift {
+            None => 0,
+            Some(_) if b == last => {
+                let len = (rows - b * batch) * src_row;
+                crc32c::crc32c_combine(out.crc, c, len)
+            }
+            Some(s) => s.combine(out.crc, c),
+        };
         out.stats = out.stats.merge(stats);
         out.chunks.push(dst);
     }
     Ok(out)
+}
+
+/// crc32c's "append `len` zero bytes" as a 32×32 matrix over GF(2) (entry `i`: the image of
+/// bit `i`), as zlib's `crc32_combine` builds it: combining many pieces of one length then
+/// costs one matrix-vector product each, where `crc32c_combine` rebuilds it every call.
+struct CrcShift([u32; 32]);
+
+impl CrcShift {
+    fn times(m: &[u32; 32], mut v: u32) -> u32 {
+        let (mut s, mut i) = (0, 0);
+        while v != 0 {
+            if v & 1 != 0 {
+                s ^= m[i];
+            }
+            v >>= 1;
+            i += 1;
+        }
+        s
+    }
+
+    fn square(m: &[u32; 32]) -> [u32; 32] {
+        std::array::from_fn(|n| Self::times(m, m[n]))
+    }
+
+    fn new(len: usize) -> Self {
+        // the operator of one zero bit (crc32c's reflected polynomial), then of 2 and 4
+        let mut bit = [0u32; 32];
+        bit[0] = 0x82F6_3B78;
+        for (n, b) in bit.iter_mut().enumerate().skip(1) {
+            *b = 1 << (n - 1);
+        }
+        let mut op = Self::square(&Self::square(&bit));
+        let mut shift: [u32; 32] = std::array::from_fn(|n| 1 << n);
+        let mut len = len;
+        while len != 0 {
+            // 1, 2, 4, … zero bytes
+            op = Self::square(&op);
+            if len & 1 != 0 {
+                shift = std::array::from_fn(|n| Self::times(&op, shift[n]));
+            }
+            len >>= 1;
+        }
+        CrcShift(shift)
+    }
+
+    /// The crc32c of a message with crc `crc1` followed by one of this length with `crc2`.
+    fn combine(&self, crc1: u32, crc2: u32) -> u32 {
+        Self::times(&self.0, crc1) ^ crc2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CrcShift;
+
+    #[test]
+    fn crc_shift_combines_as_crc32c() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 2_654_435_761 >> 13) as u8).collect();
+        for (a, b) in [(0, 1), (1, 1), (7, 64), (100, 999), (3000, 2000), (0, 5000)] {
+            let (x, y) = (&data[..a], &data[a..a + b]);
+            let s = CrcShift::new(b);
+            let want = crc32c::crc32c(&data[..a + b]);
+            assert_eq!(s.combine(crc32c::crc32c(x), crc32c::crc32c(y)), want, "{a}+{b}");
+            assert_eq!(
+                crc32c::crc32c_combine(crc32c::crc32c(x), crc32c::crc32c(y), b),
+                want
+            );
+        }
+        assert_eq!(CrcShift::new(0).combine(0x1234_5678, 0), 0x1234_5678);
+    }
 }
 
 /// Groups fallback messages (`name: why`) by their reason: one line per kind of fallback,
