@@ -384,6 +384,12 @@ impl<B: AsRef<[u8]>> Lpk<B> {
         self.preamble.file_len
     }
 
+    /// The whole file's bytes as held (for an opened file, its memory map): what a checksum of
+    /// the file reads, without reading it again.
+    pub fn file_bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
+
     /// The model config.
     pub fn config(&self) -> &ModelConfig {
         &self.header.meta.config

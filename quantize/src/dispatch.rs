@@ -81,7 +81,8 @@ impl std::fmt::Display for Level {
 
 pub(crate) type QuantizeFn = fn(&[f32], &mut [u8]);
 pub(crate) type DequantizeFn = fn(&[u8], &mut [f32]);
-/// An importance-weighted encoder: values, output bytes, one weight per value.
+/// An importance-weighted encoder: whole rows of values, their output bytes, one weight per
+/// column (the rows are `weights.len()` values each).
 pub(crate) type WeightedFn = fn(&[f32], &mut [u8], &[f32]);
 pub(crate) type DotFn = fn(usize, &[u8], &[u8]) -> f32;
 /// One weight row dotted with 4 activation rows.
@@ -188,11 +189,6 @@ impl Kernels {
         dst: &mut [u8],
         qw: &[f32],
     ) -> Result<(), Error> {
-        let f = self.format(dtype)?;
-        let Some(weighted) = f.quantize_weighted else {
-            return self.quantize_weights_row(dtype, src, dst);
-        };
-        check_bytes(dtype, src.len(), dst.len())?;
         if qw.len() != src.len() {
             return Err(Error::ByteLength {
                 dtype,
@@ -201,6 +197,45 @@ impl Kernels {
                 found: qw.len(),
             });
         }
+        self.quantize_weighted_rows(dtype, src, dst, qw)
+    }
+
+    /// [`Kernels::quantize_weighted_row`] of several rows at once: `src` holds whole rows of
+    /// `qw.len()` values (`qw`: one importance weight per column), `dst` their encoded rows one
+    /// after the other. Each row's bytes are those of the row encoded alone; the encoders of
+    /// blocks of 32 fill their lanes with the blocks of consecutive rows.
+    pub fn quantize_weighted_rows(
+        &self,
+        dtype: DType,
+        src: &[f32],
+        dst: &mut [u8],
+        qw: &[f32],
+    ) -> Result<(), Error> {
+        let f = self.format(dtype)?;
+        let n = qw.len();
+        if n == 0 && src.is_empty() {
+            return check_bytes(dtype, 0, dst.len());
+        }
+        if n == 0 || !src.len().is_multiple_of(n) {
+            return Err(Error::ByteLength {
+                dtype,
+                len: src.len(),
+                expected: src.len(),
+                found: n,
+            });
+        }
+        let block_len = dtype.block_len();
+        if !n.is_multiple_of(block_len) {
+            return Err(Error::RowLength {
+                dtype,
+                len: n,
+                block_len,
+            });
+        }
+        let Some(weighted) = f.quantize_weighted else {
+            return self.quantize_weights_row(dtype, src, dst);
+        };
+        check_bytes(dtype, src.len(), dst.len())?;
         for v in [src, qw] {
             if let Some(index) = first_non_finite(v) {
                 return Err(Error::NonFinite {

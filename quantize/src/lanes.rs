@@ -21,12 +21,43 @@ pub(crate) type Groups<T, const N: usize, const L: usize> = [[T; L]; N];
 #[inline(always)]
 pub(crate) fn gather<const N: usize, const L: usize>(src: &[f32]) -> Groups<f32, N, L> {
     let mut out = [[0f32; L]; N];
-    for (j, g) in src.chunks(N).take(L).enumerate() {
-        for (i, &v) in g.iter().enumerate() {
-            out[i][j] = v;
+    gather_into(src, &mut out);
+    out
+}
+
+/// [`gather`] into `out` (filled in place: large arrays moved by value cost copies).
+#[inline(always)]
+pub(crate) fn gather_into<const N: usize, const L: usize>(src: &[f32], out: &mut Groups<f32, N, L>) {
+    match src.get(..N * L) {
+        Some(full) => gather_full(full, out),
+        None => {
+            let mut padded = [[0f32; N]; L];
+            for (p, g) in padded.iter_mut().zip(src.chunks(N)) {
+                p[..g.len()].copy_from_slice(g);
+            }
+            gather_full(padded.as_flattened(), out);
         }
     }
-    out
+}
+
+/// [`gather`] of exactly `N·L` values into `out`, element by element (strided loads,
+/// contiguous stores: what the SIMD levels compile to gathers rather than scatters).
+#[inline(always)]
+fn gather_full<const N: usize, const L: usize>(src: &[f32], out: &mut Groups<f32, N, L>) {
+    let src: &[f32] = &src[..N * L];
+    for (i, o) in out.iter_mut().enumerate() {
+        for (j, v) in o.iter_mut().enumerate() {
+            *v = src[N * j + i];
+        }
+    }
+}
+
+/// `if take { a } else { b }` as bit masks, which the compiler keeps as a vector blend (a
+/// plain `if` on floats it may turn into a branch per lane).
+#[inline(always)]
+fn select(take: bool, a: f32, b: f32) -> f32 {
+    let m = u32::from(take).wrapping_neg();
+    f32::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
 }
 
 /// Each group's largest magnitude and the element that has it (the first of ties; 0 and 0 for
@@ -45,7 +76,8 @@ fn signed_max_abs<const N: usize, const L: usize>(x: &Groups<f32, N, L>) -> ([f3
     (amax, max)
 }
 
-/// One trial of [`qx`]: the quants for `iscale` (into `t`) and their `Σw·x·q`, `Σw·q²`.
+/// One trial of [`qx`]: `Σw·x·q` and `Σw·q²` of the quants for `iscale` (not stored: the
+/// winner's are recomputed once by [`qx_quants`]).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // lanes are indexed in lockstep across arrays
 fn qx_trial<const N: usize, const L: usize>(
@@ -54,14 +86,20 @@ fn qx_trial<const N: usize, const L: usize>(
     w: &Groups<f32, N, L>,
     wx: &Groups<f32, N, L>,
     iscale: &[f32; L],
-    t: &mut Groups<i32, N, L>,
 ) -> ([f32; L], [f32; L]) {
+    // The quant as a float: `nearest_int`'s `v + 1.5·2²³` then minus it again is the same
+    // round-half-even integer, exactly, for |v| < 2²²; clamped in floats it is `q as f32`.
+    // Every product here is in that range (|iscale·x| ≤ nmax + 0.9, since the group's largest
+    // magnitude divides iscale) except in lanes whose largest magnitude is below
+    // GROUP_MAX_EPS, whose results [`qx`] discards.
+    const MAGIC: f32 = 12_582_912.0;
+    let (lo, hi) = (-nmax as f32, (nmax - 1) as f32);
     let (mut sumlx, mut suml2) = ([0f32; L], [0f32; L]);
     for i in 0..N {
         for j in 0..L {
-            let q = nearest_int(iscale[j] * x[i][j]).clamp(-nmax, nmax - 1);
-            t[i][j] = q;
-            let qf = q as f32;
+            let r = (iscale[j] * x[i][j] + MAGIC) - MAGIC;
+            let r = if r < lo { lo } else { r };
+            let qf = if r > hi { hi } else { r };
             // ggml's `w·x·q` is `(w·x)·q`: `wx` holds the products
             sumlx[j] += wx[i][j] * qf;
             suml2[j] += w[i][j] * qf * qf;
@@ -70,9 +108,30 @@ fn qx_trial<const N: usize, const L: usize>(
     (sumlx, suml2)
 }
 
+/// The quants of [`qx_trial`] at `iscale`, stored `+nmax` (0 in the lanes marked `tiny`).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // lanes are indexed in lockstep across arrays
+fn qx_quants<const N: usize, const L: usize>(
+    nmax: i32,
+    x: &Groups<f32, N, L>,
+    iscale: &[f32; L],
+    tiny: &[bool; L],
+    l: &mut Groups<i32, N, L>,
+) {
+    for i in 0..N {
+        for j in 0..L {
+            let q = nearest_int(iscale[j] * x[i][j]).clamp(-nmax, nmax - 1) + nmax;
+            l[i][j] = if tiny[j] { 0 } else { q };
+        }
+    }
+}
+
 /// `make_qx_quants(n = N, nmax, rmse_type = 1, weights = w)` on `L` groups: symmetric quants
 /// stored `+nmax` in `l`, and each group's scale (0, with `l = 0`, for a group whose largest
 /// magnitude is below [`GROUP_MAX_EPS`]).
+///
+/// The trials only keep each lane's winning inverse scale; its quants (the same `nearest_int`
+/// of the same product) are computed once at the end.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // lanes are indexed in lockstep across arrays
 pub(crate) fn qx<const N: usize, const L: usize>(
@@ -93,7 +152,7 @@ pub(crate) fn qx<const N: usize, const L: usize>(
             wx[i][j] = w[i][j] * x[i][j];
         }
     }
-    let (sumlx, suml2) = qx_trial(nmax, x, w, &wx, &iscale, l);
+    let (sumlx, suml2) = qx_trial(nmax, x, w, &wx, &iscale);
     let (mut scale, mut best) = ([0f32; L], [0f32; L]);
     for j in 0..L {
         scale[j] = if suml2[j] == 0.0 {
@@ -103,23 +162,23 @@ pub(crate) fn qx<const N: usize, const L: usize>(
         };
         best[j] = scale[j] * sumlx[j];
     }
-    let mut t = [[0i32; L]; N];
+    let mut best_iscale = iscale;
     for is in (-9..=9).filter(|&is| is != 0) {
         for j in 0..L {
             iscale[j] = -(nmaxf + 0.1 * is as f32) / max[j];
         }
-        let (sumlx, suml2) = qx_trial(nmax, x, w, &wx, &iscale, &mut t);
-        let mut take = [false; L];
+        let (sumlx, suml2) = qx_trial(nmax, x, w, &wx, &iscale);
+        // Every lane's candidate first, then selects without branches (a division under a
+        // branch per lane compiles to scalar code).
+        let mut s = [0f32; L];
         for j in 0..L {
-            take[j] = suml2[j] > 0.0 && sumlx[j] * sumlx[j] > best[j] * suml2[j];
-            let s = sumlx[j] / suml2[j];
-            scale[j] = if take[j] { s } else { scale[j] };
-            best[j] = if take[j] { s * sumlx[j] } else { best[j] };
+            s[j] = sumlx[j] / suml2[j];
         }
-        for i in 0..N {
-            for j in 0..L {
-                l[i][j] = if take[j] { t[i][j] } else { l[i][j] };
-            }
+        for j in 0..L {
+            let take = (suml2[j] > 0.0) & (sumlx[j] * sumlx[j] > best[j] * suml2[j]);
+            scale[j] = select(take, s[j], scale[j]);
+            best[j] = select(take, s[j] * sumlx[j], best[j]);
+            best_iscale[j] = select(take, iscale[j], best_iscale[j]);
         }
     }
     let mut tiny = [false; L];
@@ -127,11 +186,7 @@ pub(crate) fn qx<const N: usize, const L: usize>(
         tiny[j] = amax[j] < GROUP_MAX_EPS;
         scale[j] = if tiny[j] { 0.0 } else { scale[j] };
     }
-    for li in l.iter_mut() {
-        for j in 0..L {
-            li[j] = if tiny[j] { 0 } else { li[j] + nmax };
-        }
-    }
+    qx_quants(nmax, x, &best_iscale, &tiny, l);
     scale
 }
 
@@ -182,12 +237,14 @@ pub(crate) fn qkx2<const N: usize, const L: usize>(
     for i in 0..N {
         for j in 0..L {
             let q = nearest_int(iscale[j] * (x[i][j] - min[j])).clamp(0, p.nmax);
-            l[i][j] = q;
             let diff = scale[j] * q as f32 + min[j] - x[i][j];
             best_error[j] += w[i][j] * qkx2_err(p, diff);
         }
     }
-    let mut laux = [[0i32; L]; N];
+    // The inverse scale and min the winning quants were computed with (they are recomputed
+    // once at the end instead of being kept per candidate).
+    let (mut best_iscale, mut best_qmin) = (iscale, min);
+    let mut laux = [[0f32; L]; N];
     for is in 0..=p.nstep {
         let num = p.numerator(is);
         let (mut sum_l, mut sum_l2, mut sum_xl) = ([0f32; L], [0f32; L], [0f32; L]);
@@ -195,11 +252,12 @@ pub(crate) fn qkx2<const N: usize, const L: usize>(
         for j in 0..L {
             iscale[j] = num / (max[j] - min[j]);
         }
+        let qmin = min;
         for i in 0..N {
             for j in 0..L {
-                let q = nearest_int(iscale[j] * (x[i][j] - min[j])).clamp(0, p.nmax);
-                laux[i][j] = q;
+                let q = nearest_int(iscale[j] * (x[i][j] - qmin[j])).clamp(0, p.nmax);
                 let lf = q as f32;
+                laux[i][j] = lf;
                 let wl = w[i][j] * lf;
                 sum_l[j] += wl;
                 sum_l2[j] += wl * lf;
@@ -218,21 +276,17 @@ pub(crate) fn qkx2<const N: usize, const L: usize>(
         let mut cur_error = [0f32; L];
         for i in 0..N {
             for j in 0..L {
-                let diff = this_scale[j] * laux[i][j] as f32 + this_min[j] - x[i][j];
+                let diff = this_scale[j] * laux[i][j] + this_min[j] - x[i][j];
                 cur_error[j] += w[i][j] * qkx2_err(p, diff);
             }
         }
-        let mut take = [false; L];
         for j in 0..L {
-            take[j] = det[j] > 0.0 && cur_error[j] < best_error[j];
-            best_error[j] = if take[j] { cur_error[j] } else { best_error[j] };
-            scale[j] = if take[j] { this_scale[j] } else { scale[j] };
-            min[j] = if take[j] { this_min[j] } else { min[j] };
-        }
-        for i in 0..N {
-            for j in 0..L {
-                l[i][j] = if take[j] { laux[i][j] } else { l[i][j] };
-            }
+            let take = (det[j] > 0.0) & (cur_error[j] < best_error[j]);
+            best_error[j] = if take { cur_error[j] } else { best_error[j] };
+            scale[j] = if take { this_scale[j] } else { scale[j] };
+            min[j] = if take { this_min[j] } else { min[j] };
+            best_iscale[j] = if take { iscale[j] } else { best_iscale[j] };
+            best_qmin[j] = if take { qmin[j] } else { best_qmin[j] };
         }
     }
     let mut neg_min = [0f32; L];
@@ -240,9 +294,10 @@ pub(crate) fn qkx2<const N: usize, const L: usize>(
         scale[j] = if flat[j] { 0.0 } else { scale[j] };
         neg_min[j] = -(if flat[j] { min0[j] } else { min[j] });
     }
-    for li in l.iter_mut() {
+    for i in 0..N {
         for j in 0..L {
-            li[j] = if flat[j] { 0 } else { li[j] };
+            let q = nearest_int(best_iscale[j] * (x[i][j] - best_qmin[j])).clamp(0, p.nmax);
+            l[i][j] = if flat[j] { 0 } else { q };
         }
     }
     (scale, neg_min)

@@ -204,8 +204,9 @@ pub struct Quantized {
 /// Encodes `lpk` by `plan` into the `.lpk` file `output`, rows in parallel on the current rayon
 /// pool; `progress` is called with the input bytes done after each tensor.
 ///
-/// Every input tensor's checksum is verified before it is read, so a corrupt input is refused
-/// (naming the tensor) instead of being laundered into a fresh file with valid checksums.
+/// Every input tensor's checksum is verified as its rows are read (the same parallel pass),
+/// before its encoding is written, so a corrupt input is refused (naming the tensor) instead
+/// of being laundered into a fresh file with valid checksums.
 /// Nothing appears at `output` unless the whole file is written.
 pub fn quantize<B: AsRef<[u8]> + Sync>(
     lpk: &Lpk<B>,
@@ -260,9 +261,6 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
         let t = lpk
             .tensor(&p.name)
             .map_err(|_| in_tensor(&p.name, Error::NotInInput))?;
-        if !t.checksum_ok() {
-            return Err(in_tensor(&p.name, Error::Corrupt));
-        }
         let (weights, missing) = match &opts.imatrix {
             Some(im) if p.to.is_quantized() && p.to != t.dtype => {
                 let w = im.imatrix.weights(&p.name);
@@ -271,17 +269,30 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
             }
             _ => (None, false),
         };
-        let (bytes, stats) = match opts.encoded.get(&p.name) {
-            Some(given) => {
-                let stats = error_of(&t, p.to, given).map_err(|e| in_tensor(&p.name, e))?;
-                (given.clone(), stats)
+        if let Some(given) = opts.encoded.get(&p.name) {
+            // encoded elsewhere (calibrated quantization): its error against the verified input
+            if !t.checksum_ok() {
+                return Err(in_tensor(&p.name, Error::Corrupt));
             }
-            None => encode_tensor_weighted(&t, p.to, weights.as_deref())
-                .map_err(|e| in_tensor(&p.name, e))?,
-        };
+            let stats = error_of(&t, p.to, given).map_err(|e| in_tensor(&p.name, e))?;
+            return Ok(Encoded {
+                chunks: vec![given.clone()],
+                stats,
+                missing,
+                source_bytes: t.bytes.len() as u64,
+            });
+        }
+        // the stored checksum is verified in the same parallel pass that reads the rows
+        let e = encode_rows(&t, p.to, weights.as_deref(), t.crc32c.is_some()).map_err(|e| {
+            // corrupt bytes can fail the encoding (a NaN): the checksum is the better message
+            in_tensor(&p.name, if t.checksum_ok() { e } else { Error::Corrupt })
+        })?;
+        if t.crc32c.is_some_and(|c| c != e.crc) {
+            return Err(in_tensor(&p.name, Error::Corrupt));
+        }
         Ok(Encoded {
-            bytes,
-            stats,
+            chunks: e.chunks,
+            stats: e.stats,
             missing,
             source_bytes: t.bytes.len() as u64,
         })
@@ -306,13 +317,17 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
             if e.missing {
                 without_weights.push(p.name.clone());
             }
-            writer.write_tensor(t.name, p.to, t.shape, &e.bytes)?;
+            let mut sink = writer.begin_tensor(t.name, p.to, t.shape)?;
+            for c in &e.chunks {
+                sink.write(c)?;
+            }
+            sink.finish()?;
             types.insert(p.name.clone(), json!(p.to.name()));
             reports.push(TensorReport {
                 name: p.name.clone(),
                 source_dtype: t.dtype.name().to_owned(),
                 dtype: p.to.name().to_owned(),
-                bytes: e.bytes.len() as u64,
+                bytes: e.chunks.iter().map(|c| c.len() as u64).sum(),
                 error: e.stats.report(),
             });
             done += e.source_bytes;
@@ -370,7 +385,8 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
 
 /// One tensor encoded by [`quantize`]'s encoding thread.
 struct Encoded {
-    bytes: Vec<u8>,
+    /// The encoded rows, batch after batch.
+    chunks: Vec<Vec<u8>>,
     stats: ErrorStats,
     /// The imatrix has no weights for it.
     missing: bool,
@@ -389,6 +405,28 @@ pub fn encode_tensor_weighted(
     target: DType,
     weights: Option<&[f32]>,
 ) -> Result<(Vec<u8>, ErrorStats), Error> {
+    let e = encode_rows(t, target, weights, false)?;
+    Ok((e.chunks.concat(), e.stats))
+}
+
+/// A tensor encoded by [`encode_rows`].
+struct EncodedRows {
+    /// The encoded rows, batch after batch.
+    chunks: Vec<Vec<u8>>,
+    stats: ErrorStats,
+    /// The crc32c of the source bytes (0 when not asked for).
+    crc: u32,
+}
+
+/// Encodes `t` as `target` in batches of rows on the rayon pool (each batch its own buffer,
+/// so that no thread zeroes the whole output first); with `crc`, each batch also takes the
+/// crc32c of its source bytes, combined in order into the tensor's.
+fn encode_rows(
+    t: &TensorView<'_>,
+    target: DType,
+    weights: Option<&[f32]>,
+    crc: bool,
+) -> Result<EncodedRows, Error> {
     let rows = t.rows();
     let n = t.row_len();
     let row_err = |dtype: DType| Error::RowLength {
@@ -398,42 +436,148 @@ pub fn encode_tensor_weighted(
     };
     let src_row = t.dtype.row_bytes(n).ok_or_else(|| row_err(t.dtype))?;
     let dst_row = target.row_bytes(n).ok_or_else(|| row_err(target))?;
-    if t.dtype == target {
-        return Ok((t.bytes.to_vec(), ErrorStats::default()));
+    if t.dtype == target || rows == 0 || n == 0 {
+        return Ok(EncodedRows {
+            chunks: vec![t.bytes.to_vec()],
+            stats: ErrorStats::default(),
+            crc: if crc { crc32c::crc32c(t.bytes) } else { 0 },
+        });
     }
-    let mut out = vec![0u8; rows * dst_row];
-    // Rows in batches so each worker reuses its scratch buffers.
-    let batch = (1 << 16) / n.max(1) + 1;
-    let stats = out
-        .par_chunks_mut(dst_row * batch)
-        .enumerate()
-        .map(|(b, dst)| -> Result<ErrorStats, Error> {
-            let mut x = vec![0f32; n];
+    // Rows in batches: each worker reuses its buffers, the weighted encoders fill their lanes
+    // with the blocks of a whole batch, and there are at least 4 batches per thread, so that a
+    // small tensor's last batch does not leave the other threads idle for long.
+    let threads = rayon::current_num_threads().max(1);
+    let batch = ((1 << 16) / n + 1).min(rows.div_ceil(4 * threads)).max(1);
+    let at = |r: usize| {
+        move |e: Error| match e {
+            Error::NonFinite { index, value } => Error::NonFiniteAt {
+                row: r + index / n,
+                column: index % n,
+                value,
+            },
+            e => e,
+        }
+    };
+    let done = (0..rows.div_ceil(batch))
+        .into_par_iter()
+        .map(|b| -> Result<(Vec<u8>, ErrorStats, u32), Error> {
+            let (r0, r1) = (b * batch, ((b + 1) * batch).min(rows));
+            let src = &t.bytes[r0 * src_row..r1 * src_row];
+            let crc = if crc { crc32c::crc32c(src) } else { 0 };
+            let mut x = vec![0f32; (r1 - r0) * n];
+            for (s, xr) in src.chunks_exact(src_row).zip(x.chunks_exact_mut(n)) {
+                crate::dequantize_row(t.dtype, s, xr)?;
+            }
+            let mut dst = vec![0u8; (r1 - r0) * dst_row];
+            match weights {
+                Some(qw) => crate::kernels()
+                    .quantize_weighted_rows(target, &x, &mut dst, qw)
+                    .map_err(at(r0))?,
+                None => {
+                    for (i, (xr, d)) in x.chunks_exact(n).zip(dst.chunks_mut(dst_row)).enumerate() {
+                        crate::quantize_weights_row(target, xr, d).map_err(at(r0 + i))?;
+                    }
+                }
+            }
             let mut back = vec![0f32; n];
             let mut stats = ErrorStats::default();
-            for (i, dst) in dst.chunks_mut(dst_row).enumerate() {
-                let r = b * batch + i;
-                let src = &t.bytes[r * src_row..(r + 1) * src_row];
-                crate::dequantize_row(t.dtype, src, &mut x)?;
-                match weights {
-                    Some(qw) => crate::kernels().quantize_weighted_row(target, &x, dst, qw),
-                    None => crate::quantize_weights_row(target, &x, dst),
-                }
-                .map_err(|e| match e {
-                    Error::NonFinite { index, value } => Error::NonFiniteAt {
-                        row: r,
-                        column: index,
-                        value,
-                    },
-                    e => e,
-                })?;
-                crate::dequantize_row(target, dst, &mut back)?;
-                stats.add(&x, &back);
+            for (xr, d) in x.chunks_exact(n).zip(dst.chunks(dst_row)) {
+                crate::dequantize_row(target, d, &mut back)?;
+                stats.add(xr, &back);
             }
-            Ok(stats)
+            Ok((dst, stats, crc))
         })
-        .try_reduce(ErrorStats::default, |a, b| Ok(a.merge(b)))?;
-    Ok((out, stats))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut out = EncodedRows {
+        chunks: Vec::with_capacity(done.len()),
+        stats: ErrorStats::default(),
+        crc: 0,
+    };
+    let shift = crc.then(|| CrcShift::new(batch * src_row));
+    let last = done.len().saturating_sub(1);
+    for (b, (dst, stats, c)) in done.into_iter().enumerate() {
+        out.crc = match &shift {
+            None => 0,
+            Some(_) if b == last => {
+                let len = (rows - b * batch) * src_row;
+                crc32c::crc32c_combine(out.crc, c, len)
+            }
+            Some(s) => s.combine(out.crc, c),
+        };
+        out.stats = out.stats.merge(stats);
+        out.chunks.push(dst);
+    }
+    Ok(out)
+}
+
+/// crc32c's "append `len` zero bytes" as a 32×32 matrix over GF(2) (entry `i`: the image of
+/// bit `i`), as zlib's `crc32_combine` builds it: combining many pieces of one length then
+/// costs one matrix-vector product each, where `crc32c_combine` rebuilds it every call.
+struct CrcShift([u32; 32]);
+
+impl CrcShift {
+    fn times(m: &[u32; 32], mut v: u32) -> u32 {
+        let (mut s, mut i) = (0, 0);
+        while v != 0 {
+            if v & 1 != 0 {
+                s ^= m[i];
+            }
+            v >>= 1;
+            i += 1;
+        }
+        s
+    }
+
+    fn square(m: &[u32; 32]) -> [u32; 32] {
+        std::array::from_fn(|n| Self::times(m, m[n]))
+    }
+
+    fn new(len: usize) -> Self {
+        // the operator of one zero bit (crc32c's reflected polynomial), then of 2 and 4
+        let mut bit = [0u32; 32];
+        bit[0] = 0x82F6_3B78;
+        for (n, b) in bit.iter_mut().enumerate().skip(1) {
+            *b = 1 << (n - 1);
+        }
+        let mut op = Self::square(&Self::square(&bit));
+        let mut shift: [u32; 32] = std::array::from_fn(|n| 1 << n);
+        let mut len = len;
+        while len != 0 {
+            // 1, 2, 4, … zero bytes
+            op = Self::square(&op);
+            if len & 1 != 0 {
+                shift = std::array::from_fn(|n| Self::times(&op, shift[n]));
+            }
+            len >>= 1;
+        }
+        CrcShift(shift)
+    }
+
+    /// The crc32c of a message with crc `crc1` followed by one of this length with `crc2`.
+    fn combine(&self, crc1: u32, crc2: u32) -> u32 {
+        Self::times(&self.0, crc1) ^ crc2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CrcShift;
+
+    #[test]
+    fn crc_shift_combines_as_crc32c() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 2_654_435_761 >> 13) as u8).collect();
+        for (a, b) in [(0, 1), (1, 1), (7, 64), (100, 999), (3000, 2000), (0, 5000)] {
+            let (x, y) = (&data[..a], &data[a..a + b]);
+            let s = CrcShift::new(b);
+            let want = crc32c::crc32c(&data[..a + b]);
+            assert_eq!(s.combine(crc32c::crc32c(x), crc32c::crc32c(y)), want, "{a}+{b}");
+            assert_eq!(
+                crc32c::crc32c_combine(crc32c::crc32c(x), crc32c::crc32c(y), b),
+                want
+            );
+        }
+        assert_eq!(CrcShift::new(0).combine(0x1234_5678, 0), 0x1234_5678);
+    }
 }
 
 /// The round-trip error of `bytes` (rows of `target`, encoded elsewhere) against `t`.

@@ -37,40 +37,76 @@ pub struct ErrorReport {
     pub max_abs_err: f64,
 }
 
-impl ErrorStats {
-    /// Adds a row: `original` and its round trip, of equal length.
-    pub fn add(&mut self, original: &[f32], roundtrip: &[f32]) {
-        debug_assert_eq!(original.len(), roundtrip.len());
-        // Eight running sums (the compiler keeps them in vector registers), added at the end.
-        const K: usize = 8;
-        let (mut sw, mut se, mut mx) = ([0f64; K], [0f64; K], [0f64; K]);
-        let mut step = |k: usize, w: f32, q: f32| {
-            let e = f64::from(q) - f64::from(w);
-            sw[k] += f64::from(w) * f64::from(w);
-            se[k] += e * e;
-            let a = e.abs();
-            mx[k] = if a > mx[k] || a.is_nan() { a } else { mx[k] };
-        };
-        let (wc, qc) = (original.chunks_exact(K), roundtrip.chunks_exact(K));
-        let (wr, qr) = (wc.remainder(), qc.remainder());
-        for (w, q) in wc.zip(qc) {
-            for k in 0..K {
-                step(k, w[k], q[k]);
-            }
-        }
-        for (k, (&w, &q)) in wr.iter().zip(qr).enumerate() {
-            step(k, w, q);
-        }
+/// Values per step of [`ErrorStats::add`]: element `i` of a row goes to running sum `i mod K`.
+pub(crate) const K: usize = 8;
+
+/// The running sums of [`ErrorStats::add`], one per lane `k < K`.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Lanes {
+    /// Σw² of lane `k`.
+    pub(crate) sw: [f64; K],
+    /// Σ(q − w)² of lane `k`.
+    pub(crate) se: [f64; K],
+    /// Largest |q − w| of lane `k` (`if a > max { a } else { max }`, from 0).
+    pub(crate) mx: [f64; K],
+    /// Whether lane `k` saw a NaN error (the largest error is then NaN).
+    pub(crate) nan: [bool; K],
+}
+
+/// [`ErrorStats::add`] without SIMD: the whole `K`-value steps, then [`add_tail`].
+pub(crate) fn add_sums(s: &mut ErrorStats, original: &[f32], roundtrip: &[f32]) {
+    let mut l = Lanes::default();
+    let (wc, qc) = (original.chunks_exact(K), roundtrip.chunks_exact(K));
+    for (w, q) in wc.zip(qc) {
         for k in 0..K {
-            self.sum_sq_w += sw[k];
-            self.sum_sq_err += se[k];
-            self.max_abs_err = if mx[k] > self.max_abs_err || mx[k].is_nan() {
-                mx[k]
-            } else {
-                self.max_abs_err
-            };
+            let wd = f64::from(w[k]);
+            let e = f64::from(q[k]) - wd;
+            l.sw[k] += wd * wd;
+            l.se[k] += e * e;
+            let a = e.abs();
+            l.mx[k] = if a > l.mx[k] { a } else { l.mx[k] };
+            l.nan[k] |= a.is_nan();
         }
-        self.n += original.len() as u64;
+    }
+    add_tail(s, l, original, roundtrip);
+}
+
+/// The end of [`ErrorStats::add`] at every level: the values after the last whole step of `K`
+/// into lanes `0..`, then the lanes folded into `s` in order.
+pub(crate) fn add_tail(s: &mut ErrorStats, mut l: Lanes, original: &[f32], roundtrip: &[f32]) {
+    debug_assert_eq!(original.len(), roundtrip.len());
+    let done = original.len() / K * K;
+    for (k, (&w, &q)) in original[done..].iter().zip(&roundtrip[done..]).enumerate() {
+        let wd = f64::from(w);
+        let e = f64::from(q) - wd;
+        l.sw[k] += wd * wd;
+        l.se[k] += e * e;
+        let a = e.abs();
+        l.mx[k] = if a > l.mx[k] { a } else { l.mx[k] };
+        l.nan[k] |= a.is_nan();
+    }
+    for k in 0..K {
+        s.sum_sq_w += l.sw[k];
+        s.sum_sq_err += l.se[k];
+        let m = if l.nan[k] { f64::NAN } else { l.mx[k] };
+        s.max_abs_err = if m > s.max_abs_err || m.is_nan() {
+            m
+        } else {
+            s.max_abs_err
+        };
+    }
+    s.n += original.len() as u64;
+}
+
+impl ErrorStats {
+    /// Adds a row: `original` and its round trip, of equal length. Runs at the widest SIMD
+    /// level of [`crate::kernels`] (the same f64 operations in the same order at every level).
+    pub fn add(&mut self, original: &[f32], roundtrip: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::x86::error_stats_add(self, original, roundtrip) {
+            return;
+        }
+        add_sums(self, original, roundtrip);
     }
 
     /// Combines two partial sums.

@@ -1,10 +1,12 @@
 //! Importance-weighted encoders: ggml's `quantize_<type>(src, dst, nrow, n_per_row, imatrix)`
 //! with a non-NULL imatrix (its `quantize_row_<type>_impl`), one row at a time, byte for byte.
 //!
-//! Each encoder takes one row `x`, its blocks `y` and `qw`, one importance weight per value (the
-//! imatrix's E\[x²\] of the value's column). Where ggml uses a row statistic (σ² of q4_0, q4_1,
-//! q5_0, q5_1) it is taken over the whole of `x`, so a row must be encoded on its own; the
-//! k-quants take σ² per super-block of 256 and do not depend on the rest of the row.
+//! Each encoder takes whole rows `x` (one or more, each `qw.len()` values), their blocks `y`
+//! and `qw`, one importance weight per column (the imatrix's E\[x²\] of the column). Where ggml
+//! uses a row statistic (σ² of q4_0, q4_1, q5_0, q5_1) it is taken over each row; the k-quants
+//! take σ² per super-block of 256, iq4_nl per block. The encoders of blocks of 32 run their lanes
+//! over the blocks of all the rows given, so a short row (SmolLM2's 18 blocks) does not leave
+//! lanes empty; every block's bytes are those of its row encoded alone.
 //!
 //! The f32 operation order follows the C code (no fused multiply-add, ggml's `nearest_int`, C's
 //! integer truncations), as everywhere in this crate.
@@ -33,14 +35,31 @@ pub(crate) const fn qkx3(nmax: i32) -> Qkx2 {
     }
 }
 
-/// Checks the lengths every weighted encoder relies on.
-fn check_lengths(name: &str, x: &[f32], blocks: usize, block_len: usize, qw: &[f32]) {
+/// Checks the lengths every weighted encoder relies on: `x` is whole rows of `qw.len()` values
+/// (a whole number of blocks each) and `y` has their blocks. Returns the blocks per row.
+fn check_lengths(name: &str, x: &[f32], blocks: usize, block_len: usize, qw: &[f32]) -> usize {
     assert_eq!(
         x.len(),
         blocks * block_len,
         "{name}: row length must be {block_len} × blocks"
     );
-    assert_eq!(qw.len(), x.len(), "{name}: one importance weight per value");
+    assert!(
+        qw.len().is_multiple_of(block_len) && (x.is_empty() || x.len().is_multiple_of(qw.len())),
+        "{name}: rows of whole blocks, one importance weight per column"
+    );
+    qw.len() / block_len
+}
+
+/// The rows of `x` (`n` values each) and of `y` (`per_row` blocks each); none when `n` is 0.
+#[inline(always)]
+fn rows<'a, B>(
+    x: &'a [f32],
+    y: &'a mut [B],
+    n: usize,
+    per_row: usize,
+) -> impl Iterator<Item = (&'a [f32], &'a mut [B])> {
+    let x = if n == 0 { &[][..] } else { x };
+    x.chunks_exact(n.max(1)).zip(y.chunks_exact_mut(per_row.max(1)))
 }
 
 /// `w = qw·sqrt(σ² + x²)`, ggml's weights from the imatrix.
@@ -180,6 +199,7 @@ fn lane_sums<const N: usize>(w: &Groups<f32, N, LANES>) -> [f32; LANES] {
 #[inline(always)]
 fn scatter<const N: usize, const L: usize>(l: &Groups<i32, N, L>, out: &mut [u8]) {
     for (j, o) in out.chunks_exact_mut(N).take(L).enumerate() {
+        let o: &mut [u8; N] = o.try_into().expect("N bytes");
         for (i, v) in o.iter_mut().enumerate() {
             *v = l[i][j] as u8;
         }
@@ -190,7 +210,15 @@ fn scatter<const N: usize, const L: usize>(l: &Groups<i32, N, L>, out: &mut [u8]
 /// weights `qw` in `make_qx_quants` (ggml leaves its `sqrt(σ² + x²)` factor commented out).
 #[inline(always)]
 pub fn quantize_q6_k(x: &[f32], y: &mut [BlockQ6K], qw: &[f32]) {
-    check_lengths("q6_k", x, y.len(), QK_K, qw);
+    let per_row = check_lengths("q6_k", x, y.len(), QK_K, qw);
+    for (xr, yr) in rows(x, y, qw.len(), per_row) {
+        quantize_q6_k_row(xr, yr, qw);
+    }
+}
+
+/// One row of [`quantize_q6_k`].
+#[inline(always)]
+fn quantize_q6_k_row(x: &[f32], y: &mut [BlockQ6K], qw: &[f32]) {
     for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
         let mut lq = [[0i32; LANES]; 16];
         let scales = lanes::qx(32, &gather::<16, LANES>(xb), &gather(qb), &mut lq);
@@ -249,16 +277,18 @@ fn sub32_weighted_blocks<B>(
     mut finish: impl FnMut(&[f32], Sub32, &mut [u8; QK_K], &mut B),
 ) {
     let mut l2 = [0u8; 2 * QK_K];
-    for ((xs, qs), ys) in x
-        .chunks(2 * QK_K)
-        .zip(qw.chunks(2 * QK_K))
-        .zip(y.chunks_mut(2))
-    {
-        let found = search_sub32_weighted(nmax, xs, qs, &mut l2);
-        for (h, yb) in ys.iter_mut().enumerate() {
-            let mut l: [u8; QK_K] = l2[QK_K * h..QK_K * (h + 1)].try_into().expect("256");
-            let sub = found[h].expect("searched super-block");
-            finish(&xs[QK_K * h..QK_K * (h + 1)], sub, &mut l, yb);
+    for (xr, yr) in rows(x, y, qw.len(), qw.len() / QK_K) {
+        for ((xs, qs), ys) in xr
+            .chunks(2 * QK_K)
+            .zip(qw.chunks(2 * QK_K))
+            .zip(yr.chunks_mut(2))
+        {
+            let found = search_sub32_weighted(nmax, xs, qs, &mut l2);
+            for (h, yb) in ys.iter_mut().enumerate() {
+                let mut l: [u8; QK_K] = l2[QK_K * h..QK_K * (h + 1)].try_into().expect("256");
+                let sub = found[h].expect("searched super-block");
+                finish(&xs[QK_K * h..QK_K * (h + 1)], sub, &mut l, yb);
+            }
         }
     }
 }
@@ -317,7 +347,15 @@ pub fn quantize_q5_k(x: &[f32], y: &mut [BlockQ5K], qw: &[f32]) {
 /// `+32`; `d` is its scale), then every value re-quantized against them.
 #[inline(always)]
 pub fn quantize_q3_k(x: &[f32], y: &mut [BlockQ3K], qw: &[f32]) {
-    check_lengths("q3_k", x, y.len(), QK_K, qw);
+    let per_row = check_lengths("q3_k", x, y.len(), QK_K, qw);
+    for (xr, yr) in rows(x, y, qw.len(), per_row) {
+        quantize_q3_k_row(xr, yr, qw);
+    }
+}
+
+/// One row of [`quantize_q3_k`].
+#[inline(always)]
+fn quantize_q3_k_row(x: &[f32], y: &mut [BlockQ3K], qw: &[f32]) {
     let mut l = [0i8; QK_K];
     for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
         let sigma2 = 2.0 * sum_squares(xb) / QK_K as f32;
@@ -344,34 +382,142 @@ pub fn quantize_q3_k(x: &[f32], y: &mut [BlockQ3K], qw: &[f32]) {
     }
 }
 
-/// The row statistic of ggml's weighted q4_0, q4_1, q5_0 and q5_1 encoders: σ² = Σx²/n over
-/// the whole row.
-fn row_sigma2(x: &[f32]) -> f32 {
-    sum_squares(x) / x.len() as f32
+/// The row statistic of ggml's weighted q4_0, q4_1, q5_0 and q5_1 encoders, σ² = Σx²/n, of
+/// every row of `x` (rows of `n` values), each sum in order from the row's first value. Eight
+/// rows at a time, so that their chains of additions overlap.
+fn row_sigma2s(x: &[f32], n: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len() / n);
+    let mut eights = x.chunks_exact(8 * n);
+    for r8 in eights.by_ref() {
+        let r: [&[f32]; 8] = std::array::from_fn(|k| &r8[k * n..(k + 1) * n]);
+        let mut s = [0f32; 8];
+        for i in 0..n {
+            for k in 0..8 {
+                s[k] += r[k][i] * r[k][i];
+            }
+        }
+        out.extend(s.map(|s| s / n as f32));
+    }
+    for r in eights.remainder().chunks_exact(n) {
+        out.push(sum_squares(r) / n as f32);
+    }
+    out
 }
 
-/// The shared loop of the weighted q4_0 and q5_0 encoders: blocks of 32, [`WIDE`] at a time in
-/// lanes, with weights `qw·sqrt(σ² + x²)` (σ² over the row) and `make_qx_quants(nmax)`; `emit`
-/// gets each block's scale and quants (stored `+nmax`).
-#[inline(always)]
-fn symmetric_blocks(x: &[f32], qw: &[f32], nmax: i32, mut emit: impl FnMut(usize, f32, &[u8; 32])) {
-    let sigma2 = [row_sigma2(x); WIDE];
-    let mut l = [0u8; 32 * WIDE];
-    for (g, (xs, qs)) in x.chunks(32 * WIDE).zip(qw.chunks(32 * WIDE)).enumerate() {
-        let xt = gather::<32, WIDE>(xs);
-        let wt = sigma_weights_lanes(&gather(qs), &xt, &sigma2);
-        let mut lq = [[0i32; WIDE]; 32];
-        let d = lanes::qx(nmax, &xt, &wt, &mut lq);
-        scatter(&lq, &mut l);
-        for (j, lb) in l.chunks_exact(32).take(xs.len() / 32).enumerate() {
-            emit(WIDE * g + j, d[j], lb.try_into().expect("32 quants"));
+/// One row's importance weights (`qw`, whole blocks of 32) in lanes for runs of [`WIDE`]
+/// consecutive blocks that may start at any block of a row and run on into the next rows:
+/// lane `j` of a run starting at block `b` holds the weights of block `b + j` of the rows.
+struct BlockWeights {
+    /// `t[i·stride + c]` = element `i` of the row's block `c mod blocks`, for `c < stride`.
+    t: Vec<f32>,
+    stride: usize,
+    blocks: usize,
+}
+
+impl BlockWeights {
+    fn new(qw: &[f32]) -> Self {
+        let blocks = qw.len() / 32;
+        // a run wraps a row at most WIDE / blocks + 1 times; the table repeats the row that far
+        let stride = blocks + WIDE;
+        let mut t = vec![0f32; 32 * stride];
+        for (i, ti) in t.chunks_exact_mut(stride).enumerate() {
+            for (v, qb) in ti.iter_mut().zip(qw.chunks_exact(32).cycle()) {
+                *v = qb[i];
+            }
+        }
+        BlockWeights { t, stride, blocks }
+    }
+
+    /// The weights of blocks `b..b + WIDE` (counted over the rows), in lanes, into `out`.
+    #[inline(always)]
+    fn lanes(&self, b: usize, out: &mut Groups<f32, 32, WIDE>) {
+        let c = b % self.blocks;
+        for (o, ti) in out.iter_mut().zip(self.t.chunks_exact(self.stride)) {
+            o.copy_from_slice(&ti[c..c + WIDE]);
         }
     }
 }
 
-/// The shared loop of the weighted q4_1 and q5_1 encoders: blocks of 32, [`WIDE`] at a time in
-/// lanes, with weights `qw·sqrt(σ² + x²)` (σ² over the row) and `make_qkx3_quants(nmax)`;
-/// `emit` gets each block's scale, its min (`x ≈ d·l − min`) and the quants.
+/// The lanes of the 32-value block encoders (q4_0, q4_1, q5_0, q5_1) over rows `x`: runs of
+/// [`WIDE`] consecutive blocks (a run may cross into the next row), each run's values and
+/// weights `qw·sqrt(σ² + x²)` (σ² of each block's own row) in lanes.
+struct Block32Runs<'a> {
+    x: &'a [f32],
+    per_row: usize,
+    sigma2s: Vec<f32>,
+    weights: BlockWeights,
+}
+
+impl<'a> Block32Runs<'a> {
+    /// `None` for no rows.
+    fn new(x: &'a [f32], qw: &[f32]) -> Option<Self> {
+        if qw.is_empty() || x.is_empty() {
+            return None;
+        }
+        Some(Block32Runs {
+            x,
+            per_row: qw.len() / 32,
+            sigma2s: row_sigma2s(x, qw.len()),
+            weights: BlockWeights::new(qw),
+        })
+    }
+
+    /// Runs in the rows.
+    fn len(&self) -> usize {
+        self.x.len().div_ceil(32 * WIDE)
+    }
+
+    /// Run `g` into `xt` (values) and `wt` (weights): returns its first block (counted over
+    /// the rows) and number of real blocks (the last run's lanes past the end hold zeros).
+    #[inline(always)]
+    fn run(
+        &self,
+        g: usize,
+        xt: &mut Groups<f32, 32, WIDE>,
+        wt: &mut Groups<f32, 32, WIDE>,
+    ) -> (usize, usize) {
+        let b = WIDE * g;
+        let xs = &self.x[32 * b..self.x.len().min(32 * (b + WIDE))];
+        lanes::gather_into(xs, xt);
+        let mut sigma2 = [0f32; WIDE];
+        for (j, s) in sigma2.iter_mut().enumerate() {
+            // lanes past the last block take the last row's
+            *s = self.sigma2s[((b + j) / self.per_row).min(self.sigma2s.len() - 1)];
+        }
+        self.weights.lanes(b, wt);
+        for (wi, xi) in wt.iter_mut().zip(xt.iter()) {
+            for j in 0..WIDE {
+                wi[j] *= (sigma2[j] + xi[j] * xi[j]).sqrt();
+            }
+        }
+        (b, xs.len() / 32)
+    }
+}
+
+/// The shared loop of the weighted q4_0 and q5_0 encoders: blocks of 32 in [`Block32Runs`]
+/// and `make_qx_quants(nmax)`; `emit` gets each block's index (over the rows), scale and quants
+/// (stored `+nmax`).
+#[inline(always)]
+fn symmetric_blocks(x: &[f32], qw: &[f32], nmax: i32, mut emit: impl FnMut(usize, f32, &[u8; 32])) {
+    let Some(runs) = Block32Runs::new(x, qw) else {
+        return;
+    };
+    let mut l = [0u8; 32 * WIDE];
+    let (mut xt, mut wt) = ([[0f32; WIDE]; 32], [[0f32; WIDE]; 32]);
+    for g in 0..runs.len() {
+        let (b, real) = runs.run(g, &mut xt, &mut wt);
+        let mut lq = [[0i32; WIDE]; 32];
+        let d = lanes::qx(nmax, &xt, &wt, &mut lq);
+        scatter(&lq, &mut l);
+        for (j, lb) in l.chunks_exact(32).take(real).enumerate() {
+            emit(b + j, d[j], lb.try_into().expect("32 quants"));
+        }
+    }
+}
+
+/// The shared loop of the weighted q4_1 and q5_1 encoders: blocks of 32 in [`Block32Runs`]
+/// and `make_qkx3_quants(nmax)`; `emit` gets each block's index (over the rows), scale, min
+/// (`x ≈ d·l − min`) and quants.
 #[inline(always)]
 fn affine_blocks(
     x: &[f32],
@@ -379,27 +525,24 @@ fn affine_blocks(
     nmax: i32,
     mut emit: impl FnMut(usize, f32, f32, &[u8; 32]),
 ) {
-    let sigma2 = [row_sigma2(x); WIDE];
+    let Some(runs) = Block32Runs::new(x, qw) else {
+        return;
+    };
     let mut l = [0u8; 32 * WIDE];
-    for (g, (xs, qs)) in x.chunks(32 * WIDE).zip(qw.chunks(32 * WIDE)).enumerate() {
-        let xt = gather::<32, WIDE>(xs);
-        let wt = sigma_weights_lanes(&gather(qs), &xt, &sigma2);
+    let (mut xt, mut wt) = ([[0f32; WIDE]; 32], [[0f32; WIDE]; 32]);
+    for g in 0..runs.len() {
+        let (b, real) = runs.run(g, &mut xt, &mut wt);
         let mut lq = [[0i32; WIDE]; 32];
         let (d, the_min) = lanes::qkx2(qkx3(nmax), &xt, &wt, &mut lq);
         scatter(&lq, &mut l);
-        for (j, lb) in l.chunks_exact(32).take(xs.len() / 32).enumerate() {
-            emit(
-                WIDE * g + j,
-                d[j],
-                the_min[j],
-                lb.try_into().expect("32 quants"),
-            );
+        for (j, lb) in l.chunks_exact(32).take(real).enumerate() {
+            emit(b + j, d[j], the_min[j], lb.try_into().expect("32 quants"));
         }
     }
 }
 
 /// ggml's `quantize_row_q4_0_impl` with an imatrix: `make_qx_quants(nmax 8)` per block with
-/// weights `qw·sqrt(σ² + x²)`, σ² the mean square of the whole row `x`.
+/// weights `qw·sqrt(σ² + x²)`, σ² the mean square of the block's row.
 #[inline(always)]
 pub fn quantize_q4_0(x: &[f32], y: &mut [BlockQ4_0], qw: &[f32]) {
     check_lengths("q4_0", x, y.len(), 32, qw);
@@ -422,7 +565,7 @@ pub fn quantize_q5_0(x: &[f32], y: &mut [BlockQ5_0], qw: &[f32]) {
 }
 
 /// ggml's `quantize_row_q4_1_impl` with an imatrix: `make_qkx3_quants(nmax 15)` per block
-/// with weights `qw·sqrt(σ² + x²)`, σ² the mean square of the whole row `x`.
+/// with weights `qw·sqrt(σ² + x²)`, σ² the mean square of the block's row.
 #[inline(always)]
 pub fn quantize_q4_1(x: &[f32], y: &mut [BlockQ4_1], qw: &[f32]) {
     check_lengths("q4_1", x, y.len(), 32, qw);
@@ -453,7 +596,15 @@ pub fn quantize_q5_1(x: &[f32], y: &mut [BlockQ5_1], qw: &[f32]) {
 /// them.
 #[inline(always)]
 pub fn quantize_q2_k(x: &[f32], y: &mut [BlockQ2K], qw: &[f32]) {
-    check_lengths("q2_k", x, y.len(), QK_K, qw);
+    let per_row = check_lengths("q2_k", x, y.len(), QK_K, qw);
+    for (xr, yr) in rows(x, y, qw.len(), per_row) {
+        quantize_q2_k_row(xr, yr, qw);
+    }
+}
+
+/// One row of [`quantize_q2_k`].
+#[inline(always)]
+fn quantize_q2_k_row(x: &[f32], y: &mut [BlockQ2K], qw: &[f32]) {
     let mut l = [0u8; QK_K];
     for ((xb, qb), yb) in x.chunks_exact(QK_K).zip(qw.chunks_exact(QK_K)).zip(y) {
         let sigma2 = sum_squares(xb) / QK_K as f32;
@@ -486,18 +637,21 @@ fn iq4_sigma2(xb: &[f32]) -> f32 {
 /// chosen scale.
 #[inline(always)]
 pub fn quantize_iq4_nl(x: &[f32], y: &mut [BlockIq4Nl], qw: &[f32]) {
-    check_lengths("iq4_nl", x, y.len(), QK4_NL, qw);
+    let per_row = check_lengths("iq4_nl", x, y.len(), QK4_NL, qw);
     let mut w = [0f32; LANES * QK4_NL];
-    for ((xs, qs), ys) in x
+    for (g, (xs, ys)) in x
         .chunks(LANES * QK4_NL)
-        .zip(qw.chunks(LANES * QK4_NL))
         .zip(y.chunks_mut(LANES))
+        .enumerate()
     {
-        for ((xb, qb), wb) in xs
+        for (j, (xb, wb)) in xs
             .chunks_exact(QK4_NL)
-            .zip(qs.chunks_exact(QK4_NL))
             .zip(w.chunks_exact_mut(QK4_NL))
+            .enumerate()
         {
+            // the block's column: its index within its row
+            let c = (LANES * g + j) % per_row;
+            let qb = &qw[QK4_NL * c..QK4_NL * (c + 1)];
             sigma_weights(qb, xb, iq4_sigma2(xb), wb);
         }
         crate::iq4_nl::encode_blocks_trials(xs, &w[..xs.len()], ys);
@@ -510,7 +664,15 @@ pub fn quantize_iq4_nl(x: &[f32], y: &mut [BlockIq4Nl], qw: &[f32]) {
 /// against them.
 #[inline(always)]
 pub fn quantize_iq4_xs(x: &[f32], y: &mut [BlockIq4Xs], qw: &[f32]) {
-    check_lengths("iq4_xs", x, y.len(), QK_K, qw);
+    let per_row = check_lengths("iq4_xs", x, y.len(), QK_K, qw);
+    for (xr, yr) in rows(x, y, qw.len(), per_row) {
+        quantize_iq4_xs_row(xr, yr, qw);
+    }
+}
+
+/// One row of [`quantize_iq4_xs`].
+#[inline(always)]
+fn quantize_iq4_xs_row(x: &[f32], y: &mut [BlockIq4Xs], qw: &[f32]) {
     let mut w = [0f32; 2 * QK_K];
     for ((xs, qs), ys) in x
         .chunks(2 * QK_K)

@@ -172,8 +172,8 @@ fn weighted_row_statistic(dtype: DType) -> bool {
 }
 
 /// Every level encodes `x` with the importance weights `qw` (one row's worth) as `want` (ggml's
-/// bytes): row by row and, where the encoder has no row statistic, as one long row with the
-/// weights repeated.
+/// bytes): row by row, all rows in one call (`quantize_weighted_rows`) and, where the encoder has
+/// no row statistic, as one long row with the weights repeated.
 fn weighted_matches(dtype: DType, x: &[f32], qw: &[f32], want: &[u8], what: &str) {
     let row = qw.len();
     let rb = dtype.row_bytes(row).unwrap();
@@ -201,6 +201,25 @@ fn weighted_matches(dtype: DType, x: &[f32], qw: &[f32], want: &[u8], what: &str
                     wr[i]
                 );
             }
+        }
+        // every row in one call (the 32-value encoders' lanes then cross rows), and the rows
+        // from the second on
+        let mut all = vec![0u8; want.len()];
+        k.quantize_weighted_rows(dtype, x, &mut all, qw).unwrap();
+        assert!(
+            common::first_difference(&all, want).is_none(),
+            "{dtype} {what} at {}: rows in one call differ from ggml",
+            k.level()
+        );
+        if x.len() > row {
+            let mut rest = vec![0u8; want.len() - rb];
+            k.quantize_weighted_rows(dtype, &x[row..], &mut rest, qw)
+                .unwrap();
+            assert!(
+                common::first_difference(&rest, &want[rb..]).is_none(),
+                "{dtype} {what} at {}: rows 1.. in one call differ from ggml",
+                k.level()
+            );
         }
         if !weighted_row_statistic(dtype) {
             let mut all = vec![0u8; want.len()];

@@ -242,6 +242,28 @@ proptest! {
     }
 
     #[test]
+    fn weighted_rows_in_one_call_are_each_row_alone(kind in 0..KINDS, blocks in 1usize..21, nrows in 1usize..6, seed: u64) {
+        // rows of any number of blocks: the 32-value encoders' runs of lanes then start
+        // anywhere in a row and cross into the next ones
+        let mut r = Rng::new(seed ^ 0x0dd);
+        for dtype in DType::all().filter(|&d| reference().has_weighted(d)) {
+            let n = len_for(dtype, blocks, 0);
+            let x: Vec<f32> = (0..nrows).flat_map(|i| row(kind, n, seed.wrapping_add(i as u64))).collect();
+            let qw: Vec<f32> = (0..n).map(|_| (r.normal() * 3.0).exp()).collect();
+            let size = dtype.row_bytes(n).unwrap();
+            let mut want = vec![0u8; size * nrows];
+            for (xr, w) in x.chunks_exact(n).zip(want.chunks_exact_mut(size)) {
+                reference().quantize_weighted_row(dtype, xr, w, &qw).unwrap();
+            }
+            for k in levels() {
+                let mut got = vec![0u8; size * nrows];
+                k.quantize_weighted_rows(dtype, &x, &mut got, &qw).unwrap();
+                prop_assert!(got == want, "{} weighted rows at {}: bytes differ", dtype, k.level());
+            }
+        }
+    }
+
+    #[test]
     fn dequantize_is_exact_on_any_bytes(blocks in 1usize..9, extra in 0usize..40, seed: u64) {
         let mut r = Rng::new(seed);
         for dtype in DType::all() {

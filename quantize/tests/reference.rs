@@ -251,6 +251,44 @@ fn wrong_lengths_are_errors() {
     );
     let mut back = vec![0f32; 32];
     assert!(llamapack_quantize::dequantize_row(DType::Q8_0, &out, &mut back).is_err());
+    // weighted rows: the values must be whole rows of the weights' length, each whole blocks
+    let k = llamapack_quantize::kernels();
+    let qw = vec![1.0f32; 32];
+    let e = k
+        .quantize_weighted_rows(DType::Q4_0, &x, &mut out, &qw)
+        .unwrap_err();
+    assert!(matches!(e, Error::ByteLength { len: 48, .. }), "{e}");
+    let e = k
+        .quantize_weighted_rows(DType::Q4_0, &x, &mut out, &x[..24])
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::RowLength {
+                len: 24,
+                block_len: 32,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = k
+        .quantize_weighted_rows(DType::Q4_0, &[0.5; 64], &mut out, &qw)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::ByteLength {
+                expected: 36,
+                found: 64,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let mut two = vec![0u8; 36];
+    k.quantize_weighted_rows(DType::Q4_0, &[0.5; 64], &mut two, &qw)
+        .unwrap();
 }
 
 #[test]

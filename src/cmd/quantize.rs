@@ -288,11 +288,8 @@ pub fn quantize_planned(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            sha256: crate::cmd::sha256_of(input).map_err(|e| llamapack_format::Error::Io {
-                path: input.to_path_buf(),
-                op: "hash",
-                source: std::io::Error::other(format!("{e:#}")),
-            })?,
+            // the file as mapped (the tensors are read from the same pages): no second read
+            sha256: crate::cmd::sha256_hex(lpk.file_bytes()),
             bytes: lpk.file_len(),
         })
     };

@@ -9,6 +9,22 @@ pub(crate) mod avx512;
 
 use std::arch::x86_64::*;
 
+use crate::dispatch::Level;
+use crate::stats::ErrorStats;
+
+/// [`ErrorStats::add`] compiled for the level of [`crate::kernels`] when it is AVX2 or
+/// AVX-512; `false` (nothing done) at the scalar level.
+pub(crate) fn error_stats_add(s: &mut ErrorStats, original: &[f32], roundtrip: &[f32]) -> bool {
+    match crate::kernels().level() {
+        // SAFETY: `kernels()` hands out a level's table only after detecting its features.
+        Level::Avx512 => unsafe { avx512::error_stats_add(s, original, roundtrip) },
+        // SAFETY: as above.
+        Level::Avx2 => unsafe { avx2::error_stats_add(s, original, roundtrip) },
+        _ => return false,
+    }
+    true
+}
+
 /// Sum of the 8 lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -216,3 +232,48 @@ macro_rules! unrolled4_x4 {
     }};
 }
 pub(crate) use unrolled4_x4;
+
+#[cfg(test)]
+mod stats_tests {
+    use super::*;
+    use crate::stats::add_sums;
+
+    fn bits(s: &ErrorStats) -> (u64, u64, u64, u64) {
+        let r = s.report();
+        (
+            r.n,
+            r.rmse.to_bits(),
+            r.snr_db.to_bits(),
+            r.max_abs_err.to_bits(),
+        )
+    }
+
+    #[test]
+    fn simd_error_sums_are_the_portable_ones() {
+        let w: Vec<f32> = (0..1003).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let mut q: Vec<f32> = w.iter().map(|x| (x * 7.0).round() / 7.0).collect();
+        for nan_at in [None, Some(500), Some(1001)] {
+            if let Some(i) = nan_at {
+                q[i] = f32::NAN;
+            }
+            for n in [0, 1, 7, 8, 9, 100, 1003] {
+                let mut want = ErrorStats::default();
+                add_sums(&mut want, &w[..n], &q[..n]);
+                for level in [Level::Avx2, Level::Avx512] {
+                    if !level.is_supported() {
+                        continue;
+                    }
+                    let mut got = ErrorStats::default();
+                    // SAFETY: the level's features were detected just above.
+                    unsafe {
+                        match level {
+                            Level::Avx2 => avx2::error_stats_add(&mut got, &w[..n], &q[..n]),
+                            _ => avx512::error_stats_add(&mut got, &w[..n], &q[..n]),
+                        }
+                    }
+                    assert_eq!(bits(&got), bits(&want), "{level}, {n} values, NaN at {nan_at:?}");
+                }
+            }
+        }
+    }
+}
