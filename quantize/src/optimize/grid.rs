@@ -625,7 +625,6 @@ impl Grid for crate::iq4_xs::Iq4Xs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::BlockFormat;
 
     /// Random bytes made into a block the format's weighted encoder could write: scales from
     /// `choose` on random values, random codes.

@@ -419,7 +419,7 @@ mod tests {
                     .collect()
             })
             .collect();
-        let mut acc: Vec<Vec<f32>> = (0..rows).map(|r| vec![r as f32 * 0.1; len]).collect();
+        let acc: Vec<Vec<f32>> = (0..rows).map(|r| vec![r as f32 * 0.1; len]).collect();
         let mut want = acc.clone();
         for r in 0..rows {
             for j in 0..k {
