@@ -4,6 +4,7 @@
 //!
 //! `cargo run --release -p llamapack-quantize --example weighted_speed [TYPE ...]`
 
+use std::fmt::Write as _;
 use std::hint::black_box;
 
 use llamapack_quantize::{DType, Level, kernels_for};
@@ -48,13 +49,19 @@ fn main() {
             .map(|a| DType::from_name(a).unwrap_or_else(|| panic!("unknown type {a}")))
             .collect()
     };
-    println!("level {}: µs per row (fastest of 40 runs over ~36,864 values)", level.name());
-    println!("{:<8} {:>9} {:>9} {:>9} {:>9}", "type", 576, 1536, 4096, 11008);
+    println!(
+        "level {}: µs per row (fastest of 40 runs over ~36,864 values)",
+        level.name()
+    );
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>9}",
+        "type", 576, 1536, 4096, 11008
+    );
     for dtype in types {
         let mut line = format!("{:<8}", dtype.name());
         for n in [576usize, 1536, 4096, 11008] {
             let Some(rb) = dtype.row_bytes(n) else {
-                line += &format!(" {:>9}", "-");
+                let _ = write!(line, " {:>9}", "-");
                 continue;
             };
             let rows = (36_864 / n).max(4);
@@ -76,7 +83,7 @@ fn main() {
                 best = best.min(t.elapsed().as_secs_f64());
             }
             let us = best * 1e6 / rows as f64;
-            line += &format!(" {us:>9.2}");
+            let _ = write!(line, " {us:>9.2}");
         }
         println!("{line}");
     }

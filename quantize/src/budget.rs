@@ -198,8 +198,8 @@ pub fn solve(items: &[Item], budget: u64) -> Result<Solution, BudgetError> {
         // the most efficient step that fits (ties: lower index), linear scan is fine for the
         // few hundred tensors of a model
         let mut pick: Option<(f64, usize)> = None;
-        for i in 0..items.len() {
-            if let Some((eff, db)) = step(i, pos[i])
+        for (i, &p) in pos.iter().enumerate() {
+            if let Some((eff, db)) = step(i, p)
                 && bytes + db <= budget
                 && pick.is_none_or(|(e, _)| eff > e)
             {

@@ -27,16 +27,18 @@ pub(crate) fn gather<const N: usize, const L: usize>(src: &[f32]) -> Groups<f32,
 
 /// [`gather`] into `out` (filled in place: large arrays moved by value cost copies).
 #[inline(always)]
-pub(crate) fn gather_into<const N: usize, const L: usize>(src: &[f32], out: &mut Groups<f32, N, L>) {
-    match src.get(..N * L) {
-        Some(full) => gather_full(full, out),
-        None => {
-            let mut padded = [[0f32; N]; L];
-            for (p, g) in padded.iter_mut().zip(src.chunks(N)) {
-                p[..g.len()].copy_from_slice(g);
-            }
-            gather_full(padded.as_flattened(), out);
+pub(crate) fn gather_into<const N: usize, const L: usize>(
+    src: &[f32],
+    out: &mut Groups<f32, N, L>,
+) {
+    if let Some(full) = src.get(..N * L) {
+        gather_full(full, out);
+    } else {
+        let mut padded = [[0f32; N]; L];
+        for (p, g) in padded.iter_mut().zip(src.chunks(N)) {
+            p[..g.len()].copy_from_slice(g);
         }
+        gather_full(padded.as_flattened(), out);
     }
 }
 
@@ -175,6 +177,8 @@ pub(crate) fn qx<const N: usize, const L: usize>(
             s[j] = sumlx[j] / suml2[j];
         }
         for j in 0..L {
+            // `&`, not `&&`: a branch-free select in every lane
+            #[allow(clippy::needless_bitwise_bool)]
             let take = (suml2[j] > 0.0) & (sumlx[j] * sumlx[j] > best[j] * suml2[j]);
             scale[j] = select(take, s[j], scale[j]);
             best[j] = select(take, s[j] * sumlx[j], best[j]);
@@ -281,6 +285,8 @@ pub(crate) fn qkx2<const N: usize, const L: usize>(
             }
         }
         for j in 0..L {
+            // `&`, not `&&`: a branch-free select in every lane
+            #[allow(clippy::needless_bitwise_bool)]
             let take = (det[j] > 0.0) & (cur_error[j] < best_error[j]);
             best_error[j] = if take { cur_error[j] } else { best_error[j] };
             scale[j] = if take { this_scale[j] } else { scale[j] };

@@ -559,27 +559,6 @@ impl CrcShift {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::CrcShift;
-
-    #[test]
-    fn crc_shift_combines_as_crc32c() {
-        let data: Vec<u8> = (0..5000u32).map(|i| (i * 2_654_435_761 >> 13) as u8).collect();
-        for (a, b) in [(0, 1), (1, 1), (7, 64), (100, 999), (3000, 2000), (0, 5000)] {
-            let (x, y) = (&data[..a], &data[a..a + b]);
-            let s = CrcShift::new(b);
-            let want = crc32c::crc32c(&data[..a + b]);
-            assert_eq!(s.combine(crc32c::crc32c(x), crc32c::crc32c(y)), want, "{a}+{b}");
-            assert_eq!(
-                crc32c::crc32c_combine(crc32c::crc32c(x), crc32c::crc32c(y), b),
-                want
-            );
-        }
-        assert_eq!(CrcShift::new(0).combine(0x1234_5678, 0), 0x1234_5678);
-    }
-}
-
 /// The round-trip error of `bytes` (rows of `target`, encoded elsewhere) against `t`.
 fn error_of(t: &TensorView<'_>, target: DType, bytes: &[u8]) -> Result<ErrorStats, Error> {
     let n = t.row_len();
@@ -631,4 +610,31 @@ pub fn group_fallbacks(fallbacks: &[String]) -> Vec<String> {
             format!("{}{more}: {why}", shown.join(", "))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CrcShift;
+
+    #[test]
+    fn crc_shift_combines_as_crc32c() {
+        let data: Vec<u8> = (0..5000u32)
+            .map(|i| ((i * 2_654_435_761) >> 13) as u8)
+            .collect();
+        for (a, b) in [(0, 1), (1, 1), (7, 64), (100, 999), (3000, 2000), (0, 5000)] {
+            let (x, y) = (&data[..a], &data[a..a + b]);
+            let s = CrcShift::new(b);
+            let want = crc32c::crc32c(&data[..a + b]);
+            assert_eq!(
+                s.combine(crc32c::crc32c(x), crc32c::crc32c(y)),
+                want,
+                "{a}+{b}"
+            );
+            assert_eq!(
+                crc32c::crc32c_combine(crc32c::crc32c(x), crc32c::crc32c(y), b),
+                want
+            );
+        }
+        assert_eq!(CrcShift::new(0).combine(0x1234_5678, 0), 0x1234_5678);
+    }
 }

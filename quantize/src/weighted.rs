@@ -59,7 +59,8 @@ fn rows<'a, B>(
     per_row: usize,
 ) -> impl Iterator<Item = (&'a [f32], &'a mut [B])> {
     let x = if n == 0 { &[][..] } else { x };
-    x.chunks_exact(n.max(1)).zip(y.chunks_exact_mut(per_row.max(1)))
+    x.chunks_exact(n.max(1))
+        .zip(y.chunks_exact_mut(per_row.max(1)))
 }
 
 /// `w = qw·sqrt(σ² + x²)`, ggml's weights from the imatrix.
@@ -391,9 +392,10 @@ fn row_sigma2s(x: &[f32], n: usize) -> Vec<f32> {
     for r8 in eights.by_ref() {
         let r: [&[f32]; 8] = std::array::from_fn(|k| &r8[k * n..(k + 1) * n]);
         let mut s = [0f32; 8];
-        for i in 0..n {
-            for k in 0..8 {
-                s[k] += r[k][i] * r[k][i];
+        // each sum adds its row in order, as before
+        for (sk, rk) in s.iter_mut().zip(&r) {
+            for &v in *rk {
+                *sk += v * v;
             }
         }
         out.extend(s.map(|s| s / n as f32));

@@ -7,6 +7,7 @@ use llamapack_quantize::optimize::{
     self, InputStats, Options, Order, check_blocks, output_error, output_error_diag,
 };
 use llamapack_quantize::{DType, Error, WEIGHT_TYPES, dequantize_row, kernels};
+use std::fmt::Write as _;
 
 use crate::common::Rng;
 
@@ -51,7 +52,7 @@ impl Layer {
         let mut x = vec![0f32; tokens * cols];
         let mut z = vec![0f32; cols];
         for t in 0..tokens {
-            for v in z.iter_mut() {
+            for v in &mut z {
                 *v = rng.normal();
             }
             let xt = &mut x[t * cols..(t + 1) * cols];
@@ -125,7 +126,7 @@ fn optimized_beats_the_weighted_encoder_for_every_type() {
         .unwrap();
         let ours = layer.error(dtype, &bytes);
         let ratio = ours / theirs;
-        report += &format!("{dtype}: {ratio:.3}  ");
+        let _ = write!(report, "{dtype}: {ratio:.3}  ");
         assert!(
             ratio < 0.8,
             "{dtype}: optimized {ours} vs weighted {theirs}"
@@ -322,7 +323,7 @@ fn uncorrelated_inputs_lose_nothing() {
             output_error(dtype, &layer.w, layer.rows, 512, &ours, &stats).unwrap(),
             output_error(dtype, &layer.w, layer.rows, 512, &theirs, &stats).unwrap(),
         );
-        report += &format!("{dtype}: {:.3}  ", a / b);
+        let _ = write!(report, "{dtype}: {:.3}  ", a / b);
         assert!(a <= 1.02 * b, "{dtype}: {a} vs {b}");
     }
     eprintln!("H = I, optimized / weighted: {report}");
@@ -398,7 +399,7 @@ fn variants() {
                     ..Options::default()
                 };
                 let ours = layer.error(dtype, &layer.optimized(dtype, &opts));
-                line += &format!(" | {name}: {:.4}", ours / theirs);
+                let _ = write!(line, " | {name}: {:.4}", ours / theirs);
             }
             eprintln!("{line}");
         }

@@ -197,7 +197,7 @@ impl Collector {
     pub fn collect_grams(&mut self, c: &Config, layers: std::ops::Range<usize>, output: bool) {
         let qd = c.n_heads * c.head_dim;
         let widths = [c.dim, qd, c.dim, c.hidden_dim];
-        self.grams = (0..c.n_layers * 4 + 1)
+        self.grams = (0..=c.n_layers * 4)
             .map(|i| {
                 let (l, k) = (i / 4, i % 4);
                 if i == c.n_layers * 4 {

@@ -128,7 +128,7 @@ pub fn allocate(
             bpw(min + fixed_bytes, n_weights),
             bpw(max + fixed_bytes, n_weights),
         ),
-        e => e.into(),
+        e @ budget::BudgetError::Item(..) => e.into(),
     })?;
     let tensors: Vec<PlannedTensor> = items
         .iter()

@@ -159,17 +159,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         windows: &windows,
         settings: &settings,
     };
-    let (plan, sens) = match &b.plan {
-        Some(path) => (BudgetPlan::read(path)?, None),
-        None => {
-            let budget = match (b.target_bpw, b.target_size) {
-                (Some(t), None) => (t * n_weights(&lpk) as f64 / 8.0).floor() as u64,
-                (None, Some(s)) => s,
-                _ => bail!("give one of --target-bpw, --target-size or --plan"),
-            };
-            let (plan, sens) = pool.install(|| job.plan(budget))?;
-            (plan, Some(sens))
-        }
+    let (plan, sens) = if let Some(path) = &b.plan {
+        (BudgetPlan::read(path)?, None)
+    } else {
+        let budget = match (b.target_bpw, b.target_size) {
+            (Some(t), None) => (t * n_weights(&lpk) as f64 / 8.0).floor() as u64,
+            (None, Some(s)) => s,
+            _ => bail!("give one of --target-bpw, --target-size or --plan"),
+        };
+        let (plan, sens) = pool.install(|| job.plan(budget))?;
+        (plan, Some(sens))
     };
     let measured_secs = started.elapsed().as_secs_f64();
     if let Some(path) = &b.save_plan {

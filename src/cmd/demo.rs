@@ -149,7 +149,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         std::fs::read_to_string(&text).with_context(|| format!("reading {}", text.display()))?;
     let half = book.len() / 2;
     let cut = half + book[half..].find('\n').unwrap_or(0);
-    llamapack_format::output::write_file(&calib, book[cut..].as_bytes())?;
+    llamapack_format::output::write_file(&calib, &book.as_bytes()[cut..])?;
     let plan = {
         let model = Model::load_with_threads(&src, threads)?;
         let tok = Tokenizer::from_data(src.tokenizer())?;

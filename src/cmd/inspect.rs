@@ -358,7 +358,7 @@ fn budget_lines(b: &serde_json::Value) -> Vec<String> {
         .and_then(|v| v.as_array())
         .cloned()
         .unwrap_or_default();
-    let mut mix: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut mix = std::collections::BTreeMap::<String, usize>::default();
     for t in &tensors {
         *mix.entry(
             t.get("dtype")

@@ -38,7 +38,7 @@ pub enum Command {
     Export(export::Args),
     Inspect(inspect::Args),
     Verify(verify::Args),
-    Quantize(quantize::Args),
+    Quantize(Box<quantize::Args>),
     Imatrix(imatrix::Args),
 }
 

@@ -130,7 +130,7 @@ pub fn factor(stats: &InputStats, opts: &Options) -> Result<Factor, Error> {
     }
     let diag: Vec<f64> = (0..n).map(|i| stats.get(i, i)).collect();
     let mean = diag.iter().sum::<f64>() / n as f64;
-    if !(mean > 0.0) {
+    if mean.is_nan() || mean <= 0.0 {
         return Err(Error::InputStats {
             reason: "every diagonal entry is 0 (the layer input is always zero)".into(),
         });

@@ -79,7 +79,7 @@ pub(crate) fn nearest(grid: &[f32], first: usize, x: f32) -> usize {
     // The first code at or past x in the grid's direction.
     let (mut lo, mut hi) = (first, last);
     while lo < hi {
-        let mid = (lo + hi) / 2;
+        let mid = usize::midpoint(lo, hi);
         let past = if rising {
             grid[mid] >= x
         } else {

@@ -53,7 +53,7 @@ impl InputStats {
     /// accumulated in f64. For tests and small layers; a calibration pass accumulates `XᵀX`
     /// itself and calls [`InputStats::from_f32`] or [`InputStats::from_f64`].
     pub fn from_inputs(x: &[f32], cols: usize) -> Result<InputStats, Error> {
-        if cols == 0 || x.is_empty() || x.len() % cols != 0 {
+        if cols == 0 || x.is_empty() || !x.len().is_multiple_of(cols) {
             return Err(Error::Shape {
                 what: "input vectors",
                 expected: cols.max(1) * (x.len() / cols.max(1)).max(1),

@@ -233,10 +233,7 @@ pub(crate) fn gemm_at<A: Kernel<S>, S: Src<A>>(
 }
 
 /// Splits `buf` into consecutive mutable rows of the given lengths.
-pub(crate) fn split_rows<'a, T>(
-    mut buf: &'a mut [T],
-    lens: impl Iterator<Item = usize>,
-) -> Vec<&'a mut [T]> {
+pub(crate) fn split_rows<T>(mut buf: &mut [T], lens: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
     let mut out = Vec::new();
     for n in lens {
         let (row, rest) = std::mem::take(&mut buf).split_at_mut(n);
@@ -276,7 +273,7 @@ pub(crate) fn cholesky_packed(a: &mut [f64], n: usize) -> Result<(), usize> {
                 let (ri, rj) = (lower_offset(i), lower_offset(j));
                 let mut s = a[ri + j];
                 for p in kb..j {
-                    s = s - a[ri + p] * a[rj + p];
+                    s -= a[ri + p] * a[rj + p];
                 }
                 if i == j {
                     if s.is_nan() || s <= 0.0 {
@@ -424,7 +421,7 @@ mod tests {
         for r in 0..rows {
             for j in 0..k {
                 for t in 0..len {
-                    want[r][t] = want[r][t] + coef[r][j] * panel[j][t];
+                    want[r][t] += coef[r][j] * panel[j][t];
                 }
             }
         }
@@ -446,7 +443,7 @@ mod tests {
             for r in 0..rows {
                 for j in 0..k {
                     for t in 0..len {
-                        want64[r][t] = want64[r][t] + c64[r][j] * p64[r.min(0) + j][t];
+                        want64[r][t] += c64[r][j] * p64[j][t];
                     }
                 }
             }

@@ -46,6 +46,7 @@ macro_rules! kernel {
                         for q in 0..rows {
                             let p = acc[r + q].as_ptr();
                             for v in 0..4 {
+                                // SAFETY: in bounds, as stated at the top of this loop (t + width ≤ hi ≤ len, j < k).
                                 a[q][v] = unsafe { $loadu(p.add(t + v * L)) };
                             }
                         }
@@ -54,9 +55,11 @@ macro_rules! kernel {
                                 let p = panel[j].as_ptr();
                                 let mut pv = [$zero(); 4];
                                 for (v, o) in pv.iter_mut().enumerate() {
+                                    // SAFETY: in bounds, as stated at the top of this loop (t + width ≤ hi ≤ len, j < k).
                                     *o = unsafe { load!(p.add(t + v * L)) };
                                 }
                                 for q in 0..4 {
+                                    // SAFETY: in bounds, as stated at the top of this loop (t + width ≤ hi ≤ len, j < k).
                                     let e = $set1(unsafe { *coef[r + q].get_unchecked(j) });
                                     for v in 0..4 {
                                         a[q][v] = $add(a[q][v], $mul(e, pv[v]));
@@ -66,8 +69,10 @@ macro_rules! kernel {
                         } else {
                             for j in 0..k {
                                 let p = panel[j].as_ptr();
+                                // SAFETY: in bounds, as stated at the top of this loop (t + width ≤ hi ≤ len, j < k).
                                 let e = $set1(unsafe { *coef[r].get_unchecked(j) });
                                 for v in 0..4 {
+                                    // SAFETY: in bounds, as stated at the top of this loop (t + width ≤ hi ≤ len, j < k).
                                     let pv = unsafe { load!(p.add(t + v * L)) };
                                     a[0][v] = $add(a[0][v], $mul(e, pv));
                                 }
@@ -76,6 +81,7 @@ macro_rules! kernel {
                         for q in 0..rows {
                             let p = acc[r + q].as_mut_ptr();
                             for v in 0..4 {
+                                // SAFETY: in bounds, as stated at the top of this loop (t + width ≤ hi ≤ len, j < k).
                                 unsafe { $storeu(p.add(t + v * L), a[q][v]) };
                             }
                         }
@@ -84,16 +90,20 @@ macro_rules! kernel {
                     while t + L <= hi {
                         let mut a = [$zero(); 4];
                         for q in 0..rows {
+                            // SAFETY: in bounds, as stated at the top of this loop (t + width ≤ hi ≤ len, j < k).
                             a[q] = unsafe { $loadu(acc[r + q].as_ptr().add(t)) };
                         }
                         for j in 0..k {
+                            // SAFETY: in bounds, as stated at the top of this loop (t + width ≤ hi ≤ len, j < k).
                             let pv = unsafe { load!(panel[j].as_ptr().add(t)) };
                             for q in 0..rows {
+                                // SAFETY: in bounds, as stated at the top of this loop (t + width ≤ hi ≤ len, j < k).
                                 let e = $set1(unsafe { *coef[r + q].get_unchecked(j) });
                                 a[q] = $add(a[q], $mul(e, pv));
                             }
                         }
                         for q in 0..rows {
+                            // SAFETY: in bounds, as stated at the top of this loop (t + width ≤ hi ≤ len, j < k).
                             unsafe { $storeu(acc[r + q].as_mut_ptr().add(t), a[q]) };
                         }
                         t += L;
@@ -102,7 +112,7 @@ macro_rules! kernel {
                         for q in 0..rows {
                             let mut a = acc[r + q][t];
                             for j in 0..k {
-                                a = a + coef[r + q][j] * <$A>::from(panel[j][t]);
+                                a += coef[r + q][j] * <$A>::from(panel[j][t]);
                             }
                             acc[r + q][t] = a;
                         }

@@ -220,7 +220,7 @@ pub fn check_blocks(dtype: DType, bytes: &[u8]) -> Result<(), Error> {
     if !dtype.is_storable() {
         return Err(Error::Unsupported(dtype));
     }
-    if bytes.len() % dtype.block_bytes() != 0 {
+    if !bytes.len().is_multiple_of(dtype.block_bytes()) {
         return Err(Error::Shape {
             what: "block bytes",
             expected: bytes.len() / dtype.block_bytes() * dtype.block_bytes(),
@@ -252,7 +252,7 @@ fn check_weights(dtype: DType, w: &[f32], rows: usize, cols: usize) -> Result<()
         len: cols,
         block_len: dtype.block_len(),
     })?;
-    let n = rows.checked_mul(cols).unwrap_or(usize::MAX);
+    let n = rows.saturating_mul(cols);
     if w.len() != n || cols == 0 {
         return Err(Error::Shape {
             what: "weights (rows × cols)",

@@ -12,6 +12,9 @@
 //! squares then f16 rounding (the rounding and its neighbours compared), each integer by its
 //! optimum rounded and clamped to the format's range (and the neighbours), three sweeps.
 
+// Small dense systems (≤ 16 unknowns) written with the indices of their formulas.
+#![allow(clippy::needless_range_loop)]
+
 use half::f16;
 use llamapack_format::blocks::QK_K;
 

@@ -271,7 +271,11 @@ mod stats_tests {
                             _ => avx512::error_stats_add(&mut got, &w[..n], &q[..n]),
                         }
                     }
-                    assert_eq!(bits(&got), bits(&want), "{level}, {n} values, NaN at {nan_at:?}");
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "{level}, {n} values, NaN at {nan_at:?}"
+                    );
                 }
             }
         }
