@@ -11,14 +11,14 @@
 #                    fixture  the tiny trained fixture (256-multiple rows, ctx 128)
 #                    trained  a larger script-trained Llama (bench/train_model.py: dim 512, 8 layers,
 #                             GQA 8/4, ffn 1536, vocab 2048, 256-multiple rows, ctx 256), trained
-#                             here first when $WORK/budget/trained/meta is missing (~15-40 min)
+#                             here first when $WORK/budget/trained/meta is missing (25 CPU-min)
 #
 #   bench/budget_vs_llamacpp.sh      # env MODELS, TYPES (Q3_K_M Q4_K_M Q5_K_M), CHUNKS (eval
 #                                    # windows, 0 = all), EXTRA (more `quantize` flags), THREADS,
 #                                    # TORCH_PYTHON (a Python with torch, for `trained`)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-MODELS="${MODELS:-smol offgrid fixture}"
+MODELS="${MODELS:-smol offgrid fixture trained}"
 TYPES="${TYPES:-Q3_K_M Q4_K_M Q5_K_M}"
 CHUNKS="${CHUNKS:-0}"
 EXTRA="${EXTRA:-}"
