@@ -9,12 +9,16 @@
 #   models (MODELS): smol     SmolLM2-135M all-f16 (its weights sit on a Q4_1 grid: see offgrid)
 #                    offgrid  the same moved off that grid (bench/gguf_to_f16.py --offgrid 0.35)
 #                    fixture  the tiny trained fixture (256-multiple rows, ctx 128)
+#                    trained  a larger script-trained Llama (bench/train_model.py: dim 512, 8 layers,
+#                             GQA 8/4, ffn 1536, vocab 2048, 256-multiple rows, ctx 256), trained
+#                             here first when $WORK/budget/trained/meta is missing (25 CPU-min)
 #
 #   bench/budget_vs_llamacpp.sh      # env MODELS, TYPES (Q3_K_M Q4_K_M Q5_K_M), CHUNKS (eval
-#                                    # windows, 0 = all), EXTRA (more `quantize` flags), THREADS
+#                                    # windows, 0 = all), EXTRA (more `quantize` flags), THREADS,
+#                                    # TORCH_PYTHON (a Python with torch, for `trained`)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-MODELS="${MODELS:-smol offgrid fixture}"
+MODELS="${MODELS:-smol offgrid fixture trained}"
 TYPES="${TYPES:-Q3_K_M Q4_K_M Q5_K_M}"
 CHUNKS="${CHUNKS:-0}"
 EXTRA="${EXTRA:-}"
@@ -39,6 +43,11 @@ for m in $MODELS; do
       [ -f "$D/f16.lpk" ] || lp convert "$ROOT/fixtures/tiny/meta" -o "$D/f16.lpk" --dtype f16 >&2
       [ -f "$D/f16.gguf" ] || lp export "$D/f16.lpk" --format gguf -o "$D/f16.gguf" >&2
       CTX=128; EVAL="$ROOT/fixtures/text/corpus.txt" ;;
+    trained)
+      [ -f "$D/meta/train_log.json" ] || "${TORCH_PYTHON:-/work/venv-torch/bin/python}" "$ROOT/bench/train_model.py" "$D/meta" >"$D/train.log" 2>&1
+      [ -f "$D/f16.lpk" ] || lp convert "$D/meta" -o "$D/f16.lpk" --dtype f16 >&2
+      [ -f "$D/f16.gguf" ] || lp export "$D/f16.lpk" --format gguf -o "$D/f16.gguf" >&2
+      CTX=256; EVAL="$HELD" ;;
     *) echo "unknown model $m" >&2; exit 2 ;;
   esac
   perp() { "$PEER_BIN/llama-perplexity" -c "$CTX" -t "$THREADS" "${NR[@]}" "$@"; }
