@@ -269,24 +269,14 @@ pub fn quantize<B: AsRef<[u8]> + Sync>(
             }
             _ => (None, false),
         };
-        if let Some(given) = opts.encoded.get(&p.name) {
-            // encoded elsewhere (calibrated quantization): its error against the verified input
-            if !t.checksum_ok() {
-                return Err(in_tensor(&p.name, Error::Corrupt));
-            }
-            let stats = error_of(&t, p.to, given).map_err(|e| in_tensor(&p.name, e))?;
-            return Ok(Encoded {
-                chunks: vec![given.clone()],
-                stats,
-                missing,
-                source_bytes: t.bytes.len() as u64,
-            });
-        }
-        // the stored checksum is verified in the same parallel pass that reads the rows
-        let e = encode_rows(&t, p.to, weights.as_deref(), t.crc32c.is_some()).map_err(|e| {
-            // corrupt bytes can fail the encoding (a NaN): the checksum is the better message
-            in_tensor(&p.name, if t.checksum_ok() { e } else { Error::Corrupt })
-        })?;
+        // the stored checksum is verified in the same parallel pass that reads the rows;
+        // tensors encoded elsewhere (calibrated quantization) only have their error measured
+        let given = opts.encoded.get(&p.name).map(Vec::as_slice);
+        let e =
+            encode_rows(&t, p.to, weights.as_deref(), t.crc32c.is_some(), given).map_err(|e| {
+                // corrupt bytes can fail the encoding (a NaN): the checksum is the better message
+                in_tensor(&p.name, if t.checksum_ok() { e } else { Error::Corrupt })
+            })?;
         if t.crc32c.is_some_and(|c| c != e.crc) {
             return Err(in_tensor(&p.name, Error::Corrupt));
         }
@@ -405,7 +395,7 @@ pub fn encode_tensor_weighted(
     target: DType,
     weights: Option<&[f32]>,
 ) -> Result<(Vec<u8>, ErrorStats), Error> {
-    let e = encode_rows(t, target, weights, false)?;
+    let e = encode_rows(t, target, weights, false, None)?;
     Ok((e.chunks.concat(), e.stats))
 }
 
@@ -420,12 +410,15 @@ struct EncodedRows {
 
 /// Encodes `t` as `target` in batches of rows on the rayon pool (each batch its own buffer,
 /// so that no thread zeroes the whole output first); with `crc`, each batch also takes the
-/// crc32c of its source bytes, combined in order into the tensor's.
+/// crc32c of its source bytes, combined in order into the tensor's. With `given` (all rows
+/// already encoded as `target` elsewhere) each batch takes its rows from it instead of
+/// encoding, and only the error is measured.
 fn encode_rows(
     t: &TensorView<'_>,
     target: DType,
     weights: Option<&[f32]>,
     crc: bool,
+    given: Option<&[u8]>,
 ) -> Result<EncodedRows, Error> {
     let rows = t.rows();
     let n = t.row_len();
@@ -436,7 +429,14 @@ fn encode_rows(
     };
     let src_row = t.dtype.row_bytes(n).ok_or_else(|| row_err(t.dtype))?;
     let dst_row = target.row_bytes(n).ok_or_else(|| row_err(target))?;
-    if t.dtype == target || rows == 0 || n == 0 {
+    if given.is_some_and(|g| g.len() != rows * dst_row) {
+        return Err(Error::RowLength {
+            dtype: target,
+            len: given.map_or(0, <[u8]>::len),
+            block_len: dst_row,
+        });
+    }
+    if (t.dtype == target && given.is_none()) || rows == 0 || n == 0 {
         return Ok(EncodedRows {
             chunks: vec![t.bytes.to_vec()],
             stats: ErrorStats::default(),
@@ -469,11 +469,12 @@ fn encode_rows(
                 crate::dequantize_row(t.dtype, s, xr)?;
             }
             let mut dst = vec![0u8; (r1 - r0) * dst_row];
-            match weights {
-                Some(qw) => crate::kernels()
+            match (given, weights) {
+                (Some(g), _) => dst.copy_from_slice(&g[r0 * dst_row..r1 * dst_row]),
+                (None, Some(qw)) => crate::kernels()
                     .quantize_weighted_rows(target, &x, &mut dst, qw)
                     .map_err(at(r0))?,
-                None => {
+                (None, None) => {
                     for (i, (xr, d)) in x.chunks_exact(n).zip(dst.chunks_mut(dst_row)).enumerate() {
                         crate::quantize_weights_row(target, xr, d).map_err(at(r0 + i))?;
                     }
@@ -557,37 +558,6 @@ impl CrcShift {
     fn combine(&self, crc1: u32, crc2: u32) -> u32 {
         Self::times(&self.0, crc1) ^ crc2
     }
-}
-
-/// The round-trip error of `bytes` (rows of `target`, encoded elsewhere) against `t`.
-fn error_of(t: &TensorView<'_>, target: DType, bytes: &[u8]) -> Result<ErrorStats, Error> {
-    let n = t.row_len();
-    let row_err = |dtype: DType| Error::RowLength {
-        dtype,
-        len: n,
-        block_len: dtype.block_len(),
-    };
-    let src_row = t.dtype.row_bytes(n).ok_or_else(|| row_err(t.dtype))?;
-    let dst_row = target.row_bytes(n).ok_or_else(|| row_err(target))?;
-    if bytes.len() != t.rows() * dst_row {
-        return Err(Error::RowLength {
-            dtype: target,
-            len: bytes.len(),
-            block_len: dst_row,
-        });
-    }
-    (0..t.rows())
-        .into_par_iter()
-        .map(|r| -> Result<ErrorStats, Error> {
-            let mut x = vec![0f32; n];
-            let mut back = vec![0f32; n];
-            crate::dequantize_row(t.dtype, &t.bytes[r * src_row..(r + 1) * src_row], &mut x)?;
-            crate::dequantize_row(target, &bytes[r * dst_row..(r + 1) * dst_row], &mut back)?;
-            let mut s = ErrorStats::default();
-            s.add(&x, &back);
-            Ok(s)
-        })
-        .try_reduce(ErrorStats::default, |a, b| Ok(a.merge(b)))
 }
 
 /// Groups fallback messages (`name: why`) by their reason: one line per kind of fallback,
