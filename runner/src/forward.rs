@@ -120,29 +120,16 @@ impl<'a> Model<'a> {
         start_pos: usize,
         logits: Logits,
     ) -> Result<&'s [f32]> {
-        let n = tokens.len();
-        let vocab = self.config.vocab_size;
-        if n == 0 || n > s.max_batch {
-            return Err(Error::Invalid(format!(
-                "a batch of {n} tokens (this state takes 1..={})",
-                s.max_batch
-            )));
-        }
-        if start_pos + n > s.ctx {
-            return Err(Error::Context {
-                pos: start_pos,
-                n,
-                ctx: s.ctx,
-            });
-        }
-        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= vocab) {
-            return Err(Error::TokenId { id, vocab });
-        }
         let all = 0..self.config.n_layers;
-        self.pool.install(|| {
-            self.forward_impl(&self.weights, s, Some(tokens), n, all, start_pos, logits)
-        })?;
-        Ok(&s.logits[..logits.rows(n) * vocab])
+        self.forward_layers(
+            &self.weights,
+            s,
+            Some(tokens),
+            tokens.len(),
+            all,
+            start_pos,
+            logits,
+        )
     }
 
     /// Processes a prompt of any length in batches of `s.max_batch`; returns the logits of
@@ -187,10 +174,16 @@ impl<'a> Model<'a> {
     ) -> Result<&'s [f32]> {
         let c = &self.config;
         let vocab = c.vocab_size;
-        if n == 0 || n > s.max_batch || tokens.is_some_and(|t| t.len() != n) {
+        if n == 0 || n > s.max_batch {
             return Err(Error::Invalid(format!(
-                "a partial pass over {n} tokens (this state takes 1..={})",
+                "a batch of {n} tokens (this state takes 1..={})",
                 s.max_batch
+            )));
+        }
+        if let Some(t) = tokens.filter(|t| t.len() != n) {
+            return Err(Error::Invalid(format!(
+                "{} token ids for a pass over {n} tokens",
+                t.len()
             )));
         }
         if start_pos + n > s.ctx {
