@@ -15,6 +15,9 @@
 //!
 //! Run: `cargo bench -p llamapack-quantize -- --warm-up-time 1 --measurement-time 2`.
 
+mod common;
+use common::data;
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -23,18 +26,6 @@ use llamapack_quantize::{DType, Level, WEIGHT_TYPES, kernels_for, vec_dot_type};
 
 const N: usize = 4096;
 const ROWS: usize = 64;
-
-fn data(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        })
-        .collect()
-}
 
 fn quantize(c: &mut Criterion) {
     let x = data(N, 1);

@@ -6,6 +6,9 @@
 //! Each figure is one run (a run takes seconds); the statistics are synthetic (a rank-64
 //! correlation plus a diagonal), the weights pseudo-random.
 
+mod common;
+use common::data;
+
 use std::time::Instant;
 
 use llamapack_quantize::optimize::{
@@ -40,18 +43,6 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, String) {
         cpu() - c
     );
     (out, s)
-}
-
-fn data(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        })
-        .collect()
 }
 
 /// `H = B·Bᵀ/k + diag` with `B` random `cols × k`: correlated, positive definite.

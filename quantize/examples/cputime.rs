@@ -3,6 +3,10 @@
 //!
 //! `cargo run --release -p llamapack-quantize --example cputime`
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::data;
+
 use std::hint::black_box;
 
 use llamapack_quantize::{DType, Level, WEIGHT_TYPES, kernels_for, vec_dot_type};
@@ -42,18 +46,6 @@ fn rate(bytes: usize, mut f: impl FnMut()) -> f64 {
         iters += batch;
     }
     (bytes as f64 * iters as f64) / ((cpu_ns() - t0) as f64 * 1e-9)
-}
-
-fn data(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        })
-        .collect()
 }
 
 fn main() {

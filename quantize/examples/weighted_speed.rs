@@ -4,22 +4,14 @@
 //!
 //! `cargo run --release -p llamapack-quantize --example weighted_speed [TYPE ...]`
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::data;
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 
 use llamapack_quantize::{DType, Level, kernels_for};
-
-fn data(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        })
-        .collect()
-}
 
 fn main() {
     let level = Level::ALL
