@@ -172,10 +172,9 @@ pub fn encode(
     for l in 0..n_layers {
         // Moments of block l under the quantized blocks before it (block l itself still
         // original), then block l encoded, then the streams advanced through it quantized.
-        let before = xs.clone();
         let grams = {
             let q = current(w, &encoded, types);
-            block_grams(model, &q, &mut s, &mut xs, l, ctx)?
+            block_grams(model, &q, &mut s, &mut xs, l, ctx, false)?
         };
         let mut moments: [Option<Moment>; 4] = Default::default();
         for (m, site) in block_matrices(w, l) {
@@ -190,7 +189,6 @@ pub fn encode(
                 progress(encoded.len(), total);
             }
         }
-        xs = before;
         let q = current(w, &encoded, types);
         for x in &mut xs {
             s.x[..ctx * dim].copy_from_slice(x);

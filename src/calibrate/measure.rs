@@ -103,7 +103,7 @@ pub fn measure(
     let mut tensors = Vec::with_capacity(total);
     for l in 0..n_layers {
         let t0 = Instant::now();
-        let grams = block_grams(model, w, &mut s, &mut xs, l, ctx)?;
+        let grams = block_grams(model, w, &mut s, &mut xs, l, ctx, true)?;
         times.moments += t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
         let moments = grams
@@ -204,8 +204,8 @@ pub(crate) fn site_slot(site: Site) -> usize {
     }
 }
 
-/// Runs block `l` of `w` over every window's residual stream in `xs` (advancing them) and
-/// returns the second moments of its four sites.
+/// Runs block `l` of `w` over every window's residual stream in `xs` and returns the second
+/// moments of its four sites; with `advance`, the streams are left as they leave the block.
 pub(crate) fn block_grams(
     model: &Model<'_>,
     w: &Weights<'_>,
@@ -213,6 +213,7 @@ pub(crate) fn block_grams(
     xs: &mut [Vec<f32>],
     l: usize,
     ctx: usize,
+    advance: bool,
 ) -> anyhow::Result<[Gram; 4]> {
     let c = &model.config;
     let dim = c.dim;
@@ -222,7 +223,9 @@ pub(crate) fn block_grams(
     for x in xs.iter_mut() {
         s.x[..ctx * dim].copy_from_slice(x);
         model.forward_layers(w, s, None, ctx, l..l + 1, 0, Logits::None)?;
-        x.copy_from_slice(&s.x[..ctx * dim]);
+        if advance {
+            x.copy_from_slice(&s.x[..ctx * dim]);
+        }
     }
     let mut col = s.imatrix.take().expect("set above");
     let mut take = |site| {
@@ -365,13 +368,15 @@ fn log_softmax_rows(logits: &[f32], vocab: usize) -> Vec<f32> {
     let mut out = vec![0f32; logits.len()];
     out.par_chunks_mut(vocab)
         .zip(logits.par_chunks(vocab))
-        .for_each(|(o, l)| {
-            let mut tmp = vec![0f64; vocab];
-            llamapack_runner::metrics::log_softmax(l, &mut tmp);
-            for (a, b) in o.iter_mut().zip(&tmp) {
-                *a = *b as f32;
-            }
-        });
+        .for_each_init(
+            || vec![0f64; vocab],
+            |tmp, (o, l)| {
+                llamapack_runner::metrics::log_softmax(l, tmp);
+                for (a, b) in o.iter_mut().zip(tmp.iter()) {
+                    *a = *b as f32;
+                }
+            },
+        );
     out
 }
 
@@ -380,17 +385,19 @@ fn kld_rows(ref_logp: &[f32], logits: &[f32], vocab: usize) -> f64 {
     ref_logp
         .par_chunks(vocab)
         .zip(logits.par_chunks(vocab))
-        .map(|(lp, l)| {
-            let mut lc = vec![0f64; vocab];
-            llamapack_runner::metrics::log_softmax(l, &mut lc);
-            lp.iter()
-                .zip(&lc)
-                .map(|(&a, &b)| {
-                    let a = f64::from(a);
-                    a.exp() * (a - b)
-                })
-                .sum::<f64>()
-                .max(0.0)
-        })
+        .map_init(
+            || vec![0f64; vocab],
+            |lc, (lp, l)| {
+                llamapack_runner::metrics::log_softmax(l, lc);
+                lp.iter()
+                    .zip(lc.iter())
+                    .map(|(&a, &b)| {
+                        let a = f64::from(a);
+                        a.exp() * (a - b)
+                    })
+                    .sum::<f64>()
+                    .max(0.0)
+            },
+        )
         .sum()
 }
