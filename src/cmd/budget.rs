@@ -229,17 +229,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         })),
         "tensors": done.tensors,
     });
-    if let Some(path) = &args.report {
-        llamapack_format::output::write_file(
-            path,
-            (serde_json::to_string_pretty(&doc)? + "\n").as_bytes(),
-        )?;
-    }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    if super::quantize::report(args, &doc)? {
         return Ok(ExitCode::SUCCESS);
     }
+    let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "{} → {}: {} → {} ({:.3} bpw, predicted mean KLD {:.5}) in {secs:.1} s ({measured_secs:.1} s measuring)",

@@ -209,15 +209,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         "fallbacks": fallbacks,
         "tensors": worst,
     });
-    if let Some(path) = &args.report {
-        let text = serde_json::to_string_pretty(&doc)? + "\n";
-        llamapack_format::output::write_file(path, text.as_bytes())?;
-    }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    if report(args, &doc)? {
         return Ok(ExitCode::SUCCESS);
     }
+    let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "{} → {}: {} → {} in {secs:.2} s ({} recipe)",
@@ -257,6 +252,23 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `doc` to `--report` when asked, and prints it on stdout with `--json`: true when it
+/// was printed (the table is then not).
+pub fn report(args: &Args, doc: &serde_json::Value) -> anyhow::Result<bool> {
+    if let Some(path) = &args.report {
+        let text = serde_json::to_string_pretty(doc)? + "\n";
+        llamapack_format::output::write_file(path, text.as_bytes())?;
+    }
+    if args.json {
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::to_string_pretty(doc)?
+        )?;
+    }
+    Ok(args.json)
 }
 
 /// Plans and quantizes `lpk` (read from `input`) into `output` with `recipe`, on the current
