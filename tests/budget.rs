@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::common::{fails, fixture, json, ok, s, shared};
+use crate::common::{fails, fixture, inspect_tensors, json, ok, s, shared};
 
 /// The corpus cut in two: (calibration, evaluation), written once.
 fn halves() -> &'static (PathBuf, PathBuf) {
@@ -23,29 +23,7 @@ fn halves() -> &'static (PathBuf, PathBuf) {
 
 /// Bytes of every tensor of a model file.
 fn tensor_bytes(model: &Path) -> u64 {
-    let v = json(&["inspect", s(model), "--json"]);
-    v["tensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["bytes"].as_u64().unwrap())
-        .sum()
-}
-
-/// (tensor name, checksum) of every tensor.
-fn checksums(model: &Path) -> Vec<(String, String)> {
-    let v = json(&["inspect", s(model), "--json"]);
-    v["tensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_owned(),
-                t["checksum"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
+    inspect_tensors(model).iter().map(|t| t.bytes).sum()
 }
 
 fn mean_kld(model: &Path, heldout: &Path) -> f64 {
@@ -172,7 +150,7 @@ fn dry_run_writes_nothing_and_a_saved_plan_reapplies_to_the_same_bytes() {
     again.extend(["--calibrate", s(calib)]);
     again.extend(CAL);
     ok(&again);
-    assert_eq!(checksums(&a), checksums(&b));
+    assert_eq!(inspect_tensors(&a), inspect_tensors(&b));
 }
 
 #[test]

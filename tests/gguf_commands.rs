@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{fails, fixture, json, llamapack, ok, s};
+use crate::common::{fails, fixture, json, llamapack, ok, s, tensors};
 
 const Q4KM: &str = "gguf/tiny-q4_k_m.gguf";
 const F16: &str = "gguf/tiny-f16.gguf";
@@ -22,19 +22,11 @@ fn corpus() -> PathBuf {
     fixture("text/corpus.txt")
 }
 
-/// The tensors of `inspect --json`: (name, dtype, shape).
-fn tensors(v: &Value) -> Vec<(String, String, Value)> {
-    v["tensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().into(),
-                t["dtype"].as_str().unwrap().into(),
-                t["shape"].clone(),
-            )
-        })
+/// Name, dtype and shape of every tensor of an `inspect --json` report.
+fn layouts(v: &Value) -> Vec<(String, String, Value)> {
+    tensors(v)
+        .into_iter()
+        .map(|t| (t.name, t.dtype, t.shape))
         .collect()
 }
 
@@ -48,7 +40,7 @@ fn inspect_and_tokenize_read_a_gguf_as_its_conversion() {
     assert_eq!(l["file"]["format"], "lpk");
     assert_eq!(g["config"], l["config"]);
     assert_eq!(g["tokenizer"], l["tokenizer"]);
-    assert_eq!(tensors(&g), tensors(&l));
+    assert_eq!(layouts(&g), layouts(&l));
     assert!(g["tensors"][0]["checksum"].is_null());
     assert!(l["tensors"][0]["checksum"].is_string());
     let text = ok(&["inspect", s(&gguf)]);
@@ -78,7 +70,7 @@ fn models_are_told_apart_by_content_not_extension() {
         (&a["file"]["format"], &b["file"]["format"]),
         (&"gguf".into(), &"lpk".into())
     );
-    assert_eq!(tensors(&a), tensors(&b));
+    assert_eq!(layouts(&a), layouts(&b));
     // An importance matrix is a GGUF too, but not a model.
     let err = fails(&["run", s(&fixture("imatrix/tiny.imatrix.gguf")), "-p", "hi"]);
     assert!(err.contains("importance matrix, not a model"), "{err}");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{fixture, json, ok, s, shared};
+use crate::common::{fixture, json, ok, s, shared, tensors};
 
 fn import(gguf: &str) -> PathBuf {
     // Not `tiny-f16.lpk`: that name is the shared conversion other tests read.
@@ -21,23 +21,6 @@ fn import(gguf: &str) -> PathBuf {
     ]);
     assert!(ok(&["verify", s(&out)]).starts_with("ok:"));
     out
-}
-
-/// name → (dtype, shape, checksum) of every tensor.
-fn tensors(v: &Value) -> Vec<(String, String, Value, String)> {
-    v["tensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_owned(),
-                t["dtype"].as_str().unwrap().to_owned(),
-                t["shape"].clone(),
-                t["checksum"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 fn assert_config_is_the_meta_one(gguf: &Value, meta: &Value) {
@@ -113,20 +96,29 @@ fn convert_hf_to_gguf_f16_imports_as_the_meta_conversion() {
     let (gt, mt, m32t) = (tensors(&g), tensors(&m), tensors(&m32));
     assert_eq!(gt.len(), mt.len());
     let mut n_2d = 0;
-    for (name, dtype, shape, sum) in &mt {
-        let (_, gdtype, gshape, gsum) = gt
+    for m in &mt {
+        let name = &m.name;
+        let g = gt
             .iter()
-            .find(|t| &t.0 == name)
+            .find(|t| &t.name == name)
             .unwrap_or_else(|| panic!("{name} missing from the GGUF import"));
-        assert_eq!(gshape, shape, "{name} shape");
-        if shape.as_array().unwrap().len() == 2 {
+        assert_eq!(g.shape, m.shape, "{name} shape");
+        if m.shape.as_array().unwrap().len() == 2 {
             n_2d += 1;
-            assert_eq!((gdtype, gsum), (dtype, sum), "{name}: f16 bytes differ");
+            assert_eq!(
+                (&g.dtype, &g.checksum),
+                (&m.dtype, &m.checksum),
+                "{name}: f16 bytes differ"
+            );
         } else {
             assert!(name.ends_with("norm.weight"), "{name}");
-            assert_eq!(gdtype, "f32", "{name} dtype");
-            let (_, d32, _, s32) = m32t.iter().find(|t| &t.0 == name).unwrap();
-            assert_eq!((gdtype, gsum), (d32, s32), "{name}: f32 norm differs");
+            assert_eq!(g.dtype, "f32", "{name} dtype");
+            let m32 = m32t.iter().find(|t| &t.name == name).unwrap();
+            assert_eq!(
+                (&g.dtype, &g.checksum),
+                (&m32.dtype, &m32.checksum),
+                "{name}: f32 norm differs"
+            );
         }
     }
     assert_eq!(n_2d, 4 * 7 + 2);
@@ -148,15 +140,16 @@ fn llama_quantize_q4_k_m_imports_and_matches_ours() {
     let o = json(&["inspect", s(&ours), "--json"]);
     let (gt, ot) = (tensors(&g), tensors(&o));
     assert_eq!(gt.len(), ot.len());
-    for (name, dtype, shape, sum) in &ot {
-        let t = gt.iter().find(|t| &t.0 == name).expect(name);
-        assert_eq!((&t.1, &t.2), (dtype, shape), "{name}");
+    for o in &ot {
+        let (name, dtype) = (&o.name, &o.dtype);
+        let t = gt.iter().find(|t| &t.name == name).expect(name);
+        assert_eq!((&t.dtype, &t.shape), (dtype, &o.shape), "{name}");
         assert_eq!(
-            &t.3, sum,
+            t.checksum, o.checksum,
             "{name}: {dtype} blocks differ from llama-quantize's"
         );
     }
-    let count = |d: &str| gt.iter().filter(|t| t.1 == d).count();
+    let count = |d: &str| gt.iter().filter(|t| t.dtype == d).count();
     assert_eq!((count("q4_k"), count("q6_k"), count("f32")), (25, 5, 9));
 
     // And it is close to the f16 model on the held-out text.

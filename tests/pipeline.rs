@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{fails, fixture, json, ok, s, shared};
+use crate::common::{fails, fixture, inspect_tensors, json, ok, s, shared};
 
 fn quantized(recipe: &str) -> PathBuf {
     quantized_with(recipe, &[])
@@ -30,22 +30,6 @@ fn quantized_with(recipe: &str, flags: &[&str]) -> PathBuf {
     out
 }
 
-fn checksums(path: &Path) -> Vec<(String, String, String)> {
-    let v = json(&["inspect", s(path), "--json"]);
-    v["tensors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap().to_owned(),
-                t["dtype"].as_str().unwrap().to_owned(),
-                t["checksum"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn meta_and_hf_checkpoints_convert_to_identical_tensors() {
     let sh = shared();
@@ -58,7 +42,7 @@ fn meta_and_hf_checkpoints_convert_to_identical_tensors() {
         "--dtype",
         "f32",
     ]);
-    assert_eq!(checksums(&sh.f32), checksums(&hf));
+    assert_eq!(inspect_tensors(&sh.f32), inspect_tensors(&hf));
     let a = json(&["inspect", s(&sh.f32), "--json"]);
     let b = json(&["inspect", s(&hf), "--json"]);
     for key in [
@@ -166,7 +150,7 @@ fn quantize_report_lists_every_tensor() {
     ]);
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let rows = v["tensors"].as_array().unwrap();
-    assert_eq!(rows.len(), checksums(&sh.f16).len());
+    assert_eq!(rows.len(), inspect_tensors(&sh.f16).len());
     let rel: Vec<f64> = rows
         .iter()
         .map(|r| r["rel_rms_err"].as_f64().unwrap())
@@ -258,13 +242,13 @@ fn eval_store_records_the_report_in_the_artifact() {
     let sh = shared();
     let cand = sh.dir.join("stored-q8_0.lpk");
     std::fs::copy(quantized("q8_0"), &cand).unwrap();
-    let before = checksums(&cand);
+    let before = inspect_tensors(&cand);
     eval(&cand, &sh.f16, &["--store"]);
     let v = json(&["inspect", s(&cand), "--json"]);
     let acc = &v["provenance"]["accuracy"];
     assert_eq!(acc["ctx"], 128);
     assert!(acc["summary"]["kld_mean"].as_f64().unwrap() > 0.0);
-    assert_eq!(checksums(&cand), before, "tensors must be untouched");
+    assert_eq!(inspect_tensors(&cand), before, "tensors must be untouched");
     assert!(ok(&["inspect", s(&cand)]).contains("accuracy (eval --store): against"));
 }
 
@@ -316,12 +300,17 @@ fn gguf_export_and_import_round_trip_every_type() {
         let back = src.with_extension("back.lpk");
         ok(&["export", s(&src), "--format", "gguf", "-o", s(&gguf)]);
         ok(&["convert", s(&gguf), "-o", s(&back)]);
-        let (a, b) = (checksums(&src), checksums(&back));
+        let (a, b) = (inspect_tensors(&src), inspect_tensors(&back));
         assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(&b) {
-            if x.0.ends_with("norm.weight") && x.1 == "f16" {
+            if x.name.ends_with("norm.weight") && x.dtype == "f16" {
                 // llama.cpp wants f32 norms: an f16 norm comes back as f32.
-                assert_eq!((&x.0, y.1.as_str()), (&y.0, "f32"), "{}", src.display());
+                assert_eq!(
+                    (&x.name, y.dtype.as_str()),
+                    (&y.name, "f32"),
+                    "{}",
+                    src.display()
+                );
             } else {
                 assert_eq!(x, y, "{}", src.display());
             }
@@ -354,7 +343,7 @@ fn safetensors_export_converts_back_to_the_same_weights() {
     }
     let back = sh.dir.join("hf-back.lpk");
     ok(&["convert", s(&dir), "-o", s(&back), "--dtype", "f32"]);
-    assert_eq!(checksums(&sh.f32), checksums(&back));
+    assert_eq!(inspect_tensors(&sh.f32), inspect_tensors(&back));
     // The export matches the HF checkpoint transformers wrote, tensor for tensor.
     let fx = sh.dir.join("hf-fixture-f32.lpk");
     ok(&[
@@ -365,7 +354,7 @@ fn safetensors_export_converts_back_to_the_same_weights() {
         "--dtype",
         "f32",
     ]);
-    assert_eq!(checksums(&fx), checksums(&back));
+    assert_eq!(inspect_tensors(&fx), inspect_tensors(&back));
     // Exporting over a non-empty directory is refused.
     let err = fails(&[
         "export",

@@ -78,3 +78,35 @@ pub fn shared() -> &'static Shared {
 pub fn json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok(args)).expect("json output")
 }
+
+/// One row of `inspect --json`'s tensor table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub name: String,
+    pub dtype: String,
+    pub shape: serde_json::Value,
+    pub bytes: u64,
+    /// `None` for a GGUF, which stores no checksums.
+    pub checksum: Option<String>,
+}
+
+/// The tensor table of an `inspect --json` report.
+pub fn tensors(report: &serde_json::Value) -> Vec<Tensor> {
+    report["tensors"]
+        .as_array()
+        .expect("inspect --json has a tensor table")
+        .iter()
+        .map(|t| Tensor {
+            name: t["name"].as_str().unwrap().to_owned(),
+            dtype: t["dtype"].as_str().unwrap().to_owned(),
+            shape: t["shape"].clone(),
+            bytes: t["bytes"].as_u64().unwrap(),
+            checksum: t["checksum"].as_str().map(str::to_owned),
+        })
+        .collect()
+}
+
+/// The tensor table of a model file, by `inspect --json`.
+pub fn inspect_tensors(model: &Path) -> Vec<Tensor> {
+    tensors(&json(&["inspect", s(model), "--json"]))
+}
