@@ -91,17 +91,23 @@ pub struct Tensor {
 }
 
 /// The tensor table of an `inspect --json` report.
+/// Every tensor of an `.lpk` has a checksum; only a GGUF may lack them.
 pub fn tensors(report: &serde_json::Value) -> Vec<Tensor> {
+    let gguf = report["file"]["format"] == "gguf";
     report["tensors"]
         .as_array()
         .expect("inspect --json has a tensor table")
         .iter()
-        .map(|t| Tensor {
-            name: t["name"].as_str().unwrap().to_owned(),
-            dtype: t["dtype"].as_str().unwrap().to_owned(),
-            shape: t["shape"].clone(),
-            bytes: t["bytes"].as_u64().unwrap(),
-            checksum: t["checksum"].as_str().map(str::to_owned),
+        .map(|t| {
+            let checksum = t["checksum"].as_str().map(str::to_owned);
+            assert!(gguf || checksum.is_some(), "no checksum: {t}");
+            Tensor {
+                name: t["name"].as_str().unwrap().to_owned(),
+                dtype: t["dtype"].as_str().unwrap().to_owned(),
+                shape: t["shape"].clone(),
+                bytes: t["bytes"].as_u64().unwrap(),
+                checksum,
+            }
         })
         .collect()
 }
