@@ -111,6 +111,15 @@ fn min_terms(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> Option<(f64, f64, 
     Some((mag, ma, dev))
 }
 
+/// Byte offsets of the f16 `d` and `dmin` in a block of the k-quants with minimums.
+fn kquant_min_offsets(dtype: DType) -> Option<(usize, usize)> {
+    match dtype {
+        DType::Q2K => Some((80, 82)),
+        DType::Q4K | DType::Q5K => Some((0, 2)),
+        _ => None,
+    }
+}
+
 fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
     let n = w.len();
     let wq = encode(dtype, w);
@@ -126,23 +135,24 @@ fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
         |(mag, ma, dev)| (mag, mag + ma, dev),
     );
     // The k-quants with minimums (q2_k, q4_k, q5_k) compute `Σ d·sc·(Σ q·a) − dmin·Σ m·bsum`:
-    // both parts can be far larger than Σ|wᵢ·aᵢ| (a sub-block's scaled quants reach about twice
-    // its largest |w|, its minimum term about its largest |w|), so the reference's f32 sums are
-    // bounded by those terms: 3·Σ_sub16 max|w|·Σ|a|.
-    let ref_m = if dtype.block_len() == 256 && dtype.is_storable() {
-        let (w, a) = (decode(dtype, &wq, n), decode(vec_dot_type(dtype), &aq, n));
-        let sub: f64 = w
-            .chunks(16)
-            .zip(a.chunks(16))
-            .map(|(ws, as_)| {
-                let wmax = ws.iter().fold(0f64, |x, v| x.max(f64::from(v.abs())));
-                wmax * as_.iter().map(|v| f64::from(v.abs())).sum::<f64>()
-            })
-            .sum();
-        ref_m.max(3.0 * sub)
-    } else {
-        ref_m
-    };
+    // both parts can be far larger than Σ|wᵢ·aᵢ|, so the reference's f32 sums are bounded by
+    // the magnitudes of the two parts, each decoded from the block with the other's f16
+    // super-block scale zeroed: Σ|(d·sc·q)ᵢ·aᵢ| + Σ|(dmin·m)ᵢ·aᵢ|.
+    let ref_m = kquant_min_offsets(dtype).map_or(ref_m, |(d_at, dmin_at)| {
+        let a = decode(vec_dot_type(dtype), &aq, n);
+        let part = |zero_at: usize| {
+            let mut b = wq.clone();
+            for blk in b.chunks_exact_mut(dtype.block_bytes()) {
+                blk[zero_at..zero_at + 2].fill(0);
+            }
+            decode(dtype, &b, n)
+                .iter()
+                .zip(&a)
+                .map(|(x, y)| (f64::from(*x) * f64::from(*y)).abs())
+                .sum::<f64>()
+        };
+        ref_m.max(part(dmin_at) + part(d_at))
+    });
     let tol = match dtype {
         _ if !dtype.is_quantized() => 2.0 * eps * (n as f64 + 16.0) * m,
         _ if dtype.block_len() == 256 => 0.0,
@@ -300,6 +310,16 @@ fn q2_k_outlier_row_against_sparse_activations() {
     let (n, seed) = (256, 13_869_053_396_160_276_194u64);
     for dtype in DType::storable() {
         check_dot(dtype, &row(2, n, seed), &row(11, n, seed ^ 0x5555));
+    }
+}
+
+/// A case proptest found: a q5_k row whose minimum terms are far larger than its scaled quants'
+/// largest values suggest (the reference sits 3.1 from the exact dot of 2456.8).
+#[test]
+fn q5_k_row_with_large_minimum_terms() {
+    let (n, seed) = (512, 8_444_627_164_308_303_349u64);
+    for dtype in DType::storable().filter(|d| d.block_len() == 256) {
+        check_dot(dtype, &row(2, n, seed), &row(2, n, seed ^ 0x5555));
     }
 }
 
