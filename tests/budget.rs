@@ -108,6 +108,24 @@ fn a_budget_fits_and_beats_the_fixed_recipe_on_held_out_text() {
         b["plan"]["tensors"].as_array().unwrap().len(),
         b["sensitivities"]["tensors"].as_array().unwrap().len()
     );
+    // Each tensor's measurement is timed (bench/budget_cost.sh extrapolates from these): the
+    // per-tensor times add up to no more than the phases' totals.
+    let sens = &b["sensitivities"];
+    let per = |key: &str| -> f64 {
+        sens["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let x = t[key].as_f64().unwrap();
+                assert!(x > 0.0, "{key} of {}: {x}", t["name"]);
+                x
+            })
+            .sum()
+    };
+    let (cand, probe) = (per("seconds_candidates"), per("seconds_probe"));
+    assert!(cand <= sens["seconds_candidates"].as_f64().unwrap() + 1e-9);
+    assert!(probe <= sens["seconds_probes"].as_f64().unwrap() + 1e-9);
     // llama.cpp's blocks: GGUF export takes it as it is.
     let gguf = d.join("budget-ours.gguf");
     ok(&["export", s(&ours), "--format", "gguf", "-o", s(&gguf)]);

@@ -293,10 +293,12 @@ fn measure_tensor(
         }
     }
     let probe_bytes = encode_rows(probe_type, m.name, &src, m.cols, h)?;
-    times.candidates += t0.elapsed().as_secs_f64();
+    let seconds_candidates = t0.elapsed().as_secs_f64();
+    times.candidates += seconds_candidates;
     let t0 = Instant::now();
     let probe_kld = probe_kld(model, w, s, probes, m, probe_type, &probe_bytes, layer)?;
-    times.probes += t0.elapsed().as_secs_f64();
+    let seconds_probe = t0.elapsed().as_secs_f64();
+    times.probes += seconds_probe;
     let gain = if probe_proxy > 0.0 {
         probe_kld / probe_proxy
     } else {
@@ -318,6 +320,8 @@ fn measure_tensor(
                 predicted: if d == m.dtype { 0.0 } else { gain * proxy },
             })
             .collect(),
+        seconds_candidates,
+        seconds_probe,
     })
 }
 

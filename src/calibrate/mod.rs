@@ -65,6 +65,13 @@ pub struct TensorSensitivity {
     pub gain: f64,
     /// Every candidate type.
     pub candidates: Vec<CandidateLoss>,
+    /// Wall time of encoding this tensor's candidates and its probe type (absent in files
+    /// written before it was recorded).
+    #[serde(default)]
+    pub seconds_candidates: f64,
+    /// Wall time of its KLD probe (from its block to the logits, every probe window).
+    #[serde(default)]
+    pub seconds_probe: f64,
 }
 
 /// The measurement of a whole model.
