@@ -15,7 +15,7 @@
 #     overestimate.
 #
 # Peak memory (/usr/bin/time) is reported as measured; it does not grow with the layer count
-# (one block's statistics at a time), which LAYERS=1 against LAYERS=2 shows.
+# (one block's statistics at a time), which LAYERS=1 against LAYERS=2 shows (bench/README §9).
 #
 #   SHAPE=7b  bench/budget_cost.sh     # env SHAPE (7b|70b), LAYERS (2), BPW (4.85), THREADS,
 #   SHAPE=70b bench/budget_cost.sh     # TORCH_PYTHON (a Python with torch for the generator)
