@@ -10,7 +10,10 @@
 use crate::common;
 
 use common::{KINDS, Rng, decode, encode, levels, reference, row, same_bits};
+use std::mem::offset_of;
+
 use half::f16;
+use llamapack_format::blocks::{BlockQ2K, BlockQ4_1, BlockQ4K, BlockQ5_1, BlockQ5K, BlockQ8_1};
 use llamapack_quantize::{DType, vec_dot_type};
 use proptest::prelude::*;
 
@@ -66,14 +69,27 @@ fn check_dequantize(dtype: DType, bytes: &[u8], n: usize) {
     }
 }
 
-/// Σ|wᵢ·aᵢ| over the decoded rows, in f64.
-fn magnitude(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> f64 {
-    let w = decode(dtype, wq, n);
-    let a = decode(vec_dot_type(dtype), aq, n);
-    w.iter()
-        .zip(&a)
+/// Σ|xᵢ·yᵢ|, in f64.
+fn abs_dot(x: &[f32], y: &[f32]) -> f64 {
+    x.iter()
+        .zip(y)
         .map(|(x, y)| (f64::from(*x) * f64::from(*y)).abs())
         .sum()
+}
+
+/// Σ|wᵢ·aᵢ| over the decoded rows, in f64.
+fn magnitude(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> f64 {
+    abs_dot(&decode(dtype, wq, n), &decode(vec_dot_type(dtype), aq, n))
+}
+
+/// The row decoded with the f16 at byte `at` of every block set to 0 (a block's scale or
+/// minimum: what the row is without that part).
+fn decode_without(dtype: DType, wq: &[u8], n: usize, at: usize) -> Vec<f32> {
+    let mut b = wq.to_vec();
+    for blk in b.chunks_exact_mut(dtype.block_bytes()) {
+        blk[at..at + 2].fill(0);
+    }
+    decode(dtype, &b, n)
 }
 
 /// For weights with a minimum (q4_1, q5_1, dotted with q8_1): `(Σ|(wᵢ − m)·aᵢ| + Σ|m·s|,
@@ -84,27 +100,22 @@ fn min_terms(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> Option<(f64, f64, 
     if vec_dot_type(dtype) != DType::Q8_1 || !dtype.is_storable() {
         return None;
     }
+    // q4_1 and q5_1 keep `m` at the same offset.
+    const M_AT: usize = offset_of!(BlockQ4_1, m);
+    const _: () = assert!(M_AT == offset_of!(BlockQ5_1, m));
+    const S_AT: usize = offset_of!(BlockQ8_1, s);
     let (wb, ab) = (dtype.block_bytes(), vec_dot_type(dtype).block_bytes());
-    let f16_at = |b: &[u8]| f64::from(f16::from_le_bytes([b[2], b[3]]).to_f32());
-    let mut no_min = wq.to_vec();
-    for b in no_min.chunks_exact_mut(wb) {
-        b[2..4].fill(0);
-    }
+    let f16_at = |b: &[u8], at: usize| f64::from(f16::from_le_bytes([b[at], b[at + 1]]).to_f32());
     let (wd, a) = (
-        decode(dtype, &no_min, n),
+        decode_without(dtype, wq, n, M_AT),
         decode(vec_dot_type(dtype), aq, n),
     );
     let (mut mag, mut ma, mut dev) = (0.0, 0.0, 0.0);
     for (i, (w, y)) in wq.chunks_exact(wb).zip(aq.chunks_exact(ab)).enumerate() {
-        let (m, s) = (f16_at(w), f16_at(y));
+        let (m, s) = (f16_at(w, M_AT), f16_at(y, S_AT));
         let r = 32 * i..32 * (i + 1);
         let sa: f64 = a[r.clone()].iter().map(|&v| f64::from(v)).sum();
-        mag += (m * s).abs()
-            + wd[r.clone()]
-                .iter()
-                .zip(&a[r.clone()])
-                .map(|(x, y)| (f64::from(*x) * f64::from(*y)).abs())
-                .sum::<f64>();
+        mag += (m * s).abs() + abs_dot(&wd[r.clone()], &a[r.clone()]);
         ma += a[r].iter().map(|&v| (m * f64::from(v)).abs()).sum::<f64>();
         dev += m.abs() * (s - sa).abs();
     }
@@ -114,8 +125,9 @@ fn min_terms(dtype: DType, wq: &[u8], aq: &[u8], n: usize) -> Option<(f64, f64, 
 /// Byte offsets of the f16 `d` and `dmin` in a block of the k-quants with minimums.
 fn kquant_min_offsets(dtype: DType) -> Option<(usize, usize)> {
     match dtype {
-        DType::Q2K => Some((80, 82)),
-        DType::Q4K | DType::Q5K => Some((0, 2)),
+        DType::Q2K => Some((offset_of!(BlockQ2K, d), offset_of!(BlockQ2K, dmin))),
+        DType::Q4K => Some((offset_of!(BlockQ4K, d), offset_of!(BlockQ4K, dmin))),
+        DType::Q5K => Some((offset_of!(BlockQ5K, d), offset_of!(BlockQ5K, dmin))),
         _ => None,
     }
 }
@@ -140,17 +152,7 @@ fn check_dot(dtype: DType, w: &[f32], a: &[f32]) {
     // super-block scale zeroed: Σ|(d·sc·q)ᵢ·aᵢ| + Σ|(dmin·m)ᵢ·aᵢ|.
     let ref_m = kquant_min_offsets(dtype).map_or(ref_m, |(d_at, dmin_at)| {
         let a = decode(vec_dot_type(dtype), &aq, n);
-        let part = |zero_at: usize| {
-            let mut b = wq.clone();
-            for blk in b.chunks_exact_mut(dtype.block_bytes()) {
-                blk[zero_at..zero_at + 2].fill(0);
-            }
-            decode(dtype, &b, n)
-                .iter()
-                .zip(&a)
-                .map(|(x, y)| (f64::from(*x) * f64::from(*y)).abs())
-                .sum::<f64>()
-        };
+        let part = |at| abs_dot(&decode_without(dtype, &wq, n, at), &a);
         ref_m.max(part(dmin_at) + part(d_at))
     });
     let tol = match dtype {
