@@ -41,21 +41,7 @@ import json, re, sys
 D, full, layers, threads, shape = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 q = json.load(open(f"{D}/quantize.json"))
 ins = json.load(open(f"{D}/inspect.json"))
-def find(o, key):
-    if isinstance(o, dict):
-        if key in o:
-            return o[key]
-        for v in o.values():
-            r = find(v, key)
-            if r is not None:
-                return r
-    elif isinstance(o, list):
-        for v in o:
-            r = find(v, key)
-            if r is not None:
-                return r
-    return None
-sens = find(ins, "sensitivities")
+sens = ins["provenance"]["quantization"]["budget"]["sensitivities"]
 ts = sens["tensors"]
 err = open(f"{D}/quantize.err").read()
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1)) / 2**20
