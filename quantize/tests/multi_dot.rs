@@ -104,6 +104,23 @@ fn check_tiled(dtype: DType, n: usize, rows: usize, ntok: usize, seed: u64) {
     }
 }
 
+/// The shapes every run checks whatever proptest draws: one 16-row panel × one 8-token tile
+/// exactly, and 2 panels plus 1 leftover row × 8 + 4 + 3 tokens (every tile width, the pairs
+/// kernel for the last row), and 7 tokens (below the panels' threshold) on 16 rows.
+#[test]
+fn vec_dot_tiled_panel_shapes() {
+    for dtype in weights() {
+        let n = if dtype.block_len() == 1 {
+            67 * 3
+        } else {
+            dtype.block_len() * 3
+        };
+        for (rows, ntok) in [(16, 8), (33, 15), (16, 7)] {
+            check_tiled(dtype, n, rows, ntok, 0x5eed + rows as u64);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -120,12 +137,13 @@ proptest! {
         }
     }
 
-    /// 1 to 9 rows × 1 to 9 tokens: whole tiles (float 4 × 4, k-quant 2 rows × 4 tokens) and
-    /// every kind of leftover; float rows of 67·k values cover the vector loop's tail.
+    /// 1 to 40 rows × 1 to 20 tokens: whole tiles (float 4 × 4, k-quant pairs × 4 tokens, the
+    /// k-quant panels of 16 rows × 8 tokens) and every kind of leftover; float rows of 67·k
+    /// values cover the vector loop's tail.
     #[test]
     fn vec_dot_tiled_is_single_dots(
-        rows in 1usize..=9,
-        ntok in 1usize..=9,
+        rows in 1usize..=40,
+        ntok in 1usize..=20,
         blocks in 1usize..8,
         seed: u64,
     ) {

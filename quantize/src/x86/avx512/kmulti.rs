@@ -31,15 +31,15 @@ const Q8K: usize = 292;
 pub(super) struct KBlock {
     /// The 256 values (unsigned, as `vpmaddubsw` takes them), 64 per vector in q8_k order:
     /// vector `g` meets quants `64g..64g + 64`.
-    x: [__m512i; 4],
+    pub(super) x: [__m512i; 4],
     /// The i16 partners of `vpmaddubsw(x[g], y[g])` in `vpdpwssd` (sub-block scales).
     s: [__m512i; 4],
     /// The i16 partners of the 16 q8_k block sums in `vpmaddwd` (mins, or scales).
-    c: __m256i,
+    pub(super) c: __m256i,
     /// The super-block scale, in every lane.
-    d: __m128,
+    pub(super) d: __m128,
     /// The super-block min scale, in every lane (`Finish::Mins` only).
-    dmin: __m128,
+    pub(super) dmin: __m128,
 }
 
 /// `out[r][t] = single(w[r], act(t))` for `R` weight rows and every token `t < out[r].len()`:
@@ -162,7 +162,7 @@ fn q2_k_block(bw: &[u8]) -> KBlock {
 /// A q3_k super-block (hmask 0..32, qs 32..96, scales 96..108, d 108): values plus 4.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
-fn q3_k_block(bw: &[u8]) -> KBlock {
+pub(super) fn q3_k_block(bw: &[u8]) -> KBlock {
     assert!(bw.len() >= Q3K);
     let sc16 = _mm256_cvtepi8_epi16(q3k_scales8(bw));
     let sc = _mm512_castsi256_si512(sc16);
@@ -185,7 +185,7 @@ fn q3_k_block(bw: &[u8]) -> KBlock {
 /// A q5_k super-block (d 0, dmin 2, scales 4..16, qh 16..48, qs 48..176).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
-fn q5_k_block(bw: &[u8]) -> KBlock {
+pub(super) fn q5_k_block(bw: &[u8]) -> KBlock {
     assert!(bw.len() >= Q5K);
     let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
     let sc8 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi64x(
@@ -215,7 +215,7 @@ fn q5_k_block(bw: &[u8]) -> KBlock {
 /// A q6_k super-block (ql 0..128, qh 128..192, scales 192..208, d 208): values plus 32.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
-fn q6_k_block(bw: &[u8]) -> KBlock {
+pub(super) fn q6_k_block(bw: &[u8]) -> KBlock {
     assert!(bw.len() >= Q6K);
     let (m4, m2) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x30));
     // SAFETY: the 16 int8 scales are at 192..208 of the 210-byte block.
@@ -322,7 +322,7 @@ macro_rules! kquant_multi {
 
 kquant_multi!(
     vec_dot4_q2_k_q8_k,
-    vec_dot_tiled_q2_k_q8_k,
+    pairs_q2_k_q8_k,
     q2_k_block,
     true,
     Finish::Mins,
@@ -332,7 +332,7 @@ kquant_multi!(
 );
 kquant_multi!(
     vec_dot4_q3_k_q8_k,
-    vec_dot_tiled_q3_k_q8_k,
+    pairs_q3_k_q8_k,
     q3_k_block,
     false,
     Finish::Shift(4),
@@ -342,7 +342,7 @@ kquant_multi!(
 );
 kquant_multi!(
     vec_dot4_q5_k_q8_k,
-    vec_dot_tiled_q5_k_q8_k,
+    pairs_q5_k_q8_k,
     q5_k_block,
     false,
     Finish::Mins,
@@ -352,7 +352,7 @@ kquant_multi!(
 );
 kquant_multi!(
     vec_dot4_q6_k_q8_k,
-    vec_dot_tiled_q6_k_q8_k,
+    pairs_q6_k_q8_k,
     q6_k_block,
     false,
     Finish::Shift(32),

@@ -423,7 +423,7 @@ macro_rules! kquant_multi {
 
 kquant_multi!(
     vec_dot4_q4_k_q8_k,
-    vec_dot_tiled_q4_k_q8_k,
+    pairs_q4_k_q8_k,
     q4_k_tokens,
     vec_dot_q4_k_q8_k,
     Q4K,

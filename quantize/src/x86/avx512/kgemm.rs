@@ -1,0 +1,535 @@
+//! The k-quants' prompt-processing matmul: register tiles of 16 weight rows × 8 tokens whose
+//! lanes are the 16 rows, so no sum is ever reduced across lanes.
+//!
+//! The multi-token dots of `kmulti` and `kquants` keep one weight row per vector (64 of its
+//! values) and reduce every vector to one integer per super-block and token: at prompt shapes
+//! that reduction, the scale shuffles and the register spills of 2 unpacked rows cost as much
+//! as the multiply-adds. Here 16 rows' super-blocks are unpacked once into a [`Panel`]: for
+//! every 4 consecutive values `4g..4g + 4` one vector holds them for all 16 rows (dword `i` =
+//! row `i`), so one `vpdpbusd` with a token's 4 quants broadcast to every dword adds 64 products
+//! into the 16 rows' sums for that token. The sub-block scales multiply those sums per 16
+//! values (`vpmulld`, again lane = row), the bias or minimum term comes from the q8_k block sums
+//! (`vpdpwssd`), and each lane then takes the one-token dot's f32 steps in its order
+//! ([`Finish`]): every result has the bits of the one-token dot.
+//!
+//! Worth it only when the panel is reused: at fewer than [`MIN_TOKENS`] tokens (generation)
+//! the pairs kernels run.
+
+use std::arch::x86_64::*;
+
+use super::kmulti::{q3_k_block, q5_k_block, q6_k_block};
+use super::kquants::{join, ld256};
+use crate::q4_k::unpack_scales_mins;
+use crate::x86::avx2::{Finish, q4k_mins16};
+use crate::x86::{f16x2_at, prefetch_ahead};
+
+const Q2K: usize = 84;
+const Q3K: usize = 110;
+const Q4K: usize = 144;
+const Q5K: usize = 176;
+const Q6K: usize = 210;
+const Q8K: usize = 292;
+
+/// Weight rows per tile (the lanes of a vector of i32).
+const ROWS: usize = 16;
+
+/// Fewest tokens for which the panel pays for itself (below: the pairs kernels).
+pub(crate) const MIN_TOKENS: usize = 8;
+
+/// One weight super-block unpacked, in q8_k order (a row's part of a [`Panel`]).
+#[derive(Clone, Copy)]
+pub(super) struct TBlock {
+    /// The 256 values as unsigned bytes: vector `v` holds values `64v..64v + 64`.
+    x: [__m512i; 4],
+    /// The scale of each 16 values (a 32-value sub-block's twice), i16.
+    sc: __m256i,
+    /// The partner of each q8_k block sum (the minimum, or the scale for a shifted type), i16.
+    c: __m256i,
+    /// The super-block scale and minimum scale (0 where the type has none).
+    d: f32,
+    dmin: f32,
+}
+
+/// 16 rows' super-blocks, transposed so that lane `i` is row `i` everywhere.
+#[repr(C, align(64))]
+struct Panel {
+    /// `w[g]`, dword `i`: values `4g..4g + 4` of row `i`.
+    w: [__m512i; 64],
+    /// `sc[s]`, dword `i`: the scale of values `16s..16s + 16` of row `i` (i32).
+    sc: [__m512i; 16],
+    /// `c[p]`, dword `i`: the i16 pair (partner of block sum `2p`, of `2p + 1`) of row `i`.
+    c: [__m512i; 8],
+    d: __m512,
+    dmin: __m512,
+}
+
+/// The transpose of 16 vectors of 16 dwords: `out[j]` dword `i` = `r[i]` dword `j`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn transpose16(r: &[__m512i; 16]) -> [__m512i; 16] {
+    // pairs of rows interleaved by dword, then by qword: u[4i + c], 128-bit lane L, holds
+    // column 4L + c of rows 4i..4i + 4
+    let t: [__m512i; 16] = std::array::from_fn(|k| {
+        let (a, b) = (r[k & !1], r[k | 1]);
+        if k % 2 == 0 {
+            _mm512_unpacklo_epi32(a, b)
+        } else {
+            _mm512_unpackhi_epi32(a, b)
+        }
+    });
+    let u: [__m512i; 16] = std::array::from_fn(|k| {
+        let (i, c) = (k / 4, k % 4);
+        let (a, b) = (t[4 * i + c / 2], t[4 * i + 2 + c / 2]);
+        if c % 2 == 0 {
+            _mm512_unpacklo_epi64(a, b)
+        } else {
+            _mm512_unpackhi_epi64(a, b)
+        }
+    });
+    // then a 4 × 4 transposition of 128-bit lanes for each c
+    let mut out = [_mm512_setzero_si512(); 16];
+    for c in 0..4 {
+        let v0 = _mm512_shuffle_i32x4::<0x44>(u[c], u[4 + c]);
+        let v1 = _mm512_shuffle_i32x4::<0xee>(u[c], u[4 + c]);
+        let v2 = _mm512_shuffle_i32x4::<0x44>(u[8 + c], u[12 + c]);
+        let v3 = _mm512_shuffle_i32x4::<0xee>(u[8 + c], u[12 + c]);
+        out[c] = _mm512_shuffle_i32x4::<0x88>(v0, v2);
+        out[4 + c] = _mm512_shuffle_i32x4::<0xdd>(v0, v2);
+        out[8 + c] = _mm512_shuffle_i32x4::<0x88>(v1, v3);
+        out[12 + c] = _mm512_shuffle_i32x4::<0xdd>(v1, v3);
+    }
+    out
+}
+
+/// Builds the panel of super-block `b` of the 16 rows `w[i]` (`wb` bytes per block).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
+fn panel(
+    p: &mut Panel,
+    w: &[&[u8]; ROWS],
+    wb: usize,
+    b: usize,
+    scale: Scale,
+    unpack: &impl Fn(&[u8]) -> TBlock,
+) {
+    let k: [TBlock; ROWS] = std::array::from_fn(|i| {
+        prefetch_ahead(w[i], wb * b, wb);
+        unpack(&w[i][wb * b..wb * (b + 1)])
+    });
+    for v in 0..4 {
+        let t = transpose16(&k.map(|k| k.x[v]));
+        p.w[16 * v..16 * v + 16].copy_from_slice(&t);
+    }
+    p.sc = transpose16(&k.map(|k| {
+        if scale == Scale::Madd16 {
+            _mm512_cvtepu16_epi32(k.sc)
+        } else {
+            _mm512_cvtepi16_epi32(k.sc)
+        }
+    }));
+    let c = transpose16(&k.map(|k| _mm512_zextsi256_si512(k.c)));
+    p.c.copy_from_slice(&c[..8]);
+    let d: [f32; ROWS] = std::array::from_fn(|i| k[i].d);
+    let dmin: [f32; ROWS] = std::array::from_fn(|i| k[i].dmin);
+    // SAFETY: both hold 16 f32.
+    unsafe {
+        p.d = _mm512_loadu_ps(d.as_ptr());
+        p.dmin = _mm512_loadu_ps(dmin.as_ptr());
+    }
+}
+
+/// How a panel's per-row sums of 16 (or 32) values meet their scale.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scale {
+    /// The sum of 16 values fits an i16 (|Σ| ≤ 16 · max value · 128 < 2¹⁵: q2_k, q3_k, q4_k),
+    /// and the scale is stored zero-extended: one `vpdpwssd` multiplies and adds.
+    Madd16,
+    /// `vpmulld` per 16 values (q6_k: 16 · 63 · 128 does not fit an i16).
+    Mul16,
+    /// `vpmulld` per 32 values, for the types whose sub-blocks are 32 long (q5_k).
+    Mul32,
+}
+
+/// The dword at byte `off` of a q8_k block, in every lane.
+///
+/// # Safety
+/// `off + 4 <= 292` and `a` points at a whole q8_k block.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn bcast(a: *const u8, off: usize) -> __m512i {
+    // SAFETY: as the caller promises, the 4 bytes are inside the block.
+    _mm512_set1_epi32(unsafe { a.add(off).cast::<i32>().read_unaligned() })
+}
+
+/// `sumf[16t + i] += term(row i, token t)` for the `T` tokens whose super-block `b` starts at
+/// `a[t]`: the one-token dot's super-block term, lane-wise.
+///
+/// # Safety
+/// Every `a[t]` points at a whole q8_k block; `sumf` holds `16·T` f32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn tile<const T: usize>(
+    p: &Panel,
+    a: [*const u8; T],
+    finish: Finish,
+    scale: Scale,
+    sumf: &mut [f32],
+) {
+    debug_assert!(sumf.len() == ROWS * T);
+    let mut sumi = [_mm512_setzero_si512(); T];
+    // the integer sums of `span` groups of 4 values (one scale), then times the scale
+    let span = if scale == Scale::Mul32 { 8 } else { 4 };
+    for s in 0..64 / span {
+        let mut acc = [_mm512_setzero_si512(); T];
+        for j in 0..span {
+            let g = span * s + j;
+            for t in 0..T {
+                // SAFETY: quants 4g..4g + 4 lie at 4 + 4g < 260 (g < 64).
+                acc[t] = _mm512_dpbusd_epi32(acc[t], p.w[g], unsafe { bcast(a[t], 4 + 4 * g) });
+            }
+        }
+        let sc = p.sc[s * span / 4];
+        for t in 0..T {
+            sumi[t] = match scale {
+                // acc fits an i16, so its low half is it: lo·sc + hi·0
+                Scale::Madd16 => _mm512_dpwssd_epi32(sumi[t], acc[t], sc),
+                Scale::Mul16 | Scale::Mul32 => {
+                    _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(acc[t], sc))
+                }
+            };
+        }
+    }
+    let mut c = [_mm512_setzero_si512(); T];
+    for q in 0..8 {
+        for t in 0..T {
+            // SAFETY: block sums 2q, 2q + 1 lie at 260 + 4q < 292 (q < 8).
+            c[t] = _mm512_dpwssd_epi32(c[t], p.c[q], unsafe { bcast(a[t], 260 + 4 * q) });
+        }
+    }
+    for t in 0..T {
+        // SAFETY: the block's scale is its first 4 bytes.
+        let dy = _mm512_set1_ps(unsafe { a[t].cast::<f32>().read_unaligned() });
+        let d = _mm512_mul_ps(p.d, dy);
+        let term = match finish {
+            Finish::Mins => _mm512_sub_ps(
+                _mm512_mul_ps(d, _mm512_cvtepi32_ps(sumi[t])),
+                _mm512_mul_ps(_mm512_mul_ps(p.dmin, dy), _mm512_cvtepi32_ps(c[t])),
+            ),
+            Finish::Shift(k) => _mm512_mul_ps(
+                d,
+                _mm512_cvtepi32_ps(_mm512_sub_epi32(
+                    sumi[t],
+                    _mm512_mullo_epi32(c[t], _mm512_set1_epi32(k)),
+                )),
+            ),
+        };
+        let o = &mut sumf[ROWS * t..ROWS * (t + 1)];
+        // SAFETY: o holds 16 f32.
+        unsafe {
+            _mm512_storeu_ps(
+                o.as_mut_ptr(),
+                _mm512_add_ps(_mm512_loadu_ps(o.as_ptr()), term),
+            );
+        };
+    }
+}
+
+/// `out[r·m + t]` = the one-token dot of weight row `r` of `w` with activation row `t` of `a`
+/// (`m` rows of `n / 256` q8_k blocks), bit for bit: 16-row groups through panels when there
+/// are at least [`MIN_TOKENS`] tokens, the other rows (and small batches) through `rest`
+/// (the pairs kernel, same contract).
+///
+/// # Safety
+/// `w` holds whole rows of `n / 256` blocks of `wb` bytes that `unpack` reads, `a` whole q8_k
+/// rows, `out` one f32 per (row, token); the caller enables AVX-512 F/BW/VL/VNNI, AVX2, FMA
+/// and F16C.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_by_panels(
+    n: usize,
+    wb: usize,
+    w: &[u8],
+    a: &[u8],
+    out: &mut [f32],
+    finish: Finish,
+    scale: Scale,
+    unpack: impl Fn(&[u8]) -> TBlock,
+    rest: impl Fn(&[u8], &mut [f32]),
+) {
+    let nb = n / 256;
+    let (rb, ab) = (wb * nb, Q8K * nb);
+    assert!(nb > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(ab));
+    let (rows, m) = (w.len() / rb, a.len() / ab);
+    assert!(out.len() == rows * m);
+    let groups = if m >= MIN_TOKENS { rows / ROWS } else { 0 };
+    let mut sumf = vec![0f32; ROWS * m];
+    let mut p = Panel {
+        w: [_mm512_setzero_si512(); 64],
+        sc: [_mm512_setzero_si512(); 16],
+        c: [_mm512_setzero_si512(); 8],
+        d: _mm512_setzero_ps(),
+        dmin: _mm512_setzero_ps(),
+    };
+    for gi in 0..groups {
+        let wr: [&[u8]; ROWS] = std::array::from_fn(|i| &w[rb * (ROWS * gi + i)..][..rb]);
+        sumf.fill(0.0);
+        for b in 0..nb {
+            panel(&mut p, &wr, wb, b, scale, &unpack);
+            let at = |t: usize| a[ab * t + Q8K * b..][..Q8K].as_ptr();
+            let mut t = 0;
+            while t + 8 <= m {
+                // SAFETY: every pointer starts a whole q8_k block; the slice holds 8 × 16.
+                unsafe {
+                    tile::<8>(
+                        &p,
+                        std::array::from_fn(|k| at(t + k)),
+                        finish,
+                        scale,
+                        &mut sumf[ROWS * t..ROWS * (t + 8)],
+                    );
+                };
+                t += 8;
+            }
+            while t + 4 <= m {
+                // SAFETY: as above, 4 tokens.
+                unsafe {
+                    tile::<4>(
+                        &p,
+                        std::array::from_fn(|k| at(t + k)),
+                        finish,
+                        scale,
+                        &mut sumf[ROWS * t..ROWS * (t + 4)],
+                    );
+                };
+                t += 4;
+            }
+            while t < m {
+                // SAFETY: as above, 1 token.
+                unsafe {
+                    tile::<1>(
+                        &p,
+                        [at(t)],
+                        finish,
+                        scale,
+                        &mut sumf[ROWS * t..ROWS * (t + 1)],
+                    );
+                };
+                t += 1;
+            }
+        }
+        let o = &mut out[ROWS * gi * m..ROWS * (gi + 1) * m];
+        for (t, s) in sumf.chunks_exact(ROWS).enumerate() {
+            for (i, &v) in s.iter().enumerate() {
+                o[i * m + t] = v;
+            }
+        }
+    }
+    let done = ROWS * groups;
+    if done < rows {
+        rest(&w[rb * done..], &mut out[m * done..]);
+    }
+}
+
+/// A q2_k super-block (scales 0..16: low nibble scale, high nibble min; qs 16..80; d 80,
+/// dmin 82): the 2-bit values as they are.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
+fn q2_k_tile(bw: &[u8]) -> TBlock {
+    assert!(bw.len() >= Q2K);
+    let (m2, m4) = (_mm256_set1_epi8(3), _mm_set1_epi8(0x0f));
+    // SAFETY: the 16 scale bytes are at 0..16 of the 84-byte block.
+    let sc8 = unsafe { _mm_loadu_si128(bw.as_ptr().cast()) };
+    let x = std::array::from_fn(|g| {
+        let (h, kk) = (g / 2, g % 2);
+        // SAFETY: qs bytes 16+32h..48+32h < 80 (h < 2).
+        let q = unsafe { ld256(bw, 16 + 32 * h) };
+        let sh =
+            |k: usize| _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * k as i32)), m2);
+        join(sh(2 * kk), sh(2 * kk + 1))
+    });
+    let (d, dmin) = f16x2_at(bw, 80);
+    TBlock {
+        x,
+        sc: _mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4)),
+        c: _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc8), m4)),
+        d,
+        dmin,
+    }
+}
+
+/// The 8 sub-block scales of 32 values of a q4_k/q5_k super-block, each twice (one per 16).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn scales16(sm: &[u8; 16]) -> __m256i {
+    let mut t = [0u8; 16];
+    t[8..].copy_from_slice(&sm[..8]);
+    q4k_mins16(&t)
+}
+
+/// A q3_k super-block: the values plus 4, shifted back by the scales' block sums.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
+fn q3_k_tile(bw: &[u8]) -> TBlock {
+    let k = q3_k_block(bw);
+    TBlock {
+        x: k.x,
+        sc: k.c,
+        c: k.c,
+        d: _mm_cvtss_f32(k.d),
+        dmin: 0.0,
+    }
+}
+
+/// A q4_k super-block (d 0, dmin 2, scales 4..16, qs 16..144).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
+fn q4_k_tile(bw: &[u8]) -> TBlock {
+    assert!(bw.len() >= Q4K);
+    let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
+    let mask = _mm512_set1_epi8(0x0f);
+    let x = std::array::from_fn(|j| {
+        // SAFETY: qs bytes 16+32j..48+32j <= 144 (j < 4).
+        let q = unsafe { ld256(bw, 16 + 32 * j) };
+        _mm512_and_si512(join(q, _mm256_srli_epi16::<4>(q)), mask)
+    });
+    let (d, dmin) = f16x2_at(bw, 0);
+    TBlock {
+        x,
+        sc: scales16(&sm),
+        c: q4k_mins16(&sm),
+        d,
+        dmin,
+    }
+}
+
+/// A q5_k super-block (d 0, dmin 2, scales 4..16, qh 16..48, qs 48..176).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
+fn q5_k_tile(bw: &[u8]) -> TBlock {
+    let k = q5_k_block(bw);
+    let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
+    TBlock {
+        x: k.x,
+        sc: scales16(&sm),
+        c: k.c,
+        d: _mm_cvtss_f32(k.d),
+        dmin: _mm_cvtss_f32(k.dmin),
+    }
+}
+
+/// A q6_k super-block: the values plus 32, shifted back by the scales' block sums.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
+fn q6_k_tile(bw: &[u8]) -> TBlock {
+    let k = q6_k_block(bw);
+    TBlock {
+        x: k.x,
+        sc: k.c,
+        c: k.c,
+        d: _mm_cvtss_f32(k.d),
+        dmin: 0.0,
+    }
+}
+
+/// Defines a k-quant's `vec_dot_tiled` from its panel unpacker and its pairs kernel.
+macro_rules! kgemm {
+    ($tiled:ident, $pairs:path, $tile:ident, $finish:expr, $scale:expr, $wb:expr, $name:literal) => {
+        #[doc = concat!("`out[r·m + t]` = the ", $name, "·q8_k dot of weight row `r` of `w` with")]
+        #[doc = "activation row `t` of `a` (`m` rows): 16-row panels × 8-token tiles from"]
+        #[doc = "[`MIN_TOKENS`] tokens on, else (and for the last rows) the pairs kernel; each"]
+        #[doc = "result bit-identical to the one-token dot."]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        pub(crate) fn $tiled(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+            // SAFETY: the block size is the type's, `rows_by_panels` checks the lengths; the
+            // features are this function's.
+            unsafe {
+                rows_by_panels(
+                    n,
+                    $wb,
+                    w,
+                    a,
+                    out,
+                    $finish,
+                    $scale,
+                    |b| $tile(b),
+                    |w, o| $pairs(n, w, a, o),
+                )
+            }
+        }
+    };
+}
+
+kgemm!(
+    vec_dot_tiled_q2_k_q8_k,
+    super::kmulti::pairs_q2_k_q8_k,
+    q2_k_tile,
+    Finish::Mins,
+    Scale::Madd16,
+    Q2K,
+    "q2_k"
+);
+kgemm!(
+    vec_dot_tiled_q3_k_q8_k,
+    super::kmulti::pairs_q3_k_q8_k,
+    q3_k_tile,
+    Finish::Shift(4),
+    Scale::Madd16,
+    Q3K,
+    "q3_k"
+);
+kgemm!(
+    vec_dot_tiled_q4_k_q8_k,
+    super::kquants::pairs_q4_k_q8_k,
+    q4_k_tile,
+    Finish::Mins,
+    Scale::Madd16,
+    Q4K,
+    "q4_k"
+);
+kgemm!(
+    vec_dot_tiled_q5_k_q8_k,
+    super::kmulti::pairs_q5_k_q8_k,
+    q5_k_tile,
+    Finish::Mins,
+    Scale::Mul32,
+    Q5K,
+    "q5_k"
+);
+kgemm!(
+    vec_dot_tiled_q6_k_q8_k,
+    super::kmulti::pairs_q6_k_q8_k,
+    q6_k_tile,
+    Finish::Shift(32),
+    Scale::Mul16,
+    Q6K,
+    "q6_k"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose16_transposes() {
+        if !is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: no AVX-512 on this CPU");
+            return;
+        }
+        let a: Vec<[i32; 16]> = (0..16)
+            .map(|i| std::array::from_fn(|j| 100 * i + j as i32))
+            .collect();
+        // SAFETY: AVX-512 F detected above; each array holds 16 i32.
+        let out = unsafe {
+            let r = std::array::from_fn(|i| _mm512_loadu_si512(a[i].as_ptr().cast()));
+            transpose16(&r)
+        };
+        for (j, v) in out.iter().enumerate() {
+            let mut got = [0i32; 16];
+            // SAFETY: as above.
+            unsafe { _mm512_storeu_si512(got.as_mut_ptr().cast(), *v) };
+            let want: [i32; 16] = std::array::from_fn(|i| 100 * i as i32 + j as i32);
+            assert_eq!(got, want, "column {j}");
+        }
+    }
+}
