@@ -277,6 +277,19 @@ impl<'a> Model<'a> {
         }
 
         let last = blocks.end == c.n_layers;
+        // As llama.cpp does: in the last block only the rows whose logits are wanted go on
+        // past the attention (their queries read every key; wo, the FFN and the head need only
+        // them). Each row's result has the same bits either way. Not while a collector watches
+        // the matmul inputs, which must see every row.
+        let wanted = want.rows(n);
+        let prune = match want {
+            Logits::Last => Some((n - 1, 1)),
+            Logits::Rows { from, step } => Some((from, step.max(1))),
+            Logits::None | Logits::All => None,
+        }
+        .filter(|_| last && wanted > 0 && wanted < n && imatrix.is_none())
+        .filter(|_| layer_inputs.is_none());
+        let mut n = n;
         for (l, lw) in w
             .layers
             .iter()
@@ -329,12 +342,17 @@ impl<'a> Model<'a> {
             // One task per (token, head); query head h reads KV head h / n_rep.
             let scale = 1.0 / (hd as f32).sqrt();
             let q = &*q;
-            xb[..n * qd]
+            // the tokens whose attention output goes on: from + k·step for k < rows
+            let (from, step, rows) = match prune {
+                Some((from, step)) if l + 1 == c.n_layers => (from, step, wanted),
+                _ => (0, 1, n),
+            };
+            xb[..rows * qd]
                 .par_chunks_mut(hd)
                 .zip(att.par_chunks_mut(ctx))
                 .enumerate()
                 .for_each(|(i, (out, att))| {
-                    let (t, h) = (i / c.n_heads, i % c.n_heads);
+                    let (t, h) = (from + (i / c.n_heads) * step, i % c.n_heads);
                     let pos = start + t;
                     let kvh = (h / c.kv_mul) * hd;
                     let qh = &q[t * qd + h * hd..][..hd];
@@ -349,6 +367,14 @@ impl<'a> Model<'a> {
                         axpy(out, a, &vc[p * kv_dim + kvh..][..hd]);
                     }
                 });
+            if rows < n {
+                // the residual rows of those tokens, moved up to match (k ≤ from + k·step)
+                for k in 0..rows {
+                    let t = from + k * step;
+                    x.copy_within(t * dim..(t + 1) * dim, k * dim);
+                }
+                n = rows;
+            }
             // return self.wo(output)
             collect(imatrix, Site::AttentionOutput(l), &xb[..n * qd], n)?;
             project(
@@ -402,11 +428,13 @@ impl<'a> Model<'a> {
         let (from, step) = match want {
             _ if !last => return Ok(()),
             Logits::None => return Ok(()),
+            // the last block kept only the wanted rows, in order
+            _ if prune.is_some() => (0, 1),
             Logits::Last => (n - 1, 1),
             Logits::All => (0, 1),
             Logits::Rows { from, step } => (from, step.max(1)),
         };
-        let m = want.rows(n);
+        let m = wanted;
         if m == 0 {
             return Ok(());
         }

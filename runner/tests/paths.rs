@@ -407,17 +407,27 @@ fn quantized_batched_path_equals_one_token_path_at_every_level() {
     // The batched matmul dots each weight row with 4 tokens at once (`vec_dot4`) and the rest
     // one by one; every token's logits must keep the bits of the one-token path.
     let dir = tempfile::tempdir().unwrap();
-    let tokens = random_tokens(11, 32, 13);
-    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4K, DType::Q6K, DType::F16] {
+    // 19 tokens in batches of 16 then 3: the k-quant panels (16 rows × 8 tokens), quads and
+    // a remainder.
+    let tokens = random_tokens(19, 32, 13);
+    for dtype in [
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q2K,
+        DType::Q3K,
+        DType::Q4K,
+        DType::Q5K,
+        DType::Q6K,
+        DType::F16,
+    ] {
         let path = dir.path().join(format!("{dtype}.lpk"));
         random_model(&path, &quant_config(), dtype, 5).unwrap();
         let lpk = Lpk::open(&path).unwrap();
         let mut model = Model::load_with_threads(&lpk, 2).unwrap();
         for level in Level::ALL.into_iter().filter(|l| l.is_supported()) {
             model.set_simd_level(level).unwrap();
-            // Batches of 8 then 3: quads and a remainder.
             let batched = model
-                .logits_all(&mut model.new_state(8), &tokens, 0)
+                .logits_all(&mut model.new_state(16), &tokens, 0)
                 .unwrap();
             let mut state = model.new_state(1);
             let mut single = Vec::new();
@@ -431,5 +441,58 @@ fn quantized_batched_path_equals_one_token_path_at_every_level() {
                 level.name()
             );
         }
+    }
+}
+
+#[test]
+fn last_block_keeps_only_the_wanted_rows_with_their_bits() {
+    // With `Logits::Last` / `Rows` the last block runs wo, the FFN and the head on the wanted
+    // rows only; each must equal its row of `Logits::All`.
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = random_tokens(19, 32, 29);
+    for dtype in [DType::F32, DType::Q4K, DType::Q8_0] {
+        let path = dir.path().join(format!("{dtype}.lpk"));
+        random_model(&path, &quant_config(), dtype, 7).unwrap();
+        let lpk = Lpk::open(&path).unwrap();
+        let model = Model::load_with_threads(&lpk, 2).unwrap();
+        let vocab = model.config.vocab_size;
+        let all = model
+            .forward_batch(&mut model.new_state(19), &tokens, 0, Logits::All)
+            .unwrap()
+            .to_vec();
+        let last = model
+            .forward_batch(&mut model.new_state(19), &tokens, 0, Logits::Last)
+            .unwrap()
+            .to_vec();
+        assert_eq!(last, all[18 * vocab..], "{dtype} Logits::Last");
+        let rows = model
+            .forward_batch(
+                &mut model.new_state(19),
+                &tokens,
+                0,
+                Logits::Rows { from: 2, step: 3 },
+            )
+            .unwrap()
+            .to_vec();
+        let want: Vec<f32> = (2..19)
+            .step_by(3)
+            .flat_map(|t| all[t * vocab..(t + 1) * vocab].to_vec())
+            .collect();
+        assert_eq!(rows, want, "{dtype} Logits::Rows");
+        // and the next token after a pruned pass still sees every position's keys
+        let mut s = model.new_state(19);
+        model
+            .forward_batch(&mut s, &tokens, 0, Logits::Last)
+            .unwrap();
+        let next = model.forward(&mut s, 3, 19).unwrap().to_vec();
+        let mut s = model.new_state(19);
+        model
+            .forward_batch(&mut s, &tokens, 0, Logits::All)
+            .unwrap();
+        assert_eq!(
+            next,
+            model.forward(&mut s, 3, 19).unwrap(),
+            "{dtype} next token"
+        );
     }
 }
