@@ -153,3 +153,34 @@ proptest! {
         }
     }
 }
+
+/// The AVX-512 level may take AVX2's one-token dots for every quantized weight (on CPUs that
+/// run 512-bit operations as two halves, `kernels_tuned`): legal because they give the same
+/// bits, which this checks on every block count 1..17 and every row kind. (The float dots sum
+/// in other lanes and differ.)
+#[test]
+fn avx2_and_avx512_one_token_dots_agree_on_every_quantized_weight() {
+    use llamapack_quantize::{Level, kernels_for};
+    let (Some(a2), Some(a5)) = (kernels_for(Level::Avx2), kernels_for(Level::Avx512)) else {
+        eprintln!("skipped: this CPU has no AVX-512 VNNI (or no AVX2)");
+        return;
+    };
+    for dtype in weights().filter(|d| d.block_len() > 1) {
+        for seed in 0..120u64 {
+            let n = dtype.block_len() * (1 + seed as usize % 17);
+            let wq = encode(dtype, &row(seed % KINDS, n, seed));
+            let aq = encode(
+                vec_dot_type(dtype),
+                &row((seed + 3) % KINDS, n, seed ^ 0x77),
+            );
+            let (x, y) = (
+                a2.vec_dot(dtype, n, &wq, &aq),
+                a5.vec_dot(dtype, n, &wq, &aq),
+            );
+            assert!(
+                x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+                "{dtype} n={n} seed {seed}: avx2 {x} vs avx512 {y}"
+            );
+        }
+    }
+}

@@ -91,7 +91,7 @@ impl<'a> Model<'a> {
 
     /// Runs the matmuls on the kernels of `level` (tests compare every level in one process).
     pub fn set_simd_level(&mut self, level: Level) -> Result<()> {
-        self.kernels = llamapack_quantize::kernels_for(level).ok_or_else(|| {
+        self.kernels = llamapack_quantize::kernels_tuned(level).ok_or_else(|| {
             Error::Unsupported(format!(
                 "SIMD level {} is not supported by this CPU",
                 level.name()

@@ -5,8 +5,10 @@
 //! weights), then every weight row is dotted with it.
 //!
 //! Generation (one token) splits the rows over the threads, one dot per row (float weights: 4
-//! rows at a time, for independent accumulator chains). Prompts (`n` tokens) read every weight
-//! row from memory once and dot it with all the tokens while it is in cache, with the best
+//! rows at a time, for independent accumulator chains); the one-token dots are those of
+//! `kernels_tuned` (AVX2's for quantized weights at AVX-512 on AMD, with the same bits).
+//! Prompts (`n` tokens) read every weight row from memory once and dot it with all the tokens
+//! while it is in cache, with the best
 //! multi-token kernel the level has for the weight type:
 //! - float weights: register tiles of 4 rows × 4 tokens (`Kernels::vec_dot_tiled`);
 //! - the k-quants and iq4_xs: 1–2 rows against all tokens, each super-block unpacked once
@@ -242,7 +244,10 @@ fn matmul_blocked(
     let chunk = chunk_rows(rows);
     if n == 1 {
         let act = a.row(0);
-        let tiled = k.has_vec_dot_tiled(w.dtype);
+        // float weights: 4 rows at a time (independent accumulator chains); quantized ones
+        // row by row with the table's one-token dot (`vec_dot_tiled` of one token is that
+        // too, but would bypass `kernels_tuned`'s choice of it)
+        let tiled = k.has_vec_dot_tiled(w.dtype) && w.dtype.block_len() == 1;
         out[..rows]
             .par_chunks_mut(chunk)
             .enumerate()

@@ -11,13 +11,11 @@
 use std::arch::x86_64::*;
 
 use super::kquants::{
-    hsum4_i32x16, join, ld256, ld512, quad_scale_idx, vec_dot_q2_k_q8_k, vec_dot_q3_k_q8_k,
-    vec_dot_q5_k_q8_k, vec_dot_q6_k_q8_k,
+    hsum4_i32x16, join, ld256, ld512, q3k_values64, quad_scale_idx, vec_dot_q2_k_q8_k,
+    vec_dot_q3_k_q8_k, vec_dot_q5_k_q8_k, vec_dot_q6_k_q8_k,
 };
 use crate::q4_k::unpack_scales_mins;
-use crate::x86::avx2::{
-    Finish, finish4, hsum4_i32, q3k_scales8, q3k_values, q4k_mins16, q5k_values,
-};
+use crate::x86::avx2::{Finish, finish4, hsum4_i32, q3k_scales8, q4k_mins16, q5k_values};
 use crate::x86::{f16x2_at, prefetch_ahead, rd_f32};
 
 const Q2K: usize = 84;
@@ -167,12 +165,8 @@ pub(super) fn q3_k_block(bw: &[u8]) -> KBlock {
     let sc16 = _mm256_cvtepi8_epi16(q3k_scales8(bw));
     let sc = _mm512_castsi256_si512(sc16);
     // SAFETY: hmask is bytes 0..32 of the 110-byte block.
-    let hm = unsafe { ld256(bw, 0) };
-    let x = std::array::from_fn(|g| {
-        // SAFETY: qs bytes 32+32h..64+32h < 96 (h = g / 2 < 2).
-        let q = unsafe { ld256(bw, 32 + 32 * (g / 2)) };
-        join(q3k_values(q, hm, 2 * g), q3k_values(q, hm, 2 * g + 1))
-    });
+    let hm = _mm512_broadcast_i64x4(unsafe { ld256(bw, 0) });
+    let x = std::array::from_fn(|g| q3k_values64(bw, hm, g));
     KBlock {
         x,
         s: quad_scale_idx().map(|i| _mm512_permutexvar_epi16(i, sc)),
