@@ -91,6 +91,8 @@ pub(crate) type Dot4Fn = fn(usize, &[u8], [&[u8]; 4]) -> [f32; 4];
 pub(crate) type Dot4PackedFn = fn(usize, &[u8], &[u8]) -> [f32; 4];
 /// Every one of consecutive weight rows with every one of consecutive activation rows.
 pub(crate) type DotTiledFn = fn(usize, &[u8], &[u8], &mut [f32]);
+/// 16 weight rows in a panel × activation rows, with the activations' block sums.
+pub(crate) type Panel16Fn = fn(usize, &[u8], &[u8], &[i32], &mut [f32]);
 
 /// The kernels of one dtype. They receive slices whose lengths [`Kernels`] has checked.
 #[derive(Clone, Copy, Debug)]
@@ -108,6 +110,8 @@ pub(crate) struct Format {
     pub(crate) vec_dot4_packed: Option<Dot4PackedFn>,
     /// Weight rows × activation rows in register tiles.
     pub(crate) vec_dot_tiled: Option<DotTiledFn>,
+    /// A panel of 16 repacked weight rows × activation rows (`Kernels::panel16_dot`).
+    pub(crate) panel16: Option<Panel16Fn>,
 }
 
 /// Rows of the dtype table.
@@ -339,6 +343,53 @@ impl Kernels {
         }
     }
 
+    /// Whether [`Kernels::panel16_dot`] exists for `weight` at this level (then the runner
+    /// keeps its matrices of whole 16-row groups repacked, `q4_0::repack_x16`).
+    pub fn has_panel16(&self, weight: DType) -> bool {
+        self.format(weight).is_ok_and(|f| f.panel16.is_some())
+    }
+
+    /// `out[16t + i]` = the scalar reference dot of row `i` of a 16-row `panel` (repacked by
+    /// `q4_0::repack_x16`) with activation row `t` of `acts` (rows of `n` values in the weight's
+    /// activation format), bit for bit; `sums[t·(n/32) + b]` is the sum of the quants of block
+    /// `b` of activation row `t`. One token is generation's matrix × vector, more are a tile.
+    ///
+    /// # Panics
+    /// If the level has no such kernel for `weight` (see [`Kernels::has_panel16`]), or the
+    /// lengths do not match `n`.
+    pub fn panel16_dot(
+        &self,
+        weight: DType,
+        n: usize,
+        panel: &[u8],
+        acts: &[u8],
+        sums: &[i32],
+        out: &mut [f32],
+    ) {
+        let f = self
+            .format(weight)
+            .ok()
+            .and_then(|f| f.panel16)
+            .expect("panel16_dot: no panel kernel for this dtype at this level");
+        let act_type = weight.vec_dot_type();
+        let (wb, ab) = (weight.row_bytes(n), act_type.row_bytes(n));
+        let ok = match (wb, ab) {
+            (Some(wb), Some(ab)) if ab > 0 => {
+                let m = acts.len() / ab;
+                panel.len() == 16 * wb
+                    && acts.len() == m * ab
+                    && sums.len() == m * (n / 32)
+                    && out.len() == 16 * m
+            }
+            _ => false,
+        };
+        assert!(
+            ok,
+            "panel16_dot: {weight} rows of {n} values: wrong lengths"
+        );
+        f(n, panel, acts, sums, out);
+    }
+
     /// Whether [`Kernels::vec_dot4_packed`] exists for `weight` at this level.
     pub fn has_vec_dot4_packed(&self, weight: DType) -> bool {
         self.format(weight)
@@ -457,6 +508,7 @@ const fn scalar_format<F: BlockFormat>() -> Option<Format> {
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
+        panel16: None,
     })
 }
 
@@ -476,6 +528,7 @@ const fn float_format(
         vec_dot4: None,
         vec_dot4_packed: None,
         vec_dot_tiled: None,
+        panel16: None,
     })
 }
 
@@ -751,6 +804,10 @@ static AVX512: Kernels = {
         vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
         vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
         vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q4_0_q8_0),
+        panel16: Some(|n, p, a, s, o| {
+            // SAFETY: the table is only reachable once its features are detected.
+            unsafe { k::panel16_dot_q4_0_q8_0(n, p, a, s, o) }
+        }),
     });
     // the one-token q4_k dot is AVX2's (`vpdpwssd` bought nothing over `vpmaddwd` there)
     over!(t, Q4K, {

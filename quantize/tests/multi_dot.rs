@@ -184,3 +184,58 @@ fn avx2_and_avx512_one_token_dots_agree_on_every_quantized_weight() {
         }
     }
 }
+
+/// `panel16_dot` on 16 rows repacked by `q4_0::repack_x16` equals the scalar reference dot of
+/// every (row, token) bit for bit, for 1..20 tokens (the 8-token tiles and the single ones).
+fn check_panel16(dtype: DType, n: usize, ntok: usize, seed: u64) {
+    use llamapack_quantize::{Level, kernels_for, q4_0::repack_x16};
+    let scalar = kernels_for(Level::Scalar).expect("scalar");
+    let rows: Vec<u8> = (0..16u64)
+        .flat_map(|r| encode(dtype, &row(r % KINDS, n, seed.wrapping_add(r))))
+        .collect();
+    let act = vec_dot_type(dtype);
+    let aq: Vec<u8> = (0..ntok as u64)
+        .flat_map(|t| encode(act, &row((t + 3) % KINDS, n, seed ^ (0x9e37 * (t + 1)))))
+        .collect();
+    let (rb, ab) = (rows.len() / 16, aq.len() / ntok);
+    let sums: Vec<i32> = aq
+        .chunks_exact(34)
+        .map(|b| b[2..].iter().map(|&q| i32::from(q as i8)).sum())
+        .collect();
+    let mut panel = vec![0u8; rows.len()];
+    repack_x16(n / 32, &rows, &mut panel);
+    for k in levels().into_iter().filter(|k| k.has_panel16(dtype)) {
+        let mut out = vec![0f32; 16 * ntok];
+        k.panel16_dot(dtype, n, &panel, &aq, &sums, &mut out);
+        for t in 0..ntok {
+            for i in 0..16 {
+                let want = scalar.vec_dot(dtype, n, &rows[i * rb..][..rb], &aq[t * ab..][..ab]);
+                let got = out[16 * t + i];
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "{dtype} panel16 {:?} n={n} row {i} token {t}/{ntok}: {got} vs reference {want}",
+                    k.level()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn panel16_dot_is_the_reference_dot() {
+    let with_panels: Vec<DType> = weights()
+        .filter(|&d| levels().iter().any(|k| k.has_panel16(d)))
+        .collect();
+    #[cfg(target_arch = "x86_64")]
+    if llamapack_quantize::Level::Avx512.is_supported() {
+        assert!(
+            with_panels.contains(&DType::Q4_0),
+            "the q4_0 panel kernel was not exercised"
+        );
+    }
+    for dtype in with_panels {
+        for (blocks, ntok, seed) in [(1, 1, 1), (3, 8, 2), (8, 19, 3), (17, 5, 4), (128, 9, 5)] {
+            check_panel16(dtype, 32 * blocks, ntok, seed);
+        }
+    }
+}

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::imatrix::{Site, collect};
-use crate::matmul::{self, project};
+use crate::matmul::{self, Panels, project};
 use crate::model::{Config, Weights};
 use crate::ops::{add, axpy, dot, rmsnorm, rope, silu, softmax};
 use crate::state::State;
@@ -53,6 +53,8 @@ pub struct Model<'a> {
     pub weights: Weights<'a>,
     pool: rayon::ThreadPool,
     kernels: &'static Kernels,
+    /// Matrices kept repacked in 16-row panels for the level's panel kernels.
+    panels: Panels,
 }
 
 impl<'a> Model<'a> {
@@ -70,11 +72,14 @@ impl<'a> Model<'a> {
             .thread_name(|i| format!("llamapack-{i}"))
             .build()
             .map_err(|e| Error::ThreadPool(e.to_string()))?;
+        let kernels = llamapack_quantize::kernels();
+        let panels = pool.install(|| Panels::build(kernels, &weights));
         Ok(Model {
             config,
             weights,
             pool,
-            kernels: llamapack_quantize::kernels(),
+            kernels,
+            panels,
         })
     }
 
@@ -309,6 +314,7 @@ impl<'a> Model<'a> {
             collect(imatrix, Site::Attention(l), &xb[..n * dim], n)?;
             project(
                 kern,
+                &self.panels,
                 &xb[..n * dim],
                 n,
                 dim,
@@ -379,6 +385,7 @@ impl<'a> Model<'a> {
             collect(imatrix, Site::AttentionOutput(l), &xb[..n * qd], n)?;
             project(
                 kern,
+                &self.panels,
                 &xb[..n * qd],
                 n,
                 qd,
@@ -398,6 +405,7 @@ impl<'a> Model<'a> {
             collect(imatrix, Site::Ffn(l), &xb[..n * dim], n)?;
             project(
                 kern,
+                &self.panels,
                 &xb[..n * dim],
                 n,
                 dim,
@@ -413,6 +421,7 @@ impl<'a> Model<'a> {
             collect(imatrix, Site::FfnDown(l), &hb[..n * hidden], n)?;
             project(
                 kern,
+                &self.panels,
                 &hb[..n * hidden],
                 n,
                 hidden,
@@ -445,6 +454,7 @@ impl<'a> Model<'a> {
         collect(imatrix, Site::Output, &xb[..m * dim], m)?;
         project(
             kern,
+            &self.panels,
             &xb[..m * dim],
             m,
             dim,

@@ -22,11 +22,14 @@
 //!
 //! The kernels are `llamapack-quantize`'s; this is the only module that calls them.
 
+use std::collections::HashMap;
+
 use llamapack_format::DType;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::model::Matrix;
+use crate::model::{Matrix, Weights};
+use llamapack_quantize::q4_0::{PANEL_ROWS, repack_x16};
 use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
 use llamapack_quantize::{Kernels, vec_dot_type};
 
@@ -73,8 +76,55 @@ pub(crate) fn act_scratch_bytes(n: usize, cols: usize) -> usize {
         .max()
         .unwrap_or(0)
         * n;
-    // the packed groups start on the next cache line
-    rows.next_multiple_of(64) + packed_group_bytes(cols.next_multiple_of(32)) * (n / 4)
+    // the packed groups start on the next cache line, the block sums after them
+    let packed = packed_group_bytes(cols.next_multiple_of(32)) * (n / 4);
+    rows.next_multiple_of(64) + packed + 4 * n * cols.div_ceil(32)
+}
+
+/// Whether q8_0 activations also get their block sums (some weight has a panel kernel).
+fn sums(k: &Kernels, dtype: DType, cols: usize) -> bool {
+    dtype == DType::Q8_0 && cols.is_multiple_of(32) && k.has_panel16(DType::Q4_0)
+}
+
+/// Weight matrices kept, for the level's panel kernels (`Kernels::panel16_dot`), repacked in
+/// groups of 16 rows (`q4_0::repack_x16`): the same bytes in another order, a second copy of
+/// those matrices in memory. Looked up by the matrix's bytes, so weights from elsewhere (a
+/// calibration's own quantization) simply take the row kernels.
+#[derive(Debug, Default)]
+pub(crate) struct Panels(HashMap<(usize, usize), Box<[u8]>>);
+
+impl Panels {
+    /// Repacks every matrix of `w` whose dtype has a panel kernel in `k` and whose rows are
+    /// whole groups of 16 (in parallel, on the caller's pool).
+    pub(crate) fn build(k: &Kernels, w: &Weights<'_>) -> Panels {
+        let mut all: Vec<&Matrix<'_>> = vec![&w.output];
+        for l in &w.layers {
+            all.extend([&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3]);
+        }
+        all.sort_by_key(|m| (m.bytes.as_ptr() as usize, m.bytes.len()));
+        all.dedup_by_key(|m| (m.bytes.as_ptr() as usize, m.bytes.len()));
+        let map = all
+            .into_par_iter()
+            .filter(|m| k.has_panel16(m.dtype) && m.rows.is_multiple_of(PANEL_ROWS) && m.rows > 0)
+            .map(|m| {
+                let nb = m.cols / 32;
+                let group = PANEL_ROWS * m.row_bytes;
+                let mut p = vec![0u8; m.bytes.len()].into_boxed_slice();
+                p.par_chunks_mut(group)
+                    .zip(m.bytes.par_chunks(group))
+                    .for_each(|(o, i)| repack_x16(nb, i, o));
+                ((m.bytes.as_ptr() as usize, m.bytes.len()), p)
+            })
+            .collect();
+        Panels(map)
+    }
+
+    /// The panels of `w`, if it was repacked.
+    fn get(&self, w: &Matrix<'_>) -> Option<&[u8]> {
+        self.0
+            .get(&(w.bytes.as_ptr() as usize, w.bytes.len()))
+            .map(|b| &b[..])
+    }
 }
 
 /// Offset of the packed groups after `rows_bytes` of converted rows: the next multiple of 64,
@@ -113,6 +163,8 @@ pub(crate) struct Acts<'s> {
     /// The first `n / 4 · 4` rows in groups of 4 packed by `pack_q8_0_x4` (q8_0 only, when
     /// the level has packed kernels).
     pub packed: Option<&'s [u8]>,
+    /// `n · cols / 32` block sums of the quants (q8_0 only, when the level has panel kernels).
+    pub sums: Option<&'s [i32]>,
 }
 
 impl<'s> Acts<'s> {
@@ -139,15 +191,27 @@ impl<'s> Acts<'s> {
             0
         };
         let start = packed_start(n * row_bytes);
+        let nsums = if sums(k, dtype, cols) {
+            n * cols / 32
+        } else {
+            0
+        };
         let (dst, pack) = scratch
-            .get_mut(..start + packed)
+            .get_mut(..start + packed + 4 * nsums)
             .ok_or_else(|| kerr(format!("activation scratch too small for {n}×{cols}")))?
             .split_at_mut(start);
+        let (pack, sum) = pack.split_at_mut(packed);
         let (dst, pack) = (&mut dst[..n * row_bytes], pack);
         dst.par_chunks_mut(row_bytes)
             .zip(x[..n * cols].par_chunks(cols))
             .try_for_each(|(d, s)| k.quantize_row(dtype, s, d))
             .map_err(|e| kerr(e.to_string()))?;
+        if nsums > 0 {
+            let sum: &mut [i32] = bytemuck::cast_slice_mut(sum);
+            for (s, blk) in sum.iter_mut().zip(dst.chunks_exact(34)) {
+                *s = blk[2..].iter().map(|&q| i32::from(q as i8)).sum();
+            }
+        }
         if packed > 0 {
             let dst = &*dst;
             pack.par_chunks_mut(packed_group_bytes(cols))
@@ -170,14 +234,22 @@ impl<'s> Acts<'s> {
         cols: usize,
         scratch: &'s [u8],
     ) -> Acts<'s> {
-        let (row_bytes, bytes, packed) = if dtype == DType::F32 {
-            (cols * 4, bytemuck::cast_slice(&x[..n * cols]), None)
+        let (row_bytes, bytes, packed, sum) = if dtype == DType::F32 {
+            (cols * 4, bytemuck::cast_slice(&x[..n * cols]), None, None)
         } else {
             let rb = dtype.row_bytes(cols).expect("checked by convert");
             let start = packed_start(n * rb);
-            let packed = packs(k, dtype, n, cols)
-                .then(|| &scratch[start..start + packed_group_bytes(cols) * (n / 4)]);
-            (rb, &scratch[..n * rb], packed)
+            let plen = if packs(k, dtype, n, cols) {
+                packed_group_bytes(cols) * (n / 4)
+            } else {
+                0
+            };
+            let packed = (plen > 0).then(|| &scratch[start..start + plen]);
+            let sum = sums(k, dtype, cols).then(|| {
+                let at = start + plen;
+                bytemuck::cast_slice(&scratch[at..at + 4 * n * cols / 32])
+            });
+            (rb, &scratch[..n * rb], packed, sum)
         };
         Acts {
             dtype,
@@ -186,6 +258,7 @@ impl<'s> Acts<'s> {
             n,
             bytes,
             packed,
+            sums: sum,
         }
     }
 
@@ -197,8 +270,10 @@ impl<'s> Acts<'s> {
 /// Multiplies the `n` rows of `x` (`cols` wide) by each matrix, writing each product to its
 /// output. Consecutive matrices whose dot format is the same share one conversion of `x`
 /// (q, k and v; w1 and w3).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn project(
     k: &Kernels,
+    panels: &Panels,
     x: &[f32],
     n: usize,
     cols: usize,
@@ -214,9 +289,67 @@ pub(crate) fn project(
             converted = Some(dtype);
         }
         let a = Acts::view(k, dtype, x, n, cols, scratch);
-        matmul(k, w, &a, out, tr);
+        match panels.get(w).zip(a.sums) {
+            Some((p, s)) if k.has_panel16(w.dtype) => matmul_panels(k, w, p, &a, s, out, tr),
+            _ => matmul(k, w, &a, out, tr),
+        }
     }
     Ok(())
+}
+
+/// [`matmul`] of a matrix kept in 16-row panels (`p`, `Panels`), with the activations' block
+/// sums `s`: each task takes whole groups of 16 rows; one token writes `out` directly, several
+/// go through `tr` as in [`matmul`].
+fn matmul_panels(
+    k: &Kernels,
+    w: &Matrix<'_>,
+    p: &[u8],
+    a: &Acts<'_>,
+    s: &[i32],
+    out: &mut [f32],
+    tr: &mut [f32],
+) {
+    let (rows, n) = (w.rows, a.n);
+    let group = PANEL_ROWS * w.row_bytes;
+    let chunk = chunk_rows(rows).next_multiple_of(PANEL_ROWS);
+    let panel = |r0: usize| &p[r0 / PANEL_ROWS * group..][..group];
+    if n == 1 {
+        out[..rows]
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(c, o)| {
+                for (g, og) in o.chunks_mut(PANEL_ROWS).enumerate() {
+                    let r0 = c * chunk + g * PANEL_ROWS;
+                    k.panel16_dot(w.dtype, w.cols, panel(r0), a.bytes, s, og);
+                }
+            });
+        return;
+    }
+    let tr = &mut tr[..rows * n];
+    tr.par_chunks_mut(chunk * n)
+        .enumerate()
+        .for_each(|(c, ys)| {
+            let mut tile = vec![0f32; PANEL_ROWS * n];
+            for (g, yg) in ys.chunks_mut(PANEL_ROWS * n).enumerate() {
+                let r0 = c * chunk + g * PANEL_ROWS;
+                k.panel16_dot(w.dtype, w.cols, panel(r0), a.bytes, s, &mut tile);
+                // tile is [token][row]; tr is [row][token]
+                for (t, v) in tile.chunks_exact(PANEL_ROWS).enumerate() {
+                    for (i, &y) in v.iter().enumerate() {
+                        yg[i * n + t] = y;
+                    }
+                }
+            }
+        });
+    let tr = &*tr;
+    out[..n * rows]
+        .par_chunks_mut(rows)
+        .enumerate()
+        .for_each(|(t, o)| {
+            for (r, y) in o.iter_mut().enumerate() {
+                *y = tr[r * n + t];
+            }
+        });
 }
 
 /// `out[t][r] = W[r] · x[t]` for the `a.n` tokens: `out` is `[a.n, w.rows]`.

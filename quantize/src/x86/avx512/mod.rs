@@ -13,6 +13,7 @@ mod kgemm;
 mod kmulti;
 mod kquants;
 mod legacy;
+mod panel32;
 
 pub(crate) use block32::*;
 pub(crate) use float::*;
@@ -22,6 +23,7 @@ pub(crate) use kgemm::*;
 pub(crate) use kmulti::*;
 pub(crate) use kquants::*;
 pub(crate) use legacy::*;
+pub(crate) use panel32::*;
 
 /// `F`'s importance-weighted encoder (`crate::weighted`) compiled with this level's features:
 /// the same code as the scalar level's, its lane searches ([`crate::lanes`]) vectorized wider.

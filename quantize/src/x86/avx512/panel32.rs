@@ -1,0 +1,121 @@
+//! q4_0 weights in panels of 16 rows ([`crate::q4_0::repack_x16`]) against q8_0 activations:
+//! one vector lane per weight row, for one token (generation) and for tiles of 8 tokens
+//! (prompts).
+//!
+//! The one-row dots keep 4 × 8 f32 partial sums per row in lanes; here lane `i` is row `i`, so
+//! a block's 8 `vpdpbusd` (the low and the high nibbles of 4 × 4 bytes, each dword broadcast
+//! from the token's quants) give the 16 rows' exact block sums without any reduction, and one
+//! 64-byte load feeds 16 rows: about 27 instructions per 288 weight bytes for one token,
+//! where the one-row dot takes 12 per 18. Each lane then takes the scalar reference's steps
+//! (`vec_dot_q4_0_q8_0_ref`: `f32(sumi)·(dx·dy)` added block by block from 0), so every result
+//! has the reference's bits.
+
+use std::arch::x86_64::*;
+
+use crate::q4_0::{PANEL_BLOCK_BYTES, PANEL_ROWS};
+
+/// Bytes of a q8_0 block.
+const QB: usize = 34;
+
+/// The dword at `p + off`, in every lane.
+///
+/// # Safety
+/// The 4 bytes at `p + off` are readable.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn bcast(p: *const u8, off: usize) -> __m512i {
+    // SAFETY: as the caller promises.
+    _mm512_set1_epi32(unsafe { p.add(off).cast::<i32>().read_unaligned() })
+}
+
+/// `out[16t + i]` = the reference q4_0·q8_0 dot of panel row `i` with token `t`, for `T`
+/// tokens whose rows start at `a[t]` and whose block sums `Σ y` are `s[t][b]`.
+///
+/// # Safety
+/// `panel` holds `nb` panel blocks, every `a[t]` `nb` q8_0 blocks, every `s[t]` `nb` sums;
+/// `out` holds `16·T` f32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn tile<const T: usize>(
+    nb: usize,
+    panel: *const u8,
+    a: [*const u8; T],
+    s: [*const i32; T],
+    out: &mut [f32],
+) {
+    debug_assert!(out.len() == PANEL_ROWS * T);
+    let m4 = _mm512_set1_epi8(0x0f);
+    let mut sumf = [_mm512_setzero_ps(); T];
+    for b in 0..nb {
+        // SAFETY: b < nb: the panel block, the q8_0 blocks and the sums are in range.
+        unsafe {
+            let p = panel.add(PANEL_BLOCK_BYTES * b);
+            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+            let q: [__m512i; 4] =
+                std::array::from_fn(|j| _mm512_loadu_si512(p.add(32 + 64 * j).cast()));
+            let lo = q.map(|v| _mm512_and_si512(v, m4));
+            let hi = q.map(|v| _mm512_and_si512(_mm512_srli_epi16::<4>(v), m4));
+            for t in 0..T {
+                let y = a[t].add(QB * b);
+                let mut acc = _mm512_setzero_si512();
+                for j in 0..4 {
+                    acc = _mm512_dpbusd_epi32(acc, lo[j], bcast(y, 2 + 4 * j));
+                    acc = _mm512_dpbusd_epi32(acc, hi[j], bcast(y, 18 + 4 * j));
+                }
+                // Σ (x − 8)·y = Σ x·y − 8·Σ y, exact
+                let sumi = _mm512_sub_epi32(acc, _mm512_set1_epi32(8 * s[t].add(b).read()));
+                let dy = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+                    y.cast::<u16>().read_unaligned(),
+                ))));
+                let d = _mm512_mul_ps(dw, _mm512_set1_ps(dy));
+                sumf[t] = _mm512_add_ps(sumf[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), d));
+            }
+        }
+    }
+    for (t, v) in sumf.iter().enumerate() {
+        // SAFETY: out holds 16·T f32.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(PANEL_ROWS * t), *v) };
+    }
+}
+
+/// `out[16t + i]` = `vec_dot_q4_0_q8_0_ref` of row `i` of the panel with activation row `t`
+/// of `a` (q8_0 rows of `n` values), bit for bit; `sums[t·nb + b]` = the sum of the quants of
+/// block `b` of row `t`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn panel16_dot_q4_0_q8_0(
+    n: usize,
+    panel: &[u8],
+    a: &[u8],
+    sums: &[i32],
+    out: &mut [f32],
+) {
+    let nb = n / 32;
+    let ab = QB * nb;
+    assert!(nb > 0 && panel.len() == PANEL_BLOCK_BYTES * nb && a.len().is_multiple_of(ab));
+    let m = a.len() / ab;
+    assert!(sums.len() == m * nb && out.len() == PANEL_ROWS * m);
+    let (pp, ap, sp) = (panel.as_ptr(), a.as_ptr(), sums.as_ptr());
+    let row = |t: usize| ap.wrapping_add(ab * t);
+    let sum = |t: usize| sp.wrapping_add(nb * t);
+    let mut t = 0;
+    while t + 8 <= m {
+        let o = &mut out[PANEL_ROWS * t..PANEL_ROWS * (t + 8)];
+        // SAFETY: tokens t..t + 8 < m: their rows and sums are in range (lengths checked).
+        unsafe {
+            tile::<8>(
+                nb,
+                pp,
+                std::array::from_fn(|k| row(t + k)),
+                std::array::from_fn(|k| sum(t + k)),
+                o,
+            );
+        }
+        t += 8;
+    }
+    while t < m {
+        let o = &mut out[PANEL_ROWS * t..PANEL_ROWS * (t + 1)];
+        // SAFETY: token t < m, as above.
+        unsafe { tile::<1>(nb, pp, [row(t)], [sum(t)], o) };
+        t += 1;
+    }
+}
