@@ -344,7 +344,7 @@ impl Kernels {
     }
 
     /// Whether [`Kernels::panel16_dot`] exists for `weight` at this level (then the runner
-    /// keeps its matrices of whole 16-row groups repacked, `q4_0::repack_x16`).
+    /// keeps its matrices of whole 16-row groups repacked, `q4_0::repack_x16`: q4_0, iq4_nl).
     pub fn has_panel16(&self, weight: DType) -> bool {
         self.format(weight).is_ok_and(|f| f.panel16.is_some())
     }
@@ -857,6 +857,10 @@ static AVX512: Kernels = {
         vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0),
         vec_dot4: tf!(dot4 k::vec_dot4_iq4_nl_q8_0),
         vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_iq4_nl_q8_0),
+        panel16: Some(|n, p, a, s, o| {
+            // SAFETY: the table is only reachable once its features are detected.
+            unsafe { k::panel16_dot_iq4_nl_q8_0(n, p, a, s, o) }
+        }),
     });
     over!(t, IQ4XS, {
         quantize: tf!(quant k::quantize_iq4_xs),

@@ -89,7 +89,7 @@ pub const PANEL_ROWS: usize = 16;
 /// Bytes of one block of 16 rows in a panel: the 16 scales, then the 16 rows' quants.
 pub const PANEL_BLOCK_BYTES: usize = PANEL_ROWS * 18;
 
-/// Repacks 16 q4_0 rows of `nb` blocks (`rows`: `16 · nb · 18` bytes, row after row) into a
+/// Repacks 16 q4_0 (or iq4_nl: the same 18-byte blocks) rows of `nb` blocks (`rows`: `16 · nb · 18` bytes, row after row) into a
 /// panel for the multi-row kernels (`Kernels::panel16_dot`): block `b` of the 16 rows becomes
 /// [`PANEL_BLOCK_BYTES`] at `b · 288`: the 16 f16 scales (row `i` at `2i`), then for each
 /// `j < 4` the 4 quant bytes `4j..4j + 4` of every row (row `i` at `32 + 64j + 4i`), so that

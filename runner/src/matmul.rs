@@ -83,7 +83,9 @@ pub(crate) fn act_scratch_bytes(n: usize, cols: usize) -> usize {
 
 /// Whether q8_0 activations also get their block sums (some weight has a panel kernel).
 fn sums(k: &Kernels, dtype: DType, cols: usize) -> bool {
-    dtype == DType::Q8_0 && cols.is_multiple_of(32) && k.has_panel16(DType::Q4_0)
+    dtype == DType::Q8_0
+        && cols.is_multiple_of(32)
+        && (k.has_panel16(DType::Q4_0) || k.has_panel16(DType::IQ4NL))
 }
 
 /// Weight matrices kept, for the level's panel kernels (`Kernels::panel16_dot`), repacked in
@@ -105,7 +107,13 @@ impl Panels {
         all.dedup_by_key(|m| (m.bytes.as_ptr() as usize, m.bytes.len()));
         let map = all
             .into_par_iter()
-            .filter(|m| k.has_panel16(m.dtype) && m.rows.is_multiple_of(PANEL_ROWS) && m.rows > 0)
+            .filter(|m| {
+                // the two panel formats, both 18-byte blocks that `repack_x16` lays out
+                matches!(m.dtype, DType::Q4_0 | DType::IQ4NL)
+                    && k.has_panel16(m.dtype)
+                    && m.rows.is_multiple_of(PANEL_ROWS)
+                    && m.rows > 0
+            })
             .map(|m| {
                 let nb = m.cols / 32;
                 let group = PANEL_ROWS * m.row_bytes;

@@ -1,4 +1,5 @@
-//! q4_0 weights in panels of 16 rows ([`crate::q4_0::repack_x16`]) against q8_0 activations:
+//! q4_0 and iq4_nl weights (the same 18-byte blocks: an f16 scale and 16 bytes of nibbles) in
+//! panels of 16 rows ([`crate::q4_0::repack_x16`]) against q8_0 activations:
 //! one vector lane per weight row, for one token (generation) and for tiles of 8 tokens
 //! (prompts).
 //!
@@ -28,15 +29,18 @@ unsafe fn bcast(p: *const u8, off: usize) -> __m512i {
     _mm512_set1_epi32(unsafe { p.add(off).cast::<i32>().read_unaligned() })
 }
 
-/// `out[16t + i]` = the reference q4_0·q8_0 dot of panel row `i` with token `t`, for `T`
-/// tokens whose rows start at `a[t]` and whose block sums `Σ y` are `s[t][b]`.
+/// `out[16t + i]` = the reference q4_0·q8_0 (`IQ`: iq4_nl·q8_0) dot of panel row `i` with
+/// token `t`, for `T` tokens whose rows start at `a[t]` and whose block sums `Σ y` are
+/// `s[t][b]`. The nibbles are taken as unsigned bytes: q4_0's as they are (its values are
+/// them minus 8), iq4_nl's looked up in its grid plus 128; the bias times `Σ y` comes off the
+/// exact sum.
 ///
 /// # Safety
 /// `panel` holds `nb` panel blocks, every `a[t]` `nb` q8_0 blocks, every `s[t]` `nb` sums;
 /// `out` holds `16·T` f32.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn tile<const T: usize>(
+unsafe fn tile<const T: usize, const IQ: bool>(
     nb: usize,
     panel: *const u8,
     a: [*const u8; T],
@@ -45,6 +49,17 @@ unsafe fn tile<const T: usize>(
 ) {
     debug_assert!(out.len() == PANEL_ROWS * T);
     let m4 = _mm512_set1_epi8(0x0f);
+    let g = llamapack_format::blocks::KVALUES_IQ4NL.map(|k| (i16::from(k) + 128) as u8);
+    // SAFETY: g holds 16 bytes.
+    let grid = _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(g.as_ptr().cast()) });
+    let value = |nib: __m512i| {
+        if IQ {
+            _mm512_shuffle_epi8(grid, nib)
+        } else {
+            nib
+        }
+    };
+    let bias = if IQ { 128 } else { 8 };
     let mut sumf = [_mm512_setzero_ps(); T];
     for b in 0..nb {
         // SAFETY: b < nb: the panel block, the q8_0 blocks and the sums are in range.
@@ -53,8 +68,8 @@ unsafe fn tile<const T: usize>(
             let dw = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
             let q: [__m512i; 4] =
                 std::array::from_fn(|j| _mm512_loadu_si512(p.add(32 + 64 * j).cast()));
-            let lo = q.map(|v| _mm512_and_si512(v, m4));
-            let hi = q.map(|v| _mm512_and_si512(_mm512_srli_epi16::<4>(v), m4));
+            let lo = q.map(|v| value(_mm512_and_si512(v, m4)));
+            let hi = q.map(|v| value(_mm512_and_si512(_mm512_srli_epi16::<4>(v), m4)));
             for t in 0..T {
                 let y = a[t].add(QB * b);
                 let mut acc = _mm512_setzero_si512();
@@ -62,8 +77,8 @@ unsafe fn tile<const T: usize>(
                     acc = _mm512_dpbusd_epi32(acc, lo[j], bcast(y, 2 + 4 * j));
                     acc = _mm512_dpbusd_epi32(acc, hi[j], bcast(y, 18 + 4 * j));
                 }
-                // Σ (x − 8)·y = Σ x·y − 8·Σ y, exact
-                let sumi = _mm512_sub_epi32(acc, _mm512_set1_epi32(8 * s[t].add(b).read()));
+                // Σ (x − bias)·y = Σ x·y − bias·Σ y, exact
+                let sumi = _mm512_sub_epi32(acc, _mm512_set1_epi32(bias * s[t].add(b).read()));
                 let dy = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
                     y.cast::<u16>().read_unaligned(),
                 ))));
@@ -78,17 +93,10 @@ unsafe fn tile<const T: usize>(
     }
 }
 
-/// `out[16t + i]` = `vec_dot_q4_0_q8_0_ref` of row `i` of the panel with activation row `t`
-/// of `a` (q8_0 rows of `n` values), bit for bit; `sums[t·nb + b]` = the sum of the quants of
-/// block `b` of row `t`.
+/// The panel × tokens product of [`tile`], tokens 8 at a time, then one by one.
+#[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn panel16_dot_q4_0_q8_0(
-    n: usize,
-    panel: &[u8],
-    a: &[u8],
-    sums: &[i32],
-    out: &mut [f32],
-) {
+fn panel16<const IQ: bool>(n: usize, panel: &[u8], a: &[u8], sums: &[i32], out: &mut [f32]) {
     let nb = n / 32;
     let ab = QB * nb;
     assert!(nb > 0 && panel.len() == PANEL_BLOCK_BYTES * nb && a.len().is_multiple_of(ab));
@@ -102,7 +110,7 @@ pub(crate) fn panel16_dot_q4_0_q8_0(
         let o = &mut out[PANEL_ROWS * t..PANEL_ROWS * (t + 8)];
         // SAFETY: tokens t..t + 8 < m: their rows and sums are in range (lengths checked).
         unsafe {
-            tile::<8>(
+            tile::<8, IQ>(
                 nb,
                 pp,
                 std::array::from_fn(|k| row(t + k)),
@@ -115,7 +123,34 @@ pub(crate) fn panel16_dot_q4_0_q8_0(
     while t < m {
         let o = &mut out[PANEL_ROWS * t..PANEL_ROWS * (t + 1)];
         // SAFETY: token t < m, as above.
-        unsafe { tile::<1>(nb, pp, [row(t)], [sum(t)], o) };
+        unsafe { tile::<1, IQ>(nb, pp, [row(t)], [sum(t)], o) };
         t += 1;
     }
+}
+
+/// `out[16t + i]` = `vec_dot_q4_0_q8_0_ref` of row `i` of the panel with activation row `t`
+/// of `a` (q8_0 rows of `n` values), bit for bit; `sums[t·nb + b]` = the sum of the quants of
+/// block `b` of row `t`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn panel16_dot_q4_0_q8_0(
+    n: usize,
+    panel: &[u8],
+    a: &[u8],
+    sums: &[i32],
+    out: &mut [f32],
+) {
+    panel16::<false>(n, panel, a, sums, out);
+}
+
+/// `out[16t + i]` = `vec_dot_iq4_nl_q8_0_ref` of row `i` of the panel with activation row `t`,
+/// bit for bit, as [`panel16_dot_q4_0_q8_0`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn panel16_dot_iq4_nl_q8_0(
+    n: usize,
+    panel: &[u8],
+    a: &[u8],
+    sums: &[i32],
+    out: &mut [f32],
+) {
+    panel16::<true>(n, panel, a, sums, out);
 }
