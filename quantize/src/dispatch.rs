@@ -344,13 +344,14 @@ impl Kernels {
     }
 
     /// Whether [`Kernels::panel16_dot`] exists for `weight` at this level (then the runner
-    /// keeps its matrices of whole 16-row groups repacked, `q4_0::repack_x16`: q4_0, iq4_nl).
+    /// keeps its matrices of whole 16-row groups repacked: `q4_0::repack_x16` for q4_0 and
+    /// iq4_nl, `q8_0::repack_x16` for q8_0).
     pub fn has_panel16(&self, weight: DType) -> bool {
         self.format(weight).is_ok_and(|f| f.panel16.is_some())
     }
 
-    /// `out[16t + i]` = the scalar reference dot of row `i` of a 16-row `panel` (repacked by
-    /// `q4_0::repack_x16`) with activation row `t` of `acts` (rows of `n` values in the weight's
+    /// `out[16t + i]` = the scalar reference dot of row `i` of a 16-row `panel` (repacked as
+    /// [`Kernels::has_panel16`] says) with activation row `t` of `acts` (rows of `n` values in the weight's
     /// activation format), bit for bit; `sums[t·(n/32) + b]` is the sum of the quants of block
     /// `b` of activation row `t`. One token is generation's matrix × vector, more are a tile.
     ///
@@ -799,6 +800,10 @@ static AVX512: Kernels = {
         vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
         vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
         vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q8_0_q8_0),
+        panel16: Some(|n, p, a, s, o| {
+            // SAFETY: the table is only reachable once its features are detected.
+            unsafe { k::panel16_dot_q8_0_q8_0(n, p, a, s, o) }
+        }),
     });
     over!(t, Q4_0, {
         vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::model::{Matrix, Weights};
-use llamapack_quantize::q4_0::{PANEL_ROWS, repack_x16};
+use llamapack_quantize::q4_0::PANEL_ROWS;
 use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
 use llamapack_quantize::{Kernels, vec_dot_type};
 
@@ -85,7 +85,22 @@ pub(crate) fn act_scratch_bytes(n: usize, cols: usize) -> usize {
 fn sums(k: &Kernels, dtype: DType, cols: usize) -> bool {
     dtype == DType::Q8_0
         && cols.is_multiple_of(32)
-        && (k.has_panel16(DType::Q4_0) || k.has_panel16(DType::IQ4NL))
+        && [DType::Q4_0, DType::IQ4NL, DType::Q8_0]
+            .into_iter()
+            .any(|d| k.has_panel16(d))
+}
+
+/// Repacks 16 rows of `nb` blocks into a panel (`q4_0::repack_x16`, `q8_0::repack_x16`).
+type RepackFn = fn(usize, &[u8], &mut [u8]);
+
+/// The panel layout of a dtype that has one (`Kernels::has_panel16`).
+fn repacker(dtype: DType) -> Option<RepackFn> {
+    match dtype {
+        // the same 18-byte blocks
+        DType::Q4_0 | DType::IQ4NL => Some(llamapack_quantize::q4_0::repack_x16),
+        DType::Q8_0 => Some(llamapack_quantize::q8_0::repack_x16),
+        _ => None,
+    }
 }
 
 /// Weight matrices kept, for the level's panel kernels (`Kernels::panel16_dot`), repacked in
@@ -108,8 +123,7 @@ impl Panels {
         let map = all
             .into_par_iter()
             .filter(|m| {
-                // the two panel formats, both 18-byte blocks that `repack_x16` lays out
-                matches!(m.dtype, DType::Q4_0 | DType::IQ4NL)
+                repacker(m.dtype).is_some()
                     && k.has_panel16(m.dtype)
                     && m.rows.is_multiple_of(PANEL_ROWS)
                     && m.rows > 0
@@ -117,10 +131,11 @@ impl Panels {
             .map(|m| {
                 let nb = m.cols / 32;
                 let group = PANEL_ROWS * m.row_bytes;
+                let repack = repacker(m.dtype).expect("filtered");
                 let mut p = vec![0u8; m.bytes.len()].into_boxed_slice();
                 p.par_chunks_mut(group)
                     .zip(m.bytes.par_chunks(group))
-                    .for_each(|(o, i)| repack_x16(nb, i, o));
+                    .for_each(|(o, i)| repack(nb, i, o));
                 ((m.bytes.as_ptr() as usize, m.bytes.len()), p)
             })
             .collect();

@@ -451,7 +451,7 @@ fn last_block_keeps_only_the_wanted_rows_with_their_bits() {
     // rows only; each must equal its row of `Logits::All`.
     let dir = tempfile::tempdir().unwrap();
     let tokens = random_tokens(19, 32, 29);
-    for dtype in [DType::F32, DType::Q4K, DType::Q8_0] {
+    for dtype in [DType::F32, DType::Q4K, DType::Q8_0, DType::Q4_0] {
         let path = dir.path().join(format!("{dtype}.lpk"));
         random_model(&path, &quant_config(), dtype, 7).unwrap();
         let lpk = Lpk::open(&path).unwrap();

@@ -1,5 +1,6 @@
 //! q4_0 and iq4_nl weights (the same 18-byte blocks: an f16 scale and 16 bytes of nibbles) in
-//! panels of 16 rows ([`crate::q4_0::repack_x16`]) against q8_0 activations:
+//! panels of 16 rows ([`crate::q4_0::repack_x16`]), and q8_0 weights
+//! ([`crate::q8_0::repack_x16`]), against q8_0 activations:
 //! one vector lane per weight row, for one token (generation) and for tiles of 8 tokens
 //! (prompts).
 //!
@@ -153,4 +154,95 @@ pub(crate) fn panel16_dot_iq4_nl_q8_0(
     out: &mut [f32],
 ) {
     panel16::<true>(n, panel, a, sums, out);
+}
+
+/// [`tile`] for q8_0 weights: the 32 int8 quants of each row taken as unsigned bytes plus 128
+/// (`x ^ 0x80`), 8 `vpdpbusd` per block, minus 128 · Σ y.
+///
+/// # Safety
+/// As [`tile`], with `nb` q8_0 panel blocks.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn tile_q8<const T: usize>(
+    nb: usize,
+    panel: *const u8,
+    a: [*const u8; T],
+    s: [*const i32; T],
+    out: &mut [f32],
+) {
+    use crate::q8_0::PANEL_BLOCK_BYTES as P8;
+    debug_assert!(out.len() == PANEL_ROWS * T);
+    let flip = _mm512_set1_epi8(-128);
+    let mut sumf = [_mm512_setzero_ps(); T];
+    for b in 0..nb {
+        // SAFETY: b < nb: the panel block, the q8_0 blocks and the sums are in range.
+        unsafe {
+            let p = panel.add(P8 * b);
+            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+            let x: [__m512i; 8] = std::array::from_fn(|j| {
+                _mm512_xor_si512(_mm512_loadu_si512(p.add(32 + 64 * j).cast()), flip)
+            });
+            for t in 0..T {
+                let y = a[t].add(QB * b);
+                let mut acc = _mm512_setzero_si512();
+                for (j, xj) in x.iter().enumerate() {
+                    acc = _mm512_dpbusd_epi32(acc, *xj, bcast(y, 2 + 4 * j));
+                }
+                // Σ x·y = Σ (x + 128)·y − 128·Σ y, exact
+                let sumi = _mm512_sub_epi32(acc, _mm512_set1_epi32(128 * s[t].add(b).read()));
+                let dy = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+                    y.cast::<u16>().read_unaligned(),
+                ))));
+                let d = _mm512_mul_ps(dw, _mm512_set1_ps(dy));
+                sumf[t] = _mm512_add_ps(sumf[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), d));
+            }
+        }
+    }
+    for (t, v) in sumf.iter().enumerate() {
+        // SAFETY: out holds 16·T f32.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(PANEL_ROWS * t), *v) };
+    }
+}
+
+/// `out[16t + i]` = `vec_dot_q8_0_q8_0_ref` of row `i` of a q8_0 panel
+/// ([`crate::q8_0::repack_x16`]) with activation row `t`, bit for bit, as
+/// [`panel16_dot_q4_0_q8_0`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn panel16_dot_q8_0_q8_0(
+    n: usize,
+    panel: &[u8],
+    a: &[u8],
+    sums: &[i32],
+    out: &mut [f32],
+) {
+    use crate::q8_0::PANEL_BLOCK_BYTES as P8;
+    let nb = n / 32;
+    let ab = QB * nb;
+    assert!(nb > 0 && panel.len() == P8 * nb && a.len().is_multiple_of(ab));
+    let m = a.len() / ab;
+    assert!(sums.len() == m * nb && out.len() == PANEL_ROWS * m);
+    let (pp, ap, sp) = (panel.as_ptr(), a.as_ptr(), sums.as_ptr());
+    let row = |t: usize| ap.wrapping_add(ab * t);
+    let sum = |t: usize| sp.wrapping_add(nb * t);
+    let mut t = 0;
+    while t + 8 <= m {
+        let o = &mut out[PANEL_ROWS * t..PANEL_ROWS * (t + 8)];
+        // SAFETY: tokens t..t + 8 < m: their rows and sums are in range (lengths checked).
+        unsafe {
+            tile_q8::<8>(
+                nb,
+                pp,
+                std::array::from_fn(|k| row(t + k)),
+                std::array::from_fn(|k| sum(t + k)),
+                o,
+            );
+        }
+        t += 8;
+    }
+    while t < m {
+        let o = &mut out[PANEL_ROWS * t..PANEL_ROWS * (t + 1)];
+        // SAFETY: token t < m, as above.
+        unsafe { tile_q8::<1>(nb, pp, [row(t)], [sum(t)], o) };
+        t += 1;
+    }
 }
