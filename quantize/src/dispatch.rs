@@ -345,7 +345,7 @@ impl Kernels {
 
     /// Whether [`Kernels::panel16_dot`] exists for `weight` at this level (then the runner
     /// keeps its matrices of whole 16-row groups repacked: `q4_0::repack_x16` for q4_0 and
-    /// iq4_nl, `q8_0::repack_x16` for q8_0).
+    /// iq4_nl, `q5_0::repack_x16` for q5_0, `q8_0::repack_x16` for q8_0).
     pub fn has_panel16(&self, weight: DType) -> bool {
         self.format(weight).is_ok_and(|f| f.panel16.is_some())
     }
@@ -852,6 +852,10 @@ static AVX512: Kernels = {
         vec_dot: tf!(dot k::vec_dot_q5_0_q8_0),
         vec_dot4: tf!(dot4 k::vec_dot4_q5_0_q8_0),
         vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q5_0_q8_0),
+        panel16: Some(|n, p, a, s, o| {
+            // SAFETY: the table is only reachable once its features are detected.
+            unsafe { k::panel16_dot_q5_0_q8_0(n, p, a, s, o) }
+        }),
     });
     over!(t, Q5_1, {
         vec_dot: tf!(dot k::vec_dot_q5_1_q8_1),

@@ -205,6 +205,7 @@ fn check_panel16(dtype: DType, n: usize, ntok: usize, seed: u64) {
     let mut panel = vec![0u8; rows.len()];
     match dtype {
         DType::Q8_0 => llamapack_quantize::q8_0::repack_x16(n / 32, &rows, &mut panel),
+        DType::Q5_0 => llamapack_quantize::q5_0::repack_x16(n / 32, &rows, &mut panel),
         _ => llamapack_quantize::q4_0::repack_x16(n / 32, &rows, &mut panel),
     }
     for k in levels().into_iter().filter(|k| k.has_panel16(dtype)) {

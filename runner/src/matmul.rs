@@ -85,12 +85,12 @@ pub(crate) fn act_scratch_bytes(n: usize, cols: usize) -> usize {
 fn sums(k: &Kernels, dtype: DType, cols: usize) -> bool {
     dtype == DType::Q8_0
         && cols.is_multiple_of(32)
-        && [DType::Q4_0, DType::IQ4NL, DType::Q8_0]
+        && [DType::Q4_0, DType::IQ4NL, DType::Q5_0, DType::Q8_0]
             .into_iter()
             .any(|d| k.has_panel16(d))
 }
 
-/// Repacks 16 rows of `nb` blocks into a panel (`q4_0::repack_x16`, `q8_0::repack_x16`).
+/// Repacks 16 rows of `nb` blocks into a panel (`q4_0::repack_x16`, `q5_0::…`, `q8_0::…`).
 type RepackFn = fn(usize, &[u8], &mut [u8]);
 
 /// The panel layout of a dtype that has one (`Kernels::has_panel16`).
@@ -98,6 +98,7 @@ fn repacker(dtype: DType) -> Option<RepackFn> {
     match dtype {
         // the same 18-byte blocks
         DType::Q4_0 | DType::IQ4NL => Some(llamapack_quantize::q4_0::repack_x16),
+        DType::Q5_0 => Some(llamapack_quantize::q5_0::repack_x16),
         DType::Q8_0 => Some(llamapack_quantize::q8_0::repack_x16),
         _ => None,
     }

@@ -413,6 +413,7 @@ fn quantized_batched_path_equals_one_token_path_at_every_level() {
     for dtype in [
         DType::Q8_0,
         DType::Q4_0,
+        DType::Q5_0,
         DType::IQ4NL,
         DType::Q2K,
         DType::Q3K,

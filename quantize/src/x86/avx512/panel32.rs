@@ -246,3 +246,125 @@ pub(crate) fn panel16_dot_q8_0_q8_0(
         t += 1;
     }
 }
+
+/// [`tile`] for q5_0 weights: each value is its nibble plus 16 where its fifth bit is set (one
+/// `vpshufb` spreads the high-bit byte of each row over its 4 values, one `vptestmb` and a
+/// masked add place the bits), taken as unsigned bytes, minus 16 · Σ y.
+///
+/// # Safety
+/// As [`tile`], with `nb` q5_0 panel blocks.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn tile_q5<const T: usize>(
+    nb: usize,
+    panel: *const u8,
+    a: [*const u8; T],
+    s: [*const i32; T],
+    out: &mut [f32],
+) {
+    use crate::q5_0::PANEL_BLOCK_BYTES as P5;
+    debug_assert!(out.len() == PANEL_ROWS * T);
+    let (m4, sixteen) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(16));
+    // Values 4j..4j + 4 have their fifth bits in byte j / 2 of the row's qh, values
+    // 16 + 4j.. in byte 2 + j / 2; within the byte, bits 4·(j % 2) + k. `vpshufb` works
+    // per 128-bit lane (4 rows), so the byte of row r of a lane is 4r + that byte.
+    let spread = |byte: u8| {
+        let c: [u8; 16] = std::array::from_fn(|e| 4 * (e as u8 / 4) + byte);
+        // SAFETY: c holds 16 bytes.
+        _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(c.as_ptr().cast()) })
+    };
+    let sel_lo: [__m512i; 4] = std::array::from_fn(|j| spread(j as u8 / 2));
+    let sel_hi: [__m512i; 4] = std::array::from_fn(|j| spread(2 + j as u8 / 2));
+    let bit = |j: usize| {
+        let c: [u8; 16] = std::array::from_fn(|e| 1u8 << (4 * (j % 2) + e % 4));
+        // SAFETY: c holds 16 bytes.
+        _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(c.as_ptr().cast()) })
+    };
+    let bits = [bit(0), bit(1)];
+    let mut sumf = [_mm512_setzero_ps(); T];
+    for b in 0..nb {
+        // SAFETY: b < nb: the panel block, the q8_0 blocks and the sums are in range.
+        unsafe {
+            let p = panel.add(P5 * b);
+            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
+            let qh = _mm512_loadu_si512(p.add(32).cast());
+            let q: [__m512i; 4] =
+                std::array::from_fn(|j| _mm512_loadu_si512(p.add(96 + 64 * j).cast()));
+            let five = |nib: __m512i, sel: __m512i, j: usize| {
+                let m = _mm512_test_epi8_mask(_mm512_shuffle_epi8(qh, sel), bits[j % 2]);
+                _mm512_mask_add_epi8(nib, m, nib, sixteen)
+            };
+            let lo: [__m512i; 4] =
+                std::array::from_fn(|j| five(_mm512_and_si512(q[j], m4), sel_lo[j], j));
+            let hi: [__m512i; 4] = std::array::from_fn(|j| {
+                five(
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(q[j]), m4),
+                    sel_hi[j],
+                    j,
+                )
+            });
+            for t in 0..T {
+                let y = a[t].add(QB * b);
+                let mut acc = _mm512_setzero_si512();
+                for j in 0..4 {
+                    acc = _mm512_dpbusd_epi32(acc, lo[j], bcast(y, 2 + 4 * j));
+                    acc = _mm512_dpbusd_epi32(acc, hi[j], bcast(y, 18 + 4 * j));
+                }
+                // Σ (x − 16)·y = Σ x·y − 16·Σ y, exact
+                let sumi = _mm512_sub_epi32(acc, _mm512_set1_epi32(16 * s[t].add(b).read()));
+                let dy = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+                    y.cast::<u16>().read_unaligned(),
+                ))));
+                let d = _mm512_mul_ps(dw, _mm512_set1_ps(dy));
+                sumf[t] = _mm512_add_ps(sumf[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), d));
+            }
+        }
+    }
+    for (t, v) in sumf.iter().enumerate() {
+        // SAFETY: out holds 16·T f32.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(PANEL_ROWS * t), *v) };
+    }
+}
+
+/// `out[16t + i]` = `vec_dot_q5_0_q8_0_ref` of row `i` of a q5_0 panel
+/// ([`crate::q5_0::repack_x16`]) with activation row `t`, bit for bit, as
+/// [`panel16_dot_q4_0_q8_0`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn panel16_dot_q5_0_q8_0(
+    n: usize,
+    panel: &[u8],
+    a: &[u8],
+    sums: &[i32],
+    out: &mut [f32],
+) {
+    use crate::q5_0::PANEL_BLOCK_BYTES as P5;
+    let nb = n / 32;
+    let ab = QB * nb;
+    assert!(nb > 0 && panel.len() == P5 * nb && a.len().is_multiple_of(ab));
+    let m = a.len() / ab;
+    assert!(sums.len() == m * nb && out.len() == PANEL_ROWS * m);
+    let (pp, ap, sp) = (panel.as_ptr(), a.as_ptr(), sums.as_ptr());
+    let row = |t: usize| ap.wrapping_add(ab * t);
+    let sum = |t: usize| sp.wrapping_add(nb * t);
+    let mut t = 0;
+    while t + 8 <= m {
+        let o = &mut out[PANEL_ROWS * t..PANEL_ROWS * (t + 8)];
+        // SAFETY: tokens t..t + 8 < m: their rows and sums are in range (lengths checked).
+        unsafe {
+            tile_q5::<8>(
+                nb,
+                pp,
+                std::array::from_fn(|k| row(t + k)),
+                std::array::from_fn(|k| sum(t + k)),
+                o,
+            );
+        }
+        t += 8;
+    }
+    while t < m {
+        let o = &mut out[PANEL_ROWS * t..PANEL_ROWS * (t + 1)];
+        // SAFETY: token t < m, as above.
+        unsafe { tile_q5::<1>(nb, pp, [row(t)], [sum(t)], o) };
+        t += 1;
+    }
+}
