@@ -4,18 +4,22 @@
 //! kernel pairs with (`q8_0` for `q8_0/q4_0`, `q8_k` for the k-quants, plain f32 for float
 //! weights), then every weight row is dotted with it.
 //!
+//! Where the level has a panel kernel for the weight type (AVX-512: q4_0, iq4_nl, q5_0, q8_0),
+//! the model keeps those matrices also repacked in groups of 16 rows ([`Panels`]): one vector
+//! lane per row, for one token and for tiles of 8 tokens alike (`Kernels::panel16_dot`, the
+//! scalar reference's bits). Otherwise:
+//!
 //! Generation (one token) splits the rows over the threads, one dot per row (float weights: 4
 //! rows at a time, for independent accumulator chains); the one-token dots are those of
 //! `kernels_tuned` (AVX2's for quantized weights at AVX-512 on AMD, with the same bits).
 //! Prompts (`n` tokens) read every weight row from memory once and dot it with all the tokens
-//! while it is in cache, with the best
-//! multi-token kernel the level has for the weight type:
+//! while it is in cache, with the best multi-token kernel the level has for the weight type:
 //! - float weights: register tiles of 4 rows × 4 tokens (`Kernels::vec_dot_tiled`);
-//! - the k-quants and iq4_xs: 1–2 rows against all tokens, each super-block unpacked once
-//!   (`vec_dot_tiled`);
-//! - q8_0 / q4_0 / q5_0 / iq4_nl: the activations are also packed 4 tokens at a time
-//!   (`pack_q8_0_x4`), and cache-sized blocks of rows meet each group of 4 (`vec_dot4_packed`,
-//!   else `vec_dot4`).
+//! - the k-quants: at AVX-512, panels of 16 rows × 8 tokens unpacked per super-block from 8
+//!   tokens on, else 1–2 rows against all tokens (`vec_dot_tiled`); iq4_xs: 2 rows;
+//! - q8_0 / q4_0 / q5_0 / iq4_nl without panels: the activations are also packed 4 tokens at a
+//!   time (`pack_q8_0_x4`), and cache-sized blocks of rows meet each group of 4
+//!   (`vec_dot4_packed`, else `vec_dot4`).
 //!
 //! Every multi-token kernel gives each (row, token) the bits of the single dot, so a token's
 //! logits do not depend on the batch it was computed in.

@@ -420,6 +420,7 @@ fn quantized_batched_path_equals_one_token_path_at_every_level() {
         DType::Q4K,
         DType::Q5K,
         DType::Q6K,
+        DType::IQ4XS,
         DType::F16,
     ] {
         let path = dir.path().join(format!("{dtype}.lpk"));

@@ -234,27 +234,60 @@ unsafe fn tile<const T: usize>(
     }
 }
 
+/// A kind of panel: how 16 rows' super-block `b` is unpacked into it, and the `T`-token tile
+/// that adds each (row, token)'s super-block term to `sumf` (`[token][row]`).
+trait Kind {
+    /// Unpacks super-block `b` of the 16 rows `w[i]` (`wb` bytes per block).
+    ///
+    /// # Safety
+    /// Every `w[i]` holds block `b`; the caller enables AVX-512 F/BW/VL/VNNI, AVX2, FMA, F16C.
+    unsafe fn build(&mut self, w: &[&[u8]; ROWS], wb: usize, b: usize);
+    /// `sumf[16t + i] +=` the term of row `i` with the token whose block `b` is at `a[t]`.
+    ///
+    /// # Safety
+    /// Every `a[t]` points at a whole q8_k block, `sumf` holds `16·T` f32; features as above.
+    unsafe fn tile<const T: usize>(&self, a: [*const u8; T], sumf: &mut [f32]);
+}
+
+/// The k-quants' panels ([`Panel`], [`tile`]).
+struct KQuant<U> {
+    p: Panel,
+    finish: Finish,
+    scale: Scale,
+    unpack: U,
+}
+
+impl<U: Fn(&[u8]) -> TBlock> Kind for KQuant<U> {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn build(&mut self, w: &[&[u8]; ROWS], wb: usize, b: usize) {
+        panel(&mut self.p, w, wb, b, self.scale, &self.unpack);
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn tile<const T: usize>(&self, a: [*const u8; T], sumf: &mut [f32]) {
+        // SAFETY: as this function's caller promises.
+        unsafe { tile::<T>(&self.p, a, self.finish, self.scale, sumf) }
+    }
+}
+
 /// `out[r·m + t]` = the one-token dot of weight row `r` of `w` with activation row `t` of `a`
-/// (`m` rows of `n / 256` q8_k blocks), bit for bit: 16-row groups through panels when there
-/// are at least [`MIN_TOKENS`] tokens, the other rows (and small batches) through `rest`
-/// (the pairs kernel, same contract).
+/// (`m` rows of `n / 256` q8_k blocks), bit for bit: 16-row groups through `kind`'s panels
+/// when there are at least [`MIN_TOKENS`] tokens (8, then 4, then 1 at a time), the other rows
+/// (and small batches) through `rest` (the pairs kernel, same contract).
 ///
 /// # Safety
-/// `w` holds whole rows of `n / 256` blocks of `wb` bytes that `unpack` reads, `a` whole q8_k
+/// `w` holds whole rows of `n / 256` blocks of `wb` bytes that `kind` reads, `a` whole q8_k
 /// rows, `out` one f32 per (row, token); the caller enables AVX-512 F/BW/VL/VNNI, AVX2, FMA
 /// and F16C.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn rows_by_panels(
     n: usize,
     wb: usize,
     w: &[u8],
     a: &[u8],
     out: &mut [f32],
-    finish: Finish,
-    scale: Scale,
-    unpack: impl Fn(&[u8]) -> TBlock,
+    kind: &mut impl Kind,
     rest: impl Fn(&[u8], &mut [f32]),
 ) {
     let nb = n / 256;
@@ -264,57 +297,30 @@ unsafe fn rows_by_panels(
     assert!(out.len() == rows * m);
     let groups = if m >= MIN_TOKENS { rows / ROWS } else { 0 };
     let mut sumf = vec![0f32; ROWS * m];
-    let mut p = Panel {
-        w: [_mm512_setzero_si512(); 64],
-        sc: [_mm512_setzero_si512(); 16],
-        c: [_mm512_setzero_si512(); 8],
-        d: _mm512_setzero_ps(),
-        dmin: _mm512_setzero_ps(),
-    };
     for gi in 0..groups {
         let wr: [&[u8]; ROWS] = std::array::from_fn(|i| &w[rb * (ROWS * gi + i)..][..rb]);
         sumf.fill(0.0);
         for b in 0..nb {
-            panel(&mut p, &wr, wb, b, scale, &unpack);
+            // SAFETY: every row holds nb blocks (lengths checked).
+            unsafe { kind.build(&wr, wb, b) };
             let at = |t: usize| a[ab * t + Q8K * b..][..Q8K].as_ptr();
             let mut t = 0;
             while t + 8 <= m {
+                let s = &mut sumf[ROWS * t..ROWS * (t + 8)];
                 // SAFETY: every pointer starts a whole q8_k block; the slice holds 8 × 16.
-                unsafe {
-                    tile::<8>(
-                        &p,
-                        std::array::from_fn(|k| at(t + k)),
-                        finish,
-                        scale,
-                        &mut sumf[ROWS * t..ROWS * (t + 8)],
-                    );
-                };
+                unsafe { kind.tile::<8>(std::array::from_fn(|k| at(t + k)), s) };
                 t += 8;
             }
             while t + 4 <= m {
+                let s = &mut sumf[ROWS * t..ROWS * (t + 4)];
                 // SAFETY: as above, 4 tokens.
-                unsafe {
-                    tile::<4>(
-                        &p,
-                        std::array::from_fn(|k| at(t + k)),
-                        finish,
-                        scale,
-                        &mut sumf[ROWS * t..ROWS * (t + 4)],
-                    );
-                };
+                unsafe { kind.tile::<4>(std::array::from_fn(|k| at(t + k)), s) };
                 t += 4;
             }
             while t < m {
+                let s = &mut sumf[ROWS * t..ROWS * (t + 1)];
                 // SAFETY: as above, 1 token.
-                unsafe {
-                    tile::<1>(
-                        &p,
-                        [at(t)],
-                        finish,
-                        scale,
-                        &mut sumf[ROWS * t..ROWS * (t + 1)],
-                    );
-                };
+                unsafe { kind.tile::<1>([at(t)], s) };
                 t += 1;
             }
         }
@@ -328,6 +334,115 @@ unsafe fn rows_by_panels(
     let done = ROWS * groups;
     if done < rows {
         rest(&w[rb * done..], &mut out[m * done..]);
+    }
+}
+
+/// A fresh k-quant panel kind.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn kquant<U: Fn(&[u8]) -> TBlock>(finish: Finish, scale: Scale, unpack: U) -> KQuant<U> {
+    KQuant {
+        p: Panel {
+            w: [_mm512_setzero_si512(); 64],
+            sc: [_mm512_setzero_si512(); 16],
+            c: [_mm512_setzero_si512(); 8],
+            d: _mm512_setzero_ps(),
+            dmin: _mm512_setzero_ps(),
+        },
+        finish,
+        scale,
+        unpack,
+    }
+}
+
+/// The iq4_xs panel: the 16 rows' grid values plus 128 as for the k-quants, the 8 sub-block
+/// scales minus 32 as f32 and the super-block scale, lane = row.
+struct Xs {
+    w: [__m512i; 64],
+    ls: [__m512; 8],
+    d: __m512,
+}
+
+impl Kind for Xs {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn build(&mut self, w: &[&[u8]; ROWS], wb: usize, b: usize) {
+        let k: [_; ROWS] = std::array::from_fn(|i| {
+            prefetch_ahead(w[i], wb * b, wb);
+            super::kmulti::iq4_xs_block(&w[i][wb * b..wb * (b + 1)])
+        });
+        for v in 0..4 {
+            let t = transpose16(&k.map(|k| k.0[v]));
+            self.w[16 * v..16 * v + 16].copy_from_slice(&t);
+        }
+        let ls = transpose16(&k.map(|k| _mm512_zextsi256_si512(_mm256_castps_si256(k.1))));
+        self.ls = std::array::from_fn(|s| _mm512_castsi512_ps(ls[s]));
+        let d: [f32; ROWS] = std::array::from_fn(|i| k[i].2);
+        // SAFETY: d holds 16 f32.
+        self.d = unsafe { _mm512_loadu_ps(d.as_ptr()) };
+    }
+
+    /// Per sub-block of 32: the exact `Σ (v + 128)·y − 128·Σ y`, then the reference's f32
+    /// steps lane-wise: `((d·dy)·ls)·f32(Σ)` added in sub-block order from 0, then to the sum.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn tile<const T: usize>(&self, a: [*const u8; T], sumf: &mut [f32]) {
+        debug_assert!(sumf.len() == ROWS * T);
+        let dd: [__m512; T] = std::array::from_fn(|t| {
+            // SAFETY: every block's scale is its first 4 bytes.
+            let dy = unsafe { a[t].cast::<f32>().read_unaligned() };
+            _mm512_mul_ps(self.d, _mm512_set1_ps(dy))
+        });
+        let mut blk = [_mm512_setzero_ps(); T];
+        for s in 0..8 {
+            let mut acc = [_mm512_setzero_si512(); T];
+            for j in 0..8 {
+                let g = 8 * s + j;
+                for t in 0..T {
+                    // SAFETY: quants 4g..4g + 4 lie at 4 + 4g < 260 (g < 64).
+                    acc[t] =
+                        _mm512_dpbusd_epi32(acc[t], self.w[g], unsafe { bcast(a[t], 4 + 4 * g) });
+                }
+            }
+            for t in 0..T {
+                // SAFETY: block sums 2s, 2s + 1 (i16) lie at 260 + 4s < 292 (s < 8).
+                let bs = unsafe {
+                    let p = a[t].add(260 + 4 * s);
+                    let v = |o: usize| i32::from(i16::from_le_bytes([*p.add(o), *p.add(o + 1)]));
+                    v(0) + v(2)
+                };
+                let sum = _mm512_sub_epi32(acc[t], _mm512_set1_epi32(128 * bs));
+                let term = _mm512_mul_ps(_mm512_mul_ps(dd[t], self.ls[s]), _mm512_cvtepi32_ps(sum));
+                blk[t] = _mm512_add_ps(blk[t], term);
+            }
+        }
+        for (t, b) in blk.iter().enumerate() {
+            let o = &mut sumf[ROWS * t..ROWS * (t + 1)];
+            // SAFETY: o holds 16 f32.
+            unsafe {
+                _mm512_storeu_ps(
+                    o.as_mut_ptr(),
+                    _mm512_add_ps(_mm512_loadu_ps(o.as_ptr()), *b),
+                );
+            }
+        }
+    }
+}
+
+/// `out[r·m + t]` = the iq4_xs·q8_k dot of weight row `r` of `w` with activation row `t` of
+/// `a`: 16-row panels × 8-token tiles from [`MIN_TOKENS`] tokens on, else (and for the last
+/// rows) the pairs kernel; each result bit-identical to the one-token dot.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) fn vec_dot_tiled_iq4_xs_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    let mut kind = Xs {
+        w: [_mm512_setzero_si512(); 64],
+        ls: [_mm512_setzero_ps(); 8],
+        d: _mm512_setzero_ps(),
+    };
+    // SAFETY: 136-byte blocks, which `Xs` reads; `rows_by_panels` checks the lengths; the
+    // features are this function's.
+    unsafe {
+        rows_by_panels(n, 136, w, a, out, &mut kind, |w, o| {
+            super::kmulti::pairs_iq4_xs_q8_k(n, w, a, o);
+        });
     }
 }
 
@@ -450,9 +565,7 @@ macro_rules! kgemm {
                     w,
                     a,
                     out,
-                    $finish,
-                    $scale,
-                    |b| $tile(b),
+                    &mut kquant($finish, $scale, |b| $tile(b)),
                     |w, o| $pairs(n, w, a, o),
                 )
             }

@@ -387,7 +387,7 @@ fn lane_sums4(v: [__m512i; 4]) -> __m512i {
 /// q8_k order; the 8 sub-block scales minus 32 as f32; the super-block scale.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
-fn iq4_xs_block(bw: &[u8]) -> ([__m512i; 4], __m256, f32) {
+pub(super) fn iq4_xs_block(bw: &[u8]) -> ([__m512i; 4], __m256, f32) {
     use llamapack_format::blocks::KVALUES_IQ4NL;
     assert!(bw.len() >= XSB);
     let g = KVALUES_IQ4NL.map(|k| (i16::from(k) + 128) as u8);
@@ -553,7 +553,7 @@ pub(crate) fn vec_dot4_iq4_xs_q8_k(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4
 /// `a` (`m` rows), weight rows two at a time, each result bit-identical to
 /// [`super::vec_dot_iq4_xs_q8_k`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) fn vec_dot_tiled_iq4_xs_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+pub(crate) fn pairs_iq4_xs_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
     let nb = n / 256;
     let (rb, ab) = (XSB * nb, Q8K * nb);
     assert!(nb > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(ab));
