@@ -95,6 +95,7 @@
 //!   `quantize_row_iq4_nl_ref`, the indices of the previous block of the row (index 8 at the
 //!   start of a row, where ggml reads uninitialized memory).
 
+pub mod attention;
 pub mod budget;
 mod dispatch;
 mod error;

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::imatrix::{Site, collect};
 use crate::matmul::{self, Panels, project};
 use crate::model::{Config, Weights};
-use crate::ops::{add, axpy, dot, rmsnorm, rope, silu, softmax};
+use crate::ops::{add, attend, rmsnorm, rope, silu};
 use crate::state::State;
 use crate::threads::default_threads;
 
@@ -364,14 +364,7 @@ impl<'a> Model<'a> {
                     let qh = &q[t * qd + h * hd..][..hd];
                     // The causal mask: position `pos` sees positions 0..=pos.
                     let att = &mut att[..=pos];
-                    for (p, a) in att.iter_mut().enumerate() {
-                        *a = dot(qh, &kc[p * kv_dim + kvh..][..hd]) * scale;
-                    }
-                    softmax(att);
-                    out.fill(0.0);
-                    for (p, &a) in att.iter().enumerate() {
-                        axpy(out, a, &vc[p * kv_dim + kvh..][..hd]);
-                    }
+                    attend(out, att, qh, &kc[kvh..], &vc[kvh..], kv_dim, scale);
                 });
             if rows < n {
                 // the residual rows of those tokens, moved up to match (k ≤ from + k·step)

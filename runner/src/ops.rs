@@ -11,45 +11,7 @@ pub fn rmsnorm(o: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
     }
 }
 
-/// In-place softmax in f32 (max subtracted first).
-pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    for v in x.iter_mut() {
-        *v *= inv;
-    }
-}
-
-/// f32 dot product with eight partial sums.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let mut ac = a.chunks_exact(8);
-    let mut bc = b.chunks_exact(8);
-    for (a8, b8) in (&mut ac).zip(&mut bc) {
-        for i in 0..8 {
-            acc[i] += a8[i] * b8[i];
-        }
-    }
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
-
-/// `y += a * x`.
-pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
+pub use llamapack_quantize::attention::{attend, dot, softmax};
 
 /// `x += y`.
 pub fn add(x: &mut [f32], y: &[f32]) {
