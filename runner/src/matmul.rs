@@ -369,7 +369,11 @@ fn matmul_panels(
                 }
             }
         });
-    let tr = &*tr;
+    transpose(tr, out, rows, n);
+}
+
+/// `out[t][r] = tr[r][t]`: the batched paths' `[rows, n]` scratch into `[n, rows]`.
+fn transpose(tr: &[f32], out: &mut [f32], rows: usize, n: usize) {
     out[..n * rows]
         .par_chunks_mut(rows)
         .enumerate()
@@ -473,15 +477,7 @@ fn matmul_blocked(
                 }
             }
         });
-    let tr = &*tr;
-    out[..n * rows]
-        .par_chunks_mut(rows)
-        .enumerate()
-        .for_each(|(t, o)| {
-            for (r, y) in o.iter_mut().enumerate() {
-                *y = tr[r * n + t];
-            }
-        });
+    transpose(tr, out, rows, n);
 }
 
 #[cfg(test)]

@@ -482,11 +482,11 @@ fn scales16(sm: &[u8; 16]) -> __m256i {
     q4k_mins16(&t)
 }
 
-/// A q3_k super-block: the values plus 4, shifted back by the scales' block sums.
+/// A q3_k (values plus 4) or q6_k (plus 32) super-block: the scales are also the block sums'
+/// partners, which shift the values back.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
-fn q3_k_tile(bw: &[u8]) -> TBlock {
-    let k = q3_k_block(bw);
+#[target_feature(enable = "avx512f")]
+fn shifted(k: &super::kmulti::KBlock) -> TBlock {
     TBlock {
         x: k.x,
         sc: k.c,
@@ -494,6 +494,13 @@ fn q3_k_tile(bw: &[u8]) -> TBlock {
         d: _mm_cvtss_f32(k.d),
         dmin: 0.0,
     }
+}
+
+/// A q3_k super-block.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
+fn q3_k_tile(bw: &[u8]) -> TBlock {
+    shifted(&q3_k_block(bw))
 }
 
 /// A q4_k super-block (d 0, dmin 2, scales 4..16, qs 16..144).
@@ -533,18 +540,11 @@ fn q5_k_tile(bw: &[u8]) -> TBlock {
     }
 }
 
-/// A q6_k super-block: the values plus 32, shifted back by the scales' block sums.
+/// A q6_k super-block.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
 fn q6_k_tile(bw: &[u8]) -> TBlock {
-    let k = q6_k_block(bw);
-    TBlock {
-        x: k.x,
-        sc: k.c,
-        c: k.c,
-        d: _mm_cvtss_f32(k.d),
-        dmin: 0.0,
-    }
+    shifted(&q6_k_block(bw))
 }
 
 /// Defines a k-quant's `vec_dot_tiled` from its panel unpacker and its pairs kernel.
