@@ -292,7 +292,9 @@ impl<'a> Model<'a> {
             Logits::Rows { from, step } => Some((from, step.max(1))),
             Logits::None | Logits::All => None,
         }
-        .filter(|_| last && wanted > 0 && wanted < n && imatrix.is_none())
+        // (only when this pass runs the last block: a head-only pass has no rows to drop)
+        .filter(|_| last && blocks.start < blocks.end && wanted > 0 && wanted < n)
+        .filter(|_| imatrix.is_none())
         .filter(|_| layer_inputs.is_none());
         let mut n = n;
         for (l, lw) in w

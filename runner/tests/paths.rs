@@ -482,6 +482,25 @@ fn last_block_keeps_only_the_wanted_rows_with_their_bits() {
             .flat_map(|t| all[t * vocab..(t + 1) * vocab].to_vec())
             .collect();
         assert_eq!(rows, want, "{dtype} Logits::Rows");
+        // a head-only pass (the residual leaving the last block given) picks the same rows
+        let mut s = model.new_state(19);
+        model
+            .forward_batch(&mut s, &tokens, 0, Logits::None)
+            .unwrap();
+        let layers = model.config.n_layers;
+        let head = model
+            .forward_layers(
+                &model.weights,
+                &mut s,
+                None,
+                19,
+                layers..layers,
+                0,
+                Logits::Rows { from: 2, step: 3 },
+            )
+            .unwrap()
+            .to_vec();
+        assert_eq!(head, want, "{dtype} head-only Logits::Rows");
         // and the next token after a pruned pass still sees every position's keys
         let mut s = model.new_state(19);
         model
