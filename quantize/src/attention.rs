@@ -63,7 +63,7 @@ fn attend_body(
 ) {
     let hd = q.len();
     for (p, a) in att.iter_mut().enumerate() {
-        *a = dot_body(q, &keys[p * stride..][..hd]) * scale;
+        *a = dot(q, &keys[p * stride..][..hd]) * scale;
     }
     softmax(att);
     out.fill(0.0);
@@ -90,12 +90,8 @@ pub fn softmax(x: &mut [f32]) {
 }
 
 /// f32 dot product with eight partial sums.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    dot_body(a, b)
-}
-
 #[inline(always)]
-fn dot_body(a: &[f32], b: &[f32]) -> f32 {
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let mut ac = a.chunks_exact(8);
     let mut bc = b.chunks_exact(8);

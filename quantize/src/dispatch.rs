@@ -344,14 +344,13 @@ impl Kernels {
     }
 
     /// Whether [`Kernels::panel16_dot`] exists for `weight` at this level (then the runner
-    /// keeps its matrices of whole 16-row groups repacked: `q4_0::repack_x16` for q4_0 and
-    /// iq4_nl, `q5_0::repack_x16` for q5_0, `q8_0::repack_x16` for q8_0).
+    /// keeps its matrices of whole 16-row groups repacked by [`crate::panel::repack_x16`]).
     pub fn has_panel16(&self, weight: DType) -> bool {
         self.format(weight).is_ok_and(|f| f.panel16.is_some())
     }
 
-    /// `out[16t + i]` = the scalar reference dot of row `i` of a 16-row `panel` (repacked as
-    /// [`Kernels::has_panel16`] says) with activation row `t` of `acts` (rows of `n` values in the weight's
+    /// `out[16t + i]` = the scalar reference dot of row `i` of a 16-row `panel`
+    /// ([`crate::panel::repack_x16`]) with activation row `t` of `acts` (rows of `n` values in the weight's
     /// activation format), bit for bit; `sums[t·(n/32) + b]` is the sum of the quants of block
     /// `b` of activation row `t`. One token is generation's matrix × vector, more are a tile.
     ///
@@ -612,6 +611,12 @@ macro_rules! tf {
             unsafe { $f(n, w, p) }
         })
     };
+    (panel $f:path) => {
+        Some(|n: usize, p: &[u8], a: &[u8], s: &[i32], o: &mut [f32]| {
+            // SAFETY: as above, the table is only reachable once its features are detected.
+            unsafe { $f(n, p, a, s, o) }
+        })
+    };
     (quant $f:path) => {
         |x: &[f32], y: &mut [u8]| {
             // SAFETY: as above, the table is only reachable once its features are detected.
@@ -800,19 +805,13 @@ static AVX512: Kernels = {
         vec_dot: tf!(dot k::vec_dot_q8_0_q8_0),
         vec_dot4: tf!(dot4 k::vec_dot4_q8_0_q8_0),
         vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q8_0_q8_0),
-        panel16: Some(|n, p, a, s, o| {
-            // SAFETY: the table is only reachable once its features are detected.
-            unsafe { k::panel16_dot_q8_0_q8_0(n, p, a, s, o) }
-        }),
+        panel16: tf!(panel k::panel16_dot_q8_0_q8_0),
     });
     over!(t, Q4_0, {
         vec_dot: tf!(dot k::vec_dot_q4_0_q8_0),
         vec_dot4: tf!(dot4 k::vec_dot4_q4_0_q8_0),
         vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q4_0_q8_0),
-        panel16: Some(|n, p, a, s, o| {
-            // SAFETY: the table is only reachable once its features are detected.
-            unsafe { k::panel16_dot_q4_0_q8_0(n, p, a, s, o) }
-        }),
+        panel16: tf!(panel k::panel16_dot_q4_0_q8_0),
     });
     // the one-token q4_k dot is AVX2's (`vpdpwssd` bought nothing over `vpmaddwd` there)
     over!(t, Q4K, {
@@ -852,10 +851,7 @@ static AVX512: Kernels = {
         vec_dot: tf!(dot k::vec_dot_q5_0_q8_0),
         vec_dot4: tf!(dot4 k::vec_dot4_q5_0_q8_0),
         vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_q5_0_q8_0),
-        panel16: Some(|n, p, a, s, o| {
-            // SAFETY: the table is only reachable once its features are detected.
-            unsafe { k::panel16_dot_q5_0_q8_0(n, p, a, s, o) }
-        }),
+        panel16: tf!(panel k::panel16_dot_q5_0_q8_0),
     });
     over!(t, Q5_1, {
         vec_dot: tf!(dot k::vec_dot_q5_1_q8_1),
@@ -866,10 +862,7 @@ static AVX512: Kernels = {
         vec_dot: tf!(dot k::vec_dot_iq4_nl_q8_0),
         vec_dot4: tf!(dot4 k::vec_dot4_iq4_nl_q8_0),
         vec_dot4_packed: tf!(dot4p k::vec_dot4_packed_iq4_nl_q8_0),
-        panel16: Some(|n, p, a, s, o| {
-            // SAFETY: the table is only reachable once its features are detected.
-            unsafe { k::panel16_dot_iq4_nl_q8_0(n, p, a, s, o) }
-        }),
+        panel16: tf!(panel k::panel16_dot_iq4_nl_q8_0),
     });
     over!(t, IQ4XS, {
         quantize: tf!(quant k::quantize_iq4_xs),

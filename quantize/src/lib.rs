@@ -109,6 +109,7 @@ mod lanes;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod optimize;
+pub mod panel;
 pub mod pipeline;
 pub mod q2_k;
 pub mod q3_k;

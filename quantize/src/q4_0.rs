@@ -83,37 +83,3 @@ pub fn vec_dot_q4_0_q8_0_ref(x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
     assert_eq!(x.len(), y.len(), "q4_0 dot: block counts differ");
     x.iter().zip(y).fold(0.0, |s, (a, b)| s + block_dot(a, b))
 }
-
-/// Rows per panel of [`repack_x16`].
-pub const PANEL_ROWS: usize = 16;
-/// Bytes of one block of 16 rows in a panel: the 16 scales, then the 16 rows' quants.
-pub const PANEL_BLOCK_BYTES: usize = PANEL_ROWS * 18;
-
-/// Repacks 16 q4_0 (or iq4_nl: the same 18-byte blocks) rows of `nb` blocks (`rows`: `16 · nb · 18` bytes, row after row) into a
-/// panel for the multi-row kernels (`Kernels::panel16_dot`): block `b` of the 16 rows becomes
-/// [`PANEL_BLOCK_BYTES`] at `b · 288`: the 16 f16 scales (row `i` at `2i`), then for each
-/// `j < 4` the 4 quant bytes `4j..4j + 4` of every row (row `i` at `32 + 64j + 4i`), so that
-/// one 64-byte load holds the same 8 values of all 16 rows. Same bytes, another order: the
-/// file keeps ggml's blocks; this is only the in-memory layout of a loaded model.
-///
-/// # Panics
-/// If `rows` is not 16 whole rows of `nb` blocks, or `out` has another length.
-pub fn repack_x16(nb: usize, rows: &[u8], out: &mut [u8]) {
-    let rb = nb * 18;
-    assert!(
-        rows.len() == PANEL_ROWS * rb && out.len() == rows.len(),
-        "repack_x16: 16 rows of {nb} q4_0 blocks are {} bytes, got {} in, {} out",
-        PANEL_ROWS * rb,
-        rows.len(),
-        out.len()
-    );
-    for (b, o) in out.chunks_exact_mut(PANEL_BLOCK_BYTES).enumerate() {
-        for i in 0..PANEL_ROWS {
-            let blk = &rows[i * rb + 18 * b..][..18];
-            o[2 * i..2 * i + 2].copy_from_slice(&blk[..2]);
-            for j in 0..4 {
-                o[32 + 64 * j + 4 * i..][..4].copy_from_slice(&blk[2 + 4 * j..][..4]);
-            }
-        }
-    }
-}

@@ -111,38 +111,6 @@ pub fn vec_dot_q5_0_q8_0_ref(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
     x.iter().zip(y).fold(0.0, |s, (a, b)| s + block_dot(a, b))
 }
 
-/// Bytes of one block of 16 rows in a panel of [`repack_x16`].
-pub const PANEL_BLOCK_BYTES: usize = 16 * 22;
-
-/// Repacks 16 q5_0 rows of `nb` blocks (`16 · nb · 22` bytes, row after row) into a panel for
-/// `Kernels::panel16_dot`: block `b` of the 16 rows becomes [`PANEL_BLOCK_BYTES`] at `b · 352`:
-/// the 16 f16 scales (row `i` at `2i`), the 16 rows' 4 high-bit bytes (row `i` at `32 + 4i`),
-/// then for each `j < 4` the nibble bytes `4j..4j + 4` of every row (row `i` at
-/// `96 + 64j + 4i`). The in-memory layout of a loaded model only.
-///
-/// # Panics
-/// If `rows` is not 16 whole rows of `nb` blocks, or `out` has another length.
-pub fn repack_x16(nb: usize, rows: &[u8], out: &mut [u8]) {
-    let rb = nb * 22;
-    assert!(
-        rows.len() == 16 * rb && out.len() == rows.len(),
-        "repack_x16: 16 rows of {nb} q5_0 blocks are {} bytes, got {} in, {} out",
-        16 * rb,
-        rows.len(),
-        out.len()
-    );
-    for (b, o) in out.chunks_exact_mut(PANEL_BLOCK_BYTES).enumerate() {
-        for i in 0..16 {
-            let blk = &rows[i * rb + 22 * b..][..22];
-            o[2 * i..2 * i + 2].copy_from_slice(&blk[..2]);
-            o[32 + 4 * i..][..4].copy_from_slice(&blk[2..6]);
-            for j in 0..4 {
-                o[96 + 64 * j + 4 * i..][..4].copy_from_slice(&blk[6 + 4 * j..][..4]);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

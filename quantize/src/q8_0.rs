@@ -141,33 +141,3 @@ pub fn pack_q8_0_x4(acts: [&[u8]; 4], out: &mut [u8]) {
         }
     }
 }
-
-/// Bytes of one block of 16 rows in a panel of [`repack_x16`].
-pub const PANEL_BLOCK_BYTES: usize = 16 * 34;
-
-/// Repacks 16 q8_0 rows of `nb` blocks (`16 · nb · 34` bytes, row after row) into a panel for
-/// `Kernels::panel16_dot`: block `b` of the 16 rows becomes [`PANEL_BLOCK_BYTES`] at `b · 544`:
-/// the 16 f16 scales (row `i` at `2i`), then for each `j < 8` the quant bytes `4j..4j + 4` of
-/// every row (row `i` at `32 + 64j + 4i`). The in-memory layout of a loaded model only.
-///
-/// # Panics
-/// If `rows` is not 16 whole rows of `nb` blocks, or `out` has another length.
-pub fn repack_x16(nb: usize, rows: &[u8], out: &mut [u8]) {
-    let rb = nb * 34;
-    assert!(
-        rows.len() == 16 * rb && out.len() == rows.len(),
-        "repack_x16: 16 rows of {nb} q8_0 blocks are {} bytes, got {} in, {} out",
-        16 * rb,
-        rows.len(),
-        out.len()
-    );
-    for (b, o) in out.chunks_exact_mut(PANEL_BLOCK_BYTES).enumerate() {
-        for i in 0..16 {
-            let blk = &rows[i * rb + 34 * b..][..34];
-            o[2 * i..2 * i + 2].copy_from_slice(&blk[..2]);
-            for j in 0..8 {
-                o[32 + 64 * j + 4 * i..][..4].copy_from_slice(&blk[2 + 4 * j..][..4]);
-            }
-        }
-    }
-}

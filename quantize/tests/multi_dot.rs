@@ -185,7 +185,7 @@ fn avx2_and_avx512_one_token_dots_agree_on_every_quantized_weight() {
     }
 }
 
-/// `panel16_dot` on 16 rows repacked by `q4_0::repack_x16` equals the scalar reference dot of
+/// `panel16_dot` on 16 rows repacked by `panel::repack_x16` equals the scalar reference dot of
 /// every (row, token) bit for bit, for 1..20 tokens (the 8-token tiles and the single ones).
 fn check_panel16(dtype: DType, n: usize, ntok: usize, seed: u64) {
     use llamapack_quantize::{Level, kernels_for};
@@ -203,11 +203,7 @@ fn check_panel16(dtype: DType, n: usize, ntok: usize, seed: u64) {
         .map(|b| b[2..].iter().map(|&q| i32::from(q as i8)).sum())
         .collect();
     let mut panel = vec![0u8; rows.len()];
-    match dtype {
-        DType::Q8_0 => llamapack_quantize::q8_0::repack_x16(n / 32, &rows, &mut panel),
-        DType::Q5_0 => llamapack_quantize::q5_0::repack_x16(n / 32, &rows, &mut panel),
-        _ => llamapack_quantize::q4_0::repack_x16(n / 32, &rows, &mut panel),
-    }
+    llamapack_quantize::panel::repack_x16(dtype, n / 32, &rows, &mut panel);
     for k in levels().into_iter().filter(|k| k.has_panel16(dtype)) {
         let mut out = vec![0f32; 16 * ntok];
         k.panel16_dot(dtype, n, &panel, &aq, &sums, &mut out);

@@ -33,7 +33,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::model::{Matrix, Weights};
-use llamapack_quantize::q4_0::PANEL_ROWS;
+use llamapack_quantize::panel::{ROWS as PANEL_ROWS, repack_x16};
 use llamapack_quantize::q8_0::{Q8_0_X4_BLOCK_BYTES, pack_q8_0_x4};
 use llamapack_quantize::{Kernels, vec_dot_type};
 
@@ -85,31 +85,16 @@ pub(crate) fn act_scratch_bytes(n: usize, cols: usize) -> usize {
     rows.next_multiple_of(64) + packed + 4 * n * cols.div_ceil(32)
 }
 
-/// Whether q8_0 activations also get their block sums (some weight has a panel kernel).
+/// Whether q8_0 activations also get their block sums (some weight dotted with q8_0 has a
+/// panel kernel).
 fn sums(k: &Kernels, dtype: DType, cols: usize) -> bool {
     dtype == DType::Q8_0
         && cols.is_multiple_of(32)
-        && [DType::Q4_0, DType::IQ4NL, DType::Q5_0, DType::Q8_0]
-            .into_iter()
-            .any(|d| k.has_panel16(d))
-}
-
-/// Repacks 16 rows of `nb` blocks into a panel (`q4_0::repack_x16`, `q5_0::…`, `q8_0::…`).
-type RepackFn = fn(usize, &[u8], &mut [u8]);
-
-/// The panel layout of a dtype that has one (`Kernels::has_panel16`).
-fn repacker(dtype: DType) -> Option<RepackFn> {
-    match dtype {
-        // the same 18-byte blocks
-        DType::Q4_0 | DType::IQ4NL => Some(llamapack_quantize::q4_0::repack_x16),
-        DType::Q5_0 => Some(llamapack_quantize::q5_0::repack_x16),
-        DType::Q8_0 => Some(llamapack_quantize::q8_0::repack_x16),
-        _ => None,
-    }
+        && DType::storable().any(|d| d.vec_dot_type() == DType::Q8_0 && k.has_panel16(d))
 }
 
 /// Weight matrices kept, for the level's panel kernels (`Kernels::panel16_dot`), repacked in
-/// groups of 16 rows (`q4_0::repack_x16`): the same bytes in another order, a second copy of
+/// groups of 16 rows (`panel::repack_x16`): the same bytes in another order, a second copy of
 /// those matrices in memory. Looked up by the matrix's bytes, so weights from elsewhere (a
 /// calibration's own quantization) simply take the row kernels.
 #[derive(Debug, Default)]
@@ -127,20 +112,14 @@ impl Panels {
         all.dedup_by_key(|m| (m.bytes.as_ptr() as usize, m.bytes.len()));
         let map = all
             .into_par_iter()
-            .filter(|m| {
-                repacker(m.dtype).is_some()
-                    && k.has_panel16(m.dtype)
-                    && m.rows.is_multiple_of(PANEL_ROWS)
-                    && m.rows > 0
-            })
+            .filter(|m| k.has_panel16(m.dtype) && m.rows.is_multiple_of(PANEL_ROWS) && m.rows > 0)
             .map(|m| {
                 let nb = m.cols / 32;
                 let group = PANEL_ROWS * m.row_bytes;
-                let repack = repacker(m.dtype).expect("filtered");
                 let mut p = vec![0u8; m.bytes.len()].into_boxed_slice();
                 p.par_chunks_mut(group)
                     .zip(m.bytes.par_chunks(group))
-                    .for_each(|(o, i)| repack(nb, i, o));
+                    .for_each(|(o, i)| repack_x16(m.dtype, nb, i, o));
                 ((m.bytes.as_ptr() as usize, m.bytes.len()), p)
             })
             .collect();

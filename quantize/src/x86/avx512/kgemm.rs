@@ -18,17 +18,10 @@
 use std::arch::x86_64::*;
 
 use super::kmulti::{q3_k_block, q5_k_block, q6_k_block};
-use super::kquants::{join, ld256};
+use super::kquants::{Q2K, Q3K, Q4K, Q5K, Q6K, Q8K, join, ld256};
 use crate::q4_k::unpack_scales_mins;
 use crate::x86::avx2::{Finish, q4k_mins16};
 use crate::x86::{f16x2_at, prefetch_ahead};
-
-const Q2K: usize = 84;
-const Q3K: usize = 110;
-const Q4K: usize = 144;
-const Q5K: usize = 176;
-const Q6K: usize = 210;
-const Q8K: usize = 292;
 
 /// Weight rows per tile (the lanes of a vector of i32).
 const ROWS: usize = 16;
@@ -451,18 +444,10 @@ pub(crate) fn vec_dot_tiled_iq4_xs_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
 fn q2_k_tile(bw: &[u8]) -> TBlock {
-    assert!(bw.len() >= Q2K);
-    let (m2, m4) = (_mm256_set1_epi8(3), _mm_set1_epi8(0x0f));
-    // SAFETY: the 16 scale bytes are at 0..16 of the 84-byte block.
+    let m4 = _mm_set1_epi8(0x0f);
+    let x = super::kmulti::q2_k_values(bw);
+    // SAFETY: the 16 scale bytes are at 0..16 of the 84-byte block (checked by q2_k_values).
     let sc8 = unsafe { _mm_loadu_si128(bw.as_ptr().cast()) };
-    let x = std::array::from_fn(|g| {
-        let (h, kk) = (g / 2, g % 2);
-        // SAFETY: qs bytes 16+32h..48+32h < 80 (h < 2).
-        let q = unsafe { ld256(bw, 16 + 32 * h) };
-        let sh =
-            |k: usize| _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * k as i32)), m2);
-        join(sh(2 * kk), sh(2 * kk + 1))
-    });
     let (d, dmin) = f16x2_at(bw, 80);
     TBlock {
         x,

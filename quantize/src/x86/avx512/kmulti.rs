@@ -11,18 +11,12 @@
 use std::arch::x86_64::*;
 
 use super::kquants::{
-    hsum4_i32x16, join, ld256, ld512, q3k_values64, quad_scale_idx, vec_dot_q2_k_q8_k,
-    vec_dot_q3_k_q8_k, vec_dot_q5_k_q8_k, vec_dot_q6_k_q8_k,
+    Q2K, Q3K, Q5K, Q6K, Q8K, hsum4_i32x16, join, ld256, ld512, q3k_values64, quad_scale_idx,
+    vec_dot_q2_k_q8_k, vec_dot_q3_k_q8_k, vec_dot_q5_k_q8_k, vec_dot_q6_k_q8_k,
 };
 use crate::q4_k::unpack_scales_mins;
 use crate::x86::avx2::{Finish, finish4, hsum4_i32, q3k_scales8, q4k_mins16, q5k_values};
 use crate::x86::{f16x2_at, prefetch_ahead, rd_f32};
-
-const Q2K: usize = 84;
-const Q3K: usize = 110;
-const Q5K: usize = 176;
-const Q6K: usize = 210;
-const Q8K: usize = 292;
 
 /// One weight super-block unpacked for the multi-token dots.
 #[derive(Clone, Copy)]
@@ -125,20 +119,12 @@ unsafe fn tokens<'a, const R: usize, const SCALED: bool>(
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,f16c")]
 fn q2_k_block(bw: &[u8]) -> KBlock {
-    let (m2, m4) = (_mm256_set1_epi8(3), _mm_set1_epi8(0x0f));
+    let m4 = _mm_set1_epi8(0x0f);
     let idx4 = quad_scale_idx();
     // SAFETY: the 16 scale bytes are at 0..16 of the 84-byte block.
     let sc8 = unsafe { _mm_loadu_si128(bw[..Q2K].as_ptr().cast()) };
     let scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4)));
-    let mut x = [_mm512_setzero_si512(); 4];
-    for h in 0..2 {
-        // SAFETY: qs bytes 16+32h..48+32h < 80 (h < 2).
-        let q = unsafe { ld256(bw, 16 + 32 * h) };
-        let sh = |k: i32| _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * k)), m2);
-        for kk in 0..2 {
-            x[2 * h + kk] = join(sh(2 * kk as i32), sh(2 * kk as i32 + 1));
-        }
-    }
+    let x = q2_k_values(bw);
     let (d, dmin) = f16x2_at(bw, 80);
     // x·scale (≤ 3·15) per byte: the i16 products of the even and the odd bytes, merged
     let s = idx4.map(|i| _mm512_permutexvar_epi16(i, scales));
@@ -155,6 +141,23 @@ fn q2_k_block(bw: &[u8]) -> KBlock {
         d: _mm_set1_ps(d),
         dmin: _mm_set1_ps(dmin),
     }
+}
+
+/// The 256 2-bit values of a q2_k super-block (qs 16..80) as they are, 64 per vector in q8_k
+/// order.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+pub(super) fn q2_k_values(bw: &[u8]) -> [__m512i; 4] {
+    assert!(bw.len() >= Q2K);
+    let m2 = _mm256_set1_epi8(3);
+    std::array::from_fn(|g| {
+        let (h, kk) = (g / 2, g % 2);
+        // SAFETY: qs bytes 16+32h..48+32h < 80 (h < 2), checked above.
+        let q = unsafe { ld256(bw, 16 + 32 * h) };
+        let sh =
+            |k: usize| _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * k as i32)), m2);
+        join(sh(2 * kk), sh(2 * kk + 1))
+    })
 }
 
 /// A q3_k super-block (hmask 0..32, qs 32..96, scales 96..108, d 108): values plus 4.

@@ -10,12 +10,12 @@ use crate::q4_k::unpack_scales_mins;
 use crate::x86::avx2::{hsum4_i32, q3k_scales8, q4k_mins16, q5k_values, vec_dot_q4_k_q8_k};
 use crate::x86::{f16x2_at, hsum_i32, prefetch_ahead, rd_f32};
 
-const Q2K: usize = 84;
-const Q3K: usize = 110;
-const Q4K: usize = 144;
-const Q5K: usize = 176;
-const Q6K: usize = 210;
-const Q8K: usize = 292;
+pub(super) const Q2K: usize = 84;
+pub(super) const Q3K: usize = 110;
+pub(super) const Q4K: usize = 144;
+pub(super) const Q5K: usize = 176;
+pub(super) const Q6K: usize = 210;
+pub(super) const Q8K: usize = 292;
 
 /// Loads 32 bytes at `off`.
 ///

@@ -1,6 +1,5 @@
-//! q4_0 and iq4_nl weights (the same 18-byte blocks: an f16 scale and 16 bytes of nibbles) in
-//! panels of 16 rows ([`crate::q4_0::repack_x16`]), and q8_0 weights
-//! ([`crate::q8_0::repack_x16`]), against q8_0 activations:
+//! q4_0, iq4_nl, q5_0 and q8_0 weights in panels of 16 rows ([`crate::panel::repack_x16`])
+//! against q8_0 activations:
 //! one vector lane per weight row, for one token (generation) and for tiles of 8 tokens
 //! (prompts).
 //!
@@ -14,7 +13,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::q4_0::PANEL_ROWS;
+use crate::panel::ROWS as PANEL_ROWS;
 
 /// Bytes of a q8_0 block.
 const QB: usize = 34;
@@ -66,7 +65,7 @@ unsafe fn nibbles(p: *const u8) -> [__m512i; 8] {
 /// q4_0: the nibbles as they are (its values are them minus 8).
 struct Q4;
 impl Fmt for Q4 {
-    const BLOCK: usize = crate::q4_0::PANEL_BLOCK_BYTES;
+    const BLOCK: usize = PANEL_ROWS * 18;
     const BIAS: i32 = 8;
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
@@ -79,7 +78,7 @@ impl Fmt for Q4 {
 /// iq4_nl: the nibbles looked up in its grid plus 128 (one `vpshufb`).
 struct Iq4;
 impl Fmt for Iq4 {
-    const BLOCK: usize = crate::q4_0::PANEL_BLOCK_BYTES;
+    const BLOCK: usize = PANEL_ROWS * 18;
     const BIAS: i32 = 128;
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
@@ -98,7 +97,7 @@ impl Fmt for Iq4 {
 /// the row's 4 values, one `vptestmb` and a masked add place the bits.
 struct Q5;
 impl Fmt for Q5 {
-    const BLOCK: usize = crate::q5_0::PANEL_BLOCK_BYTES;
+    const BLOCK: usize = PANEL_ROWS * 22;
     const BIAS: i32 = 16;
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
@@ -125,7 +124,7 @@ impl Fmt for Q5 {
 /// q8_0: the int8 quants plus 128 (`x ^ 0x80`).
 struct Q8;
 impl Fmt for Q8 {
-    const BLOCK: usize = crate::q8_0::PANEL_BLOCK_BYTES;
+    const BLOCK: usize = PANEL_ROWS * 34;
     const BIAS: i32 = 128;
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
@@ -232,23 +231,23 @@ panel_dot!(
     panel16_dot_q4_0_q8_0,
     Q4,
     "vec_dot_q4_0_q8_0_ref",
-    "q4_0::repack_x16"
+    "panel::repack_x16"
 );
 panel_dot!(
     panel16_dot_iq4_nl_q8_0,
     Iq4,
     "vec_dot_iq4_nl_q8_0_ref",
-    "q4_0::repack_x16"
+    "panel::repack_x16"
 );
 panel_dot!(
     panel16_dot_q5_0_q8_0,
     Q5,
     "vec_dot_q5_0_q8_0_ref",
-    "q5_0::repack_x16"
+    "panel::repack_x16"
 );
 panel_dot!(
     panel16_dot_q8_0_q8_0,
     Q8,
     "vec_dot_q8_0_q8_0_ref",
-    "q8_0::repack_x16"
+    "panel::repack_x16"
 );
