@@ -7,7 +7,7 @@
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use llamapack_format::{DType, TensorSink};
+use llamapack_format::{DType, SlotSink, TensorSink};
 
 use crate::error::Result;
 
@@ -97,7 +97,25 @@ pub(crate) struct Scan {
     pub first_overflow: Option<(u64, f32)>,
 }
 
-/// Streams one tensor's elements from `src` to `dst` dtype into a [`TensorSink`].
+/// Where a [`Converter`] puts its bytes: a tensor of the streaming writer, or a reserved one
+/// written by a worker thread.
+pub(crate) trait Sink {
+    fn put(&mut self, bytes: &[u8]) -> Result<()>;
+}
+
+impl Sink for TensorSink<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        Ok(self.write(bytes)?)
+    }
+}
+
+impl Sink for SlotSink<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        Ok(self.write(bytes)?)
+    }
+}
+
+/// Streams one tensor's elements from `src` to `dst` dtype into a [`Sink`].
 pub(crate) struct Converter {
     src: DType,
     dst: DType,
@@ -155,24 +173,27 @@ fn f32_to_bf16_bits(x: f32) -> u16 {
 
 /// Encodes `vals` as `dst` little-endian bytes, appending to `out`.
 pub(crate) fn encode(dst: DType, vals: &[f32], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + vals.len() * dst.block_bytes(), 0);
+    let out = &mut out[start..];
     match dst {
         DType::F32 => {
-            for v in vals {
-                out.extend_from_slice(&v.to_le_bytes());
+            for (o, v) in out.chunks_exact_mut(4).zip(vals) {
+                o.copy_from_slice(&v.to_le_bytes());
             }
         }
         DType::BF16 => {
-            for &v in vals {
-                out.extend_from_slice(&f32_to_bf16_bits(v).to_le_bytes());
+            for (o, &v) in out.chunks_exact_mut(2).zip(vals) {
+                o.copy_from_slice(&f32_to_bf16_bits(v).to_le_bytes());
             }
         }
         DType::F16 => {
             let mut h = [f16::ZERO; HALF_CHUNK];
-            for c in vals.chunks(HALF_CHUNK) {
+            for (c, o) in vals.chunks(HALF_CHUNK).zip(out.chunks_mut(HALF_CHUNK * 2)) {
                 let h = &mut h[..c.len()];
                 h.convert_from_f32_slice(c);
-                for x in h.iter() {
-                    out.extend_from_slice(&x.to_bits().to_le_bytes());
+                for (o, x) in o.chunks_exact_mut(2).zip(h.iter()) {
+                    o.copy_from_slice(&x.to_bits().to_le_bytes());
                 }
             }
         }
@@ -188,6 +209,40 @@ fn nonfinite_bits(dt: DType, c: &[u8]) -> bool {
         DType::BF16 => u16::from_le_bytes([c[0], c[1]]) & 0x7F80 == 0x7F80,
         _ => u16::from_le_bytes([c[0], c[1]]) & 0x7C00 == 0x7C00,
     }
+}
+
+/// How many floats of `dt` in `bytes` are NaN or ±Inf: one branch-free pass per dtype, which
+/// the compiler vectorises (the element-wise [`nonfinite_bits`] is for finding the first).
+fn count_nonfinite(dt: DType, bytes: &[u8]) -> u64 {
+    fn count16(bytes: &[u8], exp: u16) -> u64 {
+        let mut n = 0u64;
+        for c in bytes.chunks(1 << 16) {
+            let k: u32 = c
+                .chunks_exact(2)
+                .map(|x| u32::from(u16::from_le_bytes([x[0], x[1]]) & exp == exp))
+                .sum();
+            n += u64::from(k);
+        }
+        n
+    }
+    match dt {
+        DType::F32 => bytes
+            .chunks_exact(4)
+            .map(|x| {
+                u64::from(u32::from_le_bytes([x[0], x[1], x[2], x[3]]) & 0x7F80_0000 == 0x7F80_0000)
+            })
+            .sum(),
+        DType::BF16 => count16(bytes, 0x7F80),
+        _ => count16(bytes, 0x7C00),
+    }
+}
+
+/// Whether `v` is finite and rounds to ±Inf in f16 (f16's largest finite is 65504; anything
+/// at or above 65520 rounds to infinity).
+#[inline]
+fn overflows_f16(v: f32) -> bool {
+    let a = v.abs();
+    a >= 65520.0 && a != f32::INFINITY && !a.is_nan()
 }
 
 fn value_of(dt: DType, c: &[u8]) -> f32 {
@@ -210,10 +265,7 @@ impl Converter {
 
     fn note_nonfinite(&mut self, bytes: &[u8]) {
         let es = self.src.block_bytes();
-        let n = bytes
-            .chunks_exact(es)
-            .filter(|c| nonfinite_bits(self.src, c))
-            .count() as u64;
+        let n = count_nonfinite(self.src, bytes);
         if n > 0 {
             if self.scan.first_nonfinite.is_none() {
                 let i = bytes
@@ -228,12 +280,13 @@ impl Converter {
     }
 
     fn note_overflow(&mut self, vals: &[f32], base: u64) {
-        // f16's largest finite is 65504; anything at or above 65520 rounds to infinity.
-        let over = |v: &f32| v.is_finite() && v.abs() >= 65520.0;
-        let n = vals.iter().filter(|v| over(v)).count() as u64;
+        let n: u64 = vals.iter().map(|&v| u64::from(overflows_f16(v))).sum();
         if n > 0 {
             if self.scan.first_overflow.is_none() {
-                let i = vals.iter().position(over).expect("counted one");
+                let i = vals
+                    .iter()
+                    .position(|&v| overflows_f16(v))
+                    .expect("counted one");
                 self.scan.first_overflow = Some((base + i as u64, vals[i]));
             }
             self.scan.overflow += n;
@@ -241,12 +294,12 @@ impl Converter {
     }
 
     /// Converts and writes `bytes` (a whole number of source elements).
-    pub fn feed(&mut self, bytes: &[u8], sink: &mut TensorSink<'_>) -> Result<()> {
+    pub fn feed(&mut self, bytes: &[u8], sink: &mut impl Sink) -> Result<()> {
         let es = self.src.block_bytes();
         debug_assert_eq!(bytes.len() % es, 0);
         self.note_nonfinite(bytes);
         if self.src == self.dst {
-            sink.write(bytes)?;
+            sink.put(bytes)?;
             self.index += (bytes.len() / es) as u64;
             return Ok(());
         }
@@ -261,7 +314,7 @@ impl Converter {
             }
             self.out.clear();
             encode(self.dst, &self.f32s, &mut self.out);
-            sink.write(&self.out)?;
+            sink.put(&self.out)?;
             self.index += n as u64;
         }
         Ok(())

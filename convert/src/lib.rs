@@ -4,9 +4,12 @@
 //! * [`convert`] detects the source (a Meta directory with `params.json`, an HF directory with
 //!   `config.json`, or a single `.pth` / `.safetensors` file with that file beside it), merges
 //!   model-parallel shards, undoes HF's rotary permutation of `q_proj`/`k_proj`, converts to
-//!   the requested dtype and streams the tensors into a `.lpk` one at a time — peak memory stays
-//!   a few MB above the page cache whatever the model size. Source files are hashed (sha256)
-//!   into the provenance on background threads meanwhile.
+//!   the requested dtype and streams the tensors into a `.lpk`, several at once: every tensor's
+//!   place in the file is reserved first and each worker thread converts one tensor at a time
+//!   straight into its place (positional writes through a 1 MB buffer), so peak memory stays
+//!   a few MB per worker above the tensors being read, whatever the model size. Source files
+//!   are hashed (sha256) into the provenance on background threads meanwhile, and the file is
+//!   synced once, at the end.
 //! * [`inspect_source`] lists a checkpoint's tensors without converting: for a Meta or HF
 //!   directory the merged view under Meta names (what the `.lpk` will hold), for a single
 //!   `.pth` / `.safetensors` file its raw contents.
@@ -132,7 +135,8 @@ pub struct ConvertOptions {
     pub tokenizer: Option<PathBuf>,
     /// Context length to record (default: 4096 for Meta, `max_position_embeddings` for HF).
     pub context_length: Option<u32>,
-    /// Threads hashing the source files while converting (0: all cores but one).
+    /// Threads converting tensors, and at most as many hashing the source files meanwhile
+    /// (0: all cores).
     pub threads: usize,
 }
 
@@ -237,6 +241,9 @@ pub struct ConvertSummary {
     pub sources: Vec<SourceFile>,
     /// Warnings (also recorded in provenance notes).
     pub warnings: Vec<Warning>,
+    /// Seconds spent writing the header, syncing the file to disk (one `fsync`) and renaming
+    /// it into place, after the last tensor.
+    pub finish_seconds: f64,
 }
 
 /// One tensor of a [`SourceListing`].

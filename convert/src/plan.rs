@@ -1,5 +1,5 @@
 //! What both importers produce — a list of output tensors, each a recipe over borrowed source
-//! bytes — and the one streaming writer that turns it into a `.lpk`.
+//! bytes — and the writer that turns it into a `.lpk`, tensors in parallel.
 //!
 //! A recipe never materialises a merged tensor: dim-0 merges append each shard, dim-1 merges
 //! interleave the shards' rows, the Q/K un-permutation emits rows in Meta order, and each piece
@@ -8,15 +8,16 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use llamapack_format::llama::Role;
 use llamapack_format::{
-    DType, LpkWriter, Metadata, ModelConfig, Provenance, SourceFile, TOOL_VERSION, TokenizerData,
+    DType, Filled, LpkWriter, Metadata, ModelConfig, Provenance, Slot, Slots, SourceFile,
+    TOOL_VERSION, TokenizerData,
 };
 
-use crate::dtype::{Converter, SourceDType};
+use crate::dtype::{Converter, Sink, SourceDType};
 use crate::error::{Error, Result};
 use crate::permute::hf_row_for_meta_row;
 use crate::pth::PthTensor;
@@ -188,41 +189,26 @@ fn target_dtype(want: OutputDType, src: SourceDType, name: &str) -> Result<DType
     })
 }
 
-struct Progress<'p> {
-    f: &'p dyn Fn(u64, u64),
-    total: u64,
-    converted: u64,
-    hashed: &'p AtomicU64,
-}
-
-impl Progress<'_> {
-    fn report(&self) {
-        (self.f)(
-            self.converted + self.hashed.load(Ordering::Relaxed),
-            self.total,
-        );
-    }
-}
-
+/// Converts tensor `t` into `sink`, adding the source bytes done to `converted`, and drops
+/// its source pages from the resident set when done.
 fn write_tensor(
-    w: &mut LpkWriter,
     t: &Planned<'_>,
     dst: DType,
-    prog: &mut Progress<'_>,
+    sink: &mut impl Sink,
+    converted: &AtomicU64,
     inputs: &[&Mapped],
 ) -> Result<crate::dtype::Scan> {
     let src = t.dtype.to_lpk().expect("checked by target_dtype");
     let es = t.dtype.size();
     let mut conv = Converter::new(src, dst);
-    let mut sink = w.begin_tensor(&t.name, dst, &t.shape)?;
+    let done = |n: usize| converted.fetch_add(n as u64, Ordering::Relaxed);
     match t.layout {
         Layout::Concat0 => {
             for p in &t.pieces {
                 let b = p.bytes()?;
                 for c in b.chunks(1 << 22) {
-                    conv.feed(c, &mut sink)?;
-                    prog.converted += c.len() as u64;
-                    prog.report();
+                    conv.feed(c, sink)?;
+                    done(c.len());
                 }
             }
         }
@@ -231,13 +217,13 @@ fn write_tensor(
                 t.pieces.iter().map(Piece::bytes).collect::<Result<_>>()?;
             let rows = t.shape[0] as usize;
             let widths: Vec<usize> = t.pieces.iter().map(|p| p.shape[1] as usize * es).collect();
+            let row_bytes = widths.iter().sum::<usize>();
             for r in 0..rows {
                 for (b, &wd) in bufs.iter().zip(&widths) {
-                    conv.feed(&b[r * wd..(r + 1) * wd], &mut sink)?;
+                    conv.feed(&b[r * wd..(r + 1) * wd], sink)?;
                 }
-                prog.converted += widths.iter().sum::<usize>() as u64;
-                if r % 256 == 255 {
-                    prog.report();
+                if r % 256 == 255 || r + 1 == rows {
+                    done(row_bytes * (r % 256 + 1));
                 }
             }
         }
@@ -252,10 +238,10 @@ fn write_tensor(
                         index: (i / es) as u64,
                     });
                 }
-                prog.converted += b.len() as u64;
+                done(b.len());
             }
-            conv.feed(&first, &mut sink)?;
-            prog.converted += first.len() as u64;
+            conv.feed(&first, sink)?;
+            done(first.len());
         }
         Layout::UnpermuteRows { head_dim } => {
             let b = t.pieces[0].bytes()?;
@@ -263,13 +249,11 @@ fn write_tensor(
             let wd = t.shape[1] as usize * es;
             for m in 0..rows {
                 let h = hf_row_for_meta_row(m, head_dim);
-                conv.feed(&b[h * wd..(h + 1) * wd], &mut sink)?;
+                conv.feed(&b[h * wd..(h + 1) * wd], sink)?;
             }
-            prog.converted += b.len() as u64;
+            done(b.len());
         }
     }
-    sink.finish()?;
-    prog.report();
     for p in &t.pieces {
         let raw = p.raw();
         for m in inputs {
@@ -279,7 +263,65 @@ fn write_tensor(
     Ok(conv.scan)
 }
 
-/// Writes `plan` to `out`, hashing the inputs on background threads meanwhile.
+/// Bytes each converting thread buffers before one positional write.
+const SINK_BUFFER: usize = 1 << 20;
+
+/// Converts the tensors into their reserved `slots` on `workers` threads, each taking the next
+/// tensor in plan order; returns, per tensor, its result (`None` for tensors left undone after
+/// another one failed).
+fn convert_tensors(
+    plan: &Plan<'_>,
+    jobs: &[(DType, Slot)],
+    out: &Slots<'_>,
+    workers: usize,
+    converted: &AtomicU64,
+    stop: &AtomicBool,
+    poll: &dyn Fn(),
+) -> Vec<Option<Result<(Filled, crate::dtype::Scan)>>> {
+    let next = AtomicUsize::new(0);
+    let n = plan.tensors.len();
+    let mut results: Vec<Option<Result<(Filled, crate::dtype::Scan)>>> =
+        std::iter::repeat_with(|| None).take(n).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers.clamp(1, n.max(1)))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(t) = plan.tensors.get(i) else { break };
+                        let (dst, slot) = jobs[i];
+                        let mut sink = out.sink(slot, SINK_BUFFER);
+                        let r = write_tensor(t, dst, &mut sink, converted, &plan.inputs)
+                            .and_then(|scan| Ok((sink.finish()?, scan)));
+                        if r.is_err() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        done.push((i, r));
+                    }
+                    done
+                })
+            })
+            .collect();
+        while !handles
+            .iter()
+            .all(std::thread::ScopedJoinHandle::is_finished)
+        {
+            poll();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for h in handles {
+            for (i, r) in h.join().expect("convert worker panicked") {
+                results[i] = Some(r);
+            }
+        }
+    });
+    results
+}
+
+/// Writes `plan` to `out`: every tensor's place is reserved first, then `opts.threads`
+/// workers convert tensors in parallel straight into their places while the inputs are hashed
+/// on background threads.
 pub(crate) fn write(
     plan: Plan<'_>,
     out: &Path,
@@ -306,25 +348,49 @@ pub(crate) fn write(
     let tensor_bytes: u64 = plan.tensors.iter().map(Planned::source_bytes).sum();
     let file_bytes: u64 = plan.inputs.iter().map(|m| m.map.len() as u64).sum();
     let hashed = AtomicU64::new(0);
+    let converted = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
-    let mut prog = Progress {
-        f: progress,
-        total: tensor_bytes + file_bytes,
-        converted: 0,
-        hashed: &hashed,
+    let total = tensor_bytes + file_bytes;
+    let report = || {
+        progress(
+            converted.load(Ordering::Relaxed) + hashed.load(Ordering::Relaxed),
+            total,
+        );
     };
     let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     } else {
         opts.threads
     };
     let mut warnings = plan.warnings.clone();
-    let written: Result<(PathBuf, u64, Vec<SourceFile>)> = std::thread::scope(|s| {
+    let written: Result<(PathBuf, u64, Vec<SourceFile>, f64)> = std::thread::scope(|s| {
         let hasher = s.spawn(|| hash_all(&plan.inputs, threads, &hashed, &stop));
         let written = (|| {
             let mut w = LpkWriter::create(out)?;
-            for (t, &dst) in plan.tensors.iter().zip(&dtypes) {
-                let scan = write_tensor(&mut w, t, dst, &mut prog, &plan.inputs)?;
+            let jobs: Vec<(DType, Slot)> = plan
+                .tensors
+                .iter()
+                .zip(&dtypes)
+                .map(|(t, &dst)| Ok((dst, w.reserve_tensor(&t.name, dst, &t.shape)?)))
+                .collect::<Result<_>>()?;
+            for (name, bytes) in &plan.blobs {
+                w.write_blob(name, bytes)?;
+            }
+            let results = {
+                let sl = w.slots()?;
+                convert_tensors(&plan, &jobs, &sl, threads, &converted, &stop, &report)
+            };
+            // The first failure in plan order is the one a sequential conversion would meet.
+            let mut filled = Vec::with_capacity(results.len());
+            for (t, r) in plan.tensors.iter().zip(results) {
+                match r {
+                    Some(Ok(ok)) => filled.push((t, ok)),
+                    Some(Err(e)) => return Err(e),
+                    None => {}
+                }
+            }
+            for (t, (f, scan)) in filled {
+                w.fill(f);
                 if let Some((i, value)) = scan.first_nonfinite {
                     warnings.push(Warning::NonFinite {
                         tensor: t.name.clone(),
@@ -342,11 +408,8 @@ pub(crate) fn write(
                     });
                 }
             }
-            for (name, bytes) in &plan.blobs {
-                w.write_blob(name, bytes)?;
-            }
             while !hasher.is_finished() {
-                prog.report();
+                report();
                 std::thread::sleep(Duration::from_millis(50));
             }
             Ok(w)
@@ -378,11 +441,13 @@ pub(crate) fn write(
                 },
             };
             let bytes = w.position();
-            Ok((w.finish(&meta)?, bytes, sources))
+            let t = Instant::now();
+            let path = w.finish(&meta)?;
+            Ok((path, bytes, sources, t.elapsed().as_secs_f64()))
         })
     });
-    let (path, bytes_written, sources) = written?;
-    prog.report();
+    let (path, bytes_written, sources, finish_seconds) = written?;
+    report();
     Ok(ConvertSummary {
         out: path,
         format: plan.format,
@@ -392,6 +457,7 @@ pub(crate) fn write(
         bytes_written,
         sources,
         warnings,
+        finish_seconds,
     })
 }
 

@@ -337,3 +337,35 @@ fn not_a_checkpoint() {
     let e = inspect_source(&t.path().join("nope")).unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
 }
+
+/// Tensors are converted on several threads into reserved places: any thread count gives the
+/// same bytes, the same warnings and, for a bad checkpoint, the same error as one thread.
+#[test]
+fn any_thread_count_gives_the_same_file_warnings_and_errors() {
+    for case in ["meta_ok", "meta_nan", "meta_shard_mismatch"] {
+        let (t, dir) = meta_case(case);
+        let run = |threads: usize| {
+            let out = t.path().join(format!("o{threads}.lpk"));
+            let o = ConvertOptions {
+                threads,
+                ..opts(OutputDType::F16)
+            };
+            let r = convert(&dir, &out, &o, &quiet)
+                .map(|s| {
+                    let w: Vec<String> = s.warnings.iter().map(ToString::to_string).collect();
+                    (std::fs::read(&out).unwrap(), w)
+                })
+                .map_err(|e| e.to_string());
+            let _ = std::fs::remove_file(&out);
+            r
+        };
+        let one = run(1);
+        for threads in [2, 3, 8] {
+            // (Not assert_eq: a failure would print the files' bytes.)
+            assert!(
+                run(threads) == one,
+                "{case}: {threads} threads differ from one"
+            );
+        }
+    }
+}

@@ -80,7 +80,7 @@ pub use meta::{
     byte_piece_value,
 };
 pub use reader::{Block, Container, ForeignIndex, Lpk, TensorView};
-pub use writer::{LpkWriter, TensorSink};
+pub use writer::{Filled, LpkWriter, Slot, SlotSink, Slots, TensorSink};
 
 /// `llamapack <version>`, recorded in provenance.
 pub const TOOL_VERSION: &str = concat!("llamapack ", env!("CARGO_PKG_VERSION"));

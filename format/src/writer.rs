@@ -10,7 +10,7 @@ use crate::header::{
     ALIGN, BlobEntry, Header, PREAMBLE_LEN, Preamble, TensorEntry, VERSION_MAJOR, VERSION_MINOR,
 };
 use crate::meta::Metadata;
-use crate::output::OutputFile;
+use crate::output::{OutputFile, Positional};
 
 /// Writes a `.lpk` file tensor by tensor.
 ///
@@ -23,6 +23,8 @@ pub struct LpkWriter {
     blobs: Vec<BlobEntry>,
     names: std::collections::HashSet<String>,
     open_tensor: bool,
+    /// Reserved tensors (indices) not yet filled.
+    pending: std::collections::BTreeSet<usize>,
 }
 
 /// Streams one tensor's bytes; see [`LpkWriter::begin_tensor`].
@@ -49,6 +51,7 @@ impl LpkWriter {
             blobs: Vec::new(),
             names: std::collections::HashSet::new(),
             open_tensor: false,
+            pending: std::collections::BTreeSet::new(),
         };
         // Placeholder preamble, rewritten by `finish`.
         w.put(&[0u8; PREAMBLE_LEN])?;
@@ -130,6 +133,19 @@ impl LpkWriter {
         dtype: DType,
         shape: &[u64],
     ) -> Result<TensorSink<'_>> {
+        let expected = self.push_entry(name, dtype, shape)?;
+        self.open_tensor = true;
+        Ok(TensorSink {
+            w: self,
+            written: 0,
+            expected,
+            crc: 0,
+        })
+    }
+
+    /// Checks a tensor about to be written, pads to its alignment and records its entry (the
+    /// checksum comes when its bytes are complete); returns its byte length.
+    fn push_entry(&mut self, name: &str, dtype: DType, shape: &[u64]) -> Result<u64> {
         let label = self.file_label();
         let fail = |reason: String| Error::Write {
             file: label.clone(),
@@ -162,13 +178,47 @@ impl LpkWriter {
             nbytes: expected as u64,
             crc32c: 0,
         });
-        self.open_tensor = true;
-        Ok(TensorSink {
-            w: self,
-            written: 0,
-            expected: expected as u64,
-            crc: 0,
+        Ok(expected as u64)
+    }
+
+    /// Reserves a tensor's place in the file, to be written later, possibly on another thread
+    /// and in any order, through [`slots`](Self::slots). Tensors and blobs written after it
+    /// go after its place. [`finish`](Self::finish) refuses a file with a reserved tensor
+    /// that was never [`fill`](Self::fill)ed.
+    pub fn reserve_tensor(&mut self, name: &str, dtype: DType, shape: &[u64]) -> Result<Slot> {
+        let nbytes = self.push_entry(name, dtype, shape)?;
+        let offset = self.out.reserve(nbytes)?;
+        self.pending.insert(self.tensors.len() - 1);
+        Ok(Slot {
+            index: self.tensors.len() - 1,
+            offset,
+            nbytes,
         })
+    }
+
+    /// Writes into the reserved tensors, from as many threads as share the returned handle.
+    pub fn slots(&mut self) -> Result<Slots<'_>> {
+        let label = self.file_label();
+        let names = self.tensors.iter().map(|t| t.name.as_str()).collect();
+        Ok(Slots {
+            at: self.out.positional()?,
+            label,
+            names,
+        })
+    }
+
+    /// Records the checksum of a reserved tensor whose bytes are all written.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "taking the token by value makes a second fill with it impossible"
+    )]
+    pub fn fill(&mut self, filled: Filled) {
+        let t = &mut self.tensors[filled.index];
+        assert!(
+            t.offset == filled.offset && self.pending.remove(&filled.index),
+            "fill of a slot of another writer, or twice"
+        );
+        t.crc32c = filled.crc;
     }
 
     /// Stores an opaque named byte string (e.g. the source `tokenizer.model`).
@@ -189,6 +239,16 @@ impl LpkWriter {
     pub fn finish(mut self, meta: &Metadata) -> Result<PathBuf> {
         self.check_no_open("")?;
         let label = self.file_label();
+        if let Some(&first) = self.pending.first() {
+            return Err(Error::Write {
+                file: label,
+                tensor: self.tensors[first].name.clone(),
+                reason: format!(
+                    "reserved but never written ({} reserved tensor(s) in all)",
+                    self.pending.len()
+                ),
+            });
+        }
         meta.config.validate().map_err(|reason| Error::BadConfig {
             file: label.clone(),
             reason,
@@ -257,6 +317,122 @@ impl TensorSink<'_> {
                 "{} {:?} takes {} bytes, got {got}",
                 t.dtype, t.shape, self.expected
             ),
+        }
+    }
+}
+
+/// A tensor's place in the file, from [`LpkWriter::reserve_tensor`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    index: usize,
+    offset: u64,
+    nbytes: u64,
+}
+
+impl Slot {
+    /// Bytes the tensor takes.
+    pub fn nbytes(&self) -> u64 {
+        self.nbytes
+    }
+}
+
+/// Proof that a reserved tensor was written in full, with its checksum; give it to
+/// [`LpkWriter::fill`].
+#[derive(Debug)]
+#[must_use = "give it to LpkWriter::fill"]
+pub struct Filled {
+    index: usize,
+    offset: u64,
+    crc: u32,
+}
+
+/// Writes reserved tensors ([`LpkWriter::slots`]); shared by threads.
+#[derive(Debug)]
+pub struct Slots<'w> {
+    at: Positional<'w>,
+    label: String,
+    names: Vec<&'w str>,
+}
+
+impl Slots<'_> {
+    /// Streams the bytes of the tensor reserved as `slot`, in order, through a buffer of
+    /// `buffer` bytes (one `pwrite` per full buffer).
+    pub fn sink(&self, slot: Slot, buffer: usize) -> SlotSink<'_> {
+        SlotSink {
+            slots: self,
+            slot,
+            written: 0,
+            crc: 0,
+            buf: Vec::with_capacity(buffer.max(1)),
+        }
+    }
+}
+
+/// One reserved tensor's bytes being written; see [`Slots::sink`].
+#[derive(Debug)]
+pub struct SlotSink<'s> {
+    slots: &'s Slots<'s>,
+    slot: Slot,
+    written: u64,
+    crc: u32,
+    buf: Vec<u8>,
+}
+
+impl SlotSink<'_> {
+    /// Appends bytes to the tensor.
+    pub fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
+        let after = self.written + (self.buf.len() + bytes.len()) as u64;
+        if after > self.slot.nbytes {
+            return Err(self.length_error(after));
+        }
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        while !bytes.is_empty() {
+            let room = self.buf.capacity() - self.buf.len();
+            if self.buf.is_empty() && bytes.len() >= self.buf.capacity() {
+                // Large writes skip the buffer.
+                self.put(bytes)?;
+                return Ok(());
+            }
+            let n = room.min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.buf.len() == self.buf.capacity() {
+                let buf = std::mem::take(&mut self.buf);
+                self.put(&buf)?;
+                self.buf = buf;
+                self.buf.clear();
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.slots
+            .at
+            .write_at(self.slot.offset + self.written, bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes what is buffered and checks the byte count.
+    pub fn finish(mut self) -> Result<Filled> {
+        let buf = std::mem::take(&mut self.buf);
+        self.put(&buf)?;
+        if self.written != self.slot.nbytes {
+            return Err(self.length_error(self.written));
+        }
+        Ok(Filled {
+            index: self.slot.index,
+            offset: self.slot.offset,
+            crc: self.crc,
+        })
+    }
+
+    fn length_error(&self, got: u64) -> Error {
+        Error::Write {
+            file: self.slots.label.clone(),
+            tensor: self.slots.names[self.slot.index].to_owned(),
+            reason: format!("the tensor takes {} bytes, got {got}", self.slot.nbytes),
         }
     }
 }

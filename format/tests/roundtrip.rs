@@ -66,6 +66,71 @@ proptest! {
             .filter(|n| n.contains(".tmp-")).collect();
         prop_assert!(leftovers.is_empty(), "{leftovers:?}");
     }
+
+    /// Tensors reserved first and filled from two threads, last tensor first and in pieces of
+    /// any size through any buffer, give the same bytes as the streaming writer.
+    #[test]
+    fn reserved_slots_equal_streaming(tensors in prop::collection::vec(arb_tensor(), 1..6),
+                                      blob in prop::collection::vec(any::<u8>(), 0..100),
+                                      piece in 1usize..200, buffer in 1usize..300) {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.lpk");
+        let b = dir.path().join("b.lpk");
+        write(&a, &tensors, &blob);
+        let mut w = LpkWriter::create(&b).unwrap();
+        let slots: Vec<_> = tensors.iter().enumerate()
+            .map(|(i, (dt, shape, _))| w.reserve_tensor(&format!("t{i}"), *dt, shape).unwrap())
+            .collect();
+        w.write_blob("blob", &blob).unwrap();
+        let filled: Vec<_> = {
+            let sl = w.slots().unwrap();
+            let fill = |i: usize| {
+                let mut sink = sl.sink(slots[i], buffer);
+                for c in tensors[i].2.chunks(piece) {
+                    sink.write(c).unwrap();
+                }
+                sink.finish().unwrap()
+            };
+            std::thread::scope(|s| {
+                let odd = s.spawn(|| (0..tensors.len()).rev().filter(|i| i % 2 == 1).map(fill).collect::<Vec<_>>());
+                let mut f: Vec<_> = (0..tensors.len()).rev().filter(|i| i % 2 == 0).map(fill).collect();
+                f.extend(odd.join().unwrap());
+                f
+            })
+        };
+        for f in filled {
+            w.fill(f);
+        }
+        w.finish(&testing::tiny_metadata()).unwrap();
+        prop_assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    }
+}
+
+#[test]
+fn a_reserved_tensor_left_unwritten_or_overfilled_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.lpk");
+    let mut w = LpkWriter::create(&p).unwrap();
+    let a = w.reserve_tensor("a", DType::F32, &[2, 4]).unwrap();
+    let _b = w.reserve_tensor("b", DType::F32, &[2, 4]).unwrap();
+    assert_eq!(a.nbytes(), 32);
+    let filled = {
+        let sl = w.slots().unwrap();
+        let mut sink = sl.sink(a, 8);
+        sink.write(&[1u8; 32]).unwrap();
+        let err = sink.write(&[1u8]).unwrap_err().to_string();
+        assert!(err.contains("`a`") && err.contains("32 bytes"), "{err}");
+        sink.finish().unwrap()
+    };
+    w.fill(filled);
+    let err = w.finish(&testing::tiny_metadata()).unwrap_err().to_string();
+    assert!(
+        err.contains("`b`") && err.contains("never written"),
+        "{err}"
+    );
+    assert!(!p.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "temp file left behind");
 }
 
 #[test]

@@ -22,7 +22,8 @@ use crate::ui;
 ///
 /// Model-parallel shards are merged exactly as Meta split them, HF's rotary permutation of
 /// q_proj/k_proj is undone (the .lpk always holds Meta's row order), tensors stream from the
-/// source mmap to the output one at a time, and the output appears only when complete.
+/// source mmap straight into their places in the output, one per thread, and the output
+/// appears only when complete (one fsync at the end).
 /// Provenance records every source file with its sha256.
 ///
 /// Examples:
@@ -46,7 +47,7 @@ pub struct Args {
     /// for Hugging Face ones).
     #[arg(long)]
     pub context_length: Option<u32>,
-    /// Threads used for hashing sources while converting (default: all cores).
+    /// Threads converting tensors, and hashing the sources meanwhile (default: all cores).
     #[arg(short = 't', long, value_parser = super::threads_parser())]
     pub threads: Option<usize>,
     /// Print the summary as JSON.
@@ -93,6 +94,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "bytes_read": summary.bytes_read,
             "bytes_written": summary.bytes_written,
             "seconds": secs,
+            "finish_seconds": summary.finish_seconds,
             "sources": summary.sources,
             "warnings": summary.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
         });
@@ -101,13 +103,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let c = &summary.config;
         writeln!(
             out,
-            "{} ({} checkpoint) → {}: {} tensors, {} in {secs:.2} s ({}/s)",
+            "{} ({} checkpoint) → {}: {} tensors, {} in {secs:.2} s ({}/s; {:.2} s of it the final sync to disk)",
             args.src.display(),
             summary.format.name(),
             summary.out.display(),
             summary.tensors,
             ui::human_bytes(summary.bytes_written),
             ui::human_bytes((summary.bytes_read as f64 / secs.max(1e-9)) as u64),
+            summary.finish_seconds,
         )?;
         writeln!(
             out,

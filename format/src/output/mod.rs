@@ -222,6 +222,37 @@ impl OutputFile {
         Ok(())
     }
 
+    /// Reserves the next `n` bytes (zeros until [`Positional::write_at`] fills them) and returns
+    /// their offset; later appends go after them.
+    pub fn reserve(&mut self, n: u64) -> Result<u64> {
+        let start = self.pos;
+        let end = start.checked_add(n).expect("reservation overflows u64");
+        let f = self.file();
+        let r = f
+            .flush()
+            .and_then(|()| f.get_ref().set_len(end))
+            .and_then(|()| f.seek(SeekFrom::Start(end)));
+        r.map_err(self.io("write"))?;
+        self.pos = end;
+        Ok(start)
+    }
+
+    /// Positional writes into bytes already written or reserved, from any number of threads
+    /// (`pwrite(2)`; the buffer of appends is flushed first). Appends resume after it is dropped.
+    pub fn positional(&mut self) -> Result<Positional<'_>> {
+        let r = self.file().flush();
+        r.map_err(self.io("write"))?;
+        Ok(Positional {
+            file: self
+                .out
+                .as_ref()
+                .expect("output used after finish")
+                .get_ref(),
+            dest: &self.dest,
+            end: self.pos,
+        })
+    }
+
     /// Flushes, syncs to disk and renames the file into place; returns its path.
     pub fn finish(mut self) -> Result<PathBuf> {
         let out = self.out.take().expect("finish called once");
@@ -246,6 +277,55 @@ impl Drop for OutputFile {
         }
         untrack(&self.tmp);
     }
+}
+
+/// Positional writes into an [`OutputFile`]; see [`OutputFile::positional`]. `Sync`: threads
+/// share one and write disjoint ranges.
+#[derive(Debug)]
+pub struct Positional<'f> {
+    file: &'f File,
+    dest: &'f Path,
+    end: u64,
+}
+
+impl Positional<'_> {
+    /// Writes `bytes` at `offset`, which with its length must lie within what was written or
+    /// reserved before [`OutputFile::positional`].
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
+        let end = offset.checked_add(bytes.len() as u64);
+        assert!(
+            end.is_some_and(|e| e <= self.end),
+            "write_at beyond the reserved end"
+        );
+        write_all_at(self.file, bytes, offset).map_err(|e| Error::io(self.dest, "write", e))
+    }
+
+    /// What error messages call the file (its destination).
+    pub fn dest(&self) -> &Path {
+        self.dest
+    }
+}
+
+#[cfg(unix)]
+fn write_all_at(f: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, bytes, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(f: &File, mut bytes: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !bytes.is_empty() {
+        match f.seek_write(bytes, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                bytes = &bytes[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Makes a rename durable where the system allows syncing a folder (best effort).
