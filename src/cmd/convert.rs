@@ -17,8 +17,9 @@ use crate::ui;
 ///   a Hugging Face dir   config.json + model.safetensors (or sharded + index.json),
 ///                        tokenizer.model or tokenizer.json
 ///   a single .pth file   with params.json beside it
-///   a GGUF file          llama architecture; f32/f16/bf16/q8_0/q4_0/q4_k/q6_k kept as they
-///                        are, q4_1/q5_0/q5_1/q5_k/q8_1 dequantized to --dtype (default f16)
+///   a GGUF file          llama architecture; every type llamapack stores (f32, f16, bf16,
+///                        q8_0, q4_0, q4_1, q5_0, q5_1, q2_k…q6_k, iq4_nl, iq4_xs) kept as
+///                        it is; q8_1 dequantized to --dtype (default f16)
 ///
 /// Model-parallel shards are merged exactly as Meta split them, HF's rotary permutation of
 /// q_proj/k_proj is undone (the .lpk always holds Meta's row order), tensors stream from the
