@@ -198,11 +198,9 @@ impl LpkWriter {
 
     /// Writes into the reserved tensors, from as many threads as share the returned handle.
     pub fn slots(&mut self) -> Result<Slots<'_>> {
-        let label = self.file_label();
         let names = self.tensors.iter().map(|t| t.name.as_str()).collect();
         Ok(Slots {
             at: self.out.positional()?,
-            label,
             names,
         })
     }
@@ -213,9 +211,10 @@ impl LpkWriter {
         reason = "taking the token by value makes a second fill with it impossible"
     )]
     pub fn fill(&mut self, filled: Filled) {
+        let pending = self.pending.remove(&filled.index);
         let t = &mut self.tensors[filled.index];
         assert!(
-            t.offset == filled.offset && self.pending.remove(&filled.index),
+            pending && t.offset == filled.offset,
             "fill of a slot of another writer, or twice"
         );
         t.crc32c = filled.crc;
@@ -350,7 +349,6 @@ pub struct Filled {
 #[derive(Debug)]
 pub struct Slots<'w> {
     at: Positional<'w>,
-    label: String,
     names: Vec<&'w str>,
 }
 
@@ -430,7 +428,7 @@ impl SlotSink<'_> {
 
     fn length_error(&self, got: u64) -> Error {
         Error::Write {
-            file: self.slots.label.clone(),
+            file: self.slots.at.dest().display().to_string(),
             tensor: self.slots.names[self.slot.index].to_owned(),
             reason: format!("the tensor takes {} bytes, got {got}", self.slot.nbytes),
         }
