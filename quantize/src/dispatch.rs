@@ -881,11 +881,17 @@ static AVX512: Kernels = {
 /// same bits (`multi_dot::avx2_and_avx512_one_token_dots_agree_on_every_quantized_weight`), and
 /// faster for generation on CPUs that execute 512-bit operations as two 256-bit halves (AMD
 /// Zen 4: 15–25 % on q4_0 and q3_k tg16 at 7B shapes, where the AVX-512 dots' cross-lane
-/// shuffles and 16-lane reductions cost double and buy no throughput). The multi-token kernels
-/// stay AVX-512's. Chosen by [`kernels_tuned`].
+/// shuffles and 16-lane reductions cost double and buy no throughput). The float weights keep
+/// AVX-512's tiles without their one-token software prefetch (same operations and bits; f16
+/// tg16 at 7B shapes 18 % faster on Zen 4). The multi-token kernels stay AVX-512's. Chosen by
+/// [`kernels_tuned`].
 #[cfg(target_arch = "x86_64")]
 static AVX512_HALVES: Kernels = {
+    use crate::x86::avx512 as k;
     let mut t = AVX512.formats;
+    over!(t, F32, { vec_dot_tiled: tiled!(k::vec_dot_tiled_f32_streamed) });
+    over!(t, F16, { vec_dot_tiled: tiled!(k::vec_dot_tiled_f16_streamed) });
+    over!(t, BF16, { vec_dot_tiled: tiled!(k::vec_dot_tiled_bf16_streamed) });
     macro_rules! ymm_dot {
         ($($d:ident),*) => {$(
             over!(t, $d, { vec_dot: base(&AVX2.formats, DType::$d).vec_dot });
@@ -953,7 +959,8 @@ pub fn kernels_for(level: Level) -> Option<&'static Kernels> {
 
 /// The kernel table this process runs at `level`: [`kernels_for`], except that at AVX-512 on a
 /// CPU that executes 512-bit operations as two 256-bit halves (AMD's, detected by CPUID vendor)
-/// the one-token dots of quantized weights are AVX2's (same bits; faster there for generation).
+/// the one-token dots of quantized weights are AVX2's and the float tiles do not prefetch
+/// (same bits; faster there for generation).
 /// `LLAMAPACK_ONE_TOKEN_SIMD=avx2` or `=avx512` overrides the detection.
 pub fn kernels_tuned(level: Level) -> Option<&'static Kernels> {
     #[cfg(target_arch = "x86_64")]
@@ -961,6 +968,16 @@ pub fn kernels_tuned(level: Level) -> Option<&'static Kernels> {
         return Some(&AVX512_HALVES);
     }
     kernels_for(level)
+}
+
+/// The table [`kernels_tuned`] hands out at AVX-512 on AMD CPUs, on any CPU with AVX-512 VNNI
+/// (`None` without it): for tests that check its kernels whatever the vendor.
+pub fn kernels_avx512_halves() -> Option<&'static Kernels> {
+    #[cfg(target_arch = "x86_64")]
+    if Level::Avx512.is_supported() {
+        return Some(&AVX512_HALVES);
+    }
+    None
 }
 
 /// Whether the AVX-512 level should take AVX2's one-token dots (see [`kernels_tuned`]).

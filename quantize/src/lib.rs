@@ -131,7 +131,9 @@ pub mod weighted;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use dispatch::{Kernels, Level, kernels, kernels_for, kernels_tuned, simd_level};
+pub use dispatch::{
+    Kernels, Level, kernels, kernels_avx512_halves, kernels_for, kernels_tuned, simd_level,
+};
 pub use error::Error;
 pub use format::BlockFormat;
 use llamapack_format::DTYPES;

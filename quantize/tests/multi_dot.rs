@@ -82,7 +82,10 @@ fn check_tiled(dtype: DType, n: usize, rows: usize, ntok: usize, seed: u64) {
         })
         .collect();
     let (rb, ab) = (wq.len() / rows, aq.len() / ntok);
-    for k in levels() {
+    // every level, and the AVX-512 table AMD CPUs run (`kernels_tuned`)
+    let mut tables = levels();
+    tables.extend(llamapack_quantize::kernels_avx512_halves());
+    for k in tables {
         let mut out = vec![0f32; rows * ntok];
         k.vec_dot_tiled(dtype, n, &wq, &aq, &mut out);
         for r in 0..rows {
