@@ -198,6 +198,64 @@ pub(crate) fn q4k_mins16(sm: &[u8; 16]) -> __m256i {
     _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m))
 }
 
+/// The 8 sub-block scales (bytes 0..8) and 8 mins (bytes 8..16) of a q4_k / q5_k block
+/// (scale bytes 4..16), as `q4_k::unpack_scales_mins` gives them, on 4 lanes of 32 bits at once.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn q4k_scales_mins(bw: &[u8]) -> __m128i {
+    const LOW6: i32 = 0x3f3f_3f3f;
+    const LOW4: i32 = 0x0f0f_0f0f;
+    const LOW2: i32 = 0x0303_0303;
+    assert!(bw.len() >= 16);
+    // SAFETY: bytes 4..12 are inside the block (checked above).
+    let v = unsafe {
+        _mm_insert_epi32::<2>(
+            _mm_loadl_epi64(bw.as_ptr().add(4).cast()),
+            i32::from_le_bytes([bw[12], bw[13], bw[14], bw[15]]),
+        )
+    }; // [w0, w1, w2, 0]
+    // [w0 & LOW6, w2 & LOW4, w1 & LOW6, (w2 >> 4) & LOW4]
+    let x = _mm_and_si128(
+        _mm_srlv_epi32(
+            _mm_shuffle_epi32::<0b10_01_10_00>(v),
+            _mm_setr_epi32(0, 0, 0, 4),
+        ),
+        _mm_setr_epi32(LOW6, LOW4, LOW6, LOW4),
+    );
+    // [0, ((w0 >> 6) & LOW2) << 4, 0, ((w1 >> 6) & LOW2) << 4]
+    let y = _mm_slli_epi32::<4>(_mm_and_si128(
+        _mm_srli_epi32::<6>(_mm_shuffle_epi32::<0b01_01_00_00>(v)),
+        _mm_setr_epi32(0, LOW2, 0, LOW2),
+    ));
+    _mm_or_si128(x, y)
+}
+
+/// [`q4k_scales16`] from [`q4k_scales_mins`].
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn q4k_scales16_v(sm: __m128i) -> __m256i {
+    _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm))
+}
+
+/// [`q4k_mins16`] from [`q4k_scales_mins`].
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn q4k_mins16_v(sm: __m128i) -> __m256i {
+    let m = _mm_cvtepu8_epi16(_mm_srli_si128::<8>(sm));
+    _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m))
+}
+
+/// The lane sums of `a` and of `b` (integer sums: the same values as two horizontal sums, with
+/// one shared reduction tree).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn hsum2_i32(a: __m256i, b: __m256i) -> (i32, i32) {
+    let h = _mm256_hadd_epi32(a, b); // [a01 a23 b01 b23 | a45 a67 b45 b67]
+    let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+    let s = _mm_hadd_epi32(s, s); // [a, b, a, b]
+    (_mm_cvtsi128_si32(s), _mm_extract_epi32::<1>(s))
+}
+
 /// Scale `t` of [`q4k_scales16`] in all 16 lanes (one `vpshufb`).
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -216,8 +274,8 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     for (b, (bw, ba)) in w.chunks_exact(Q4K).zip(a.chunks_exact(Q8K)).enumerate() {
         // The row is streamed once per token here (generation): fetch ahead of it.
         prefetch_ahead(w, Q4K * b, Q4K);
-        let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
-        let scales = q4k_scales16(&sm);
+        let sm = q4k_scales_mins(bw);
+        let scales = q4k_scales16_v(sm);
         let mut acc = _mm256_setzero_si256();
         for j in 0..4 {
             // SAFETY: qs bytes 16+32j..48+32j < 144 and q8 bytes 4+64j..68+64j < 260 for j < 4.
@@ -237,9 +295,7 @@ pub(crate) fn vec_dot_q4_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         // Σ_j m_j·(bsums[2j] + bsums[2j+1])
         // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
         let bsums = unsafe { ld256(ba, 260) };
-        let mins = q4k_mins16(&sm);
-        let summ = hsum_i32(_mm256_madd_epi16(bsums, mins));
-        let sumi = hsum_i32(acc);
+        let (sumi, summ) = hsum2_i32(acc, _mm256_madd_epi16(bsums, q4k_mins16_v(sm)));
         let dy = rd_f32(ba, 0);
         let (xd, xdmin) = f16x2_at(bw, 0);
         let (d, dmin) = (xd * dy, xdmin * dy);
@@ -420,16 +476,37 @@ pub(crate) fn q3k_values(q: __m256i, hm: __m256i, v: usize) -> __m256i {
     _mm256_or_si256(low, high)
 }
 
-/// The 16 q3_k scales minus 32 (−32..=31) as int8.
+/// The 16 q3_k scales minus 32 (−32..=31) as int8: the reference's `unpack_scales` on 4 lanes
+/// of 32 bits at once (low nibbles of bytes 0..8, or their high nibbles, with 2 bits of bytes
+/// 8..12 above them).
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) fn q3k_scales8(bw: &[u8]) -> __m128i {
-    let sc = q3k_unpack_scales(bw[96..108].try_into().expect("12 scale bytes"));
-    let v = i128::from_le_bytes(sc.map(|s| s as u8));
-    _mm_sub_epi8(
-        _mm_set_epi64x((v >> 64) as i64, v as i64),
-        _mm_set1_epi8(32),
-    )
+    assert!(bw.len() >= 108);
+    // SAFETY: the 12 scale bytes are 96..108 of the block (checked above).
+    let v = unsafe {
+        _mm_insert_epi32::<2>(
+            _mm_loadl_epi64(bw.as_ptr().add(96).cast()),
+            i32::from_le_bytes([bw[104], bw[105], bw[106], bw[107]]),
+        )
+    };
+    // [a0, a1, a0 >> 4, a1 >> 4] & 0x0f0f0f0f
+    let lo = _mm_and_si128(
+        _mm_srlv_epi32(
+            _mm_shuffle_epi32::<0b01_00_01_00>(v),
+            _mm_setr_epi32(0, 0, 4, 4),
+        ),
+        _mm_set1_epi8(0x0f),
+    );
+    // [tmp, tmp >> 2, tmp >> 4, tmp >> 6] & 0x03030303, moved up 4 bits
+    let hi = _mm_slli_epi32::<4>(_mm_and_si128(
+        _mm_srlv_epi32(
+            _mm_shuffle_epi32::<0b10_10_10_10>(v),
+            _mm_setr_epi32(0, 2, 4, 6),
+        ),
+        _mm_set1_epi8(3),
+    ));
+    _mm_sub_epi8(_mm_or_si128(lo, hi), _mm_set1_epi8(32))
 }
 
 /// q3_k·q8_k dot: `Σ_j sc_j·Σ (q + 4)·y − 4·Σ_j sc_j·bsum_j` (exact integers), then the
@@ -496,8 +573,8 @@ pub(crate) fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let mut sumf = 0.0f32;
     for (b, (bw, ba)) in w.chunks_exact(Q5K).zip(a.chunks_exact(Q8K)).enumerate() {
         prefetch_ahead(w, Q5K * b, Q5K);
-        let sm = unpack_scales_mins(bw[4..16].try_into().expect("12 scale bytes"));
-        let scales = q4k_scales16(&sm);
+        let sm = q4k_scales_mins(bw);
+        let scales = q4k_scales16_v(sm);
         // SAFETY: qh is bytes 16..48 of the 176-byte block.
         let qh = unsafe { ld256(bw, 16) };
         let mut acc = _mm256_setzero_si256();
@@ -517,8 +594,7 @@ pub(crate) fn vec_dot_q5_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         }
         // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
         let bsums = unsafe { ld256(ba, 260) };
-        let summ = hsum_i32(_mm256_madd_epi16(bsums, q4k_mins16(&sm)));
-        let sumi = hsum_i32(acc);
+        let (sumi, summ) = hsum2_i32(acc, _mm256_madd_epi16(bsums, q4k_mins16_v(sm)));
         let dy = rd_f32(ba, 0);
         let (xd, xdmin) = f16x2_at(bw, 0);
         let (d, dmin) = (xd * dy, xdmin * dy);
