@@ -383,6 +383,30 @@ pub(crate) fn pair_scales(sc8: __m128i, s: usize) -> __m256i {
     _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick))
 }
 
+/// The 16 int8 scales of `sc8` as i16, in two vectors: scales 0..8 in both 128-bit lanes,
+/// then scales 8..16 (the sources of [`pair_scale`]).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn scales16_halves(sc8: __m128i) -> [__m256i; 2] {
+    [
+        _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(sc8)),
+        _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128::<8>(sc8))),
+    ]
+}
+
+/// [`pair_scales`]`(sc8, s)` (for even `s`) from [`scales16_halves`]`(sc8)`: one `vpshufb`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn pair_scale(h: &[__m256i; 2], s: usize) -> __m256i {
+    debug_assert!(s % 2 == 0 && s < 16);
+    let j = (s % 8) as i16;
+    let pick = |i: i16| (2 * i) | ((2 * i + 1) << 8);
+    _mm256_shuffle_epi8(
+        h[s / 8],
+        _mm256_set_m128i(_mm_set1_epi16(pick(j + 1)), _mm_set1_epi16(pick(j))),
+    )
+}
+
 /// q6_k·q8_k dot: `Σ_j sc_j·Σ q·y − 32·Σ_j sc_j·bsum_j` (exact integers), then the reference's
 /// f32 operations (same bits).
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -395,6 +419,7 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
         prefetch_ahead(w, Q6K * b, Q6K);
         // SAFETY: the 16 int8 scales are at 192..208 of the 210-byte block.
         let sc8 = unsafe { _mm_loadu_si128(bw.as_ptr().add(192).cast()) };
+        let sc16 = scales16_halves(sc8);
         let mut acc = _mm256_setzero_si256();
         for h in 0..2 {
             // SAFETY: bw is 210 bytes, h < 2.
@@ -404,7 +429,7 @@ pub(crate) fn vec_dot_q6_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
                 // SAFETY: q8 bytes 4 + 128h + 32k + 32 <= 260.
                 let y = unsafe { ld256(ba, 4 + 128 * h + 32 * k) };
                 let p = _mm256_maddubs_epi16(q, y);
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, pair_scales(sc8, s)));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, pair_scale(&sc16, s)));
             }
         }
         // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
@@ -433,6 +458,7 @@ pub(crate) fn vec_dot_q2_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
             _mm_and_si128(sc8, m4),
             _mm_and_si128(_mm_srli_epi16::<4>(sc8), m4),
         );
+        let sc16 = scales16_halves(scales);
         let mut acc = _mm256_setzero_si256();
         for h in 0..2 {
             // SAFETY: qs bytes 16+32h..48+32h < 80 (h < 2).
@@ -443,14 +469,13 @@ pub(crate) fn vec_dot_q2_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
                 // SAFETY: q8 bytes 4 + 128h + 32k + 32 <= 260.
                 let y = unsafe { ld256(ba, 4 + 128 * h + 32 * k) };
                 let p = _mm256_maddubs_epi16(v, y);
-                let sc = pair_scales(scales, 8 * h + 2 * k);
+                let sc = pair_scale(&sc16, 8 * h + 2 * k);
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
             }
         }
         // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
         let bsums = unsafe { ld256(ba, 260) };
-        let summs = hsum_i32(_mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(mins)));
-        let isum = hsum_i32(acc);
+        let (isum, summs) = hsum2_i32(acc, _mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(mins)));
         let dy = rd_f32(ba, 0);
         let (xd, xdmin) = f16x2_at(bw, 80);
         let (dall, dmin) = (dy * xd, dy * xdmin);
@@ -519,6 +544,7 @@ pub(crate) fn vec_dot_q3_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     for (b, (bw, ba)) in w.chunks_exact(Q3K).zip(a.chunks_exact(Q8K)).enumerate() {
         prefetch_ahead(w, Q3K * b, Q3K);
         let sc8 = q3k_scales8(bw);
+        let sc16 = scales16_halves(sc8);
         // SAFETY: hmask is bytes 0..32 of the 110-byte block.
         let hm = unsafe { ld256(bw, 0) };
         let mut acc = _mm256_setzero_si256();
@@ -530,7 +556,7 @@ pub(crate) fn vec_dot_q3_k_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
                 // SAFETY: q8 bytes 4 + 32v + 32 <= 260.
                 let y = unsafe { ld256(ba, 4 + 32 * v) };
                 let p = _mm256_maddubs_epi16(q3k_values(q, hm, v), y);
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, pair_scales(sc8, 2 * v)));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, pair_scale(&sc16, 2 * v)));
             }
         }
         // SAFETY: the 16 sums are at 260..292 of the 292-byte block.
