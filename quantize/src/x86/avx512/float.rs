@@ -196,6 +196,12 @@ fn tail_bf16(w: &[u8], i: usize) -> f32 {
     ])))
 }
 
+/// Rows up to this many bytes are streamed one after the other by the one-token kernels without
+/// prefetch (AMD's): on Zen 4, 4 short rows read side by side stream at half the rate of one
+/// sequential pass (SmolLM2's 576-value f16 rows: 7 against 14 GB/s per core, measured by a
+/// stand-alone loop), while 4 long rows side by side keep their accumulator chains busy.
+const STREAM_ROW_BYTES: usize = 4096;
+
 /// Defines the single dot, the 4-token dot and the tiled dot of one float weight format.
 macro_rules! float_dots {
     ($one:ident, $four:ident, $tiled:ident, $streamed:ident, $name:literal, $wbytes:literal,
@@ -241,6 +247,33 @@ macro_rules! float_dots {
             let rb = $wbytes * n;
             assert!(n > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(4 * n));
             assert!(out.len() == (w.len() / rb) * (a.len() / (4 * n)));
+            if a.len() == 4 * n && rb <= STREAM_ROW_BYTES {
+                // One token, short rows: one row after the other (the 1 × 1 tile, written out
+                // here so that the load is inlined).
+                let n16 = n / 16 * 16;
+                for (row, o) in w.chunks_exact(rb).zip(out.iter_mut()) {
+                    let mut acc = _mm512_setzero_ps();
+                    for i in (0..n16).step_by(16) {
+                        // SAFETY: i + 16 <= n, so the load stays in the row and in `a`.
+                        let (wv, av) = unsafe {
+                            ($load(row, i), _mm512_loadu_ps(a.as_ptr().add(4 * i).cast()))
+                        };
+                        acc = _mm512_fmadd_ps(wv, av, acc);
+                    }
+                    let mut s = hsum512(acc);
+                    for i in n16..n {
+                        s += $tail(row, i)
+                            * f32::from_le_bytes([
+                                a[4 * i],
+                                a[4 * i + 1],
+                                a[4 * i + 2],
+                                a[4 * i + 3],
+                            ]);
+                    }
+                    *o = s;
+                }
+                return;
+            }
             // SAFETY: lengths checked: whole rows, and loads at i + 16 <= n stay in a row.
             unsafe { tiles::<false>(n, w, a, out, $wbytes, |w, i| $load(w, i), $tail) };
         }
