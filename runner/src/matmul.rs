@@ -10,8 +10,9 @@
 //! scalar reference's bits). Otherwise:
 //!
 //! Generation (one token) splits the rows over the threads, one dot per row (float weights: 4
-//! rows at a time, for independent accumulator chains); the one-token dots are those of
-//! `kernels_tuned` (AVX2's for quantized weights at AVX-512 on AMD, with the same bits).
+//! rows at a time, for independent accumulator chains; on AMD rows of up to 4 KB one after the
+//! other and no software prefetch); the one-token dots are those of `kernels_tuned` (AVX2's for
+//! quantized weights at AVX-512 on AMD, with the same bits).
 //! Prompts (`n` tokens) read every weight row from memory once and dot it with all the tokens
 //! while it is in cache, with the best multi-token kernel the level has for the weight type:
 //! - float weights: register tiles of 4 rows × 4 tokens (`Kernels::vec_dot_tiled`);
