@@ -398,7 +398,7 @@ pub(crate) fn scales16_halves(sc8: __m128i) -> [__m256i; 2] {
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) fn pair_scale(h: &[__m256i; 2], s: usize) -> __m256i {
-    debug_assert!(s % 2 == 0 && s < 16);
+    debug_assert!(s.is_multiple_of(2) && s < 16);
     let j = (s % 8) as i16;
     let pick = |i: i16| (2 * i) | ((2 * i + 1) << 8);
     _mm256_shuffle_epi8(

@@ -212,8 +212,8 @@ macro_rules! float_dots {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) fn $one(n: usize, w: &[u8], a: &[u8]) -> f32 {
             assert!(w.len() == $wbytes * n && a.len() == 4 * n);
-            // SAFETY: lengths checked; loads at i + 16 <= n stay inside w.
             let [[r]] =
+                // SAFETY: lengths checked; loads at i + 16 <= n stay inside w.
                 unsafe { tile::<1, 1, true>(n, [w], [a], $wbytes, |w, i| $load(w, i), $tail) };
             r
         }
