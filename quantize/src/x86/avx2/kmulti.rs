@@ -9,8 +9,9 @@
 use std::arch::x86_64::*;
 
 use super::kquants::{
-    pair_scales, q3k_scales8, q3k_values, q4k_mins16, q4k_scale, q4k_scales16, q5k_values, q6_half,
-    vec_dot_q2_k_q8_k, vec_dot_q3_k_q8_k, vec_dot_q4_k_q8_k, vec_dot_q5_k_q8_k, vec_dot_q6_k_q8_k,
+    pair_scale, q3k_scales8, q3k_values, q4k_mins16, q4k_scale, q4k_scales16, q5k_values, q6_half,
+    scales16_halves, vec_dot_q2_k_q8_k, vec_dot_q3_k_q8_k, vec_dot_q4_k_q8_k, vec_dot_q5_k_q8_k,
+    vec_dot_q6_k_q8_k,
 };
 use crate::q4_k::unpack_scales_mins;
 use crate::x86::{f16x2_at, prefetch_ahead, rd_f32};
@@ -183,7 +184,10 @@ fn q2_k_block(bw: &[u8]) -> KBlock {
     let (d, dmin) = f16x2_at(bw, 80);
     KBlock {
         x,
-        s: std::array::from_fn(|v| pair_scales(scales, 2 * v)),
+        s: {
+            let h = scales16_halves(scales);
+            std::array::from_fn(|v| pair_scale(&h, 2 * v))
+        },
         c: _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc8), m4)),
         d: _mm_set1_ps(d),
         dmin: _mm_set1_ps(dmin),
@@ -205,7 +209,10 @@ fn q3_k_block(bw: &[u8]) -> KBlock {
     });
     KBlock {
         x,
-        s: std::array::from_fn(|v| pair_scales(sc8, 2 * v)),
+        s: {
+            let h = scales16_halves(sc8);
+            std::array::from_fn(|v| pair_scale(&h, 2 * v))
+        },
         c: _mm256_cvtepi8_epi16(sc8),
         d: _mm_set1_ps(f16x2_at(bw, 106).1), // bytes 106..108 are scales, 108..110 d
         dmin: _mm_setzero_ps(),
@@ -273,7 +280,10 @@ fn q6_k_block(bw: &[u8]) -> KBlock {
     let (h0, h1) = unsafe { (q6_half(bw, 0), q6_half(bw, 1)) };
     KBlock {
         x: std::array::from_fn(|v| if v < 4 { h0[v] } else { h1[v - 4] }),
-        s: std::array::from_fn(|v| pair_scales(sc8, 2 * v)),
+        s: {
+            let h = scales16_halves(sc8);
+            std::array::from_fn(|v| pair_scale(&h, 2 * v))
+        },
         c: _mm256_cvtepi8_epi16(sc8),
         d: _mm_set1_ps(f16x2_at(bw, 206).1), // bytes 206..208 are scales, 208..210 d
         dmin: _mm_setzero_ps(),

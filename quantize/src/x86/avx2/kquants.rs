@@ -174,28 +174,23 @@ pub(crate) fn dequantize_q4_k(x: &[u8], y: &mut [f32]) {
     }
 }
 
-/// The 8 q4_k sub-block scales as i16, in both 128-bit lanes.
+/// The 8 q4_k sub-block scales of `sm` (bytes 0..8 of `unpack_scales_mins`) as i16, in both
+/// 128-bit lanes ([`q4k_scales16_v`] of the array).
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) fn q4k_scales16(sm: &[u8; 16]) -> __m256i {
-    let s = _mm_cvtepu8_epi16(_mm_set_epi64x(
-        0,
-        i64::from_le_bytes(sm[..8].try_into().expect("8 scales")),
-    ));
-    _mm256_set_m128i(s, s)
+    // SAFETY: `sm` is 16 bytes.
+    q4k_scales16_v(unsafe { _mm_loadu_si128(sm.as_ptr().cast()) })
 }
 
 /// The 8 sub-block mins of `sm` (bytes 8..16 of `unpack_scales_mins`) as 16 i16 lanes, each
 /// twice (`m0 m0 m1 m1 …`): the partners of the 16 q8_k block sums in one `vpmaddwd`, giving
-/// `Σ_j m_j·(bsums[2j] + bsums[2j+1])`.
+/// `Σ_j m_j·(bsums[2j] + bsums[2j+1])` ([`q4k_mins16_v`] of the array).
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) fn q4k_mins16(sm: &[u8; 16]) -> __m256i {
-    let m = _mm_cvtepu8_epi16(_mm_set_epi64x(
-        0,
-        i64::from_le_bytes(sm[8..].try_into().expect("8 mins")),
-    ));
-    _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m))
+    // SAFETY: `sm` is 16 bytes.
+    q4k_mins16_v(unsafe { _mm_loadu_si128(sm.as_ptr().cast()) })
 }
 
 /// The 8 sub-block scales (bytes 0..8) and 8 mins (bytes 8..16) of a q4_k / q5_k block
@@ -230,14 +225,15 @@ pub(crate) fn q4k_scales_mins(bw: &[u8]) -> __m128i {
     _mm_or_si128(x, y)
 }
 
-/// [`q4k_scales16`] from [`q4k_scales_mins`].
+/// The 8 scales of [`q4k_scales_mins`]'s vector (its bytes 0..8) as i16, in both 128-bit lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) fn q4k_scales16_v(sm: __m128i) -> __m256i {
     _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm))
 }
 
-/// [`q4k_mins16`] from [`q4k_scales_mins`].
+/// The 8 mins of [`q4k_scales_mins`]'s vector (its bytes 8..16) as 16 i16 lanes, each twice
+/// (see [`q4k_mins16`]).
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) fn q4k_mins16_v(sm: __m128i) -> __m256i {
@@ -371,18 +367,6 @@ pub(crate) fn dequantize_q6_k(x: &[u8], y: &mut [f32]) {
     }
 }
 
-/// `[sc[s] ×8, sc[s + 1] ×8]` as 16 i16 lanes, from 16 int8 scales (`vpshufb`, then sign
-/// extension): the partners of a `vpmaddubsw` of 32 values spanning sub-blocks `s`, `s + 1` of 16.
-#[inline]
-#[target_feature(enable = "avx2")]
-pub(crate) fn pair_scales(sc8: __m128i, s: usize) -> __m256i {
-    let pick = _mm_add_epi8(
-        _mm_set1_epi8(s as i8),
-        _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
-    );
-    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick))
-}
-
 /// The 16 int8 scales of `sc8` as i16, in two vectors: scales 0..8 in both 128-bit lanes,
 /// then scales 8..16 (the sources of [`pair_scale`]).
 #[inline]
@@ -394,7 +378,9 @@ pub(crate) fn scales16_halves(sc8: __m128i) -> [__m256i; 2] {
     ]
 }
 
-/// [`pair_scales`]`(sc8, s)` (for even `s`) from [`scales16_halves`]`(sc8)`: one `vpshufb`.
+/// `[sc[s] ×8, sc[s + 1] ×8]` as 16 i16 lanes (for even `s`), from [`scales16_halves`]`(sc8)`
+/// of the 16 int8 scales `sc`: one `vpshufb`; the partners of a `vpmaddubsw` of 32 values
+/// spanning sub-blocks `s`, `s + 1` of 16.
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) fn pair_scale(h: &[__m256i; 2], s: usize) -> __m256i {

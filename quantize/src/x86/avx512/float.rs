@@ -83,7 +83,8 @@ const TILE_TOKENS: usize = 4;
 /// `PF`: one-token tiles prefetch `PF_DIST` ahead of each row. That paid on the Xeon this was
 /// tuned on; on AMD Zen 4 the same generation runs 18 % faster without it (f16 tg16 at 7B
 /// shapes, 2 threads: 9.5–9.7 → 11.2–11.5 tok/s, interleaved), the hardware prefetcher
-/// streaming the 4 rows better alone.
+/// streaming the 4 rows better alone; and without it one token's rows of up to
+/// [`STREAM_ROW_BYTES`] go one after the other.
 ///
 /// # Safety
 /// `w` holds whole rows of `wbytes · n` bytes, `a` whole rows of `4n` bytes, `out.len()` is their
@@ -104,6 +105,30 @@ unsafe fn tiles<const PF: bool>(
     let m = a.len() / (4 * n).max(1);
     let act = |t: usize| &a[4 * n * t..4 * n * (t + 1)];
     let row = |r: usize| &w[rb * r..rb * (r + 1)];
+    if !PF && m == 1 && rb <= STREAM_ROW_BYTES {
+        // One token, short rows, no prefetch (AMD): one row after the other, each the 1 × 1
+        // tile's operations. Written out here: a call of `tile::<1, 1, _>` from this function
+        // is not inlined, and its `load` then costs a call per 16 values (SmolLM2 f16 tg32:
+        // 41–43 against 69–79 tok/s).
+        let n16 = n / 16 * 16;
+        for (r, o) in out.iter_mut().enumerate() {
+            let w = row(r);
+            let mut acc = _mm512_setzero_ps();
+            for i in (0..n16).step_by(16) {
+                // SAFETY: i + 16 <= n: `load` is valid there (the caller's guarantee), and `a`
+                // holds 4n bytes.
+                let av = unsafe { _mm512_loadu_ps(a.as_ptr().add(4 * i).cast()) };
+                acc = _mm512_fmadd_ps(load(w, i), av, acc);
+            }
+            let mut s = hsum512(acc);
+            for i in n16..n {
+                s += tail(w, i)
+                    * f32::from_le_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]);
+            }
+            *o = s;
+        }
+        return;
+    }
     let full_t = m / TILE_TOKENS * TILE_TOKENS;
     let mut r0 = 0;
     while r0 < rows {
@@ -196,6 +221,29 @@ fn tail_bf16(w: &[u8], i: usize) -> f32 {
     ])))
 }
 
+/// [`tiles`] after checking that `w` and `a` are whole rows of `n` values and `out` holds one
+/// result per (row, token).
+///
+/// # Safety
+/// `load(row, i)` is valid for every `i + 16 <= n` of a row of `wbytes · n` bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn checked_tiles<const PF: bool>(
+    n: usize,
+    w: &[u8],
+    a: &[u8],
+    out: &mut [f32],
+    wbytes: usize,
+    load: impl Fn(&[u8], usize) -> __m512 + Copy,
+    tail: impl Fn(&[u8], usize) -> f32 + Copy,
+) {
+    let rb = wbytes * n;
+    assert!(n > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(4 * n));
+    assert!(out.len() == (w.len() / rb) * (a.len() / (4 * n)));
+    // SAFETY: lengths checked: whole rows; the loads are the caller's.
+    unsafe { tiles::<PF>(n, w, a, out, wbytes, load, tail) };
+}
+
 /// Rows up to this many bytes are streamed one after the other by the one-token kernels without
 /// prefetch (AMD's): on Zen 4, 4 short rows read side by side stream at half the rate of one
 /// sequential pass (SmolLM2's 576-value f16 rows: 7 against 14 GB/s per core, measured by a
@@ -233,49 +281,16 @@ macro_rules! float_dots {
         #[doc = concat!("result bit-identical to [`", stringify!($one), "`].")]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) fn $tiled(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
-            let rb = $wbytes * n;
-            assert!(n > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(4 * n));
-            assert!(out.len() == (w.len() / rb) * (a.len() / (4 * n)));
-            // SAFETY: lengths checked: whole rows, and loads at i + 16 <= n stay in a row.
-            unsafe { tiles::<true>(n, w, a, out, $wbytes, |w, i| $load(w, i), $tail) };
+            // SAFETY: `$load` reads 16 values at i + 16 <= n of a row, inside it.
+            unsafe { checked_tiles::<true>(n, w, a, out, $wbytes, |w, i| $load(w, i), $tail) };
         }
 
         #[doc = concat!("[`", stringify!($tiled), "`] without software prefetch in one-token")]
         #[doc = "tiles (the same operations, the same bits): AMD's choice (`kernels_tuned`)."]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) fn $streamed(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
-            let rb = $wbytes * n;
-            assert!(n > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(4 * n));
-            assert!(out.len() == (w.len() / rb) * (a.len() / (4 * n)));
-            if a.len() == 4 * n && rb <= STREAM_ROW_BYTES {
-                // One token, short rows: one row after the other (the 1 × 1 tile, written out
-                // here so that the load is inlined).
-                let n16 = n / 16 * 16;
-                for (row, o) in w.chunks_exact(rb).zip(out.iter_mut()) {
-                    let mut acc = _mm512_setzero_ps();
-                    for i in (0..n16).step_by(16) {
-                        // SAFETY: i + 16 <= n, so the load stays in the row and in `a`.
-                        let (wv, av) = unsafe {
-                            ($load(row, i), _mm512_loadu_ps(a.as_ptr().add(4 * i).cast()))
-                        };
-                        acc = _mm512_fmadd_ps(wv, av, acc);
-                    }
-                    let mut s = hsum512(acc);
-                    for i in n16..n {
-                        s += $tail(row, i)
-                            * f32::from_le_bytes([
-                                a[4 * i],
-                                a[4 * i + 1],
-                                a[4 * i + 2],
-                                a[4 * i + 3],
-                            ]);
-                    }
-                    *o = s;
-                }
-                return;
-            }
-            // SAFETY: lengths checked: whole rows, and loads at i + 16 <= n stay in a row.
-            unsafe { tiles::<false>(n, w, a, out, $wbytes, |w, i| $load(w, i), $tail) };
+            // SAFETY: `$load` reads 16 values at i + 16 <= n of a row, inside it.
+            unsafe { checked_tiles::<false>(n, w, a, out, $wbytes, |w, i| $load(w, i), $tail) };
         }
     };
 }
