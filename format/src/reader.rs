@@ -200,6 +200,39 @@ impl Lpk<memmap2::Mmap> {
         let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io(path, "mmap", e))?;
         Lpk::parse(map, path.display().to_string())
     }
+
+    /// Drops this process's resident pages of the file that lie wholly inside `bytes` — bytes
+    /// of this file a reader has copied elsewhere (weights repacked at load) — while the page
+    /// cache keeps them: `madvise(MADV_DONTNEED)` on the read-only shared map, after which a
+    /// read of those bytes faults them in again from the file, so they stay valid and
+    /// unchanged. Only whole 64 KiB-aligned spans are released (any page size up to 64 KiB);
+    /// a slice outside the map is ignored. Best effort: Unix only, errors ignored.
+    pub fn release(&self, bytes: &[u8]) {
+        #[cfg(unix)]
+        {
+            const SPAN: usize = 1 << 16;
+            let base = self.bytes.as_ptr() as usize;
+            let start = bytes.as_ptr() as usize;
+            let end = start + bytes.len();
+            if start < base || end > base + self.bytes.len() {
+                return;
+            }
+            let (a, b) = (
+                (start - base).next_multiple_of(SPAN),
+                (end - base) / SPAN * SPAN,
+            );
+            if b > a {
+                // SAFETY: `Mmap::map` maps the file shared and read-only: dropping the pages of
+                // such a mapping loses nothing (no private copy exists), and the next access
+                // reads the same file bytes again; the range is inside the map.
+                #[allow(unsafe_code)]
+                let _ = unsafe {
+                    self.bytes
+                        .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, a, b - a)
+                };
+            }
+        }
+    }
 }
 
 impl<B: AsRef<[u8]>> Lpk<B> {

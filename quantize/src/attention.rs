@@ -34,7 +34,11 @@ fn avx2() -> bool {
     *AVX2.get_or_init(|| is_x86_feature_detected!("avx2"))
 }
 
-/// [`attend`] compiled for AVX2.
+/// [`attend`] at AVX2, with the reference's operations in its order (so the same bits): each
+/// score is [`dot`]'s eight partial sums in one register, four positions at a time (four
+/// independent chains), reduced as `dot` combines them; the weighted sum keeps up to 64
+/// output values in eight registers across all positions (`y += a · v_p` per element, in
+/// position order). Head sizes that are not a multiple of 8 take the reference loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
@@ -47,7 +51,78 @@ fn attend_avx2(
     stride: usize,
     scale: f32,
 ) {
-    attend_body(out, att, q, keys, values, stride, scale);
+    use std::arch::x86_64::*;
+    let (hd, n) = (q.len(), att.len());
+    if !hd.is_multiple_of(8) || out.len() != hd || n == 0 {
+        attend_body(out, att, q, keys, values, stride, scale);
+        return;
+    }
+    // every key and value row the loops read lies inside its slice
+    let last = (n - 1) * stride + hd;
+    assert!(
+        last <= keys.len() && last <= values.len(),
+        "attend: {n} positions of stride {stride} need {last} floats"
+    );
+    // `dot`'s empty tail (its sign of zero included)
+    let tail: f32 = std::iter::empty::<f32>().sum();
+    let (qp, kp, vp) = (q.as_ptr(), keys.as_ptr(), values.as_ptr());
+    let hsum = |a: __m256| {
+        let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+        let h = _mm_hadd_ps(s, s);
+        (_mm_cvtss_f32(h) + _mm_cvtss_f32(_mm_movehdup_ps(h))) + tail
+    };
+    let mut p = 0;
+    while p + 4 <= n {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for c in (0..hd).step_by(8) {
+            // SAFETY: c + 8 ≤ hd = q.len(); key p + j ≤ n - 1 starts at (p + j)·stride and
+            // (p + j)·stride + c + 8 ≤ last ≤ keys.len() (asserted above).
+            unsafe {
+                let qc = _mm256_loadu_ps(qp.add(c));
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let k = _mm256_loadu_ps(kp.add((p + j) * stride + c));
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(qc, k));
+                }
+            }
+        }
+        for (j, a) in acc.into_iter().enumerate() {
+            att[p + j] = hsum(a) * scale;
+        }
+        p += 4;
+    }
+    for (p, a) in att.iter_mut().enumerate().skip(p) {
+        let mut acc = _mm256_setzero_ps();
+        for c in (0..hd).step_by(8) {
+            // SAFETY: as above, for the one key p < n.
+            unsafe {
+                let k = _mm256_loadu_ps(kp.add(p * stride + c));
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(qp.add(c)), k));
+            }
+        }
+        *a = hsum(acc) * scale;
+    }
+    softmax(att);
+    let mut c0 = 0;
+    while c0 < hd {
+        // a block of 64 output values (8 registers), or of 8 for the rest
+        let regs = if hd - c0 >= 64 { 8 } else { 1 };
+        let mut y = [_mm256_setzero_ps(); 8];
+        for (p, &a) in att.iter().enumerate() {
+            let a = _mm256_set1_ps(a);
+            for (r, y) in y[..regs].iter_mut().enumerate() {
+                // SAFETY: value p < n starts at p·stride and c0 + 8r + 8 ≤ hd, so the load
+                // ends by (n - 1)·stride + hd = last ≤ values.len() (asserted above).
+                let v = unsafe { _mm256_loadu_ps(vp.add(p * stride + c0 + 8 * r)) };
+                *y = _mm256_add_ps(*y, _mm256_mul_ps(a, v));
+            }
+        }
+        for (r, y) in y[..regs].iter().enumerate() {
+            let o = &mut out[c0 + 8 * r..c0 + 8 * r + 8];
+            // SAFETY: `o` is 8 floats.
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), *y) };
+        }
+        c0 += 8 * regs;
+    }
 }
 
 #[inline(always)]
@@ -74,18 +149,71 @@ fn attend_body(
     }
 }
 
-/// In-place softmax in f32 (max subtracted first).
+/// In-place softmax in f32 (max subtracted first): `exp` is [`exp_f32`] (plain f32 multiplies
+/// and adds, which LLVM vectorizes with the same bits in every lane and at every level) and
+/// the normalizing sum takes eight partial sums, as [`dot`] does.
 #[inline(always)]
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
     for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+        *v = exp_f32(*v - max);
     }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / sum8(x);
     for v in x.iter_mut() {
         *v *= inv;
+    }
+}
+
+/// `Σ x` with eight partial sums (lane `i` adds `x[i], x[i + 8], …`), combined as [`dot`]
+/// combines its own, then the tail in order.
+#[inline(always)]
+fn sum8(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut c = x.chunks_exact(8);
+    for x8 in &mut c {
+        for i in 0..8 {
+            acc[i] += x8[i];
+        }
+    }
+    let tail: f32 = c.remainder().iter().sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `e^x` in f32 from separate f32 multiplies and adds only (no libm call, no fused
+/// multiply-add, no branch), so that a loop over it vectorizes and every CPU level gives the
+/// same bits: `x = n·ln 2 + r` with `n` rounded to nearest (the 1.5·2²³ trick) and `r` reduced
+/// in two steps (Cody–Waite: `ln 2` split into a part exact in 16 bits and the rest), `e^r` by
+/// its Taylor series to `r⁷/7!` (`|r| ≤ ln 2 / 2`: truncation below 2⁻²⁷), scaled by `2ⁿ`
+/// built in the exponent bits. Within 2 ulp of `e^x` for `x` in [-87, 88]; below −87 (and
+/// −∞) it is 0, above 88 it saturates at `e^88`; NaN stays NaN.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
+    const LN2_HI: f32 = 0.693_145_75; // ln 2 to 16 significant bits: n · LN2_HI is exact
+    const LN2_LO: f32 = 1.428_606_8e-6; // ln 2 − LN2_HI
+    let xc = x.clamp(-87.0, 88.0);
+    let t = xc * std::f32::consts::LOG2_E + SHIFT;
+    let n = t - SHIFT;
+    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    // Horner: 1 + r(1 + r(1/2 + r(1/6 + r(1/24 + r(1/120 + r(1/720 + r/5040))))))
+    let mut p = 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    // 2^n: n + 127 in the exponent field (n ∈ [-126, 127] after the clamp)
+    let ni = (t.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
+    let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
+    let y = p * scale;
+    if x < -87.0 {
+        0.0
+    } else if x.is_nan() {
+        x
+    } else {
+        y
     }
 }
 
@@ -112,6 +240,81 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn avx2_attention_has_the_reference_bits() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !avx2() {
+                eprintln!("skipped: this CPU has no AVX2");
+                return;
+            }
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            let mut rnd = || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            };
+            for hd in [8, 16, 24, 64, 72, 128, 136, 12] {
+                for n in [1, 2, 3, 4, 5, 7, 8, 9, 33, 70] {
+                    let stride = hd + 8 * (n % 3);
+                    let kv: Vec<f32> = (0..(n - 1) * stride + hd + 8)
+                        .map(|_| rnd() * 3.0)
+                        .collect();
+                    let q: Vec<f32> = (0..hd).map(|_| rnd()).collect();
+                    let (mut a, mut b) = (vec![0f32; hd], vec![0f32; hd]);
+                    let (mut att_a, mut att_b) = (vec![0f32; n], vec![0f32; n]);
+                    // SAFETY: AVX2 was detected.
+                    unsafe { attend_avx2(&mut a, &mut att_a, &q, &kv, &kv[8..], stride, 0.3) };
+                    attend_body(&mut b, &mut att_b, &q, &kv, &kv[8..], stride, 0.3);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&att_a), bits(&att_b), "scores, hd {hd} n {n}");
+                    assert_eq!(bits(&a), bits(&b), "output, hd {hd} n {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_of_libm() {
+        let ulp = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
+        let mut worst = 0;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (got, want) = (exp_f32(x), (x as f64).exp() as f32);
+            worst = worst.max(ulp(got, want));
+            x += 0.000_37;
+        }
+        assert!(worst <= 2, "{worst} ulp");
+        for x in [0.0f32, -0.0, 1.0, -1.0, 1e-8, -1e-8] {
+            assert!(ulp(exp_f32(x), (x as f64).exp() as f32) <= 1, "{x}");
+        }
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(-100.0), 0.0);
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert!(exp_f32(89.0).is_finite());
+    }
+
+    #[test]
+    fn softmax_sums_in_eight_lanes() {
+        let mut x: Vec<f32> = (0..37).map(|i| (i as f32 * 0.61).cos() * 9.0).collect();
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = x.iter().map(|&v| exp_f32(v - max)).collect();
+        let mut acc = [0f32; 8];
+        for (i, v) in e[..32].iter().enumerate() {
+            acc[i % 8] += v;
+        }
+        let tail = e[32..].iter().sum::<f32>();
+        let sum = ((acc[0] + acc[4]) + (acc[1] + acc[5]))
+            + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+            + tail;
+        softmax(&mut x);
+        let want: Vec<f32> = e.iter().map(|v| v * (1.0 / sum)).collect();
+        assert_eq!(x, want);
+        assert!((x.iter().map(|&v| f64::from(v)).sum::<f64>() - 1.0).abs() < 1e-6);
+    }
 
     #[test]
     fn attend_is_the_same_at_every_level() {

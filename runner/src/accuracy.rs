@@ -16,6 +16,7 @@
 
 use serde::Serialize;
 
+use crate::forward::Logits;
 use crate::metrics::{argmax, kl_divergence, log_softmax};
 
 /// Running sums over scored tokens.
@@ -187,21 +188,88 @@ impl Summary {
     }
 }
 
+/// What one scored position adds to an [`Accumulator`].
+#[derive(Clone, Copy, Debug)]
+struct Position {
+    kld: f64,
+    nll: f64,
+    nll_base: f64,
+    p_diff: f64,
+    same_top: bool,
+}
+
+impl Position {
+    /// The figures of one position; `lb`, `lc` are scratch rows for the two log-softmaxes.
+    fn score(
+        base: &[f32],
+        cand: &[f32],
+        target: usize,
+        lb: &mut Vec<f64>,
+        lc: &mut Vec<f64>,
+    ) -> Position {
+        debug_assert_eq!(base.len(), cand.len());
+        lb.resize(base.len(), 0.0);
+        lc.resize(cand.len(), 0.0);
+        log_softmax(base, lb);
+        log_softmax(cand, lc);
+        Position {
+            kld: kl_divergence(lb, lc),
+            nll: -lc[target],
+            nll_base: -lb[target],
+            p_diff: lc[target].exp() - lb[target].exp(),
+            same_top: argmax(lb) == argmax(lc),
+        }
+    }
+}
+
 impl Accumulator {
     /// Scores one position: `base` and `cand` are the two models' logits for it, `target` the
     /// id of the token that actually follows.
     pub fn add(&mut self, base: &[f32], cand: &[f32], target: usize) {
-        debug_assert_eq!(base.len(), cand.len());
         let mut lb = std::mem::take(&mut self.scratch_base);
         let mut lc = std::mem::take(&mut self.scratch_cand);
-        lb.resize(base.len(), 0.0);
-        lc.resize(cand.len(), 0.0);
-        log_softmax(base, &mut lb);
-        log_softmax(cand, &mut lc);
-        let kld = kl_divergence(&lb, &lc);
-        let nll = -lc[target];
-        let nll_base = -lb[target];
-        let p_diff = lc[target].exp() - lb[target].exp();
+        let p = Position::score(base, cand, target, &mut lb, &mut lc);
+        self.push(p);
+        self.scratch_base = lb;
+        self.scratch_cand = lc;
+    }
+
+    /// Scores `targets.len()` consecutive positions, row `i` of `base` / `cand` (`vocab` logits
+    /// each) predicting `targets[i]`: the rows are scored in parallel on the current rayon pool
+    /// and added in order, so the sums are those of [`Accumulator::add`] row after row.
+    ///
+    /// # Panics
+    /// If `base` or `cand` holds fewer than `targets.len()` rows.
+    pub fn add_rows(&mut self, base: &[f32], cand: &[f32], targets: &[u32], vocab: usize) {
+        use rayon::prelude::*;
+        let m = targets.len();
+        assert!(
+            base.len() >= m * vocab && cand.len() >= m * vocab,
+            "add_rows: {m} rows of {vocab} logits wanted"
+        );
+        let scored: Vec<Position> = (0..m)
+            .into_par_iter()
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(lb, lc), r| {
+                    let row = r * vocab..(r + 1) * vocab;
+                    Position::score(&base[row.clone()], &cand[row], targets[r] as usize, lb, lc)
+                },
+            )
+            .collect();
+        for p in scored {
+            self.push(p);
+        }
+    }
+
+    fn push(&mut self, p: Position) {
+        let Position {
+            kld,
+            nll,
+            nll_base,
+            p_diff,
+            same_top,
+        } = p;
         self.count += 1;
         self.sum_nll += nll;
         self.sum_nll2 += nll * nll;
@@ -213,13 +281,11 @@ impl Accumulator {
         self.sum_p_diff += p_diff;
         self.sum_p_diff2 += p_diff * p_diff;
         self.sum_p_diff4 += p_diff.powi(4);
-        if argmax(&lb) == argmax(&lc) {
+        if same_top {
             self.n_same_top += 1;
         }
         self.kld_values.push(kld as f32);
         self.p_diff_values.push(p_diff as f32);
-        self.scratch_base = lb;
-        self.scratch_cand = lc;
     }
 
     /// Tokens scored so far.
@@ -387,7 +453,23 @@ impl Windows {
         self.ctx - 1 - self.first()
     }
 
-    /// Scores one window: `base` and `cand` are `[ctx, vocab]` logits of `window`.
+    /// The logits a forward pass over a window must compute for [`Windows::score`]: the rows
+    /// of positions `first()..ctx` only (as llama-perplexity asks for; the model then runs
+    /// the last block's FFN and the output head for those rows alone).
+    pub fn scored_logits(&self) -> Logits {
+        Logits::Rows {
+            from: self.first(),
+            step: 1,
+        }
+    }
+
+    /// Scores one window (its rows in parallel on the current rayon pool: run it inside
+    /// [`crate::Model::install`] to use a model's threads): `base` and `cand` are the logits of positions `first()..ctx` of
+    /// `window` (`[ctx - first(), vocab]`, what a pass asked for [`Windows::scored_logits`]
+    /// returns; the last row predicts nothing and may be absent).
+    ///
+    /// # Panics
+    /// If `base` or `cand` holds fewer than the `ctx - 1 - first()` scored rows.
     pub fn score(
         &self,
         acc: &mut Accumulator,
@@ -396,10 +478,8 @@ impl Windows {
         cand: &[f32],
         vocab: usize,
     ) {
-        for j in self.first()..self.ctx - 1 {
-            let row = j * vocab..(j + 1) * vocab;
-            acc.add(&base[row.clone()], &cand[row], window[j + 1] as usize);
-        }
+        // position j predicts window[j + 1]
+        acc.add_rows(base, cand, &window[self.first() + 1..self.ctx], vocab);
     }
 }
 

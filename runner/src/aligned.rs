@@ -10,17 +10,18 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
-use bytemuck::{Pod, Zeroable};
-
-/// One cache line.
-#[derive(Clone, Copy, Pod, Zeroable)]
-#[repr(C, align(64))]
-struct Line([u8; 64]);
+use bytemuck::Pod;
 
 /// `len` zeroed values of `T`, starting on a 64-byte boundary; derefs to `[T]`.
-#[derive(Clone)]
+///
+/// The storage is a zeroed byte vector 63 bytes longer than needed, used from its first
+/// 64-byte boundary on: a zeroed `Vec<u8>` comes from `calloc`, whose large blocks are fresh
+/// pages the kernel maps only when first written, so the rows a pass never touches (a
+/// batch-sized logits buffer beyond the rows asked for) cost no memory. (An allocation with
+/// 64-byte alignment would be zeroed by writing every byte.)
 pub struct Aligned<T: Pod> {
-    lines: Vec<Line>,
+    bytes: Vec<u8>,
+    start: usize,
     len: usize,
     _t: PhantomData<T>,
 }
@@ -36,24 +37,38 @@ impl<T: Pod> Aligned<T> {
             size > 0 && 64 % size == 0,
             "Aligned: element size must divide 64"
         );
+        let bytes = vec![0u8; len * size + 63];
+        let start = bytes.as_ptr().align_offset(64);
         Aligned {
-            lines: vec![Line([0; 64]); (len * size).div_ceil(64)],
+            bytes,
+            start,
             len,
             _t: PhantomData,
         }
     }
 }
 
+impl<T: Pod> Clone for Aligned<T> {
+    fn clone(&self) -> Self {
+        // a fresh allocation has its own boundary
+        let mut c = Aligned::zeroed(self.len);
+        c.copy_from_slice(self);
+        c
+    }
+}
+
 impl<T: Pod> Deref for Aligned<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        &bytemuck::cast_slice(&self.lines)[..self.len]
+        let n = self.len * std::mem::size_of::<T>();
+        bytemuck::cast_slice(&self.bytes[self.start..self.start + n])
     }
 }
 
 impl<T: Pod> DerefMut for Aligned<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        &mut bytemuck::cast_slice_mut(&mut self.lines)[..self.len]
+        let n = self.len * std::mem::size_of::<T>();
+        bytemuck::cast_slice_mut(&mut self.bytes[self.start..self.start + n])
     }
 }
 

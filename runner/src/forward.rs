@@ -10,7 +10,7 @@ use crate::imatrix::{Site, collect};
 use crate::matmul::{self, Panels, project};
 use crate::model::{Config, Weights};
 use crate::ops::{add, attend, rmsnorm, rope, silu};
-use crate::state::State;
+use crate::state::{HEAD_TOKENS, State};
 use crate::threads::default_threads;
 
 /// Which logits a forward pass computes.
@@ -81,6 +81,30 @@ impl<'a> Model<'a> {
             kernels,
             panels,
         })
+    }
+
+    /// The file bytes of the matrices this model keeps repacked in panels (a copy of its
+    /// own): the multiplications never read them again, so the caller may release their pages
+    /// (`Lpk::release`) — the embedding rows a tied output shares are read again from the file.
+    pub fn repacked_sources(&self) -> Vec<&'a [u8]> {
+        let w = &self.weights;
+        let matrices = std::iter::once(&w.output).chain(
+            w.layers
+                .iter()
+                .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3]),
+        );
+        let mut seen = std::collections::HashSet::new();
+        matrices
+            .filter(|m| {
+                self.panels.has(m) && seen.insert((m.bytes.as_ptr() as usize, m.bytes.len()))
+            })
+            .map(|m| m.bytes)
+            .collect()
+    }
+
+    /// Runs `f` on this model's thread pool (its rayon work uses the model's threads).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
     }
 
     /// Threads of the pool.
@@ -447,15 +471,21 @@ impl<'a> Model<'a> {
             rmsnorm(&mut xb[o], &x[src], &w.norm, c.norm_eps);
         }
         collect(imatrix, Site::Output, &xb[..m * dim], m)?;
-        project(
-            kern,
-            &self.panels,
-            &xb[..m * dim],
-            m,
-            dim,
-            act_scratch,
-            mm_scratch,
-            &mut [(&w.output, &mut logits[..])],
-        )
+        // HEAD_TOKENS rows at a time (the scratch holds that many `[vocab]` products)
+        let vocab = c.vocab_size;
+        for t0 in (0..m).step_by(HEAD_TOKENS) {
+            let nt = HEAD_TOKENS.min(m - t0);
+            project(
+                kern,
+                &self.panels,
+                &xb[t0 * dim..(t0 + nt) * dim],
+                nt,
+                dim,
+                act_scratch,
+                mm_scratch,
+                &mut [(&w.output, &mut logits[t0 * vocab..(t0 + nt) * vocab])],
+            )?;
+        }
+        Ok(())
     }
 }

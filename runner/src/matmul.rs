@@ -127,6 +127,11 @@ impl Panels {
         Panels(map)
     }
 
+    /// Whether `w` was repacked.
+    pub(crate) fn has(&self, w: &Matrix<'_>) -> bool {
+        self.get(w).is_some()
+    }
+
     /// The panels of `w`, if it was repacked.
     fn get(&self, w: &Matrix<'_>) -> Option<&[u8]> {
         self.0

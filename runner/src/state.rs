@@ -6,6 +6,11 @@ use crate::imatrix::Collector;
 use crate::matmul;
 use crate::model::Config;
 
+/// Most tokens the output head multiplies at once: [`State::mm_scratch`] holds their
+/// `[vocab, HEAD_TOKENS]` products (a multiple of 8, so that every kernel's token groups fall
+/// as they do for the whole batch; each row's logits have the same bits either way).
+pub const HEAD_TOKENS: usize = 64;
+
 /// Activations, KV cache and scratch for one sequence.
 ///
 /// Rows of the activation buffers are tokens of the current batch (`[max_batch, width]`);
@@ -70,7 +75,10 @@ impl State {
         let ctx = ctx.clamp(1, c.seq_len);
         let qd = c.n_heads * c.head_dim;
         let widest = c.dim.max(c.hidden_dim).max(qd);
-        let max_rows = c.vocab_size.max(c.hidden_dim).max(c.dim).max(qd);
+        // the output head runs on at most HEAD_TOKENS tokens at a time, so the scratch need
+        // not hold `vocab × max_batch` products (100 MB for a 49152-word vocabulary at 512)
+        let max_rows = c.hidden_dim.max(c.dim).max(qd);
+        let scratch = (max_rows * b).max(c.vocab_size * b.min(HEAD_TOKENS));
         let half = c.head_dim / 2;
         let (rope_cos, rope_sin) = rope_table(ctx, c.head_dim, c.rope_theta);
         debug_assert_eq!(rope_cos.len(), ctx * half);
@@ -92,7 +100,7 @@ impl State {
             rope_cos,
             rope_sin,
             act_scratch: Aligned::zeroed(matmul::act_scratch_bytes(b, widest)),
-            mm_scratch: Aligned::zeroed(if b > 1 { max_rows * b } else { 0 }),
+            mm_scratch: Aligned::zeroed(if b > 1 { scratch } else { 0 }),
             imatrix: None,
             layer_inputs: None,
         }

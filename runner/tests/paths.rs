@@ -518,3 +518,48 @@ fn last_block_keeps_only_the_wanted_rows_with_their_bits() {
         );
     }
 }
+
+#[test]
+fn head_in_chunks_keeps_every_row_bits() {
+    // More tokens in one batch than the output head takes at once (HEAD_TOKENS = 64): its
+    // chunks, and a request for the rows from 70 on only (as eval asks), keep the one-token
+    // path's bits; a panel format, a k-quant and f16.
+    let dir = tempfile::tempdir().unwrap();
+    let config = ModelConfig {
+        context_length: 160,
+        vocab_size: 300,
+        ..quant_config()
+    };
+    let n = 2 * llamapack_runner::state::HEAD_TOKENS + 13;
+    let tokens = random_tokens(n, 300, 29);
+    for dtype in [DType::Q8_0, DType::Q4K, DType::F16] {
+        let path = dir.path().join(format!("{dtype}.lpk"));
+        random_model(&path, &config, dtype, 7).unwrap();
+        let lpk = Lpk::open(&path).unwrap();
+        let model = Model::load_with_threads(&lpk, 2).unwrap();
+        let vocab = model.config.vocab_size;
+        let mut s = model.new_state(n);
+        let all = model
+            .forward_batch(&mut s, &tokens, 0, Logits::All)
+            .unwrap()
+            .to_vec();
+        let mut s = model.new_state(n);
+        let tail = Logits::Rows { from: 70, step: 1 };
+        let rows = model
+            .forward_batch(&mut s, &tokens, 0, tail)
+            .unwrap()
+            .to_vec();
+        let mut state = model.new_state(1);
+        let mut single = Vec::new();
+        for (pos, &t) in tokens.iter().enumerate() {
+            single.extend_from_slice(model.forward(&mut state, t, pos).unwrap());
+        }
+        assert_eq!(all.len(), n * vocab);
+        assert_eq!(max_abs_diff(&all, &single), 0.0, "{dtype}: all rows");
+        assert_eq!(
+            max_abs_diff(&rows, &single[70 * vocab..]),
+            0.0,
+            "{dtype}: rows 70.."
+        );
+    }
+}

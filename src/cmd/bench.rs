@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, ensure};
-use llamapack_runner::{Logits, Model, State};
+use anyhow::ensure;
+use llamapack_runner::{Logits, State};
 use serde_json::json;
 
 /// Measure tokens per second: pp (a prompt of -p tokens processed as one batch) and tg (-n
@@ -59,8 +59,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let threads = super::thread_count(args.threads)?;
     let lpk = llamapack_convert::open_model(&args.model)?;
-    let model = Model::load_with_threads(&lpk, threads)
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    let model = super::load_model(&lpk, threads)?;
     let c = &model.config;
     ensure!(
         args.prompt_tokens.max(args.gen_tokens) <= c.seq_len,

@@ -135,8 +135,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             b.ctx
         )
     })?;
-    let model = Model::load_with_threads(&lpk, threads)
-        .with_context(|| format!("loading {}", lpk.file_name()))?;
+    let model = super::load_model(&lpk, threads)?;
     ensure!(
         b.ctx <= model.config.seq_len,
         "--calibrate-ctx {} is longer than the context length {} of {}",

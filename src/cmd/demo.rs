@@ -9,7 +9,7 @@ use anyhow::{Context, ensure};
 use llamapack_convert::{ConvertOptions, OutputDType};
 use llamapack_format::Lpk;
 use llamapack_quantize::recipe::Recipe;
-use llamapack_runner::{Model, Sampler, Tokenizer};
+use llamapack_runner::{Sampler, Tokenizer};
 
 use super::compare;
 
@@ -151,7 +151,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let cut = half + book[half..].find('\n').unwrap_or(0);
     llamapack_format::output::write_file(&calib, &book.as_bytes()[cut..])?;
     let plan = {
-        let model = Model::load_with_threads(&src, threads)?;
+        let model = super::load_model(&src, threads)?;
         let tok = Tokenizer::from_data(src.tokenizer())?;
         let (tokens, _, sha) = super::scoring::load_tokens(&tok, Some(&calib), None)?;
         let windows = super::scoring::cut(&tokens, &tok, args.ctx, 16)?;
@@ -264,7 +264,7 @@ fn rel(p: &Path, base: &Path) -> String {
 
 /// Greedy continuation of `prompt`.
 fn continuation(lpk: &Lpk, threads: usize, prompt: &str, n: usize) -> anyhow::Result<String> {
-    let model = Model::load_with_threads(lpk, threads)?;
+    let model = super::load_model(lpk, threads)?;
     let tok = Tokenizer::from_data(lpk.tokenizer())?;
     let ids = tok.encode(prompt, true)?;
     let mut state =

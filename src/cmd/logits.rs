@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use llamapack_format::Lpk;
 use llamapack_format::output::{OutputFile, Outputs};
 use llamapack_runner::accuracy::Windows;
@@ -73,8 +72,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .file("-o", &args.output)
         .check()?;
     let lpk = llamapack_convert::open_model(&args.model)?;
-    let model = Model::load_with_threads(&lpk, threads)
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    let model = super::load_model(&lpk, threads)?;
     let vocab = model.config.vocab_size;
     let tok = Tokenizer::from_data(lpk.tokenizer())?;
     let ids = match (&args.prompt, &args.file, &args.tokens) {

@@ -83,6 +83,21 @@ macro_rules! usage {
 pub(crate) use usage;
 
 /// The value parser of every `-t/--threads`: a whole number of at least 1.
+/// Loads `lpk` for inference on `threads` threads, then releases this process's file pages of
+/// the matrices the model keeps repacked in its own copy (`Model::repacked_sources`), so that
+/// each weight is resident once, not twice.
+pub fn load_model(
+    lpk: &llamapack_format::Lpk,
+    threads: usize,
+) -> anyhow::Result<llamapack_runner::Model<'_>> {
+    let model = llamapack_runner::Model::load_with_threads(lpk, threads)
+        .with_context(|| format!("loading {}", lpk.file_name()))?;
+    for bytes in model.repacked_sources() {
+        lpk.release(bytes);
+    }
+    Ok(model)
+}
+
 pub fn threads_parser() -> impl clap::builder::TypedValueParser<Value = usize> {
     at_least_one
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-use llamapack_runner::{Model, Sampler, State, Tokenizer, chat_prompt};
+use anyhow::bail;
+use llamapack_runner::{Sampler, State, Tokenizer, chat_prompt};
 
 /// Generate text with a model, streaming tokens as they are produced.
 ///
@@ -75,8 +75,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         _ => super::usage!("give exactly one of --prompt TEXT or --file FILE"),
     };
     let lpk = llamapack_convert::open_model(&args.model)?;
-    let model = Model::load_with_threads(&lpk, threads)
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    let model = super::load_model(&lpk, threads)?;
     let tok = Tokenizer::from_data(lpk.tokenizer())?;
     let chatml = tok
         .data()

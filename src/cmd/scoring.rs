@@ -209,8 +209,7 @@ pub fn warn_if_too_few(s: &llamapack_runner::accuracy::Summary, windows: &Window
 
 /// Loads a model for evaluation with a state sized for one window.
 pub fn model_for(lpk: &Lpk, threads: usize, ctx: usize) -> anyhow::Result<(Model<'_>, State)> {
-    let model = Model::load_with_threads(lpk, threads)
-        .with_context(|| format!("loading {}", lpk.file_name()))?;
+    let model = super::load_model(lpk, threads)?;
     let limit = model.config.seq_len;
     ensure!(
         ctx <= limit,
@@ -222,28 +221,31 @@ pub fn model_for(lpk: &Lpk, threads: usize, ctx: usize) -> anyhow::Result<(Model
 }
 
 impl Reference<'_> {
-    /// The `[ctx, vocab]` reference logits of window `i`.
+    /// The reference logits of window `i` at its scored positions: `[ctx - first, vocab]`
+    /// (see [`Windows::score`]), borrowed from the reference model's state or the file's rows.
     pub fn window_logits(
         &mut self,
         windows: &Windows,
         i: usize,
         window: &[u32],
         vocab: usize,
-    ) -> anyhow::Result<Vec<f32>> {
+    ) -> anyhow::Result<&[f32]> {
         match self {
             Reference::Model(ms) => {
                 let (m, s) = &mut **ms;
-                Ok(m.logits_all(s, window, 0)?)
+                Ok(m.forward_batch(s, window, 0, windows.scored_logits())?)
             }
             Reference::Logits(all) => {
                 let row = windows.ctx * vocab;
-                Ok(all[i * row..(i + 1) * row].to_vec())
+                Ok(&all[i * row + windows.first() * vocab..(i + 1) * row])
             }
         }
     }
 }
 
 /// Scores every candidate on every window; `progress(done_windows, accumulators)` after each.
+/// Each model computes only the logits of the scored positions, in its own state (a window is
+/// one batch: the states are sized for `ctx` tokens), and nothing is copied.
 pub fn score_all(
     reference: &mut Reference<'_>,
     candidates: &mut [(Model<'_>, State)],
@@ -257,8 +259,8 @@ pub fn score_all(
         let window = windows.window(tokens, i);
         let base = reference.window_logits(windows, i, &window, vocab)?;
         for ((model, state), acc) in candidates.iter_mut().zip(&mut accs) {
-            let cand = model.logits_all(state, &window, 0)?;
-            windows.score(acc, &window, &base, &cand, vocab);
+            let cand = model.forward_batch(state, &window, 0, windows.scored_logits())?;
+            model.install(|| windows.score(acc, &window, base, cand, vocab));
         }
         progress(i + 1, &accs);
     }
