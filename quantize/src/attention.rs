@@ -1,13 +1,15 @@
 //! The attention of one query head (f32): scores, softmax, the weighted sum of values: the
 //! runner's only non-matmul work that grows with the context, compiled here (the crate with the
 //! SIMD targets) so that it gets the AVX2 build where the CPU has one. Every level performs the
-//! same f32 operations in the same order, so the results have the same bits everywhere.
+//! same f32 operations in the same order — the products added as fused multiply-adds
+//! (`f32::mul_add`, one rounding), the exponentials by [`exp_f32`] — so the results have the
+//! same bits everywhere.
 
 /// One query head's attention over the positions `0..att.len()`: `att[p] = scale · q·k_p`
 /// (key `p` at `keys[p·stride..][..q.len()]`), softmax, then `out = Σ att[p] · v_p`. The same
-/// operations in the same order at every CPU level (this is f32 element-wise work LLVM
-/// vectorizes without reordering any sum); compiled for AVX2 where the CPU has it, which takes
-/// the 8 partial sums of [`dot`] in one register and the `axpy` 8 lanes at a time.
+/// operations in the same order at every CPU level; with AVX2 and FMA (where the CPU has them)
+/// the 8 partial sums of [`dot`] sit in one register and the weighted sum takes 8 lanes at a
+/// time, in registers.
 #[allow(clippy::too_many_arguments)]
 pub fn attend(
     out: &mut [f32],
@@ -27,20 +29,20 @@ pub fn attend(
     attend_body(out, att, q, keys, values, stride, scale);
 }
 
-/// Whether this CPU has AVX2 (detected once).
+/// Whether this CPU has AVX2 and FMA (detected once).
 #[cfg(target_arch = "x86_64")]
 fn avx2() -> bool {
     static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX2.get_or_init(|| is_x86_feature_detected!("avx2"))
+    *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
-/// [`attend`] at AVX2, with the reference's operations in its order (so the same bits): each
+/// [`attend`] at AVX2 with FMA, with the reference's operations in its order (so the same bits): each
 /// score is [`dot`]'s eight partial sums in one register, four positions at a time (four
 /// independent chains), reduced as `dot` combines them; the weighted sum keeps up to 64
-/// output values in eight registers across all positions (`y += a · v_p` per element, in
+/// output values in eight registers across all positions (`y = fma(a, v_p, y)` per element, in
 /// position order). Head sizes that are not a multiple of 8 take the reference loop.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 fn attend_avx2(
     out: &mut [f32],
@@ -81,7 +83,7 @@ fn attend_avx2(
                 let qc = _mm256_loadu_ps(qp.add(c));
                 for (j, a) in acc.iter_mut().enumerate() {
                     let k = _mm256_loadu_ps(kp.add((p + j) * stride + c));
-                    *a = _mm256_add_ps(*a, _mm256_mul_ps(qc, k));
+                    *a = _mm256_fmadd_ps(qc, k, *a);
                 }
             }
         }
@@ -96,32 +98,54 @@ fn attend_avx2(
             // SAFETY: as above, for the one key p < n.
             unsafe {
                 let k = _mm256_loadu_ps(kp.add(p * stride + c));
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(qp.add(c)), k));
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(c)), k, acc);
             }
         }
         *a = hsum(acc) * scale;
     }
     softmax(att);
     let mut c0 = 0;
+    while c0 + 64 <= hd {
+        // SAFETY: AVX2 is on; c0 + 64 ≤ hd, so value p's floats c0..c0 + 64 end by
+        // (n - 1)·stride + hd = last ≤ values.len() (asserted above).
+        unsafe { weighted_sum::<8>(&mut out[c0..c0 + 64], att, vp.add(c0), stride) };
+        c0 += 64;
+    }
     while c0 < hd {
-        // a block of 64 output values (8 registers), or of 8 for the rest
-        let regs = if hd - c0 >= 64 { 8 } else { 1 };
-        let mut y = [_mm256_setzero_ps(); 8];
-        for (p, &a) in att.iter().enumerate() {
-            let a = _mm256_set1_ps(a);
-            for (r, y) in y[..regs].iter_mut().enumerate() {
-                // SAFETY: value p < n starts at p·stride and c0 + 8r + 8 ≤ hd, so the load
-                // ends by (n - 1)·stride + hd = last ≤ values.len() (asserted above).
-                let v = unsafe { _mm256_loadu_ps(vp.add(p * stride + c0 + 8 * r)) };
-                *y = _mm256_add_ps(*y, _mm256_mul_ps(a, v));
-            }
+        // SAFETY: as above with c0 + 8 ≤ hd (hd is a multiple of 8).
+        unsafe { weighted_sum::<1>(&mut out[c0..c0 + 8], att, vp.add(c0), stride) };
+        c0 += 8;
+    }
+}
+
+/// `out = Σ_p att[p] · v_p` for `8·REGS` output values kept in registers across every
+/// position (`y = fma(a, v, y)` per element, in position order, as the reference).
+///
+/// # Safety
+/// AVX2 is available; `out` holds `8·REGS` floats and `v.add(p·stride)` is valid for
+/// `8·REGS` floats for every `p < att.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn weighted_sum<const REGS: usize>(
+    out: &mut [f32],
+    att: &[f32],
+    v: *const f32,
+    stride: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut y = [_mm256_setzero_ps(); REGS];
+    for (p, &a) in att.iter().enumerate() {
+        let a = _mm256_set1_ps(a);
+        for (r, y) in y.iter_mut().enumerate() {
+            // SAFETY: the caller's guarantee for position p and register r < REGS.
+            let x = unsafe { _mm256_loadu_ps(v.add(p * stride + 8 * r)) };
+            *y = _mm256_fmadd_ps(a, x, *y);
         }
-        for (r, y) in y[..regs].iter().enumerate() {
-            let o = &mut out[c0 + 8 * r..c0 + 8 * r + 8];
-            // SAFETY: `o` is 8 floats.
-            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), *y) };
-        }
-        c0 += 8 * regs;
+    }
+    for (o, y) in out.chunks_exact_mut(8).zip(y) {
+        // SAFETY: `o` is 8 floats.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), y) };
     }
 }
 
@@ -144,7 +168,7 @@ fn attend_body(
     out.fill(0.0);
     for (p, &a) in att.iter().enumerate() {
         for (y, &x) in out.iter_mut().zip(&values[p * stride..][..hd]) {
-            *y += a * x;
+            *y = a.mul_add(x, *y);
         }
     }
 }
@@ -217,7 +241,7 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
-/// f32 dot product with eight partial sums.
+/// f32 dot product with eight partial sums, each a chain of fused multiply-adds.
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
@@ -225,7 +249,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut bc = b.chunks_exact(8);
     for (a8, b8) in (&mut ac).zip(&mut bc) {
         for i in 0..8 {
-            acc[i] += a8[i] * b8[i];
+            acc[i] = a8[i].mul_add(b8[i], acc[i]);
         }
     }
     let tail: f32 = ac

@@ -311,8 +311,8 @@ pub(crate) fn project(
 }
 
 /// [`matmul`] of a matrix kept in 16-row panels (`p`, `Panels`), with the activations' block
-/// sums `s`: each task takes whole groups of 16 rows; one token writes `out` directly, several
-/// go through `tr` as in [`matmul`].
+/// sums `s`: each task takes whole groups of 16 rows; the kernels' `[token][16 rows]` tiles are
+/// copied into the task's pieces of `out` ([`column_pieces`]).
 fn matmul_panels(
     k: &Kernels,
     w: &Matrix<'_>,
@@ -338,43 +338,65 @@ fn matmul_panels(
             });
         return;
     }
-    let tr = &mut tr[..rows * n];
-    tr.par_chunks_mut(chunk * n)
+    let _ = tr; // the tiles come out as [token][row]: written into `out` directly
+    column_pieces(out, rows, n, chunk)
+        .into_par_iter()
         .enumerate()
-        .for_each(|(c, ys)| {
+        .for_each(|(c, mut pieces)| {
             let mut tile = vec![0f32; PANEL_ROWS * n];
-            for (g, yg) in ys.chunks_mut(PANEL_ROWS * n).enumerate() {
+            let task_rows = pieces[0].len();
+            for g in 0..task_rows / PANEL_ROWS {
                 let r0 = c * chunk + g * PANEL_ROWS;
                 k.panel16_dot(w.dtype, w.cols, panel(r0), a.bytes, s, &mut tile);
-                // tile is [token][row]; tr is [row][token]
-                for (t, v) in tile.chunks_exact(PANEL_ROWS).enumerate() {
-                    for (i, &y) in v.iter().enumerate() {
-                        yg[i * n + t] = y;
-                    }
+                for (piece, v) in pieces.iter_mut().zip(tile.chunks_exact(PANEL_ROWS)) {
+                    piece[g * PANEL_ROWS..(g + 1) * PANEL_ROWS].copy_from_slice(v);
                 }
             }
         });
-    transpose(tr, out, rows, n);
 }
 
-/// `out[t][r] = tr[r][t]`: the batched paths' `[rows, n]` scratch into `[n, rows]`.
-fn transpose(tr: &[f32], out: &mut [f32], rows: usize, n: usize) {
-    out[..n * rows]
-        .par_chunks_mut(rows)
-        .enumerate()
-        .for_each(|(t, o)| {
-            for (r, y) in o.iter_mut().enumerate() {
-                *y = tr[r * n + t];
+/// `out` (`[n, rows]`) cut into what each task of `chunk` rows writes: for task `c`, the
+/// pieces `out[t][c·chunk..(c + 1)·chunk]` (the last task's shorter) of every token `t`, in
+/// token order — so that a task stores its products into `out` while they are in its cache,
+/// instead of a transpose of the whole `[rows, n]` scratch afterwards.
+fn column_pieces(out: &mut [f32], rows: usize, n: usize, chunk: usize) -> Vec<Vec<&mut [f32]>> {
+    let tasks = rows.div_ceil(chunk);
+    let mut pieces: Vec<Vec<&mut [f32]>> = (0..tasks).map(|_| Vec::with_capacity(n)).collect();
+    for row in out[..n * rows].chunks_mut(rows) {
+        for (c, p) in row.chunks_mut(chunk).enumerate() {
+            pieces[c].push(p);
+        }
+    }
+    pieces
+}
+
+/// Stores a task's products `ys` (`[task rows, n]`: row after row, every token of a row
+/// together) into its `pieces` (piece `t` = token `t`'s outputs of those rows), in blocks of
+/// 16 tokens × 64 rows (64 cache lines of `ys`, in L1 while each of the 16 pieces takes its
+/// 64 values in a row).
+fn scatter(ys: &[f32], n: usize, pieces: &mut [&mut [f32]]) {
+    const T: usize = 16;
+    const R: usize = 64;
+    let task_rows = ys.len() / n;
+    for t0 in (0..n).step_by(T) {
+        for r0 in (0..task_rows).step_by(R) {
+            let r1 = task_rows.min(r0 + R);
+            for (j, piece) in pieces[t0..n.min(t0 + T)].iter_mut().enumerate() {
+                let src = ys[r0 * n + t0 + j..].iter().step_by(n);
+                for (y, &v) in piece[r0..r1].iter_mut().zip(src) {
+                    *y = v;
+                }
             }
-        });
+        }
+    }
 }
 
 /// `out[t][r] = W[r] · x[t]` for the `a.n` tokens: `out` is `[a.n, w.rows]`.
 ///
 /// One token is a matrix × vector product split by rows. Several tokens go through `tr`, a
 /// `[w.rows, a.n]` scratch that each task fills for its rows (a cache-sized block of rows
-/// dotted with every token, 4 tokens at a time, before the next block), then transposed into
-/// `out`.
+/// dotted with every token, 4 tokens at a time, before the next block), which the task then
+/// stores into its pieces of `out` while they are in its cache ([`scatter`]).
 pub(crate) fn matmul(k: &Kernels, w: &Matrix<'_>, a: &Acts<'_>, out: &mut [f32], tr: &mut [f32]) {
     matmul_blocked(k, w, a, out, tr, ROW_BLOCK_BYTES);
 }
@@ -426,14 +448,16 @@ fn matmul_blocked(
     let block_rows = (block_bytes / w.row_bytes.max(1)).clamp(1, chunk);
     let tr = &mut tr[..rows * n];
     tr.par_chunks_mut(chunk * n)
+        .zip(column_pieces(out, rows, n, chunk))
         .enumerate()
-        .for_each(|(c, ys)| {
+        .for_each(|(c, (ys, mut pieces))| {
             let first = c * chunk;
             if tiled {
                 // float weights and k-quants: several dots per loaded vector.
                 let rows = ys.len() / n;
                 let bytes = &w.bytes[first * w.row_bytes..(first + rows) * w.row_bytes];
                 k.vec_dot_tiled(w.dtype, w.cols, bytes, a.bytes, ys);
+                scatter(ys, n, &mut pieces);
                 return;
             }
             // Rows in blocks that stay in cache while every token passes over them; tokens 4 at
@@ -461,8 +485,8 @@ fn matmul_blocked(
                     }
                 }
             }
+            scatter(ys, n, &mut pieces);
         });
-    transpose(tr, out, rows, n);
 }
 
 #[cfg(test)]

@@ -20,9 +20,11 @@ pub fn add(x: &mut [f32], y: &[f32]) {
     }
 }
 
-/// `silu(x) = x * sigmoid(x)`.
+/// `silu(x) = x * sigmoid(x)`, as `x / (1 + e^-x)` with the attention's branch-free
+/// [`exp_f32`](llamapack_quantize::attention::exp_f32) (a loop over it vectorizes).
+#[inline]
 pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
+    x / (1.0 + llamapack_quantize::attention::exp_f32(-x))
 }
 
 /// Rotates adjacent pairs `(2i, 2i+1)` of every head of `v` (Meta's `apply_rotary_emb`: the
