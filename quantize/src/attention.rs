@@ -267,6 +267,8 @@ mod tests {
 
     #[test]
     fn avx2_attention_has_the_reference_bits() {
+        #[cfg(not(target_arch = "x86_64"))]
+        eprintln!("skipped: the AVX2 attention exists on x86_64 only");
         #[cfg(target_arch = "x86_64")]
         {
             if !avx2() {

@@ -65,6 +65,19 @@ impl<'a> Model<'a> {
 
     /// Loads `lpk`; matmuls and attention run on a dedicated pool of `threads` threads.
     pub fn load_with_threads<B: AsRef<[u8]>>(lpk: &'a Lpk<B>, threads: usize) -> Result<Model<'a>> {
+        Model::load_releasing(lpk, threads, &|_| {})
+    }
+
+    /// [`Model::load_with_threads`], handing the file bytes of each matrix the model repacks
+    /// into its own copy (its panels: the multiplications never read those bytes again) to
+    /// `release` as soon as that copy is made — e.g. `|b| lpk.release(b)` for a mapped file, so
+    /// that each weight is resident once, at load as after it (the embedding rows a tied
+    /// output shares are read again from the file).
+    pub fn load_releasing<B: AsRef<[u8]>>(
+        lpk: &'a Lpk<B>,
+        threads: usize,
+        release: &(dyn Fn(&[u8]) + Sync),
+    ) -> Result<Model<'a>> {
         let config = Config::from_model_config(lpk.config())?;
         let weights = Weights::load(lpk, &config)?;
         let pool = rayon::ThreadPoolBuilder::new()
@@ -73,7 +86,7 @@ impl<'a> Model<'a> {
             .build()
             .map_err(|e| Error::ThreadPool(e.to_string()))?;
         let kernels = llamapack_quantize::kernels();
-        let panels = pool.install(|| Panels::build(kernels, &weights));
+        let panels = pool.install(|| Panels::build(kernels, &weights, release));
         Ok(Model {
             config,
             weights,
@@ -81,25 +94,6 @@ impl<'a> Model<'a> {
             kernels,
             panels,
         })
-    }
-
-    /// The file bytes of the matrices this model keeps repacked in panels (a copy of its
-    /// own): the multiplications never read them again, so the caller may release their pages
-    /// (`Lpk::release`) — the embedding rows a tied output shares are read again from the file.
-    pub fn repacked_sources(&self) -> Vec<&'a [u8]> {
-        let w = &self.weights;
-        let matrices = std::iter::once(&w.output).chain(
-            w.layers
-                .iter()
-                .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3]),
-        );
-        let mut seen = std::collections::HashSet::new();
-        matrices
-            .filter(|m| {
-                self.panels.has(m) && seen.insert((m.bytes.as_ptr() as usize, m.bytes.len()))
-            })
-            .map(|m| m.bytes)
-            .collect()
     }
 
     /// Runs `f` on this model's thread pool (its rayon work uses the model's threads).

@@ -103,8 +103,9 @@ pub(crate) struct Panels(HashMap<(usize, usize), Box<[u8]>>);
 
 impl Panels {
     /// Repacks every matrix of `w` whose dtype has a panel kernel in `k` and whose rows are
-    /// whole groups of 16 (in parallel, on the caller's pool).
-    pub(crate) fn build(k: &Kernels, w: &Weights<'_>) -> Panels {
+    /// whole groups of 16 (in parallel, on the caller's pool), handing each matrix's original
+    /// bytes to `release` once its panels are made.
+    pub(crate) fn build(k: &Kernels, w: &Weights<'_>, release: &(dyn Fn(&[u8]) + Sync)) -> Panels {
         let mut all: Vec<&Matrix<'_>> = vec![&w.output];
         for l in &w.layers {
             all.extend([&l.wq, &l.wk, &l.wv, &l.wo, &l.w1, &l.w2, &l.w3]);
@@ -121,15 +122,11 @@ impl Panels {
                 p.par_chunks_mut(group)
                     .zip(m.bytes.par_chunks(group))
                     .for_each(|(o, i)| repack_x16(m.dtype, nb, i, o));
+                release(m.bytes);
                 ((m.bytes.as_ptr() as usize, m.bytes.len()), p)
             })
             .collect();
         Panels(map)
-    }
-
-    /// Whether `w` was repacked.
-    pub(crate) fn has(&self, w: &Matrix<'_>) -> bool {
-        self.get(w).is_some()
     }
 
     /// The panels of `w`, if it was repacked.

@@ -563,3 +563,44 @@ fn head_in_chunks_keeps_every_row_bits() {
         );
     }
 }
+
+#[test]
+fn released_file_pages_change_no_logit() {
+    // A model whose repacked matrices' file pages are dropped at load (as the CLI loads) gives
+    // the logits of one loaded plainly; what is released is whole tensors of the file.
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = random_tokens(12, 300, 5);
+    let config = ModelConfig {
+        vocab_size: 300,
+        ..quant_config()
+    };
+    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4K] {
+        let path = dir.path().join(format!("{dtype}.lpk"));
+        random_model(&path, &config, dtype, 3).unwrap();
+        let lpk = Lpk::open(&path).unwrap();
+        let plain = Model::load_with_threads(&lpk, 2).unwrap();
+        let want = plain
+            .logits_all(&mut plain.new_state(12), &tokens, 0)
+            .unwrap();
+        let released = std::sync::Mutex::new(Vec::new());
+        let model = Model::load_releasing(&lpk, 2, &|b| {
+            released.lock().unwrap().push(b.len());
+            lpk.release(b);
+        })
+        .unwrap();
+        let sizes: Vec<usize> = lpk.tensors().map(|t| t.bytes.len()).collect();
+        for len in released.lock().unwrap().iter() {
+            assert!(
+                sizes.contains(len),
+                "{dtype}: released {len} bytes, no tensor's size"
+            );
+        }
+        let got = model
+            .logits_all(&mut model.new_state(12), &tokens, 0)
+            .unwrap();
+        assert_eq!(max_abs_diff(&got, &want), 0.0, "{dtype}");
+        let mut state = model.new_state(1);
+        let one = model.forward(&mut state, tokens[0], 0).unwrap().to_vec();
+        assert_eq!(max_abs_diff(&one, &want[..300]), 0.0, "{dtype}: one token");
+    }
+}

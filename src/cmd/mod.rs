@@ -83,19 +83,15 @@ macro_rules! usage {
 pub(crate) use usage;
 
 /// The value parser of every `-t/--threads`: a whole number of at least 1.
-/// Loads `lpk` for inference on `threads` threads, then releases this process's file pages of
-/// the matrices the model keeps repacked in its own copy (`Model::repacked_sources`), so that
-/// each weight is resident once, not twice.
+/// Loads `lpk` for inference on `threads` threads, releasing this process's file pages of each
+/// matrix the model repacks into its own copy as soon as that copy is made
+/// (`Model::load_releasing`), so that each weight is resident once, not twice.
 pub fn load_model(
     lpk: &llamapack_format::Lpk,
     threads: usize,
 ) -> anyhow::Result<llamapack_runner::Model<'_>> {
-    let model = llamapack_runner::Model::load_with_threads(lpk, threads)
-        .with_context(|| format!("loading {}", lpk.file_name()))?;
-    for bytes in model.repacked_sources() {
-        lpk.release(bytes);
-    }
-    Ok(model)
+    llamapack_runner::Model::load_releasing(lpk, threads, &|b| lpk.release(b))
+        .with_context(|| format!("loading {}", lpk.file_name()))
 }
 
 pub fn threads_parser() -> impl clap::builder::TypedValueParser<Value = usize> {
