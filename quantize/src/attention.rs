@@ -36,11 +36,10 @@ fn avx2() -> bool {
     *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
-/// [`attend`] at AVX2 with FMA, with the reference's operations in its order (so the same bits): each
-/// score is [`dot`]'s eight partial sums in one register, four positions at a time (four
-/// independent chains), reduced as `dot` combines them; the weighted sum keeps up to 64
-/// output values in eight registers across all positions (`y = fma(a, v_p, y)` per element, in
-/// position order). Head sizes that are not a multiple of 8 take the reference loop.
+/// [`attend`] at AVX2 with FMA, with the reference's operations in its order (so the same
+/// bits): the scores four positions at a time ([`scores`]), the weighted sum 64 outputs at a
+/// time in registers ([`weighted_sum`]). Head sizes that are not a multiple of 8 take the
+/// reference loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -53,7 +52,6 @@ fn attend_avx2(
     stride: usize,
     scale: f32,
 ) {
-    use std::arch::x86_64::*;
     let (hd, n) = (q.len(), att.len());
     if !hd.is_multiple_of(8) || out.len() != hd || n == 0 {
         attend_body(out, att, q, keys, values, stride, scale);
@@ -65,45 +63,20 @@ fn attend_avx2(
         last <= keys.len() && last <= values.len(),
         "attend: {n} positions of stride {stride} need {last} floats"
     );
-    // `dot`'s empty tail (its sign of zero included)
-    let tail: f32 = std::iter::empty::<f32>().sum();
-    let (qp, kp, vp) = (q.as_ptr(), keys.as_ptr(), values.as_ptr());
-    let hsum = |a: __m256| {
-        let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
-        let h = _mm_hadd_ps(s, s);
-        (_mm_cvtss_f32(h) + _mm_cvtss_f32(_mm_movehdup_ps(h))) + tail
-    };
-    let mut p = 0;
-    while p + 4 <= n {
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for c in (0..hd).step_by(8) {
-            // SAFETY: c + 8 ≤ hd = q.len(); key p + j ≤ n - 1 starts at (p + j)·stride and
-            // (p + j)·stride + c + 8 ≤ last ≤ keys.len() (asserted above).
-            unsafe {
-                let qc = _mm256_loadu_ps(qp.add(c));
-                for (j, a) in acc.iter_mut().enumerate() {
-                    let k = _mm256_loadu_ps(kp.add((p + j) * stride + c));
-                    *a = _mm256_fmadd_ps(qc, k, *a);
-                }
-            }
-        }
-        for (j, a) in acc.into_iter().enumerate() {
-            att[p + j] = hsum(a) * scale;
-        }
-        p += 4;
+    let kp = keys.as_ptr();
+    let mut quads = att.chunks_exact_mut(4);
+    for (i, a4) in (&mut quads).enumerate() {
+        // SAFETY: AVX2 and FMA are on; keys 4i..4i + 4 < n each end by last ≤ keys.len()
+        // (asserted above), q is hd floats.
+        unsafe { scores::<4>(a4, q, kp.add(4 * i * stride), stride, scale) };
     }
-    for (p, a) in att.iter_mut().enumerate().skip(p) {
-        let mut acc = _mm256_setzero_ps();
-        for c in (0..hd).step_by(8) {
-            // SAFETY: as above, for the one key p < n.
-            unsafe {
-                let k = _mm256_loadu_ps(kp.add(p * stride + c));
-                acc = _mm256_fmadd_ps(_mm256_loadu_ps(qp.add(c)), k, acc);
-            }
-        }
-        *a = hsum(acc) * scale;
+    let p0 = n / 4 * 4;
+    for (i, a1) in quads.into_remainder().chunks_exact_mut(1).enumerate() {
+        // SAFETY: as above, for the one key p0 + i < n.
+        unsafe { scores::<1>(a1, q, kp.add((p0 + i) * stride), stride, scale) };
     }
     softmax(att);
+    let vp = values.as_ptr();
     let mut c0 = 0;
     while c0 + 64 <= hd {
         // SAFETY: AVX2 is on; c0 + 64 ≤ hd, so value p's floats c0..c0 + 64 end by
@@ -115,6 +88,43 @@ fn attend_avx2(
         // SAFETY: as above with c0 + 8 ≤ hd (hd is a multiple of 8).
         unsafe { weighted_sum::<1>(&mut out[c0..c0 + 8], att, vp.add(c0), stride) };
         c0 += 8;
+    }
+}
+
+/// `att[j] = scale · q·k_j` for `j < J` (key `j` at `k.add(j·stride)`), `J` independent
+/// chains: each [`dot`]'s eight partial sums in one register (`acc = fma(q, k, acc)` by chunks
+/// of 8, in order), reduced as `dot` combines them, then its empty tail added.
+///
+/// # Safety
+/// AVX2 and FMA are available; `att` holds `J` floats, `q.len()` is a multiple of 8 and
+/// `k.add(j·stride)` is valid for `q.len()` floats for every `j < J`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn scores<const J: usize>(
+    att: &mut [f32],
+    q: &[f32],
+    k: *const f32,
+    stride: usize,
+    scale: f32,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_ps(); J];
+    for c in (0..q.len()).step_by(8) {
+        // SAFETY: c + 8 ≤ q.len(); the keys are the caller's guarantee.
+        unsafe {
+            let qc = _mm256_loadu_ps(q.as_ptr().add(c));
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(qc, _mm256_loadu_ps(k.add(j * stride + c)), *a);
+            }
+        }
+    }
+    // `dot`'s empty tail (its sign of zero included)
+    let tail: f32 = std::iter::empty::<f32>().sum();
+    for (s, a) in att.iter_mut().zip(acc) {
+        let lanes = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+        let h = _mm_hadd_ps(lanes, lanes);
+        *s = ((_mm_cvtss_f32(h) + _mm_cvtss_f32(_mm_movehdup_ps(h))) + tail) * scale;
     }
 }
 

@@ -464,9 +464,9 @@ impl Windows {
     }
 
     /// Scores one window (its rows in parallel on the current rayon pool: run it inside
-    /// [`crate::Model::install`] to use a model's threads): `base` and `cand` are the logits of positions `first()..ctx` of
-    /// `window` (`[ctx - first(), vocab]`, what a pass asked for [`Windows::scored_logits`]
-    /// returns; the last row predicts nothing and may be absent).
+    /// [`crate::Model::install`] to use a model's threads): `base` and `cand` are the logits
+    /// of positions `first()..ctx` of `window` (`[ctx - first(), vocab]`, what a pass asked for
+    /// [`Windows::scored_logits`] returns; the last row predicts nothing and may be absent).
     ///
     /// # Panics
     /// If `base` or `cand` holds fewer than the `ctx - 1 - first()` scored rows.

@@ -300,7 +300,7 @@ pub(crate) fn project(
         }
         let a = Acts::view(k, dtype, x, n, cols, scratch);
         match panels.get(w).zip(a.sums) {
-            Some((p, s)) if k.has_panel16(w.dtype) => matmul_panels(k, w, p, &a, s, out, tr),
+            Some((p, s)) if k.has_panel16(w.dtype) => matmul_panels(k, w, p, &a, s, out),
             _ => matmul(k, w, &a, out, tr),
         }
     }
@@ -310,15 +310,7 @@ pub(crate) fn project(
 /// [`matmul`] of a matrix kept in 16-row panels (`p`, `Panels`), with the activations' block
 /// sums `s`: each task takes whole groups of 16 rows; the kernels' `[token][16 rows]` tiles are
 /// copied into the task's pieces of `out` ([`column_pieces`]).
-fn matmul_panels(
-    k: &Kernels,
-    w: &Matrix<'_>,
-    p: &[u8],
-    a: &Acts<'_>,
-    s: &[i32],
-    out: &mut [f32],
-    tr: &mut [f32],
-) {
+fn matmul_panels(k: &Kernels, w: &Matrix<'_>, p: &[u8], a: &Acts<'_>, s: &[i32], out: &mut [f32]) {
     let (rows, n) = (w.rows, a.n);
     let group = PANEL_ROWS * w.row_bytes;
     let chunk = chunk_rows(rows).next_multiple_of(PANEL_ROWS);
@@ -335,7 +327,6 @@ fn matmul_panels(
             });
         return;
     }
-    let _ = tr; // the tiles come out as [token][row]: written into `out` directly
     column_pieces(out, rows, n, chunk)
         .into_par_iter()
         .enumerate()
@@ -454,31 +445,31 @@ fn matmul_blocked(
                 let rows = ys.len() / n;
                 let bytes = &w.bytes[first * w.row_bytes..(first + rows) * w.row_bytes];
                 k.vec_dot_tiled(w.dtype, w.cols, bytes, a.bytes, ys);
-                scatter(ys, n, &mut pieces);
-                return;
-            }
-            // Rows in blocks that stay in cache while every token passes over them; tokens 4 at
-            // a time where a multi-token kernel exists (each weight block unpacked once for the
-            // 4), so the 4 activation rows stay in L1 while the block's rows stream past them.
-            for (b, yb) in ys.chunks_mut(block_rows * n).enumerate() {
-                let r0 = first + b * block_rows;
-                for q in 0..quads {
-                    let t = 4 * q;
-                    let acts = [a.row(t), a.row(t + 1), a.row(t + 2), a.row(t + 3)];
-                    let p = packed.map(|p| &p[q * group..(q + 1) * group]);
-                    for (j, yr) in yb.chunks_exact_mut(n).enumerate() {
-                        let row = w.row(r0 + j);
-                        let y4 = match p {
-                            Some(p) => k.vec_dot4_packed(w.dtype, w.cols, row, p),
-                            None => k.vec_dot4(w.dtype, w.cols, row, acts),
-                        };
-                        yr[t..t + 4].copy_from_slice(&y4);
+            } else {
+                // Rows in blocks that stay in cache while every token passes over them;
+                // tokens 4 at a time where a multi-token kernel exists (each weight block
+                // unpacked once for the 4), so the 4 activation rows stay in L1 while the
+                // block's rows stream past them.
+                for (b, yb) in ys.chunks_mut(block_rows * n).enumerate() {
+                    let r0 = first + b * block_rows;
+                    for q in 0..quads {
+                        let t = 4 * q;
+                        let acts = [a.row(t), a.row(t + 1), a.row(t + 2), a.row(t + 3)];
+                        let p = packed.map(|p| &p[q * group..(q + 1) * group]);
+                        for (j, yr) in yb.chunks_exact_mut(n).enumerate() {
+                            let row = w.row(r0 + j);
+                            let y4 = match p {
+                                Some(p) => k.vec_dot4_packed(w.dtype, w.cols, row, p),
+                                None => k.vec_dot4(w.dtype, w.cols, row, acts),
+                            };
+                            yr[t..t + 4].copy_from_slice(&y4);
+                        }
                     }
-                }
-                for t in 4 * quads..n {
-                    let act = a.row(t);
-                    for (j, yr) in yb.chunks_exact_mut(n).enumerate() {
-                        yr[t] = k.vec_dot(w.dtype, w.cols, w.row(r0 + j), act);
+                    for t in 4 * quads..n {
+                        let act = a.row(t);
+                        for (j, yr) in yb.chunks_exact_mut(n).enumerate() {
+                            yr[t] = k.vec_dot(w.dtype, w.cols, w.row(r0 + j), act);
+                        }
                     }
                 }
             }

@@ -82,7 +82,6 @@ macro_rules! usage {
 }
 pub(crate) use usage;
 
-/// The value parser of every `-t/--threads`: a whole number of at least 1.
 /// Loads `lpk` for inference on `threads` threads, releasing this process's file pages of each
 /// matrix the model repacks into its own copy as soon as that copy is made
 /// (`Model::load_releasing`), so that each weight is resident once, not twice.
@@ -94,6 +93,7 @@ pub fn load_model(
         .with_context(|| format!("loading {}", lpk.file_name()))
 }
 
+/// The value parser of every `-t/--threads`: a whole number of at least 1.
 pub fn threads_parser() -> impl clap::builder::TypedValueParser<Value = usize> {
     at_least_one
 }

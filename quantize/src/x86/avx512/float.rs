@@ -89,9 +89,12 @@ const TOKEN_BLOCK: usize = 64;
 /// streaming the 4 rows better alone; and without it one token's rows of up to
 /// [`STREAM_ROW_BYTES`] go one after the other.
 ///
+/// # Panics
+/// If `w` and `a` are not whole rows of `n` values or `out` does not hold one result per
+/// (row, token).
+///
 /// # Safety
-/// `w` holds whole rows of `wbytes · n` bytes, `a` whole rows of `4n` bytes, `out.len()` is their
-/// product, and `load(row, i)` is valid for every `i + 16 <= n` of a row.
+/// `load(row, i)` is valid for every `i + 16 <= n` of a row of `wbytes · n` bytes.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 unsafe fn tiles<const PF: bool>(
@@ -104,8 +107,10 @@ unsafe fn tiles<const PF: bool>(
     tail: impl Fn(&[u8], usize) -> f32 + Copy,
 ) {
     let rb = wbytes * n;
+    assert!(n > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(4 * n));
+    assert!(out.len() == (w.len() / rb) * (a.len() / (4 * n)));
     let rows = w.len() / rb;
-    let m = a.len() / (4 * n).max(1);
+    let m = a.len() / (4 * n);
     let act = |t: usize| &a[4 * n * t..4 * n * (t + 1)];
     let row = |r: usize| &w[rb * r..rb * (r + 1)];
     if !PF && m == 1 && rb <= STREAM_ROW_BYTES {
@@ -231,29 +236,6 @@ fn tail_bf16(w: &[u8], i: usize) -> f32 {
     ])))
 }
 
-/// [`tiles`] after checking that `w` and `a` are whole rows of `n` values and `out` holds one
-/// result per (row, token).
-///
-/// # Safety
-/// `load(row, i)` is valid for every `i + 16 <= n` of a row of `wbytes · n` bytes.
-#[inline]
-#[target_feature(enable = "avx512f,avx2,fma,f16c")]
-unsafe fn checked_tiles<const PF: bool>(
-    n: usize,
-    w: &[u8],
-    a: &[u8],
-    out: &mut [f32],
-    wbytes: usize,
-    load: impl Fn(&[u8], usize) -> __m512 + Copy,
-    tail: impl Fn(&[u8], usize) -> f32 + Copy,
-) {
-    let rb = wbytes * n;
-    assert!(n > 0 && w.len().is_multiple_of(rb) && a.len().is_multiple_of(4 * n));
-    assert!(out.len() == (w.len() / rb) * (a.len() / (4 * n)));
-    // SAFETY: lengths checked: whole rows; the loads are the caller's.
-    unsafe { tiles::<PF>(n, w, a, out, wbytes, load, tail) };
-}
-
 /// Rows up to this many bytes are streamed one after the other by the one-token kernels without
 /// prefetch (AMD's): on Zen 4, 4 short rows read side by side stream at half the rate of one
 /// sequential pass (SmolLM2's 576-value f16 rows: 7 against 14 GB/s per core, measured by a
@@ -292,7 +274,7 @@ macro_rules! float_dots {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) fn $tiled(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
             // SAFETY: `$load` reads 16 values at i + 16 <= n of a row, inside it.
-            unsafe { checked_tiles::<true>(n, w, a, out, $wbytes, |w, i| $load(w, i), $tail) };
+            unsafe { tiles::<true>(n, w, a, out, $wbytes, |w, i| $load(w, i), $tail) };
         }
 
         #[doc = concat!("[`", stringify!($tiled), "`] without software prefetch in one-token")]
@@ -300,7 +282,7 @@ macro_rules! float_dots {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) fn $streamed(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
             // SAFETY: `$load` reads 16 values at i + 16 <= n of a row, inside it.
-            unsafe { checked_tiles::<false>(n, w, a, out, $wbytes, |w, i| $load(w, i), $tail) };
+            unsafe { tiles::<false>(n, w, a, out, $wbytes, |w, i| $load(w, i), $tail) };
         }
     };
 }
