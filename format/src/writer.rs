@@ -360,6 +360,7 @@ impl Slots<'_> {
             slots: self,
             slot,
             written: 0,
+            flushed: 0,
             crc: 0,
             buf: Vec::with_capacity(buffer.max(1)),
         }
@@ -372,9 +373,16 @@ pub struct SlotSink<'s> {
     slots: &'s Slots<'s>,
     slot: Slot,
     written: u64,
+    /// Bytes of the slot whose writeback to disk has been started.
+    flushed: u64,
     crc: u32,
     buf: Vec<u8>,
 }
+
+/// A sink starts the writeback of what it wrote every this many bytes (and at its end): the
+/// disk then writes while later tensors are converted, instead of all at the final sync
+/// (7B-shaped f16 convert, 2.1 GB: that sync took 0.7 of 2.8 s).
+const WRITEBACK_STEP: u64 = 16 << 20;
 
 impl SlotSink<'_> {
     /// Appends bytes to the tensor.
@@ -409,7 +417,16 @@ impl SlotSink<'_> {
             .at
             .write_at(self.slot.offset + self.written, bytes)?;
         self.written += bytes.len() as u64;
+        if self.written - self.flushed >= WRITEBACK_STEP {
+            self.start_writeback();
+        }
         Ok(())
+    }
+
+    fn start_writeback(&mut self) {
+        let (at, n) = (self.slot.offset + self.flushed, self.written - self.flushed);
+        self.slots.at.start_writeback(at, n);
+        self.flushed = self.written;
     }
 
     /// Writes what is buffered and checks the byte count.
@@ -419,6 +436,7 @@ impl SlotSink<'_> {
         if self.written != self.slot.nbytes {
             return Err(self.length_error(self.written));
         }
+        self.start_writeback();
         Ok(Filled {
             index: self.slot.index,
             offset: self.slot.offset,

@@ -250,6 +250,12 @@ impl OutputFile {
                 .get_ref(),
             dest: &self.dest,
             end: self.pos,
+            writeback: Writeback::start(
+                self.out
+                    .as_ref()
+                    .expect("output used after finish")
+                    .get_ref(),
+            ),
         })
     }
 
@@ -286,7 +292,63 @@ pub struct Positional<'f> {
     file: &'f File,
     dest: &'f Path,
     end: u64,
+    writeback: Option<Writeback>,
 }
+
+/// A thread that starts the writeback of the ranges it is sent (see
+/// [`Positional::start_writeback`]): the kernel's block allocation and submission then run
+/// beside the writers instead of inside them.
+#[derive(Debug)]
+struct Writeback {
+    tx: Option<std::sync::mpsc::Sender<(u64, u64)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writeback {
+    fn start(f: &File) -> Option<Writeback> {
+        if !cfg!(target_os = "linux") {
+            return None;
+        }
+        let f = f.try_clone().ok()?;
+        let (tx, rx) = std::sync::mpsc::channel::<(u64, u64)>();
+        let thread = std::thread::Builder::new()
+            .name("writeback".into())
+            .spawn(move || {
+                for (off, len) in rx {
+                    sync_range(&f, off, len);
+                }
+            })
+            .ok()?;
+        Some(Writeback {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn sync_range(f: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: a plain system call on a file descriptor `f` keeps open; it reads no memory of
+    // this process.
+    #[allow(unsafe_code)]
+    let _ = unsafe { libc::sync_file_range(f.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_range(_: &File, _: u64, _: u64) {}
 
 impl Positional<'_> {
     /// Writes `bytes` at `offset`, which with its length must lie within what was written or
@@ -303,6 +365,23 @@ impl Positional<'_> {
     /// What error messages call the file (its destination).
     pub fn dest(&self) -> &Path {
         self.dest
+    }
+
+    /// Starts writing `len` bytes at `offset`, already written, back to disk without waiting
+    /// for it (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`, on a thread of its own, since the
+    /// call can block on the disk's queue), so that the disk works while the rest of the file
+    /// is made and the one sync of [`OutputFile::finish`] has little left to wait for. Advice
+    /// only: elsewhere, or if the kernel refuses, nothing happens (errors of the write itself
+    /// are reported by that sync).
+    pub fn start_writeback(&self, offset: u64, len: u64) {
+        match self.writeback.as_ref().and_then(|w| w.tx.as_ref()) {
+            Some(tx) => {
+                if tx.send((offset, len)).is_err() {
+                    sync_range(self.file, offset, len);
+                }
+            }
+            None => sync_range(self.file, offset, len),
+        }
     }
 }
 

@@ -39,6 +39,43 @@ fn overwrite_at_patches_and_appending_continues() {
     assert_eq!(std::fs::read(&p).unwrap(), b"HEADtail!");
 }
 
+/// Positional writes from two threads, each starting the writeback of what it wrote (also of
+/// ranges written twice, and of an empty one): the file holds exactly the bytes written.
+#[test]
+fn positional_writes_with_writeback_from_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x");
+    let mut f = OutputFile::create(&p).unwrap();
+    f.write_all(b"head").unwrap();
+    let at = f.reserve(2 << 20).unwrap();
+    f.write_all(b"tail").unwrap();
+    {
+        let w = f.positional().unwrap();
+        std::thread::scope(|s| {
+            for t in 0..2u8 {
+                let w = &w;
+                s.spawn(move || {
+                    let half = 1u64 << 20;
+                    let off = at + u64::from(t) * half;
+                    for (i, c) in vec![t + 1; 1 << 20].chunks(4096).enumerate() {
+                        w.write_at(off + 4096 * i as u64, c).unwrap();
+                        w.start_writeback(off, 4096 * (i as u64 + 1));
+                    }
+                    w.start_writeback(off, 0);
+                });
+            }
+        });
+    }
+    f.write_all(b"!").unwrap();
+    f.finish().unwrap();
+    let got = std::fs::read(&p).unwrap();
+    let mut want = b"head".to_vec();
+    want.extend(std::iter::repeat_n(1u8, 1 << 20));
+    want.extend(std::iter::repeat_n(2u8, 1 << 20));
+    want.extend(b"tail!");
+    assert!(got == want, "file differs from the bytes written");
+}
+
 /// A `kill -9` leaves `.NAME.tmp-PID`; the next write of NAME removes those of ended processes
 /// (files and folders) and keeps those of running ones and of other names.
 #[cfg(target_os = "linux")]
