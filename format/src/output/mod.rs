@@ -242,20 +242,16 @@ impl OutputFile {
     pub fn positional(&mut self) -> Result<Positional<'_>> {
         let r = self.file().flush();
         r.map_err(self.io("write"))?;
+        let file = self
+            .out
+            .as_ref()
+            .expect("output used after finish")
+            .get_ref();
         Ok(Positional {
-            file: self
-                .out
-                .as_ref()
-                .expect("output used after finish")
-                .get_ref(),
+            file,
             dest: &self.dest,
             end: self.pos,
-            writeback: Writeback::start(
-                self.out
-                    .as_ref()
-                    .expect("output used after finish")
-                    .get_ref(),
-            ),
+            writeback: Writeback::start(file),
         })
     }
 
@@ -374,13 +370,9 @@ impl Positional<'_> {
     /// only: elsewhere, or if the kernel refuses, nothing happens (errors of the write itself
     /// are reported by that sync).
     pub fn start_writeback(&self, offset: u64, len: u64) {
-        match self.writeback.as_ref().and_then(|w| w.tx.as_ref()) {
-            Some(tx) => {
-                if tx.send((offset, len)).is_err() {
-                    sync_range(self.file, offset, len);
-                }
-            }
-            None => sync_range(self.file, offset, len),
+        let tx = self.writeback.as_ref().and_then(|w| w.tx.as_ref());
+        if tx.is_none_or(|tx| tx.send((offset, len)).is_err()) {
+            sync_range(self.file, offset, len);
         }
     }
 }
