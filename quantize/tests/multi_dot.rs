@@ -124,6 +124,16 @@ fn vec_dot_tiled_panel_shapes() {
     }
 }
 
+/// Wide k-quant rows (64 super-blocks: 18.7 KB of q8_k activations per token), so that the
+/// tiled dots take their tokens in several cache blocks (AVX2's: 192 KiB, 8 tokens here):
+/// 21 tokens are two whole blocks and one of 5 (a group of 4 and a single), on 3 rows.
+#[test]
+fn vec_dot_tiled_crosses_token_blocks() {
+    for dtype in weights().filter(|d| d.block_len() == 256) {
+        check_tiled(dtype, 256 * 64, 3, 21, 0xb10c);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
