@@ -43,6 +43,13 @@ use llamapack_quantize::{Kernels, vec_dot_type};
 /// this path: 32–64 KiB gave pp64 ~300 tok/s against ~285 for 8 KiB or 256 KiB).
 const ROW_BLOCK_BYTES: usize = 64 * 1024;
 
+/// Bytes of activation rows (in the dot format) the 32-block path takes through a whole chunk
+/// of rows before the next ones: without blocks, each cache block of rows met every token
+/// again, and 512 tokens' activations (8 MiB of f32 at 4096 values) streamed from memory for
+/// every 64 KiB of weights; in blocks they stay in cache while the chunk's rows are read once
+/// per block.
+const ACT_BLOCK_BYTES: usize = 1024 * 1024;
+
 /// Rows per rayon task: a few tasks per thread for load balance, never tiny ones.
 fn chunk_rows(rows: usize) -> usize {
     let tasks = rayon::current_num_threads() * 8;
@@ -386,7 +393,7 @@ fn scatter(ys: &[f32], n: usize, pieces: &mut [&mut [f32]]) {
 /// dotted with every token, 4 tokens at a time, before the next block), which the task then
 /// stores into its pieces of `out` while they are in its cache ([`scatter`]).
 pub(crate) fn matmul(k: &Kernels, w: &Matrix<'_>, a: &Acts<'_>, out: &mut [f32], tr: &mut [f32]) {
-    matmul_blocked(k, w, a, out, tr, ROW_BLOCK_BYTES);
+    matmul_blocked(k, w, a, out, tr, ROW_BLOCK_BYTES, ACT_BLOCK_BYTES);
 }
 
 /// [`matmul`] with rows blocked by `block_bytes` of weights in the batched path.
@@ -397,6 +404,7 @@ fn matmul_blocked(
     out: &mut [f32],
     tr: &mut [f32],
     block_bytes: usize,
+    act_block_bytes: usize,
 ) {
     debug_assert_eq!(a.dtype, vec_dot_type(w.dtype));
     debug_assert_eq!(a.cols, w.cols);
@@ -446,25 +454,35 @@ fn matmul_blocked(
                 let bytes = &w.bytes[first * w.row_bytes..(first + rows) * w.row_bytes];
                 k.vec_dot_tiled(w.dtype, w.cols, bytes, a.bytes, ys);
             } else {
-                // Rows in blocks that stay in cache while every token passes over them;
-                // tokens 4 at a time where a multi-token kernel exists (each weight block
-                // unpacked once for the 4), so the 4 activation rows stay in L1 while the
-                // block's rows stream past them.
-                for (b, yb) in ys.chunks_mut(block_rows * n).enumerate() {
-                    let r0 = first + b * block_rows;
-                    for q in 0..quads {
-                        let t = 4 * q;
-                        let acts = [a.row(t), a.row(t + 1), a.row(t + 2), a.row(t + 3)];
-                        let p = packed.map(|p| &p[q * group..(q + 1) * group]);
-                        for (j, yr) in yb.chunks_exact_mut(n).enumerate() {
-                            let row = w.row(r0 + j);
-                            let y4 = match p {
-                                Some(p) => k.vec_dot4_packed(w.dtype, w.cols, row, p),
-                                None => k.vec_dot4(w.dtype, w.cols, row, acts),
-                            };
-                            yr[t..t + 4].copy_from_slice(&y4);
+                // Tokens in blocks of about `act_block_bytes` of activations, and for each
+                // block, rows in blocks that stay in cache while the block's tokens pass over
+                // them; tokens 4 at a time where a multi-token kernel exists (each weight
+                // block unpacked once for the 4), so the 4 activation rows stay in L1 while
+                // the row block streams past them.
+                let block_quads = (act_block_bytes / (4 * a.row_bytes).max(1)).max(1);
+                for q0 in (0..quads).step_by(block_quads) {
+                    let q1 = quads.min(q0 + block_quads);
+                    for (b, yb) in ys.chunks_mut(block_rows * n).enumerate() {
+                        let r0 = first + b * block_rows;
+                        for q in q0..q1 {
+                            let t = 4 * q;
+                            let acts = [a.row(t), a.row(t + 1), a.row(t + 2), a.row(t + 3)];
+                            let p = packed.map(|p| &p[q * group..(q + 1) * group]);
+                            for (j, yr) in yb.chunks_exact_mut(n).enumerate() {
+                                let row = w.row(r0 + j);
+                                let y4 = match p {
+                                    Some(p) => k.vec_dot4_packed(w.dtype, w.cols, row, p),
+                                    None => k.vec_dot4(w.dtype, w.cols, row, acts),
+                                };
+                                yr[t..t + 4].copy_from_slice(&y4);
+                            }
                         }
                     }
+                }
+                // the last n % 4 tokens (or all, without a multi-token kernel): few enough
+                // to stay in cache
+                for (b, yb) in ys.chunks_mut(block_rows * n).enumerate() {
+                    let r0 = first + b * block_rows;
                     for t in 4 * quads..n {
                         let act = a.row(t);
                         for (j, yr) in yb.chunks_exact_mut(n).enumerate() {
@@ -534,18 +552,22 @@ mod tests {
                         o
                     })
                     .collect();
-                for (n, block_bytes) in [
-                    (1, ROW_BLOCK_BYTES),
-                    (5, rb),
-                    (9, 3 * rb),
-                    (9, ROW_BLOCK_BYTES),
+                // (the activations of 9 tokens also in token blocks of 4, one group each)
+                let act_rb = vdt.row_bytes(cols).unwrap();
+                for (n, block_bytes, act_block) in [
+                    (1, ROW_BLOCK_BYTES, ACT_BLOCK_BYTES),
+                    (5, rb, ACT_BLOCK_BYTES),
+                    (9, 3 * rb, ACT_BLOCK_BYTES),
+                    (9, ROW_BLOCK_BYTES, ACT_BLOCK_BYTES),
+                    (9, 3 * rb, 4 * act_rb),
+                    (9, rb, 4 * act_rb),
                 ] {
                     let mut scratch = vec![0u8; act_scratch_bytes(n, cols)];
                     Acts::convert(k, vdt, &x, n, cols, &mut scratch).unwrap();
                     let mut tr = vec![0f32; rows * n];
                     let mut out = vec![0f32; rows * n];
                     let a = Acts::view(k, vdt, &x, n, cols, &scratch);
-                    matmul_blocked(k, &w, &a, &mut out, &mut tr, block_bytes);
+                    matmul_blocked(k, &w, &a, &mut out, &mut tr, block_bytes, act_block);
                     for t in 0..n {
                         let mut xa = vec![0f32; cols];
                         scalar.dequantize_row(vdt, a.row(t), &mut xa).unwrap();
@@ -581,7 +603,7 @@ mod tests {
                             assert_eq!(
                                 got.to_bits(),
                                 single[t][r].to_bits(),
-                                "{dtype} {level:?} n={n} block {block_bytes} t={t} r={r}"
+                                "{dtype} {level:?} n={n} block {block_bytes} / {act_block} t={t} r={r}"
                             );
                         }
                     }
