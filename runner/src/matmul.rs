@@ -20,7 +20,7 @@
 //!   tokens on, else 1–2 rows against all tokens (`vec_dot_tiled`); iq4_xs: 2 rows;
 //! - q8_0 / q4_0 / q5_0 / iq4_nl without panels: the activations are also packed 4 tokens at a
 //!   time (`pack_q8_0_x4`), and cache-sized blocks of rows meet each group of 4
-//!   (`vec_dot4_packed`, else `vec_dot4`).
+//!   (`vec_dot4_packed`, else `vec_dot4`), the tokens themselves in cache-sized blocks.
 //!
 //! Every multi-token kernel gives each (row, token) the bits of the single dot, so a token's
 //! logits do not depend on the batch it was computed in.
@@ -396,7 +396,8 @@ pub(crate) fn matmul(k: &Kernels, w: &Matrix<'_>, a: &Acts<'_>, out: &mut [f32],
     matmul_blocked(k, w, a, out, tr, ROW_BLOCK_BYTES, ACT_BLOCK_BYTES);
 }
 
-/// [`matmul`] with rows blocked by `block_bytes` of weights in the batched path.
+/// [`matmul`] with rows blocked by `block_bytes` of weights and tokens by `act_block_bytes` of
+/// activations in the batched 32-block / float path.
 fn matmul_blocked(
     k: &Kernels,
     w: &Matrix<'_>,
