@@ -353,6 +353,9 @@ impl Kernels {
     /// ([`crate::panel::repack_x16`]) with activation row `t` of `acts` (rows of `n` values in the weight's
     /// activation format), bit for bit; `sums[t·(n/32) + b]` is the sum of the quants of block
     /// `b` of activation row `t`. One token is generation's matrix × vector, more are a tile.
+    /// `panel` may hold `g` consecutive panels (16·g rows): then `out` is their `g` products
+    /// one after the other (`out[16·m·p + 16t + i]` for panel `p` of `m` tokens), so that work
+    /// done once per call for the tokens (the AMX kernels' scales) serves every panel.
     ///
     /// # Panics
     /// If the level has no such kernel for `weight` (see [`Kernels::has_panel16`]), or the
@@ -375,11 +378,12 @@ impl Kernels {
         let (wb, ab) = (weight.row_bytes(n), act_type.row_bytes(n));
         let ok = match (wb, ab) {
             (Some(wb), Some(ab)) if ab > 0 => {
-                let m = acts.len() / ab;
-                panel.len() == 16 * wb
+                let (m, g) = (acts.len() / ab, panel.len() / (16 * wb).max(1));
+                g > 0
+                    && panel.len() == g * 16 * wb
                     && acts.len() == m * ab
                     && sums.len() == m * (n / 32)
-                    && out.len() == 16 * m
+                    && out.len() == 16 * m * g
             }
             _ => false,
         };
@@ -906,6 +910,37 @@ static AVX512_HALVES: Kernels = {
     }
 };
 
+/// The AVX-512 table with the AMX int8 unit for the panel kernels' 16-token tiles (q8_0,
+/// q4_0, q5_0, iq4_nl weights against q8_0 activations: the same bits as the VNNI tiles,
+/// `multi_dot::panel16_dot_is_the_reference_dot`). Chosen by [`kernels_tuned`] where
+/// `x86::amx::usable` (Intel Xeons with AMX, the OS granting the tile state).
+#[cfg(target_arch = "x86_64")]
+static AVX512_AMX: Kernels = {
+    use crate::x86::avx512 as k;
+    let mut t = AVX512.formats;
+    macro_rules! amx_panel {
+        ($($d:ident => $f:path),*) => {$(
+            over!(t, $d, {
+                panel16: Some(|n: usize, p: &[u8], a: &[u8], s: &[i32], o: &mut [f32]| {
+                    // SAFETY: this table is only handed out once `x86::amx::usable()` (which
+                    // includes `Level::Avx512.is_supported()`) returned true.
+                    unsafe { $f(n, p, a, s, o) }
+                })
+            });
+        )*};
+    }
+    amx_panel!(
+        Q8_0 => k::panel16_dot_q8_0_q8_0_amx,
+        Q4_0 => k::panel16_dot_q4_0_q8_0_amx,
+        Q5_0 => k::panel16_dot_q5_0_q8_0_amx,
+        IQ4NL => k::panel16_dot_iq4_nl_q8_0_amx
+    );
+    Kernels {
+        level: Level::Avx512,
+        formats: t,
+    }
+};
+
 #[cfg(target_arch = "aarch64")]
 static NEON: Kernels = {
     use crate::neon as k;
@@ -960,14 +995,32 @@ pub fn kernels_for(level: Level) -> Option<&'static Kernels> {
 /// The kernel table this process runs at `level`: [`kernels_for`], except that at AVX-512 on a
 /// CPU that executes 512-bit operations as two 256-bit halves (AMD's, detected by CPUID vendor)
 /// the one-token dots of quantized weights are AVX2's and the float tiles do not prefetch
-/// (same bits; faster there for generation).
-/// `LLAMAPACK_ONE_TOKEN_SIMD=avx2` or `=avx512` overrides the detection.
+/// (same bits; faster there for generation), and on a CPU with AMX the panel kernels' prompt
+/// tiles run on its int8 unit (same bits; [`kernels_amx`]).
+/// `LLAMAPACK_ONE_TOKEN_SIMD=avx2` or `=avx512` overrides the first detection,
+/// `LLAMAPACK_AMX=0` turns the second off.
 pub fn kernels_tuned(level: Level) -> Option<&'static Kernels> {
     #[cfg(target_arch = "x86_64")]
-    if level == Level::Avx512 && level.is_supported() && one_token_ymm() {
-        return Some(&AVX512_HALVES);
+    if level == Level::Avx512 && level.is_supported() {
+        if one_token_ymm() {
+            return Some(&AVX512_HALVES);
+        }
+        if crate::x86::amx::usable() {
+            return Some(&AVX512_AMX);
+        }
     }
     kernels_for(level)
+}
+
+/// The AVX-512 table whose panel kernels take 16-token tiles on the AMX int8 unit, where this
+/// process may use it (`None` elsewhere, or with `LLAMAPACK_AMX=0`): what [`kernels_tuned`]
+/// hands out at AVX-512 on such a CPU, for tests and benchmarks.
+pub fn kernels_amx() -> Option<&'static Kernels> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::x86::amx::usable() {
+        return Some(&AVX512_AMX);
+    }
+    None
 }
 
 /// The table [`kernels_tuned`] hands out at AVX-512 on AMD CPUs, on any CPU with AVX-512 VNNI

@@ -132,7 +132,8 @@ pub mod weighted;
 mod x86;
 
 pub use dispatch::{
-    Kernels, Level, kernels, kernels_avx512_halves, kernels_for, kernels_tuned, simd_level,
+    Kernels, Level, kernels, kernels_amx, kernels_avx512_halves, kernels_for, kernels_tuned,
+    simd_level,
 };
 pub use error::Error;
 pub use format::BlockFormat;

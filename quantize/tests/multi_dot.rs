@@ -198,38 +198,90 @@ fn avx2_and_avx512_one_token_dots_agree_on_every_quantized_weight() {
     }
 }
 
+/// Every table with panel kernels: the levels, and where this process may use AMX the table
+/// whose panels take 16-token tiles on it (`kernels_amx`, what `kernels_tuned` runs there).
+fn panel_tables() -> Vec<&'static llamapack_quantize::Kernels> {
+    let mut t = levels();
+    if let Some(k) = llamapack_quantize::kernels_amx() {
+        t.push(k);
+    } else {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            eprintln!(
+                "panel16: AMX kernels not checked (no AMX-INT8 here, or the OS refused the tile state, or LLAMAPACK_AMX=0)"
+            );
+        });
+    }
+    t
+}
+
 /// `panel16_dot` on 16 rows repacked by `panel::repack_x16` equals the scalar reference dot of
-/// every (row, token) bit for bit, for 1..20 tokens (the 8-token tiles and the single ones).
+/// every (row, token) bit for bit, for 1..40 tokens (the 16-token AMX tiles, the 8-token tiles
+/// and the single ones).
 fn check_panel16(dtype: DType, n: usize, ntok: usize, seed: u64) {
+    // one panel, and three in one call
+    for g in [1u64, 3] {
+        let rows: Vec<u8> = (0..16 * g)
+            .flat_map(|r| encode(dtype, &row(r % KINDS, n, seed.wrapping_add(r))))
+            .collect();
+        check_panel16_rows(dtype, n, &rows, ntok, seed);
+    }
+}
+
+/// [`check_panel16`] of the weight rows `rows` (any bytes; whole panels of 16 rows, all in
+/// one call).
+fn check_panel16_rows(dtype: DType, n: usize, rows: &[u8], ntok: usize, seed: u64) {
     use llamapack_quantize::{Level, kernels_for};
     let scalar = kernels_for(Level::Scalar).expect("scalar");
-    let rows: Vec<u8> = (0..16u64)
-        .flat_map(|r| encode(dtype, &row(r % KINDS, n, seed.wrapping_add(r))))
-        .collect();
     let act = vec_dot_type(dtype);
     let aq: Vec<u8> = (0..ntok as u64)
         .flat_map(|t| encode(act, &row((t + 3) % KINDS, n, seed ^ (0x9e37 * (t + 1)))))
         .collect();
-    let (rb, ab) = (rows.len() / 16, aq.len() / ntok);
+    let rb = dtype.row_bytes(n).unwrap();
+    let (g, ab) = (rows.len() / (16 * rb), aq.len() / ntok);
     let sums: Vec<i32> = aq
         .chunks_exact(34)
         .map(|b| b[2..].iter().map(|&q| i32::from(q as i8)).sum())
         .collect();
     let mut panel = vec![0u8; rows.len()];
-    llamapack_quantize::panel::repack_x16(dtype, n / 32, &rows, &mut panel);
-    for k in levels().into_iter().filter(|k| k.has_panel16(dtype)) {
-        let mut out = vec![0f32; 16 * ntok];
+    for (o, i) in panel
+        .chunks_exact_mut(16 * rb)
+        .zip(rows.chunks_exact(16 * rb))
+    {
+        llamapack_quantize::panel::repack_x16(dtype, n / 32, i, o);
+    }
+    for k in panel_tables().into_iter().filter(|k| k.has_panel16(dtype)) {
+        let mut out = vec![0f32; 16 * ntok * g];
         k.panel16_dot(dtype, n, &panel, &aq, &sums, &mut out);
-        for t in 0..ntok {
-            for i in 0..16 {
-                let want = scalar.vec_dot(dtype, n, &rows[i * rb..][..rb], &aq[t * ab..][..ab]);
-                let got = out[16 * t + i];
-                assert!(
-                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                    "{dtype} panel16 {:?} n={n} row {i} token {t}/{ntok}: {got} vs reference {want}",
-                    k.level()
-                );
+        for p in 0..g {
+            for t in 0..ntok {
+                for i in 0..16 {
+                    let r = 16 * p + i;
+                    let want = scalar.vec_dot(dtype, n, &rows[r * rb..][..rb], &aq[t * ab..][..ab]);
+                    let got = out[16 * ntok * p + 16 * t + i];
+                    assert!(
+                        got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                        "{dtype} panel16 {:?} n={n} panel {p}/{g} row {i} token {t}/{ntok}: {got} vs reference {want}",
+                        k.level()
+                    );
+                }
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Any weight bytes (every int8 quant, -128 included; any f16 scale) and any token count:
+    /// every table's panel kernels (the AMX one too, where it runs) are the reference dot.
+    #[test]
+    fn panel16_is_the_reference_dot_on_any_weight_bytes(blocks in 1usize..12, ntok in 1usize..41, panels in 1usize..3, seed: u64) {
+        let mut r = common::Rng::new(seed);
+        for dtype in weights().filter(|&d| panel_tables().iter().any(|k| k.has_panel16(d))) {
+            let n = 32 * blocks;
+            let rows: Vec<u8> = (0..16 * panels * dtype.row_bytes(n).unwrap()).map(|_| r.next_u64() as u8).collect();
+            check_panel16_rows(dtype, n, &rows, ntok, seed);
         }
     }
 }
@@ -237,7 +289,7 @@ fn check_panel16(dtype: DType, n: usize, ntok: usize, seed: u64) {
 #[test]
 fn panel16_dot_is_the_reference_dot() {
     let with_panels: Vec<DType> = weights()
-        .filter(|&d| levels().iter().any(|k| k.has_panel16(d)))
+        .filter(|&d| panel_tables().iter().any(|k| k.has_panel16(d)))
         .collect();
     #[cfg(target_arch = "x86_64")]
     if llamapack_quantize::Level::Avx512.is_supported() {
@@ -247,7 +299,16 @@ fn panel16_dot_is_the_reference_dot() {
         );
     }
     for dtype in with_panels {
-        for (blocks, ntok, seed) in [(1, 1, 1), (3, 8, 2), (8, 19, 3), (17, 5, 4), (128, 9, 5)] {
+        for (blocks, ntok, seed) in [
+            (1, 1, 1),
+            (3, 8, 2),
+            (8, 19, 3),
+            (17, 5, 4),
+            (128, 9, 5),
+            (1, 16, 6),
+            (17, 37, 7),
+            (128, 48, 8),
+        ] {
             check_panel16(dtype, 32 * blocks, ntok, seed);
         }
     }

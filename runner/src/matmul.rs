@@ -314,6 +314,12 @@ pub(crate) fn project(
     Ok(())
 }
 
+/// Panels per [`Kernels::panel16_dot`] call of the batched path: what the kernel does once per
+/// call for the tokens (the AMX kernels convert every token's block scales) serves this many
+/// panels, and the call's `[panel][token][16 rows]` products (128 rows × the tokens) stay
+/// cache-sized for their copy into `out`.
+const PANELS_PER_CALL: usize = 8;
+
 /// [`matmul`] of a matrix kept in 16-row panels (`p`, `Panels`), with the activations' block
 /// sums `s`: each task takes whole groups of 16 rows; the kernels' `[token][16 rows]` tiles are
 /// copied into the task's pieces of `out` ([`column_pieces`]).
@@ -321,16 +327,15 @@ fn matmul_panels(k: &Kernels, w: &Matrix<'_>, p: &[u8], a: &Acts<'_>, s: &[i32],
     let (rows, n) = (w.rows, a.n);
     let group = PANEL_ROWS * w.row_bytes;
     let chunk = chunk_rows(rows).next_multiple_of(PANEL_ROWS);
-    let panel = |r0: usize| &p[r0 / PANEL_ROWS * group..][..group];
+    // the panels of rows r0..r0 + len (whole groups of 16)
+    let panels = |r0: usize, len: usize| &p[r0 / PANEL_ROWS * group..][..len / PANEL_ROWS * group];
     if n == 1 {
+        // one token: the products of consecutive panels are the rows in order
         out[..rows]
             .par_chunks_mut(chunk)
             .enumerate()
             .for_each(|(c, o)| {
-                for (g, og) in o.chunks_mut(PANEL_ROWS).enumerate() {
-                    let r0 = c * chunk + g * PANEL_ROWS;
-                    k.panel16_dot(w.dtype, w.cols, panel(r0), a.bytes, s, og);
-                }
+                k.panel16_dot(w.dtype, w.cols, panels(c * chunk, o.len()), a.bytes, s, o);
             });
         return;
     }
@@ -338,13 +343,25 @@ fn matmul_panels(k: &Kernels, w: &Matrix<'_>, p: &[u8], a: &Acts<'_>, s: &[i32],
         .into_par_iter()
         .enumerate()
         .for_each(|(c, mut pieces)| {
-            let mut tile = vec![0f32; PANEL_ROWS * n];
             let task_rows = pieces[0].len();
-            for g in 0..task_rows / PANEL_ROWS {
-                let r0 = c * chunk + g * PANEL_ROWS;
-                k.panel16_dot(w.dtype, w.cols, panel(r0), a.bytes, s, &mut tile);
-                for (piece, v) in pieces.iter_mut().zip(tile.chunks_exact(PANEL_ROWS)) {
-                    piece[g * PANEL_ROWS..(g + 1) * PANEL_ROWS].copy_from_slice(v);
+            let call_rows = PANELS_PER_CALL * PANEL_ROWS;
+            let mut tile = vec![0f32; call_rows.min(task_rows) * n];
+            for q0 in (0..task_rows).step_by(call_rows) {
+                let len = call_rows.min(task_rows - q0);
+                let tile = &mut tile[..len * n];
+                k.panel16_dot(
+                    w.dtype,
+                    w.cols,
+                    panels(c * chunk + q0, len),
+                    a.bytes,
+                    s,
+                    tile,
+                );
+                for (g, tg) in tile.chunks_exact(PANEL_ROWS * n).enumerate() {
+                    let r = q0 + g * PANEL_ROWS;
+                    for (piece, v) in pieces.iter_mut().zip(tg.chunks_exact(PANEL_ROWS)) {
+                        piece[r..r + PANEL_ROWS].copy_from_slice(v);
+                    }
                 }
             }
         });

@@ -4,6 +4,7 @@
 //! and then reads through raw pointers with unaligned loads; calling it is only sound on a CPU
 //! with the features, which [`crate::dispatch`] guarantees by detecting them first.
 
+pub(crate) mod amx;
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 

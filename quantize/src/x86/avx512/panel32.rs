@@ -14,6 +14,7 @@
 use std::arch::x86_64::*;
 
 use crate::panel::ROWS as PANEL_ROWS;
+use crate::x86::amx;
 
 /// Bytes of a q8_0 block.
 const QB: usize = 34;
@@ -36,6 +37,9 @@ trait Fmt {
     const BLOCK: usize;
     /// What the unsigned values exceed the format's values by.
     const BIAS: i32;
+    /// Whether the panel's dwords after the scales are the values themselves, as `i8` (q8_0):
+    /// then the AMX kernel loads them as they are.
+    const RAW: bool = false;
     /// The 32 values of the 16 rows of the panel block at `p`, as unsigned bytes: vector `c`
     /// holds values `4c..4c + 4` of every row (row `i` in dword `i`), the partners of the q8_0
     /// quant dword at byte `2 + 4c`.
@@ -126,6 +130,7 @@ struct Q8;
 impl Fmt for Q8 {
     const BLOCK: usize = PANEL_ROWS * 34;
     const BIAS: i32 = 128;
+    const RAW: bool = true;
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn values(p: *const u8) -> [__m512i; 8] {
@@ -183,70 +188,339 @@ unsafe fn tile<F: Fmt, const T: usize>(
     }
 }
 
-/// The panel × tokens product of [`tile`], tokens 8 at a time, then one by one.
+/// Bytes between the rows of the AMX weight tile (16 rows' dwords side by side).
+const AMX_W_STRIDE: usize = 64;
+
+/// Bytes of one block's weight tile: 8 dwords × 16 rows.
+const AMX_W_BLOCK: usize = 8 * AMX_W_STRIDE;
+
+/// The AMX tiles of [`amx_tile16`]: for each of two blocks in flight, a 16 tokens × 16 rows
+/// tile of int32 sums (`tmm0`, `tmm3`), the 16 tokens × 32 quants (`tmm1`, `tmm4`) and the
+/// 8 dwords × 16 rows of the panel block's values (`tmm2`, `tmm5`).
+fn amx_config() -> amx::TileConfig {
+    amx::TileConfig::new(&[
+        (0, 16, 64),
+        (1, 16, 32),
+        (2, 8, 64),
+        (3, 16, 64),
+        (4, 16, 32),
+        (5, 8, 64),
+    ])
+}
+
+/// The 16 × 16 int32 sums of blocks `b` and `b + 1` (`pair`) or of block `b` alone, into
+/// `c[0]` and `c[1]`: `tdpbssd` of the 16 tokens' quants of the two blocks (at `y` and `y1`,
+/// rows `ab` bytes apart) with the weight tiles at `w0` / `w1` (8 rows 64 bytes apart).
+///
+/// # Safety
+/// [`amx_config`] is loaded; the tiles' bytes are readable.
+#[inline(always)]
+unsafe fn amx_sums(
+    y: *const u8,
+    y1: *const u8,
+    ab: usize,
+    w0: *const u8,
+    w1: *const u8,
+    c: &mut [[i32; PANEL_ROWS * PANEL_ROWS]; 2],
+    pair: bool,
+) {
+    let (c0, c1) = (c[0].as_mut_ptr(), c[1].as_mut_ptr());
+    // SAFETY: as the caller promises; the stores write the 2 KiB of `c`.
+    unsafe {
+        if pair {
+            std::arch::asm!(
+                "tilezero tmm0",
+                "tilezero tmm3",
+                "tileloadd tmm1, [{y} + {ys} * 1]",
+                "tileloadd tmm2, [{w0} + {ws} * 1]",
+                "tileloadd tmm4, [{y1} + {ys} * 1]",
+                "tileloadd tmm5, [{w1} + {ws} * 1]",
+                "tdpbssd tmm0, tmm1, tmm2",
+                "tdpbssd tmm3, tmm4, tmm5",
+                "tilestored [{c0} + {cs} * 1], tmm0",
+                "tilestored [{c1} + {cs} * 1], tmm3",
+                y = in(reg) y,
+                y1 = in(reg) y1,
+                ys = in(reg) ab,
+                w0 = in(reg) w0,
+                w1 = in(reg) w1,
+                ws = in(reg) AMX_W_STRIDE,
+                c0 = in(reg) c0,
+                c1 = in(reg) c1,
+                cs = in(reg) 4 * PANEL_ROWS,
+                options(nostack)
+            );
+        } else {
+            std::arch::asm!(
+                "tilezero tmm0",
+                "tileloadd tmm1, [{y} + {ys} * 1]",
+                "tileloadd tmm2, [{w0} + {ws} * 1]",
+                "tdpbssd tmm0, tmm1, tmm2",
+                "tilestored [{c0} + {cs} * 1], tmm0",
+                y = in(reg) y,
+                ys = in(reg) ab,
+                w0 = in(reg) w0,
+                ws = in(reg) AMX_W_STRIDE,
+                c0 = in(reg) c0,
+                cs = in(reg) 4 * PANEL_ROWS,
+                options(nostack)
+            );
+        }
+    }
+}
+
+/// [`tile`] of 16 tokens on the AMX int8 unit: per block one `tdpbssd` of the 16 tokens'
+/// quants (straight from the activation rows) with the panel block's values as `i8` gives
+/// the exact `Σ x·y` of all 16 × 16 pairs in `[token][row]` order, two blocks in flight;
+/// then lane-wise the reference's `f32(sumi)·(dx·dy)` added block by block from 0, as
+/// [`tile`] does. The weight tile of block `b` is at `w(b)` (q8_0: the panel block's own
+/// dwords; the other formats: their values unpacked, [`amx_unpack`]); `dy[16b + t]` is token
+/// `t`'s scale of block `b` as f32.
+///
+/// # Safety
+/// `amx::usable()` and [`amx_config`] is loaded; `panel` holds `nb` panel blocks and every
+/// `w(b)` 512 readable bytes; the 16 activation rows start `ab` bytes apart at `a`, each
+/// `nb` q8_0 blocks; `dy` holds `16·nb` f32, `out` 256.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn panel16<F: Fmt>(n: usize, panel: &[u8], a: &[u8], sums: &[i32], out: &mut [f32]) {
+unsafe fn amx_tile16<F: Fmt>(
+    nb: usize,
+    panel: *const u8,
+    w: impl Fn(usize) -> *const u8,
+    a: *const u8,
+    ab: usize,
+    dy: &[f32],
+    out: &mut [f32],
+) {
+    #[repr(C, align(64))]
+    struct Sums([[i32; PANEL_ROWS * PANEL_ROWS]; 2]);
+    debug_assert!(dy.len() == PANEL_ROWS * nb && out.len() == PANEL_ROWS * PANEL_ROWS);
+    let mut c = Sums([[0; PANEL_ROWS * PANEL_ROWS]; 2]);
+    let mut sumf = [_mm512_setzero_ps(); PANEL_ROWS];
+    let mut b = 0;
+    while b < nb {
+        let pair = b + 1 < nb;
+        // SAFETY: b (and b + 1 if `pair`) < nb: the panel blocks, weight tiles, the tokens'
+        // blocks and their scales are in range; the configuration is loaded (caller).
+        unsafe {
+            let b1 = if pair { b + 1 } else { b };
+            let (y0, y1) = (a.add(QB * b + 2), a.add(QB * b1 + 2));
+            amx_sums(y0, y1, ab, w(b), w(b1), &mut c.0, pair);
+            for (k, ck) in c.0.iter().enumerate().take(1 + usize::from(pair)) {
+                let bk = b + k;
+                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(panel.add(F::BLOCK * bk).cast()));
+                for (t, acc) in sumf.iter_mut().enumerate() {
+                    let sumi = _mm512_load_si512(ck.as_ptr().add(PANEL_ROWS * t).cast());
+                    let d =
+                        _mm512_mul_ps(dw, _mm512_set1_ps(*dy.get_unchecked(PANEL_ROWS * bk + t)));
+                    *acc = _mm512_add_ps(*acc, _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), d));
+                }
+            }
+        }
+        b += 2;
+    }
+    for (t, v) in sumf.iter().enumerate() {
+        // SAFETY: out holds 256 f32.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(PANEL_ROWS * t), *v) };
+    }
+}
+
+/// The `nb` blocks of a panel's values as `i8` weight tiles (block `b` at `512·b` of `w`):
+/// the format's unsigned values minus its bias.
+///
+/// # Safety
+/// `panel` holds `nb` panel blocks; `w` holds `512·nb` bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn amx_unpack<F: Fmt>(nb: usize, panel: *const u8, w: &mut [u8]) {
+    debug_assert!(w.len() == AMX_W_BLOCK * nb);
+    let bias = _mm512_set1_epi8(F::BIAS as i8);
+    for b in 0..nb {
+        // SAFETY: block b < nb of the panel, and its 512 bytes of `w`.
+        unsafe {
+            for (c, v) in F::values(panel.add(F::BLOCK * b)).iter().enumerate() {
+                _mm512_storeu_si512(
+                    w.as_mut_ptr()
+                        .add(AMX_W_BLOCK * b + AMX_W_STRIDE * c)
+                        .cast(),
+                    _mm512_sub_epi8(*v, bias),
+                );
+            }
+        }
+    }
+}
+
+/// Every token's block scales as f32, 16 tokens at a time: for the tile of tokens
+/// `16j..16j + 16`, `dy[16·nb·j + 16b + t]` = the scale of block `b` of token `16j + t`
+/// (one gather of the 16 tokens' scale words per block).
+///
+/// # Safety
+/// `a` holds `16·tiles` rows of `nb` q8_0 blocks; `dy` holds `16·nb·tiles` f32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn amx_scales(nb: usize, a: *const u8, tiles: usize, dy: &mut [f32]) {
+    let ab = QB * nb;
+    debug_assert!(dy.len() == PANEL_ROWS * nb * tiles);
+    // the byte offsets of 16 consecutive rows' block 0
+    let idx = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(ab as i32),
+    );
+    for j in 0..tiles {
+        for b in 0..nb {
+            // SAFETY: the 16 rows of tile j and their block b are in `a`; the gather reads the
+            // 4 bytes at each block's start (its scale and first 2 quants); dy's 16 f32.
+            unsafe {
+                let base = a.add(ab * PANEL_ROWS * j + QB * b);
+                let v = _mm512_i32gather_epi32::<1>(idx, base.cast());
+                _mm512_storeu_ps(
+                    dy.as_mut_ptr().add(PANEL_ROWS * (nb * j + b)),
+                    _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)),
+                );
+            }
+        }
+    }
+}
+
+/// The product of `g` consecutive panels (`panel`) × `m` tokens: `out[16·m·p + 16t + i]` for
+/// panel `p`. With `amx`, tokens 16 at a time on the AMX unit ([`amx_tile16`]; every
+/// token's scales converted once per call, q4_0 / q5_0 / iq4_nl panels unpacked once per
+/// panel); then (or without `amx`) 8 at a time ([`tile`]), then one by one.
+///
+/// # Safety
+/// With `amx`, `amx::usable()`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn panel16<F: Fmt>(
+    n: usize,
+    panel: &[u8],
+    a: &[u8],
+    sums: &[i32],
+    out: &mut [f32],
+    amx: bool,
+) {
     let nb = n / 32;
     let ab = QB * nb;
-    assert!(nb > 0 && panel.len() == F::BLOCK * nb && a.len().is_multiple_of(ab));
-    let m = a.len() / ab;
-    assert!(sums.len() == m * nb && out.len() == PANEL_ROWS * m);
-    let (pp, ap, sp) = (panel.as_ptr(), a.as_ptr(), sums.as_ptr());
+    let pb = F::BLOCK * nb;
+    assert!(nb > 0 && panel.len().is_multiple_of(pb) && a.len().is_multiple_of(ab));
+    let (g, m) = (panel.len() / pb, a.len() / ab);
+    assert!(sums.len() == m * nb && out.len() == PANEL_ROWS * m * g);
+    let (ap, sp) = (a.as_ptr(), sums.as_ptr());
     let row = |t: usize| ap.wrapping_add(ab * t);
     let sum = |t: usize| sp.wrapping_add(nb * t);
-    let mut t = 0;
-    while t + 8 <= m {
-        let o = &mut out[PANEL_ROWS * t..PANEL_ROWS * (t + 8)];
-        let (rows, ss) = (
-            std::array::from_fn(|k| row(t + k)),
-            std::array::from_fn(|k| sum(t + k)),
-        );
-        // SAFETY: tokens t..t + 8 < m: their rows and sums are in range (lengths checked).
-        unsafe { tile::<F, 8>(nb, pp, rows, ss, o) };
-        t += 8;
+    let tiles = if amx { m / PANEL_ROWS } else { 0 };
+    let mut dy = vec![0f32; PANEL_ROWS * nb * tiles];
+    let mut w = vec![
+        0u8;
+        if tiles > 0 && !F::RAW {
+            AMX_W_BLOCK * nb
+        } else {
+            0
+        }
+    ];
+    let cfg = amx_config();
+    if tiles > 0 {
+        // SAFETY: all tiles' rows are in `a` (m ≥ 16·tiles); dy's length is as required.
+        unsafe { amx_scales(nb, ap, tiles, &mut dy) };
+        // SAFETY: the caller checked `amx::usable()`; released below.
+        unsafe { cfg.load() };
     }
-    while t < m {
-        let o = &mut out[PANEL_ROWS * t..PANEL_ROWS * (t + 1)];
-        // SAFETY: token t < m, as above.
-        unsafe { tile::<F, 1>(nb, pp, [row(t)], [sum(t)], o) };
-        t += 1;
+    for (p, op) in out.chunks_exact_mut(PANEL_ROWS * m).enumerate() {
+        let pp = panel[pb * p..].as_ptr();
+        let mut t = 0;
+        if tiles > 0 {
+            if !F::RAW {
+                // SAFETY: panel p holds nb blocks; w holds 512·nb bytes.
+                unsafe { amx_unpack::<F>(nb, pp, &mut w) };
+            }
+            let wp = w.as_ptr();
+            let wt = |b: usize| {
+                if F::RAW {
+                    pp.wrapping_add(F::BLOCK * b + 32)
+                } else {
+                    wp.wrapping_add(AMX_W_BLOCK * b)
+                }
+            };
+            for j in 0..tiles {
+                let o = &mut op[PANEL_ROWS * t..PANEL_ROWS * (t + PANEL_ROWS)];
+                let d = &dy[PANEL_ROWS * nb * j..PANEL_ROWS * nb * (j + 1)];
+                // SAFETY: tokens t..t + 16 < m, ab bytes apart (lengths checked); the
+                // weight tiles are the panel's or `w`'s; loaded above.
+                unsafe { amx_tile16::<F>(nb, pp, wt, row(t), ab, d, o) };
+                t += PANEL_ROWS;
+            }
+        }
+        while t + 8 <= m {
+            let o = &mut op[PANEL_ROWS * t..PANEL_ROWS * (t + 8)];
+            let (rows, ss) = (
+                std::array::from_fn(|k| row(t + k)),
+                std::array::from_fn(|k| sum(t + k)),
+            );
+            // SAFETY: tokens t..t + 8 < m: their rows and sums are in range (lengths checked).
+            unsafe { tile::<F, 8>(nb, pp, rows, ss, o) };
+            t += 8;
+        }
+        while t < m {
+            let o = &mut op[PANEL_ROWS * t..PANEL_ROWS * (t + 1)];
+            // SAFETY: token t < m, as above.
+            unsafe { tile::<F, 1>(nb, pp, [row(t)], [sum(t)], o) };
+            t += 1;
+        }
+    }
+    if tiles > 0 {
+        // SAFETY: loaded above.
+        unsafe { amx::release() };
     }
 }
 
 /// Defines the public panel dot of a format.
 macro_rules! panel_dot {
-    ($name:ident, $fmt:ty, $reference:literal, $repack:literal) => {
+    ($name:ident, $amx:ident, $fmt:ty, $reference:literal, $repack:literal) => {
         #[doc = concat!("`out[16t + i]` = `", $reference, "` of row `i` of a panel (`", $repack, "`)")]
         #[doc = "with activation row `t` of `a` (q8_0 rows of `n` values), bit for bit;"]
         #[doc = "`sums[t·nb + b]` = the sum of the quants of block `b` of row `t`."]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) fn $name(n: usize, panel: &[u8], a: &[u8], sums: &[i32], out: &mut [f32]) {
-            panel16::<$fmt>(n, panel, a, sums, out);
+            // SAFETY: without AMX.
+            unsafe { panel16::<$fmt>(n, panel, a, sums, out, false) };
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] with tokens 16 at a time on the AMX unit.")]
+        ///
+        /// # Safety
+        /// `amx::usable()` (besides the features enabled).
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        pub(crate) unsafe fn $amx(n: usize, panel: &[u8], a: &[u8], sums: &[i32], out: &mut [f32]) {
+            // SAFETY: the caller checked `amx::usable()`.
+            unsafe { panel16::<$fmt>(n, panel, a, sums, out, true) };
         }
     };
 }
 
 panel_dot!(
     panel16_dot_q4_0_q8_0,
+    panel16_dot_q4_0_q8_0_amx,
     Q4,
     "vec_dot_q4_0_q8_0_ref",
     "panel::repack_x16"
 );
 panel_dot!(
     panel16_dot_iq4_nl_q8_0,
+    panel16_dot_iq4_nl_q8_0_amx,
     Iq4,
     "vec_dot_iq4_nl_q8_0_ref",
     "panel::repack_x16"
 );
 panel_dot!(
     panel16_dot_q5_0_q8_0,
+    panel16_dot_q5_0_q8_0_amx,
     Q5,
     "vec_dot_q5_0_q8_0_ref",
     "panel::repack_x16"
 );
 panel_dot!(
     panel16_dot_q8_0_q8_0,
+    panel16_dot_q8_0_q8_0_amx,
     Q8,
     "vec_dot_q8_0_q8_0_ref",
     "panel::repack_x16"
