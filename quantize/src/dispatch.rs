@@ -599,7 +599,8 @@ macro_rules! tf {
     (dot $f:path) => {
         |n: usize, w: &[u8], a: &[u8]| -> f32 {
             // SAFETY: the SIMD tables are only handed out by `kernels_for`, after
-            // `Level::is_supported` detected every feature this kernel enables.
+            // `Level::is_supported` detected every feature this kernel enables (the AMX
+            // table by `kernels_tuned` / `kernels_amx`, after `x86::amx::usable`).
             unsafe { $f(n, w, a) }
         }
     };
@@ -918,23 +919,10 @@ static AVX512_HALVES: Kernels = {
 static AVX512_AMX: Kernels = {
     use crate::x86::avx512 as k;
     let mut t = AVX512.formats;
-    macro_rules! amx_panel {
-        ($($d:ident => $f:path),*) => {$(
-            over!(t, $d, {
-                panel16: Some(|n: usize, p: &[u8], a: &[u8], s: &[i32], o: &mut [f32]| {
-                    // SAFETY: this table is only handed out once `x86::amx::usable()` (which
-                    // includes `Level::Avx512.is_supported()`) returned true.
-                    unsafe { $f(n, p, a, s, o) }
-                })
-            });
-        )*};
-    }
-    amx_panel!(
-        Q8_0 => k::panel16_dot_q8_0_q8_0_amx,
-        Q4_0 => k::panel16_dot_q4_0_q8_0_amx,
-        Q5_0 => k::panel16_dot_q5_0_q8_0_amx,
-        IQ4NL => k::panel16_dot_iq4_nl_q8_0_amx
-    );
+    over!(t, Q8_0, { panel16: tf!(panel k::panel16_dot_q8_0_q8_0_amx) });
+    over!(t, Q4_0, { panel16: tf!(panel k::panel16_dot_q4_0_q8_0_amx) });
+    over!(t, Q5_0, { panel16: tf!(panel k::panel16_dot_q5_0_q8_0_amx) });
+    over!(t, IQ4NL, { panel16: tf!(panel k::panel16_dot_iq4_nl_q8_0_amx) });
     Kernels {
         level: Level::Avx512,
         formats: t,

@@ -8,7 +8,7 @@
 //! checked once ([`usable`]); `LLAMAPACK_AMX=0` turns the path off.
 //!
 //! The tile instructions are written as inline assembly (Rust has no stable AMX
-//! intrinsics); each kernel loads its configuration, uses tiles `tmm0..tmm2` only, and
+//! intrinsics); each kernel loads its configuration, uses the tiles it configured, and
 //! releases them before it returns, so no tile state outlives a call.
 
 use std::sync::OnceLock;

@@ -208,64 +208,44 @@ fn amx_config() -> amx::TileConfig {
     ])
 }
 
-/// The 16 × 16 int32 sums of blocks `b` and `b + 1` (`pair`) or of block `b` alone, into
-/// `c[0]` and `c[1]`: `tdpbssd` of the 16 tokens' quants of the two blocks (at `y` and `y1`,
-/// rows `ab` bytes apart) with the weight tiles at `w0` / `w1` (8 rows 64 bytes apart).
+/// The 16 × 16 int32 sums of two blocks into `c[0]` and `c[1]`: `tdpbssd` of the 16 tokens'
+/// quants of each block (at `y0` and `y1`, rows `ab` bytes apart) with its weight tile (at `w0`
+/// / `w1`, 8 rows 64 bytes apart). Both in flight on their own tiles.
 ///
 /// # Safety
 /// [`amx_config`] is loaded; the tiles' bytes are readable.
 #[inline(always)]
 unsafe fn amx_sums(
-    y: *const u8,
-    y1: *const u8,
+    (y0, w0): (*const u8, *const u8),
+    (y1, w1): (*const u8, *const u8),
     ab: usize,
-    w0: *const u8,
-    w1: *const u8,
     c: &mut [[i32; PANEL_ROWS * PANEL_ROWS]; 2],
-    pair: bool,
 ) {
     let (c0, c1) = (c[0].as_mut_ptr(), c[1].as_mut_ptr());
     // SAFETY: as the caller promises; the stores write the 2 KiB of `c`.
     unsafe {
-        if pair {
-            std::arch::asm!(
-                "tilezero tmm0",
-                "tilezero tmm3",
-                "tileloadd tmm1, [{y} + {ys} * 1]",
-                "tileloadd tmm2, [{w0} + {ws} * 1]",
-                "tileloadd tmm4, [{y1} + {ys} * 1]",
-                "tileloadd tmm5, [{w1} + {ws} * 1]",
-                "tdpbssd tmm0, tmm1, tmm2",
-                "tdpbssd tmm3, tmm4, tmm5",
-                "tilestored [{c0} + {cs} * 1], tmm0",
-                "tilestored [{c1} + {cs} * 1], tmm3",
-                y = in(reg) y,
-                y1 = in(reg) y1,
-                ys = in(reg) ab,
-                w0 = in(reg) w0,
-                w1 = in(reg) w1,
-                ws = in(reg) AMX_W_STRIDE,
-                c0 = in(reg) c0,
-                c1 = in(reg) c1,
-                cs = in(reg) 4 * PANEL_ROWS,
-                options(nostack)
-            );
-        } else {
-            std::arch::asm!(
-                "tilezero tmm0",
-                "tileloadd tmm1, [{y} + {ys} * 1]",
-                "tileloadd tmm2, [{w0} + {ws} * 1]",
-                "tdpbssd tmm0, tmm1, tmm2",
-                "tilestored [{c0} + {cs} * 1], tmm0",
-                y = in(reg) y,
-                ys = in(reg) ab,
-                w0 = in(reg) w0,
-                ws = in(reg) AMX_W_STRIDE,
-                c0 = in(reg) c0,
-                cs = in(reg) 4 * PANEL_ROWS,
-                options(nostack)
-            );
-        }
+        std::arch::asm!(
+            "tilezero tmm0",
+            "tilezero tmm3",
+            "tileloadd tmm1, [{y0} + {ys} * 1]",
+            "tileloadd tmm2, [{w0} + {ws} * 1]",
+            "tileloadd tmm4, [{y1} + {ys} * 1]",
+            "tileloadd tmm5, [{w1} + {ws} * 1]",
+            "tdpbssd tmm0, tmm1, tmm2",
+            "tdpbssd tmm3, tmm4, tmm5",
+            "tilestored [{c0} + {cs} * 1], tmm0",
+            "tilestored [{c1} + {cs} * 1], tmm3",
+            y0 = in(reg) y0,
+            y1 = in(reg) y1,
+            ys = in(reg) ab,
+            w0 = in(reg) w0,
+            w1 = in(reg) w1,
+            ws = in(reg) AMX_W_STRIDE,
+            c0 = in(reg) c0,
+            c1 = in(reg) c1,
+            cs = in(reg) 4 * PANEL_ROWS,
+            options(nostack)
+        );
     }
 }
 
@@ -303,9 +283,10 @@ unsafe fn amx_tile16<F: Fmt>(
         // SAFETY: b (and b + 1 if `pair`) < nb: the panel blocks, weight tiles, the tokens'
         // blocks and their scales are in range; the configuration is loaded (caller).
         unsafe {
+            // a last odd block goes through both halves; only the first is used
             let b1 = if pair { b + 1 } else { b };
-            let (y0, y1) = (a.add(QB * b + 2), a.add(QB * b1 + 2));
-            amx_sums(y0, y1, ab, w(b), w(b1), &mut c.0, pair);
+            let y = |b: usize| a.add(QB * b + 2);
+            amx_sums((y(b), w(b)), (y(b1), w(b1)), ab, &mut c.0);
             for (k, ck) in c.0.iter().enumerate().take(1 + usize::from(pair)) {
                 let bk = b + k;
                 let dw = _mm512_cvtph_ps(_mm256_loadu_si256(panel.add(F::BLOCK * bk).cast()));
@@ -418,12 +399,11 @@ unsafe fn panel16<F: Fmt>(
             0
         }
     ];
-    let cfg = amx_config();
     if tiles > 0 {
         // SAFETY: all tiles' rows are in `a` (m ≥ 16·tiles); dy's length is as required.
         unsafe { amx_scales(nb, ap, tiles, &mut dy) };
         // SAFETY: the caller checked `amx::usable()`; released below.
-        unsafe { cfg.load() };
+        unsafe { amx_config().load() };
     }
     for (p, op) in out.chunks_exact_mut(PANEL_ROWS * m).enumerate() {
         let pp = panel[pb * p..].as_ptr();
