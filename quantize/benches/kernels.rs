@@ -12,6 +12,10 @@
 //!   by `pack_q8_0_x4`), `<level>-tiled` (float weights and k-quants: all 16 rows × 4 tokens,
 //!   several dots per loaded vector).
 //!   Throughput counts multiply-adds.
+//! - `prompt/<type>/<level>`: the prompt matmul's kernel call — 64 rows × 4096 values against
+//!   128 activation rows (`vec_dot_tiled`, or `panel16_dot` on rows repacked by
+//!   `panel::repack_x16` where the level has it), for each level and, where this process may
+//!   use AMX, the `amx` table `kernels_tuned` runs there. Throughput counts multiply-adds.
 //!
 //! Run: `cargo bench -p llamapack-quantize -- --warm-up-time 1 --measurement-time 2`.
 
@@ -158,5 +162,53 @@ fn vec_dot4(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, quantize, vec_dot, vec_dot4);
+fn prompt(c: &mut Criterion) {
+    const TOKENS: usize = 128;
+    let w = data(N * ROWS, 6);
+    let a = data(N * TOKENS, 7);
+    let mut tables: Vec<(String, &'static llamapack_quantize::Kernels)> = Level::ALL
+        .into_iter()
+        .filter_map(|l| kernels_for(l).map(|k| (l.name().to_string(), k)))
+        .collect();
+    tables.extend(llamapack_quantize::kernels_amx().map(|k| ("amx".to_string(), k)));
+    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4K, DType::Q6K, DType::Q5K] {
+        let (wq, rb) = encode_rows(dtype, &w, N);
+        let (aq, _) = encode_rows(vec_dot_type(dtype), &a, N);
+        let mut g = c.benchmark_group(format!("prompt/{dtype}"));
+        g.throughput(Throughput::Elements((N * ROWS * TOKENS) as u64));
+        for (name, k) in &tables {
+            let mut out = vec![0f32; ROWS * TOKENS];
+            if k.has_panel16(dtype) {
+                let mut panel = vec![0u8; wq.len()];
+                for (o, i) in panel
+                    .chunks_exact_mut(16 * rb)
+                    .zip(wq.chunks_exact(16 * rb))
+                {
+                    llamapack_quantize::panel::repack_x16(dtype, N / 32, i, o);
+                }
+                // each q8_0 block's quant sum (bytes 2..34)
+                let sums: Vec<i32> = aq
+                    .chunks_exact(34)
+                    .map(|b| b[2..].iter().map(|&q| i32::from(q as i8)).sum())
+                    .collect();
+                g.bench_function(name.as_str(), |b| {
+                    b.iter(|| {
+                        k.panel16_dot(dtype, N, black_box(&panel), &aq, &sums, &mut out);
+                        out[0]
+                    });
+                });
+            } else if k.has_vec_dot_tiled(dtype) {
+                g.bench_function(name.as_str(), |b| {
+                    b.iter(|| {
+                        k.vec_dot_tiled(dtype, N, black_box(&wq), &aq, &mut out);
+                        out[0]
+                    });
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, quantize, vec_dot, vec_dot4, prompt);
 criterion_main!(benches);

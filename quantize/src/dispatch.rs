@@ -670,7 +670,8 @@ macro_rules! weighted_over {
 macro_rules! tiled {
     ($f:path) => {
         Some(|n, w, a, o| {
-            // SAFETY: the table is only reachable once its features are detected.
+            // SAFETY: the table is only reachable once its features are detected (the AMX
+            // table's after `x86::amx::usable`).
             unsafe { $f(n, w, a, o) }
         })
     };
@@ -911,9 +912,11 @@ static AVX512_HALVES: Kernels = {
     }
 };
 
-/// The AVX-512 table with the AMX int8 unit for the panel kernels' 16-token tiles (q8_0,
-/// q4_0, q5_0, iq4_nl weights against q8_0 activations: the same bits as the VNNI tiles,
-/// `multi_dot::panel16_dot_is_the_reference_dot`). Chosen by [`kernels_tuned`] where
+/// The AVX-512 table with the AMX int8 unit for the 16-token tiles of the panel kernels
+/// (q8_0, q4_0, q5_0, iq4_nl weights against q8_0 activations) and of the k-quants' tiled
+/// dots (q2_k..q6_k against q8_k, the scales folded into the weights as digits): the same
+/// bits as the VNNI tiles (`multi_dot::panel16_dot_is_the_reference_dot`,
+/// `multi_dot::vec_dot_tiled_is_single_dots*`). Chosen by [`kernels_tuned`] where
 /// `x86::amx::usable` (Intel Xeons with AMX, the OS granting the tile state).
 #[cfg(target_arch = "x86_64")]
 static AVX512_AMX: Kernels = {
@@ -923,6 +926,11 @@ static AVX512_AMX: Kernels = {
     over!(t, Q4_0, { panel16: tf!(panel k::panel16_dot_q4_0_q8_0_amx) });
     over!(t, Q5_0, { panel16: tf!(panel k::panel16_dot_q5_0_q8_0_amx) });
     over!(t, IQ4NL, { panel16: tf!(panel k::panel16_dot_iq4_nl_q8_0_amx) });
+    over!(t, Q2K, { vec_dot_tiled: tiled!(k::vec_dot_tiled_q2_k_q8_k_amx) });
+    over!(t, Q3K, { vec_dot_tiled: tiled!(k::vec_dot_tiled_q3_k_q8_k_amx) });
+    over!(t, Q4K, { vec_dot_tiled: tiled!(k::vec_dot_tiled_q4_k_q8_k_amx) });
+    over!(t, Q5K, { vec_dot_tiled: tiled!(k::vec_dot_tiled_q5_k_q8_k_amx) });
+    over!(t, Q6K, { vec_dot_tiled: tiled!(k::vec_dot_tiled_q6_k_q8_k_amx) });
     Kernels {
         level: Level::Avx512,
         formats: t,
@@ -983,8 +991,8 @@ pub fn kernels_for(level: Level) -> Option<&'static Kernels> {
 /// The kernel table this process runs at `level`: [`kernels_for`], except that at AVX-512 on a
 /// CPU that executes 512-bit operations as two 256-bit halves (AMD's, detected by CPUID vendor)
 /// the one-token dots of quantized weights are AVX2's and the float tiles do not prefetch
-/// (same bits; faster there for generation), and on a CPU with AMX the panel kernels' prompt
-/// tiles run on its int8 unit (same bits; [`kernels_amx`]).
+/// (same bits; faster there for generation), and on a CPU with AMX the prompt tiles of the
+/// panel kernels and of the k-quants run on its int8 unit (same bits; [`kernels_amx`]).
 /// `LLAMAPACK_ONE_TOKEN_SIMD=avx2` or `=avx512` overrides the first detection,
 /// `LLAMAPACK_AMX=0` turns the second off.
 pub fn kernels_tuned(level: Level) -> Option<&'static Kernels> {

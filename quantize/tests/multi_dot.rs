@@ -72,6 +72,11 @@ fn check_tiled(dtype: DType, n: usize, rows: usize, ntok: usize, seed: u64) {
             )
         })
         .collect();
+    check_tiled_rows(dtype, n, &wq, rows, ntok, seed);
+}
+
+/// [`check_tiled`] of the `rows` weight rows `wq` (any bytes).
+fn check_tiled_rows(dtype: DType, n: usize, wq: &[u8], rows: usize, ntok: usize, seed: u64) {
     let act = vec_dot_type(dtype);
     let aq: Vec<u8> = (0..ntok)
         .flat_map(|t| {
@@ -82,12 +87,12 @@ fn check_tiled(dtype: DType, n: usize, rows: usize, ntok: usize, seed: u64) {
         })
         .collect();
     let (rb, ab) = (wq.len() / rows, aq.len() / ntok);
-    // every level, and the AVX-512 table AMD CPUs run (`kernels_tuned`)
-    let mut tables = levels();
+    // every level, the AVX-512 table AMD CPUs run and the AMX one (`kernels_tuned`)
+    let mut tables = panel_tables();
     tables.extend(llamapack_quantize::kernels_avx512_halves());
     for k in tables {
         let mut out = vec![0f32; rows * ntok];
-        k.vec_dot_tiled(dtype, n, &wq, &aq, &mut out);
+        k.vec_dot_tiled(dtype, n, wq, &aq, &mut out);
         for r in 0..rows {
             for t in 0..ntok {
                 let got = out[r * ntok + t];
@@ -109,7 +114,8 @@ fn check_tiled(dtype: DType, n: usize, rows: usize, ntok: usize, seed: u64) {
 
 /// The shapes every run checks whatever proptest draws: one 16-row panel × one 8-token tile
 /// exactly, and 2 panels plus 1 leftover row × 8 + 4 + 3 tokens (every tile width, the pairs
-/// kernel for the last row), and 7 tokens (below the panels' threshold) on 16 rows.
+/// kernel for the last row), 7 tokens (below the panels' threshold) on 16 rows, and the AMX
+/// k-quant tiles: 16 tokens exactly, and 2 × 16 + 4 + 1 on 2 panels plus 1 row.
 #[test]
 fn vec_dot_tiled_panel_shapes() {
     for dtype in weights() {
@@ -118,7 +124,7 @@ fn vec_dot_tiled_panel_shapes() {
         } else {
             dtype.block_len() * 3
         };
-        for (rows, ntok) in [(16, 8), (33, 15), (16, 7)] {
+        for (rows, ntok) in [(16, 8), (33, 15), (16, 7), (16, 16), (33, 37)] {
             check_tiled(dtype, n, rows, ntok, 0x5eed + rows as u64);
         }
     }
@@ -150,13 +156,13 @@ proptest! {
         }
     }
 
-    /// 1 to 40 rows × 1 to 20 tokens: whole tiles (float 4 × 4, k-quant pairs × 4 tokens, the
-    /// k-quant panels of 16 rows × 8 tokens) and every kind of leftover; float rows of 67·k
-    /// values cover the vector loop's tail.
+    /// 1 to 40 rows × 1 to 40 tokens: whole tiles (float 4 × 4, k-quant pairs × 4 tokens, the
+    /// k-quant panels of 16 rows × 8 tokens, and × 16 on AMX) and every kind of leftover;
+    /// float rows of 67·k values cover the vector loop's tail.
     #[test]
     fn vec_dot_tiled_is_single_dots(
         rows in 1usize..=40,
-        ntok in 1usize..=20,
+        ntok in 1usize..=40,
         blocks in 1usize..8,
         seed: u64,
     ) {
@@ -272,6 +278,20 @@ fn check_panel16_rows(dtype: DType, n: usize, rows: &[u8], ntok: usize, seed: u6
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Any k-quant weight bytes (every scale byte: q6_k's -128 and q3_k's -32, the AMX
+    /// digits' extremes; every value; any f16 scale), 15..34 rows (a panel or two and
+    /// leftovers) and any token count: every table's tiled dots (the AMX ones too, where they
+    /// run) are the one-token dot.
+    #[test]
+    fn vec_dot_tiled_is_single_dots_on_any_k_quant_bytes(blocks in 1usize..4, ntok in 1usize..41, rows in 15usize..34, seed: u64) {
+        let mut r = common::Rng::new(seed);
+        for dtype in weights().filter(|d| d.block_len() == 256) {
+            let n = 256 * blocks;
+            let wq: Vec<u8> = (0..rows * dtype.row_bytes(n).unwrap()).map(|_| r.next_u64() as u8).collect();
+            check_tiled_rows(dtype, n, &wq, rows, ntok, seed);
+        }
+    }
 
     /// Any weight bytes (every int8 quant, -128 included; any f16 scale) and any token count:
     /// every table's panel kernels (the AMX one too, where it runs) are the reference dot.

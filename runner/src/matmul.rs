@@ -17,7 +17,8 @@
 //! while it is in cache, with the best multi-token kernel the level has for the weight type:
 //! - float weights: register tiles of 4 rows × 4 tokens (`Kernels::vec_dot_tiled`);
 //! - the k-quants: at AVX-512, panels of 16 rows × 8 tokens unpacked per super-block from 8
-//!   tokens on, else 1–2 rows against all tokens (`vec_dot_tiled`); iq4_xs: 2 rows;
+//!   tokens on (on AMX, q2_k..q6_k: × 16 tokens on the tile unit), else 1–2 rows against all
+//!   tokens (`vec_dot_tiled`); iq4_xs: 2 rows;
 //! - q8_0 / q4_0 / q5_0 / iq4_nl without panels: the activations are also packed 4 tokens at a
 //!   time (`pack_q8_0_x4`), and cache-sized blocks of rows meet each group of 4
 //!   (`vec_dot4_packed`, else `vec_dot4`), the tokens themselves in cache-sized blocks.

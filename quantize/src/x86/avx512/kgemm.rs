@@ -14,6 +14,14 @@
 //!
 //! Worth it only when the panel is reused: at fewer than [`MIN_TOKENS`] tokens (generation)
 //! the pairs kernels run.
+//!
+//! On a CPU with AMX (the `_amx` entries, chosen by `kernels_tuned`), the panel's tokens go
+//! 16 at a time through the int8 tile unit instead: the panel's value vectors are already
+//! `tdpbssd`'s weight-operand layout, and the per-16-values scales, which a tile product
+//! cannot apply, are folded into the weight bytes as small digits ([`Digits`]): 2 to 4
+//! `tdpbssd` per 64 values × 16 tokens × 16 rows give the exact integer sums the VNNI tile
+//! gets, and the same lane-wise f32 steps ([`add_term`]) follow. The last `m % 16` tokens take
+//! the VNNI tiles.
 
 use std::arch::x86_64::*;
 
@@ -21,7 +29,7 @@ use super::kmulti::{q3_k_block, q5_k_block, q6_k_block};
 use super::kquants::{Q2K, Q3K, Q4K, Q5K, Q6K, Q8K, join, ld256};
 use crate::q4_k::unpack_scales_mins;
 use crate::x86::avx2::{Finish, q4k_mins16};
-use crate::x86::{f16x2_at, prefetch_ahead};
+use crate::x86::{amx, f16x2_at, prefetch_ahead};
 
 /// Weight rows per tile (the lanes of a vector of i32).
 const ROWS: usize = 16;
@@ -201,29 +209,277 @@ unsafe fn tile<const T: usize>(
     }
     for t in 0..T {
         // SAFETY: the block's scale is its first 4 bytes.
-        let dy = _mm512_set1_ps(unsafe { a[t].cast::<f32>().read_unaligned() });
-        let d = _mm512_mul_ps(p.d, dy);
-        let term = match finish {
-            Finish::Mins => _mm512_sub_ps(
-                _mm512_mul_ps(d, _mm512_cvtepi32_ps(sumi[t])),
-                _mm512_mul_ps(_mm512_mul_ps(p.dmin, dy), _mm512_cvtepi32_ps(c[t])),
-            ),
-            Finish::Shift(k) => _mm512_mul_ps(
-                d,
-                _mm512_cvtepi32_ps(_mm512_sub_epi32(
-                    sumi[t],
-                    _mm512_mullo_epi32(c[t], _mm512_set1_epi32(k)),
-                )),
-            ),
-        };
+        let dy = unsafe { a[t].cast::<f32>().read_unaligned() };
         let o = &mut sumf[ROWS * t..ROWS * (t + 1)];
-        // SAFETY: o holds 16 f32.
-        unsafe {
-            _mm512_storeu_ps(
-                o.as_mut_ptr(),
-                _mm512_add_ps(_mm512_loadu_ps(o.as_ptr()), term),
+        add_term((p.d, p.dmin), dy, sumi[t], c[t], finish, o);
+    }
+}
+
+/// `o[i] +=` row `i`'s super-block term (its scales `pd`, `pdmin` in lane `i`) with a token
+/// whose block scale is `dy`, from the exact integer sums `sumi` (values times sub-block scales) and `c` (block sums times their
+/// partners): the one-token dot's f32 steps, lane-wise.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn add_term(
+    (pd, pdmin): (__m512, __m512),
+    dy: f32,
+    sumi: __m512i,
+    c: __m512i,
+    finish: Finish,
+    o: &mut [f32],
+) {
+    assert!(o.len() == ROWS);
+    let dy = _mm512_set1_ps(dy);
+    let d = _mm512_mul_ps(pd, dy);
+    let term = match finish {
+        Finish::Mins => _mm512_sub_ps(
+            _mm512_mul_ps(d, _mm512_cvtepi32_ps(sumi)),
+            _mm512_mul_ps(_mm512_mul_ps(pdmin, dy), _mm512_cvtepi32_ps(c)),
+        ),
+        Finish::Shift(k) => _mm512_mul_ps(
+            d,
+            _mm512_cvtepi32_ps(_mm512_sub_epi32(
+                sumi,
+                _mm512_mullo_epi32(c, _mm512_set1_epi32(k)),
+            )),
+        ),
+    };
+    // SAFETY: o holds 16 f32 (asserted).
+    unsafe {
+        _mm512_storeu_ps(
+            o.as_mut_ptr(),
+            _mm512_add_ps(_mm512_loadu_ps(o.as_ptr()), term),
+        );
+    }
+}
+
+/// How a k-quant's super-block sums run on the AMX int8 unit (`tdpbssd`: signed bytes times
+/// signed bytes), which has no per-16-values scale step: the sub-block scales are folded into
+/// the weight bytes. Each scale `sc` (sign-extended) is split into `count` digits of `bits`
+/// bits, `sc = Σ_j 2^(bits·j)·d_j` (the low ones `(sc >> bits·j) & mask`, the top one
+/// `sc >> bits·(count − 1)` arithmetic, so signed where `sc` is), and digit tile `j` holds
+/// `(x − shift)·d_j` per value, small enough for an `i8` by the choice of `bits` (for every
+/// type: |value| · |digit| ≤ 127). Then `Σ_j 2^(bits·j)·C_j` is exactly the one-token dot's
+/// `Σ sc·(x − shift)·y` for the super-block (the shift folded in: with it the block-sum term of
+/// [`Finish::Shift`] is 0), and with `mins` one more tile holds each 16 values' minimum and
+/// gives `Σ min·bsum` as [`Finish::Mins`] takes it. All in exact integers: same bits.
+#[derive(Clone, Copy)]
+pub(super) struct Digits {
+    /// What the panel's unsigned values exceed the type's values by (folded in).
+    shift: i8,
+    bits: u32,
+    count: usize,
+    /// Whether the type has minimums (one tile more).
+    mins: bool,
+}
+
+impl Digits {
+    /// Weight tiles per panel (at most 4: `tmm0..tmm3` accumulate).
+    fn tiles(self) -> usize {
+        self.count + usize::from(self.mins)
+    }
+}
+
+/// One AMX weight operand for a super-block: `g[16c + k]` (dword `i`) is 4 bytes of row `i`
+/// for values `64c + 4k..` — tile row `k` of chunk `c` (values `64c..64c + 64`); the panel's
+/// [`Panel::w`] has this layout already.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(super) struct BTile([__m512i; 64]);
+
+/// The AMX tiles of [`amx_tile16`]: `tmm0..tmm3` the 16 tokens × 16 rows int32 sums (one per
+/// weight tile), `tmm4` 16 tokens × 64 quants, `tmm5..tmm7` the weight tiles of a chunk
+/// (16 × 16 dwords), all 16 rows of 64 bytes.
+fn amx_config() -> amx::TileConfig {
+    amx::TileConfig::new(&[
+        (0, 16, 64),
+        (1, 16, 64),
+        (2, 16, 64),
+        (3, 16, 64),
+        (4, 16, 64),
+        (5, 16, 64),
+        (6, 16, 64),
+        (7, 16, 64),
+    ])
+}
+
+/// Byte-wise `x·d` of the 64 bytes of `x` with the dword-wise `d` (its value in both words):
+/// exact wherever the product fits a byte, signed or not (low bytes: the low byte of the
+/// word product; high bytes: the word product of the high byte alone).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn mul_bytes(x: __m512i, d: __m512i) -> __m512i {
+    let lo = _mm512_and_si512(_mm512_mullo_epi16(x, d), _mm512_set1_epi16(0x00ff));
+    let hi = _mm512_mullo_epi16(_mm512_and_si512(x, _mm512_set1_epi16(-256)), d);
+    _mm512_or_si512(lo, hi)
+}
+
+/// The weight tiles of panel `p` under plan `dg` into `bt` (`dg.tiles()` of them).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+fn amx_weights(p: &Panel, dg: Digits, bt: &mut [BTile]) {
+    assert!(bt.len() == dg.tiles() && dg.count <= 4);
+    let shift = _mm512_set1_epi8(dg.shift);
+    let mask = _mm512_set1_epi32((1 << dg.bits) - 1);
+    let words = |d: __m512i| {
+        _mm512_or_si512(
+            _mm512_and_si512(d, _mm512_set1_epi32(0xffff)),
+            _mm512_slli_epi32::<16>(d),
+        )
+    };
+    for s in 0..16 {
+        // the scale sign-extended (Madd16 panels keep it zero-extended from 16 bits)
+        let sc = _mm512_srai_epi32::<16>(_mm512_slli_epi32::<16>(p.sc[s]));
+        let mut d = [_mm512_setzero_si512(); 4];
+        for (j, dj) in d.iter_mut().enumerate().take(dg.count) {
+            let v = _mm512_srav_epi32(sc, _mm512_set1_epi32((dg.bits as usize * j) as i32));
+            *dj = words(if j + 1 < dg.count {
+                _mm512_and_si512(v, mask)
+            } else {
+                v
+            });
+        }
+        for g in 4 * s..4 * s + 4 {
+            let x = _mm512_sub_epi8(p.w[g], shift);
+            for j in 0..dg.count {
+                bt[j].0[g] = mul_bytes(x, d[j]);
+            }
+        }
+        if dg.mins {
+            // the minimum of values 16s..16s + 16 (an i16 of the pair), in all 4 bytes
+            let m = _mm512_and_si512(
+                _mm512_srlv_epi32(p.c[s / 2], _mm512_set1_epi32(16 * (s % 2) as i32)),
+                _mm512_set1_epi32(0xff),
             );
-        };
+            let m = _mm512_mullo_epi32(m, _mm512_set1_epi32(0x0101_0101));
+            for g in 4 * s..4 * s + 4 {
+                bt[dg.count].0[g] = m;
+            }
+        }
+    }
+}
+
+/// `tileloadd` of weight tile rows at `$b` into `tmm$t`, then `tdpbssd tmm$c += tmm4 · tmm$t`.
+macro_rules! amx_dp {
+    ($c:literal, $t:literal, $b:expr) => {
+        std::arch::asm!(
+            concat!("tileloadd tmm", $t, ", [{b} + {s} * 1]"),
+            concat!("tdpbssd tmm", $c, ", tmm4, tmm", $t),
+            b = in(reg) $b,
+            s = in(reg) 64usize,
+            options(nostack)
+        )
+    };
+}
+
+/// `tilestored` of `tmm$c` to the 16 × 64 bytes at `$o`.
+macro_rules! amx_store {
+    ($c:literal, $o:expr) => {
+        std::arch::asm!(
+            concat!("tilestored [{o} + {s} * 1], tmm", $c),
+            o = in(reg) $o,
+            s = in(reg) 64usize,
+            options(nostack)
+        )
+    };
+}
+
+/// [`tile`] of the 16 tokens whose rows start at `a + ab·t`, on the AMX unit, over all
+/// `nb` super-blocks in order: per super-block and chunk of 64 values one load of the tokens'
+/// quants and one `tdpbssd` per weight tile ([`Digits`]), the sums accumulating over the
+/// super-block in `tmm0..`; then per token the digits combined into the exact `sumi` (and
+/// the minimum sum `c`), and [`add_term`] with super-block `b`'s scales `ds[b]`.
+///
+/// # Safety
+/// [`amx_config`] is loaded; `bt` holds `dg.tiles()` tiles per super-block (block `b`'s at
+/// `dg.tiles()·b`); the 16 rows hold `nb` q8_k blocks each; `sumf` holds 256 f32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn amx_tile16(
+    ds: &[(__m512, __m512)],
+    bt: &[BTile],
+    dg: Digits,
+    finish: Finish,
+    a: *const u8,
+    ab: usize,
+    sumf: &mut [f32],
+) {
+    #[repr(C, align(64))]
+    struct Sums([[i32; ROWS * ROWS]; 4]);
+    let (nt, nb) = (dg.tiles(), ds.len());
+    assert!(bt.len() == nt * nb && (1..=4).contains(&nt) && sumf.len() == ROWS * ROWS);
+    let mut c = Sums([[0; ROWS * ROWS]; 4]);
+    for (b, &scales) in ds.iter().enumerate() {
+        let bt = &bt[nt * b..nt * (b + 1)];
+        // SAFETY: b < nb: the quant loads read bytes 4..260 of the 16 tokens' block b; the
+        // weight loads 1 KiB of `bt[k]`; the stores `c`'s 1 KiB each; configured (caller).
+        unsafe {
+            let ay = a.add(Q8K * b);
+            std::arch::asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
+            for ch in 0..4 {
+                std::arch::asm!(
+                    "tileloadd tmm4, [{a} + {s} * 1]",
+                    a = in(reg) ay.add(4 + 64 * ch),
+                    s = in(reg) ab,
+                    options(nostack)
+                );
+                let w = |k: usize| bt[k].0[16 * ch..].as_ptr();
+                amx_dp!("0", "5", w(0));
+                if nt > 1 {
+                    amx_dp!("1", "6", w(1));
+                }
+                if nt > 2 {
+                    amx_dp!("2", "7", w(2));
+                }
+                if nt > 3 {
+                    amx_dp!("3", "5", w(3));
+                }
+            }
+            amx_store!("0", c.0[0].as_mut_ptr());
+            if nt > 1 {
+                amx_store!("1", c.0[1].as_mut_ptr());
+            }
+            if nt > 2 {
+                amx_store!("2", c.0[2].as_mut_ptr());
+            }
+            if nt > 3 {
+                amx_store!("3", c.0[3].as_mut_ptr());
+            }
+        }
+        for t in 0..ROWS {
+            let row = |k: usize| {
+                // SAFETY: each sum tile holds 16 × 16 i32, row t at 16t.
+                unsafe { _mm512_load_si512(c.0[k].as_ptr().add(ROWS * t).cast()) }
+            };
+            let mut sumi = row(dg.count - 1);
+            for j in (0..dg.count - 1).rev() {
+                // Horner: sumi = Σ_j 2^(bits·j)·C_j (exact: the result fits an i32)
+                let up = _mm512_sllv_epi32(sumi, _mm512_set1_epi32(dg.bits as i32));
+                sumi = _mm512_add_epi32(up, row(j));
+            }
+            let cm = if dg.mins {
+                row(dg.count)
+            } else {
+                _mm512_setzero_si512()
+            };
+            // SAFETY: token t's block b starts at a + ab·t + Q8K·b; its scale is its first 4
+            // bytes.
+            let dy = unsafe { a.add(ab * t + Q8K * b).cast::<f32>().read_unaligned() };
+            add_term(
+                scales,
+                dy,
+                sumi,
+                cm,
+                finish,
+                &mut sumf[ROWS * t..ROWS * (t + 1)],
+            );
+        }
     }
 }
 
@@ -240,6 +496,29 @@ trait Kind {
     /// # Safety
     /// Every `a[t]` points at a whole q8_k block, `sumf` holds `16·T` f32; features as above.
     unsafe fn tile<const T: usize>(&self, a: [*const u8; T], sumf: &mut [f32]);
+    /// Whether this kind has an AMX path ([`Kind::amx_build`], [`Kind::amx_tile16`]).
+    fn has_amx(&self) -> bool {
+        false
+    }
+    /// Keeps the AMX weight tiles and scales of the panel last built (super-block `b` of
+    /// `nb`).
+    ///
+    /// # Safety
+    /// As for [`Kind::build`], which ran for `b`; [`Kind::has_amx`].
+    unsafe fn amx_build(&mut self, b: usize, nb: usize) {
+        let _ = (b, nb);
+        unreachable!("amx_build without an AMX path");
+    }
+    /// [`Kind::tile`] of the 16 tokens whose rows start at `a + ab·t`, over every super-block
+    /// kept by [`Kind::amx_build`], on the AMX unit.
+    ///
+    /// # Safety
+    /// [`Kind::amx_build`] ran for every super-block of these rows; [`amx_config`] is loaded;
+    /// the 16 rows hold whole q8_k rows; `sumf` holds 256 f32.
+    unsafe fn amx_tile16(&self, a: *const u8, ab: usize, sumf: &mut [f32]) {
+        let _ = (a, ab, sumf);
+        unreachable!("amx_tile16 without an AMX path");
+    }
 }
 
 /// The k-quants' panels ([`Panel`], [`tile`]).
@@ -248,6 +527,11 @@ struct KQuant<U> {
     finish: Finish,
     scale: Scale,
     unpack: U,
+    /// The type's AMX plan; the weight tiles and scales of every super-block of the current
+    /// 16 rows (kept only where AMX runs).
+    digits: Digits,
+    bt: Vec<BTile>,
+    ds: Vec<(__m512, __m512)>,
 }
 
 impl<U: Fn(&[u8]) -> TBlock> Kind for KQuant<U> {
@@ -261,27 +545,49 @@ impl<U: Fn(&[u8]) -> TBlock> Kind for KQuant<U> {
         // SAFETY: as this function's caller promises.
         unsafe { tile::<T>(&self.p, a, self.finish, self.scale, sumf) }
     }
+
+    fn has_amx(&self) -> bool {
+        true
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn amx_build(&mut self, b: usize, nb: usize) {
+        let nt = self.digits.tiles();
+        self.bt.resize(nt * nb, BTile([_mm512_setzero_si512(); 64]));
+        self.ds
+            .resize(nb, (_mm512_setzero_ps(), _mm512_setzero_ps()));
+        amx_weights(&self.p, self.digits, &mut self.bt[nt * b..nt * (b + 1)]);
+        self.ds[b] = (self.p.d, self.p.dmin);
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn amx_tile16(&self, a: *const u8, ab: usize, sumf: &mut [f32]) {
+        let (ds, bt, dg) = (&self.ds, &self.bt, self.digits);
+        // SAFETY: as this function's caller promises; `bt` and `ds` were kept for these rows.
+        unsafe { amx_tile16(ds, bt, dg, self.finish, a, ab, sumf) }
+    }
 }
 
 /// `out[r·m + t]` = the one-token dot of weight row `r` of `w` with activation row `t` of `a`
 /// (`m` rows of `n / 256` q8_k blocks), bit for bit: 16-row groups through `kind`'s panels
-/// when there are at least [`MIN_TOKENS`] tokens (8, then 4, then 1 at a time), the other rows
-/// (and small batches) through `rest` (the pairs kernel, same contract).
+/// when there are at least [`MIN_TOKENS`] tokens (with `amx` and a kind that has the path,
+/// 16 at a time on the AMX unit, then 8, 4, 1 on VNNI), the other rows (and small batches)
+/// through `rest` (the pairs kernel, same contract).
 ///
 /// # Safety
 /// `w` holds whole rows of `n / 256` blocks of `wb` bytes that `kind` reads, `a` whole q8_k
 /// rows, `out` one f32 per (row, token); the caller enables AVX-512 F/BW/VL/VNNI, AVX2, FMA
-/// and F16C.
+/// and F16C; with `amx`, `amx::usable()`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn rows_by_panels(
-    n: usize,
-    wb: usize,
+    (n, wb): (usize, usize),
     w: &[u8],
     a: &[u8],
     out: &mut [f32],
     kind: &mut impl Kind,
     rest: impl Fn(&[u8], &mut [f32]),
+    amx: bool,
 ) {
     let nb = n / 256;
     let (rb, ab) = (wb * nb, Q8K * nb);
@@ -290,14 +596,31 @@ unsafe fn rows_by_panels(
     assert!(out.len() == rows * m);
     let groups = if m >= MIN_TOKENS { rows / ROWS } else { 0 };
     let mut sumf = vec![0f32; ROWS * m];
+    // the first 16·tiles tokens in 16-token tiles on the AMX unit where asked (and the kind
+    // has that path): each tile through every super-block of a row group in turn (its 16
+    // rows' quants streamed in order), against weight tiles kept for all the group's
+    // super-blocks; the other tokens take the VNNI tiles as each panel is built.
+    let tiles = if amx && groups > 0 && kind.has_amx() {
+        m / ROWS
+    } else {
+        0
+    };
+    if tiles > 0 {
+        // SAFETY: the caller checked `amx::usable()`; released below.
+        unsafe { amx_config().load() };
+    }
     for gi in 0..groups {
         let wr: [&[u8]; ROWS] = std::array::from_fn(|i| &w[rb * (ROWS * gi + i)..][..rb]);
         sumf.fill(0.0);
         for b in 0..nb {
             // SAFETY: every row holds nb blocks (lengths checked).
             unsafe { kind.build(&wr, wb, b) };
+            if tiles > 0 {
+                // SAFETY: `build` ran for block b; the kind has an AMX path.
+                unsafe { kind.amx_build(b, nb) };
+            }
             let at = |t: usize| a[ab * t + Q8K * b..][..Q8K].as_ptr();
-            let mut t = 0;
+            let mut t = ROWS * tiles;
             while t + 8 <= m {
                 let s = &mut sumf[ROWS * t..ROWS * (t + 8)];
                 // SAFETY: every pointer starts a whole q8_k block; the slice holds 8 × 16.
@@ -317,12 +640,22 @@ unsafe fn rows_by_panels(
                 t += 1;
             }
         }
+        for j in 0..tiles {
+            let s = &mut sumf[ROWS * ROWS * j..ROWS * ROWS * (j + 1)];
+            // SAFETY: tokens 16j..16j + 16 ≤ m are whole q8_k rows ab bytes apart; every
+            // super-block was kept above; the configuration is loaded; s holds 16 × 16.
+            unsafe { kind.amx_tile16(a[ab * ROWS * j..].as_ptr(), ab, s) };
+        }
         let o = &mut out[ROWS * gi * m..ROWS * (gi + 1) * m];
         for (t, s) in sumf.chunks_exact(ROWS).enumerate() {
             for (i, &v) in s.iter().enumerate() {
                 o[i * m + t] = v;
             }
         }
+    }
+    if tiles > 0 {
+        // SAFETY: loaded above.
+        unsafe { amx::release() };
     }
     let done = ROWS * groups;
     if done < rows {
@@ -333,7 +666,12 @@ unsafe fn rows_by_panels(
 /// A fresh k-quant panel kind.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn kquant<U: Fn(&[u8]) -> TBlock>(finish: Finish, scale: Scale, unpack: U) -> KQuant<U> {
+fn kquant<U: Fn(&[u8]) -> TBlock>(
+    finish: Finish,
+    scale: Scale,
+    digits: Digits,
+    unpack: U,
+) -> KQuant<U> {
     KQuant {
         p: Panel {
             w: [_mm512_setzero_si512(); 64],
@@ -345,6 +683,9 @@ fn kquant<U: Fn(&[u8]) -> TBlock>(finish: Finish, scale: Scale, unpack: U) -> KQ
         finish,
         scale,
         unpack,
+        digits,
+        bt: Vec::new(),
+        ds: Vec::new(),
     }
 }
 
@@ -433,9 +774,17 @@ pub(crate) fn vec_dot_tiled_iq4_xs_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut 
     // SAFETY: 136-byte blocks, which `Xs` reads; `rows_by_panels` checks the lengths; the
     // features are this function's.
     unsafe {
-        rows_by_panels(n, 136, w, a, out, &mut kind, |w, o| {
-            super::kmulti::pairs_iq4_xs_q8_k(n, w, a, o);
-        });
+        rows_by_panels(
+            (n, 136),
+            w,
+            a,
+            out,
+            &mut kind,
+            |w, o| {
+                super::kmulti::pairs_iq4_xs_q8_k(n, w, a, o);
+            },
+            false,
+        );
     }
 }
 
@@ -532,9 +881,11 @@ fn q6_k_tile(bw: &[u8]) -> TBlock {
     shifted(&q6_k_block(bw))
 }
 
-/// Defines a k-quant's `vec_dot_tiled` from its panel unpacker and its pairs kernel.
+/// Defines a k-quant's `vec_dot_tiled`, and its AMX twin, from its panel unpacker, its
+/// pairs kernel and its AMX plan.
 macro_rules! kgemm {
-    ($tiled:ident, $pairs:path, $tile:ident, $finish:expr, $scale:expr, $wb:expr, $name:literal) => {
+    ($tiled:ident, $amx:ident, $pairs:path, $tile:ident, $finish:expr, $scale:expr,
+     $digits:expr, $wb:expr, $name:literal) => {
         #[doc = concat!("`out[r·m + t]` = the ", $name, "·q8_k dot of weight row `r` of `w` with")]
         #[doc = "activation row `t` of `a` (`m` rows): 16-row panels × 8-token tiles from"]
         #[doc = "[`MIN_TOKENS`] tokens on, else (and for the last rows) the pairs kernel; each"]
@@ -542,16 +893,37 @@ macro_rules! kgemm {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) fn $tiled(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
             // SAFETY: the block size is the type's, `rows_by_panels` checks the lengths; the
-            // features are this function's.
+            // features are this function's; no AMX.
             unsafe {
                 rows_by_panels(
-                    n,
-                    $wb,
+                    (n, $wb),
                     w,
                     a,
                     out,
-                    &mut kquant($finish, $scale, |b| $tile(b)),
+                    &mut kquant($finish, $scale, $digits, |b| $tile(b)),
                     |w, o| $pairs(n, w, a, o),
+                    false,
+                )
+            }
+        }
+
+        #[doc = concat!("[`", stringify!($tiled), "`] with the panels' tokens 16 at a time on")]
+        #[doc = "the AMX int8 unit (same bits)."]
+        ///
+        /// # Safety
+        /// `amx::usable()` (besides the features enabled).
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        pub(crate) unsafe fn $amx(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+            // SAFETY: as above; the caller checked `amx::usable()`.
+            unsafe {
+                rows_by_panels(
+                    (n, $wb),
+                    w,
+                    a,
+                    out,
+                    &mut kquant($finish, $scale, $digits, |b| $tile(b)),
+                    |w, o| $pairs(n, w, a, o),
+                    true,
                 )
             }
         }
@@ -560,46 +932,86 @@ macro_rules! kgemm {
 
 kgemm!(
     vec_dot_tiled_q2_k_q8_k,
+    vec_dot_tiled_q2_k_q8_k_amx,
     super::kmulti::pairs_q2_k_q8_k,
     q2_k_tile,
     Finish::Mins,
     Scale::Madd16,
+    // values 0..3 × scales 0..15: one digit
+    Digits {
+        shift: 0,
+        bits: 4,
+        count: 1,
+        mins: true
+    },
     Q2K,
     "q2_k"
 );
 kgemm!(
     vec_dot_tiled_q3_k_q8_k,
+    vec_dot_tiled_q3_k_q8_k_amx,
     super::kmulti::pairs_q3_k_q8_k,
     q3_k_tile,
     Finish::Shift(4),
     Scale::Madd16,
+    // values -4..3 × scale digits 0..7 and -4..3
+    Digits {
+        shift: 4,
+        bits: 3,
+        count: 2,
+        mins: false
+    },
     Q3K,
     "q3_k"
 );
 kgemm!(
     vec_dot_tiled_q4_k_q8_k,
+    vec_dot_tiled_q4_k_q8_k_amx,
     super::kquants::pairs_q4_k_q8_k,
     q4_k_tile,
     Finish::Mins,
     Scale::Madd16,
+    // values 0..15 × scale digits 0..7
+    Digits {
+        shift: 0,
+        bits: 3,
+        count: 2,
+        mins: true
+    },
     Q4K,
     "q4_k"
 );
 kgemm!(
     vec_dot_tiled_q5_k_q8_k,
+    vec_dot_tiled_q5_k_q8_k_amx,
     super::kmulti::pairs_q5_k_q8_k,
     q5_k_tile,
     Finish::Mins,
     Scale::Mul32,
+    // values 0..31 × scale digits 0..3
+    Digits {
+        shift: 0,
+        bits: 2,
+        count: 3,
+        mins: true
+    },
     Q5K,
     "q5_k"
 );
 kgemm!(
     vec_dot_tiled_q6_k_q8_k,
+    vec_dot_tiled_q6_k_q8_k_amx,
     super::kmulti::pairs_q6_k_q8_k,
     q6_k_tile,
     Finish::Shift(32),
     Scale::Mul16,
+    // values -32..31 × scale digits 0..3 and (the top one) -2..1
+    Digits {
+        shift: 32,
+        bits: 2,
+        count: 4,
+        mins: false
+    },
     Q6K,
     "q6_k"
 );
