@@ -892,19 +892,8 @@ macro_rules! kgemm {
         #[doc = "result bit-identical to the one-token dot."]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) fn $tiled(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
-            // SAFETY: the block size is the type's, `rows_by_panels` checks the lengths; the
-            // features are this function's; no AMX.
-            unsafe {
-                rows_by_panels(
-                    (n, $wb),
-                    w,
-                    a,
-                    out,
-                    &mut kquant($finish, $scale, $digits, |b| $tile(b)),
-                    |w, o| $pairs(n, w, a, o),
-                    false,
-                )
-            }
+            // SAFETY: no AMX; otherwise as in `$amx`.
+            unsafe { kgemm!(@rows ($pairs, $tile, $finish, $scale, $digits, $wb), n, w, a, out, false) }
         }
 
         #[doc = concat!("[`", stringify!($tiled), "`] with the panels' tokens 16 at a time on")]
@@ -914,19 +903,22 @@ macro_rules! kgemm {
         /// `amx::usable()` (besides the features enabled).
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         pub(crate) unsafe fn $amx(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
-            // SAFETY: as above; the caller checked `amx::usable()`.
-            unsafe {
-                rows_by_panels(
-                    (n, $wb),
-                    w,
-                    a,
-                    out,
-                    &mut kquant($finish, $scale, $digits, |b| $tile(b)),
-                    |w, o| $pairs(n, w, a, o),
-                    true,
-                )
-            }
+            // SAFETY: the block size is the type's, `rows_by_panels` checks the lengths; the
+            // features are this function's; the caller checked `amx::usable()`.
+            unsafe { kgemm!(@rows ($pairs, $tile, $finish, $scale, $digits, $wb), n, w, a, out, true) }
         }
+    };
+    (@rows ($pairs:path, $tile:ident, $finish:expr, $scale:expr, $digits:expr, $wb:expr),
+     $n:ident, $w:ident, $a:ident, $out:ident, $amx:expr) => {
+        rows_by_panels(
+            ($n, $wb),
+            $w,
+            $a,
+            $out,
+            &mut kquant($finish, $scale, $digits, |b| $tile(b)),
+            |w, o| $pairs($n, w, $a, o),
+            $amx,
+        )
     };
 }
 
