@@ -216,8 +216,9 @@ unsafe fn tile<const T: usize>(
 }
 
 /// `o[i] +=` row `i`'s super-block term (its scales `pd`, `pdmin` in lane `i`) with a token
-/// whose block scale is `dy`, from the exact integer sums `sumi` (values times sub-block scales) and `c` (block sums times their
-/// partners): the one-token dot's f32 steps, lane-wise.
+/// whose block scale is `dy`, from the exact integer sums `sumi` (values times sub-block
+/// scales) and `c` (block sums times their partners): the one-token dot's f32 steps,
+/// lane-wise.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 fn add_term(
