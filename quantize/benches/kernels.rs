@@ -171,7 +171,15 @@ fn prompt(c: &mut Criterion) {
         .filter_map(|l| kernels_for(l).map(|k| (l.name().to_string(), k)))
         .collect();
     tables.extend(llamapack_quantize::kernels_amx().map(|k| ("amx".to_string(), k)));
-    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4K, DType::Q6K, DType::Q5K] {
+    for dtype in [
+        DType::Q8_0,
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q5_1,
+        DType::Q4K,
+        DType::Q6K,
+        DType::Q5K,
+    ] {
         let (wq, rb) = encode_rows(dtype, &w, N);
         let (aq, _) = encode_rows(vec_dot_type(dtype), &a, N);
         let mut g = c.benchmark_group(format!("prompt/{dtype}"));
@@ -186,11 +194,14 @@ fn prompt(c: &mut Criterion) {
                 {
                     llamapack_quantize::panel::repack_x16(dtype, N / 32, i, o);
                 }
-                // each q8_0 block's quant sum (bytes 2..34)
-                let sums: Vec<i32> = aq
-                    .chunks_exact(34)
-                    .map(|b| b[2..].iter().map(|&q| i32::from(q as i8)).sum())
-                    .collect();
+                // each q8_0 block's quant sum (bytes 2..34); q8_1 blocks carry theirs
+                let sums: Vec<i32> = if vec_dot_type(dtype) == DType::Q8_0 {
+                    aq.chunks_exact(34)
+                        .map(|b| b[2..].iter().map(|&q| i32::from(q as i8)).sum())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 g.bench_function(name.as_str(), |b| {
                     b.iter(|| {
                         k.panel16_dot(dtype, N, black_box(&panel), &aq, &sums, &mut out);

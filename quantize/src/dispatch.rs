@@ -351,8 +351,8 @@ impl Kernels {
 
     /// `out[16t + i]` = the scalar reference dot of row `i` of a 16-row `panel`
     /// ([`crate::panel::repack_x16`]) with activation row `t` of `acts` (rows of `n` values in the weight's
-    /// activation format), bit for bit; `sums[t·(n/32) + b]` is the sum of the quants of block
-    /// `b` of activation row `t`. One token is generation's matrix × vector, more are a tile.
+    /// activation format), bit for bit; for q8_0 activations `sums[t·(n/32) + b]` is the sum of
+    /// the quants of block `b` of activation row `t` (q8_1 blocks carry theirs: `sums` empty). One token is generation's matrix × vector, more are a tile.
     /// `panel` may hold `g` consecutive panels (16·g rows): then `out` is their `g` products
     /// one after the other (`out[16·m·p + 16t + i]` for panel `p` of `m` tokens), so that work
     /// done once per call for the tokens (the AMX kernels' scales) serves every panel.
@@ -382,7 +382,12 @@ impl Kernels {
                 g > 0
                     && panel.len() == g * 16 * wb
                     && acts.len() == m * ab
-                    && sums.len() == m * (n / 32)
+                    && sums.len()
+                        == if act_type == DType::Q8_0 {
+                            m * (n / 32)
+                        } else {
+                            0
+                        }
                     && out.len() == 16 * m * g
             }
             _ => false,
@@ -852,6 +857,7 @@ static AVX512: Kernels = {
     over!(t, Q4_1, {
         vec_dot: tf!(dot k::vec_dot_q4_1_q8_1),
         vec_dot4: tf!(dot4 k::vec_dot4_q4_1_q8_1),
+        panel16: tf!(panel k::panel16_dot_q4_1_q8_1),
     });
     over!(t, Q5_0, {
         vec_dot: tf!(dot k::vec_dot_q5_0_q8_0),
@@ -862,6 +868,7 @@ static AVX512: Kernels = {
     over!(t, Q5_1, {
         vec_dot: tf!(dot k::vec_dot_q5_1_q8_1),
         vec_dot4: tf!(dot4 k::vec_dot4_q5_1_q8_1),
+        panel16: tf!(panel k::panel16_dot_q5_1_q8_1),
     });
     over!(t, IQ4NL, {
         quantize: tf!(quant k::quantize_iq4_nl),
@@ -913,8 +920,9 @@ static AVX512_HALVES: Kernels = {
 };
 
 /// The AVX-512 table with the AMX int8 unit for the 16-token tiles of the panel kernels
-/// (q8_0, q4_0, q5_0, iq4_nl weights against q8_0 activations) and of the k-quants' tiled
-/// dots (q2_k..q6_k against q8_k, the scales folded into the weights as digits): the same
+/// (q8_0, q4_0, q5_0, iq4_nl weights against q8_0 activations, q4_1 and q5_1 against q8_1)
+/// and of the k-quants' tiled dots (q2_k..q6_k against q8_k, the scales folded into the
+/// weights as digits; iq4_xs with each 32-value sub-block's sums apart): the same
 /// bits as the VNNI tiles (`multi_dot::panel16_dot_is_the_reference_dot`,
 /// `multi_dot::vec_dot_tiled_is_single_dots*`). Chosen by [`kernels_tuned`] where
 /// `x86::amx::usable` (Intel Xeons with AMX, the OS granting the tile state).
@@ -926,11 +934,14 @@ static AVX512_AMX: Kernels = {
     over!(t, Q4_0, { panel16: tf!(panel k::panel16_dot_q4_0_q8_0_amx) });
     over!(t, Q5_0, { panel16: tf!(panel k::panel16_dot_q5_0_q8_0_amx) });
     over!(t, IQ4NL, { panel16: tf!(panel k::panel16_dot_iq4_nl_q8_0_amx) });
+    over!(t, Q4_1, { panel16: tf!(panel k::panel16_dot_q4_1_q8_1_amx) });
+    over!(t, Q5_1, { panel16: tf!(panel k::panel16_dot_q5_1_q8_1_amx) });
     over!(t, Q2K, { vec_dot_tiled: tiled!(k::vec_dot_tiled_q2_k_q8_k_amx) });
     over!(t, Q3K, { vec_dot_tiled: tiled!(k::vec_dot_tiled_q3_k_q8_k_amx) });
     over!(t, Q4K, { vec_dot_tiled: tiled!(k::vec_dot_tiled_q4_k_q8_k_amx) });
     over!(t, Q5K, { vec_dot_tiled: tiled!(k::vec_dot_tiled_q5_k_q8_k_amx) });
     over!(t, Q6K, { vec_dot_tiled: tiled!(k::vec_dot_tiled_q6_k_q8_k_amx) });
+    over!(t, IQ4XS, { vec_dot_tiled: tiled!(k::vec_dot_tiled_iq4_xs_q8_k_amx) });
     Kernels {
         level: Level::Avx512,
         formats: t,

@@ -245,10 +245,14 @@ fn check_panel16_rows(dtype: DType, n: usize, rows: &[u8], ntok: usize, seed: u6
         .collect();
     let rb = dtype.row_bytes(n).unwrap();
     let (g, ab) = (rows.len() / (16 * rb), aq.len() / ntok);
-    let sums: Vec<i32> = aq
-        .chunks_exact(34)
-        .map(|b| b[2..].iter().map(|&q| i32::from(q as i8)).sum())
-        .collect();
+    // q8_0 activations come with their block sums; q8_1 blocks carry theirs
+    let sums: Vec<i32> = if act == DType::Q8_0 {
+        aq.chunks_exact(34)
+            .map(|b| b[2..].iter().map(|&q| i32::from(q as i8)).sum())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut panel = vec![0u8; rows.len()];
     for (o, i) in panel
         .chunks_exact_mut(16 * rb)
@@ -313,10 +317,13 @@ fn panel16_dot_is_the_reference_dot() {
         .collect();
     #[cfg(target_arch = "x86_64")]
     if llamapack_quantize::Level::Avx512.is_supported() {
-        assert!(
-            with_panels.contains(&DType::Q4_0),
-            "the q4_0 panel kernel was not exercised"
-        );
+        // one of each kind: nibbles, with a minimum (q8_1 activations), 5 bits with one
+        for d in [DType::Q4_0, DType::Q4_1, DType::Q5_1] {
+            assert!(
+                with_panels.contains(&d),
+                "the {d} panel kernel was not exercised"
+            );
+        }
     }
     for dtype in with_panels {
         for (blocks, ntok, seed) in [

@@ -1,10 +1,11 @@
 //! Matrix × vector and matrix × matrix over any weight dtype, split over rayon threads.
 //!
 //! As ggml does, an activation row is converted once per matmul to the format the weight's dot
-//! kernel pairs with (`q8_0` for `q8_0/q4_0`, `q8_k` for the k-quants, plain f32 for float
-//! weights), then every weight row is dotted with it.
+//! kernel pairs with (`q8_0` for `q8_0/q4_0`, `q8_1` for `q4_1/q5_1`, `q8_k` for the k-quants,
+//! plain f32 for float weights), then every weight row is dotted with it.
 //!
-//! Where the level has a panel kernel for the weight type (AVX-512: q4_0, iq4_nl, q5_0, q8_0),
+//! Where the level has a panel kernel for the weight type (AVX-512: q4_0, q4_1, iq4_nl, q5_0,
+//! q5_1, q8_0),
 //! the model keeps those matrices also repacked in groups of 16 rows ([`Panels`]): one vector
 //! lane per row, for one token and for tiles of 8 tokens alike (`Kernels::panel16_dot`, the
 //! scalar reference's bits). Otherwise:
@@ -17,8 +18,8 @@
 //! while it is in cache, with the best multi-token kernel the level has for the weight type:
 //! - float weights: register tiles of 4 rows × 4 tokens (`Kernels::vec_dot_tiled`);
 //! - the k-quants: at AVX-512, panels of 16 rows × 8 tokens unpacked per super-block from 8
-//!   tokens on (on AMX, q2_k..q6_k: × 16 tokens on the tile unit), else 1–2 rows against all
-//!   tokens (`vec_dot_tiled`); iq4_xs: 2 rows;
+//!   tokens on (on AMX, q2_k..q6_k and iq4_xs: × 16 tokens on the tile unit), else 1–2 rows
+//!   against all tokens (`vec_dot_tiled`);
 //! - q8_0 / q4_0 / q5_0 / iq4_nl without panels: the activations are also packed 4 tokens at a
 //!   time (`pack_q8_0_x4`), and cache-sized blocks of rows meet each group of 4
 //!   (`vec_dot4_packed`, else `vec_dot4`), the tokens themselves in cache-sized blocks.
@@ -307,7 +308,9 @@ pub(crate) fn project(
             converted = Some(dtype);
         }
         let a = Acts::view(k, dtype, x, n, cols, scratch);
-        match panels.get(w).zip(a.sums) {
+        // q8_0 activations carry their block sums beside them; q8_1 blocks hold theirs
+        let sums = a.sums.or((dtype != DType::Q8_0).then_some(&[][..]));
+        match panels.get(w).zip(sums) {
             Some((p, s)) if k.has_panel16(w.dtype) => matmul_panels(k, w, p, &a, s, out),
             _ => matmul(k, w, &a, out, tr),
         }

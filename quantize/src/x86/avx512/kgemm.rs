@@ -20,8 +20,10 @@
 //! `tdpbssd`'s weight-operand layout, and the per-16-values scales, which a tile product
 //! cannot apply, are folded into the weight bytes as small digits ([`Digits`]): 2 to 4
 //! `tdpbssd` per 64 values × 16 tokens × 16 rows give the exact integer sums the VNNI tile
-//! gets, and the same lane-wise f32 steps ([`add_term`]) follow. The last `m % 16` tokens take
-//! the VNNI tiles.
+//! gets, and the same lane-wise f32 steps ([`add_term`]) follow. iq4_xs, whose grid values
+//! leave no room for digits, keeps each 32-value sub-block's sums apart (two weight tiles
+//! per 64 values, each zero on the other sub-block) and takes its f32 step per sub-block, as
+//! its one-token dot does. The last `m % 16` tokens take the VNNI tiles.
 
 use std::arch::x86_64::*;
 
@@ -691,11 +693,113 @@ fn kquant<U: Fn(&[u8]) -> TBlock>(
 }
 
 /// The iq4_xs panel: the 16 rows' grid values plus 128 as for the k-quants, the 8 sub-block
-/// scales minus 32 as f32 and the super-block scale, lane = row.
+/// scales minus 32 as f32 and the super-block scale, lane = row; where AMX runs, the weight
+/// tiles and scales of every super-block of the current 16 rows ([`Kind::amx_build`]).
 struct Xs {
     w: [__m512i; 64],
     ls: [__m512; 8],
     d: __m512,
+    /// Per super-block two weight tiles: the grid values as `i8` of the even sub-blocks of
+    /// each 64 values (tile rows 0..8 of each chunk; rows 8..16 zero) and of the odd ones
+    /// (rows 8..16; rows 0..8 zero), so that one 64-quant load of the tokens and two
+    /// `tdpbssd` give the two sub-blocks' sums apart.
+    bt: Vec<BTile>,
+    /// Per super-block its scales `d` and `ls` as in [`Xs::build`].
+    sc: Vec<(__m512, [__m512; 8])>,
+}
+
+/// [`Xs::tile`] of the 16 tokens whose rows start at `a + ab·t`, on the AMX unit, over all
+/// super-blocks in order: per 64 values one load of the tokens' quants and two `tdpbssd`
+/// ([`Xs::bt`]), two chunks (4 sub-blocks) per round of tiles; then per token and
+/// sub-block the reference's f32 steps, as [`Xs::tile`] takes them.
+///
+/// # Safety
+/// [`amx_config`] is loaded; `bt` holds 2 tiles per entry of `sc`; the 16 rows hold
+/// `sc.len()` q8_k blocks each; `sumf` holds 256 f32.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn xs_amx_tile16(
+    sc: &[(__m512, [__m512; 8])],
+    bt: &[BTile],
+    a: *const u8,
+    ab: usize,
+    sumf: &mut [f32],
+) {
+    #[repr(C, align(64))]
+    struct Sums([[i32; ROWS * ROWS]; 4]);
+    assert!(bt.len() == 2 * sc.len() && sumf.len() == ROWS * ROWS);
+    let mut c = Sums([[0; ROWS * ROWS]; 4]);
+    for (b, (d, ls)) in sc.iter().enumerate() {
+        let (even, odd) = (&bt[2 * b].0, &bt[2 * b + 1].0);
+        let dd: [__m512; ROWS] = std::array::from_fn(|t| {
+            // SAFETY: token t's block b starts at a + ab·t + Q8K·b; its scale is its first 4
+            // bytes.
+            let dy = unsafe { a.add(ab * t + Q8K * b).cast::<f32>().read_unaligned() };
+            _mm512_mul_ps(*d, _mm512_set1_ps(dy))
+        });
+        let mut blk = [_mm512_setzero_ps(); ROWS];
+        for half in 0..2 {
+            let (c0, c1) = (2 * half, 2 * half + 1);
+            // SAFETY: the quant loads read bytes 4..260 of the 16 tokens' block b (chunks c0,
+            // c1); the weight loads 1 KiB of each tile's chunk; the stores `c`'s 4 KiB;
+            // configured (caller).
+            unsafe {
+                std::arch::asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    "tileloadd tmm4, [{a0} + {s} * 1]",
+                    "tileloadd tmm5, [{e0} + {w} * 1]",
+                    "tileloadd tmm6, [{o0} + {w} * 1]",
+                    "tdpbssd tmm0, tmm4, tmm5",
+                    "tdpbssd tmm1, tmm4, tmm6",
+                    "tileloadd tmm7, [{a1} + {s} * 1]",
+                    "tileloadd tmm5, [{e1} + {w} * 1]",
+                    "tileloadd tmm6, [{o1} + {w} * 1]",
+                    "tdpbssd tmm2, tmm7, tmm5",
+                    "tdpbssd tmm3, tmm7, tmm6",
+                    "tilestored [{s0} + {w} * 1], tmm0",
+                    "tilestored [{s1} + {w} * 1], tmm1",
+                    "tilestored [{s2} + {w} * 1], tmm2",
+                    "tilestored [{s3} + {w} * 1], tmm3",
+                    a0 = in(reg) a.add(Q8K * b + 4 + 64 * c0),
+                    a1 = in(reg) a.add(Q8K * b + 4 + 64 * c1),
+                    s = in(reg) ab,
+                    e0 = in(reg) even[16 * c0..].as_ptr(),
+                    o0 = in(reg) odd[16 * c0..].as_ptr(),
+                    e1 = in(reg) even[16 * c1..].as_ptr(),
+                    o1 = in(reg) odd[16 * c1..].as_ptr(),
+                    w = in(reg) 64usize,
+                    s0 = in(reg) c.0[0].as_mut_ptr(),
+                    s1 = in(reg) c.0[1].as_mut_ptr(),
+                    s2 = in(reg) c.0[2].as_mut_ptr(),
+                    s3 = in(reg) c.0[3].as_mut_ptr(),
+                    options(nostack)
+                );
+            }
+            // sub-blocks 4·half + k, in order
+            for (k, ck) in c.0.iter().enumerate() {
+                let l = ls[4 * half + k];
+                for (t, bt) in blk.iter_mut().enumerate() {
+                    // SAFETY: each sum tile holds 16 × 16 i32, row t at 16t.
+                    let sum = unsafe { _mm512_load_si512(ck.as_ptr().add(ROWS * t).cast()) };
+                    let term = _mm512_mul_ps(_mm512_mul_ps(dd[t], l), _mm512_cvtepi32_ps(sum));
+                    *bt = _mm512_add_ps(*bt, term);
+                }
+            }
+        }
+        for (t, v) in blk.iter().enumerate() {
+            let o = &mut sumf[ROWS * t..ROWS * (t + 1)];
+            // SAFETY: o holds 16 f32.
+            unsafe {
+                _mm512_storeu_ps(
+                    o.as_mut_ptr(),
+                    _mm512_add_ps(_mm512_loadu_ps(o.as_ptr()), *v),
+                );
+            }
+        }
+    }
 }
 
 impl Kind for Xs {
@@ -714,6 +818,33 @@ impl Kind for Xs {
         let d: [f32; ROWS] = std::array::from_fn(|i| k[i].2);
         // SAFETY: d holds 16 f32.
         self.d = unsafe { _mm512_loadu_ps(d.as_ptr()) };
+    }
+
+    fn has_amx(&self) -> bool {
+        true
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn amx_build(&mut self, b: usize, nb: usize) {
+        let zero = _mm512_setzero_si512();
+        self.bt.resize(2 * nb, BTile([zero; 64]));
+        self.sc
+            .resize(nb, (_mm512_setzero_ps(), [_mm512_setzero_ps(); 8]));
+        let flip = _mm512_set1_epi8(-128);
+        for g in 0..64 {
+            // the grid value itself: (v + 128) ^ 0x80 read as i8
+            let v = _mm512_xor_si512(self.w[g], flip);
+            let even = g % 16 < 8;
+            self.bt[2 * b].0[g] = if even { v } else { zero };
+            self.bt[2 * b + 1].0[g] = if even { zero } else { v };
+        }
+        self.sc[b] = (self.d, self.ls);
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn amx_tile16(&self, a: *const u8, ab: usize, sumf: &mut [f32]) {
+        // SAFETY: as this function's caller promises; `bt` and `sc` were kept for these rows.
+        unsafe { xs_amx_tile16(&self.sc, &self.bt, a, ab, sumf) }
     }
 
     /// Per sub-block of 32: the exact `Σ (v + 128)·y − 128·Σ y`, then the reference's f32
@@ -767,13 +898,36 @@ impl Kind for Xs {
 /// rows) the pairs kernel; each result bit-identical to the one-token dot.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) fn vec_dot_tiled_iq4_xs_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    // SAFETY: no AMX; the features are this function's.
+    unsafe { iq4_xs_rows(n, w, a, out, false) }
+}
+
+/// [`vec_dot_tiled_iq4_xs_q8_k`] with the panels' tokens 16 at a time on the AMX unit.
+///
+/// # Safety
+/// `amx::usable()` (besides the features enabled).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_tiled_iq4_xs_q8_k_amx(n: usize, w: &[u8], a: &[u8], out: &mut [f32]) {
+    // SAFETY: the caller checked `amx::usable()`.
+    unsafe { iq4_xs_rows(n, w, a, out, true) }
+}
+
+/// The iq4_xs panels through [`rows_by_panels`].
+///
+/// # Safety
+/// The caller enables AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; with `amx`, `amx::usable()`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn iq4_xs_rows(n: usize, w: &[u8], a: &[u8], out: &mut [f32], amx: bool) {
     let mut kind = Xs {
         w: [_mm512_setzero_si512(); 64],
         ls: [_mm512_setzero_ps(); 8],
         d: _mm512_setzero_ps(),
+        bt: Vec::new(),
+        sc: Vec::new(),
     };
     // SAFETY: 136-byte blocks, which `Xs` reads; `rows_by_panels` checks the lengths; the
-    // features are this function's.
+    // features are the caller's (and `amx::usable()` with `amx`).
     unsafe {
         rows_by_panels(
             (n, 136),
@@ -784,7 +938,7 @@ pub(crate) fn vec_dot_tiled_iq4_xs_q8_k(n: usize, w: &[u8], a: &[u8], out: &mut 
             |w, o| {
                 super::kmulti::pairs_iq4_xs_q8_k(n, w, a, o);
             },
-            false,
+            amx,
         );
     }
 }
