@@ -104,8 +104,8 @@ fn check_tiled_rows(dtype: DType, n: usize, wq: &[u8], rows: usize, ntok: usize,
                 );
                 assert!(
                     got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                    "{dtype} vec_dot_tiled {:?} n={n} row {r}/{rows} token {t}/{ntok}: {got} vs {want}",
-                    k.level()
+                    "{dtype} vec_dot_tiled {} n={n} row {r}/{rows} token {t}/{ntok}: {got} vs {want}",
+                    table_name(k)
                 );
             }
         }
@@ -204,6 +204,19 @@ fn avx2_and_avx512_one_token_dots_agree_on_every_quantized_weight() {
     }
 }
 
+/// A table's name in a failure: its level, or which of the two extra AVX-512 tables it is.
+fn table_name(k: &llamapack_quantize::Kernels) -> String {
+    let is =
+        |t: Option<&'static llamapack_quantize::Kernels>| t.is_some_and(|t| std::ptr::eq(t, k));
+    if is(llamapack_quantize::kernels_amx()) {
+        "Avx512 + AMX".into()
+    } else if is(llamapack_quantize::kernels_avx512_halves()) {
+        "Avx512 (AMD halves table)".into()
+    } else {
+        format!("{:?}", k.level())
+    }
+}
+
 /// Every table with panel kernels: the levels, and where this process may use AMX the table
 /// whose panels take 16-token tiles on it (`kernels_amx`, what `kernels_tuned` runs there).
 fn panel_tables() -> Vec<&'static llamapack_quantize::Kernels> {
@@ -271,8 +284,8 @@ fn check_panel16_rows(dtype: DType, n: usize, rows: &[u8], ntok: usize, seed: u6
                     let got = out[16 * ntok * p + 16 * t + i];
                     assert!(
                         got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                        "{dtype} panel16 {:?} n={n} panel {p}/{g} row {i} token {t}/{ntok}: {got} vs reference {want}",
-                        k.level()
+                        "{dtype} panel16 {} n={n} panel {p}/{g} row {i} token {t}/{ntok}: {got} vs reference {want}",
+                        table_name(k)
                     );
                 }
             }
