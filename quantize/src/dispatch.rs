@@ -352,7 +352,8 @@ impl Kernels {
     /// `out[16t + i]` = the scalar reference dot of row `i` of a 16-row `panel`
     /// ([`crate::panel::repack_x16`]) with activation row `t` of `acts` (rows of `n` values in the weight's
     /// activation format), bit for bit; for q8_0 activations `sums[t·(n/32) + b]` is the sum of
-    /// the quants of block `b` of activation row `t` (q8_1 blocks carry theirs: `sums` empty). One token is generation's matrix × vector, more are a tile.
+    /// the quants of block `b` of activation row `t` (q8_1 blocks carry theirs: `sums` empty).
+    /// One token is generation's matrix × vector, more are a tile.
     /// `panel` may hold `g` consecutive panels (16·g rows): then `out` is their `g` products
     /// one after the other (`out[16·m·p + 16t + i]` for panel `p` of `m` tokens), so that work
     /// done once per call for the tokens (the AMX kernels' scales) serves every panel.

@@ -22,15 +22,9 @@ fn head_words(bb: usize) -> Option<usize> {
     [1, 2].into_iter().find(|&w| (bb - 2 * w).is_multiple_of(4))
 }
 
-/// The f16 words at the start of every `dtype` block (1: the scale; 2: the scale and the
-/// minimum), if it has a panel layout ([`block_bytes`]).
-pub fn head(dtype: DType) -> Option<usize> {
-    block_bytes(dtype).and_then(head_words)
-}
-
 /// Repacks 16 `dtype` rows of `nb` blocks (`rows`: row after row) into a panel: block `b` of the
 /// 16 rows becomes `16 · bb` bytes at `b · 16 · bb` (`bb` = [`block_bytes`]): for each f16 word
-/// `w` of the block's head ([`head`]) that word of the 16 rows (row `i` at `32w + 2i`: the
+/// `w` of the block's head ([`head_words`]: the scale, and the minimum) that word of the 16 rows (row `i` at `32w + 2i`: the
 /// scales, then the minimums), then for each dword `j` after the head, that dword of every row
 /// (row `i` at `32h + 64j + 4i`, `h` words of head), so that one 64-byte load holds the same 4
 /// bytes of all 16 rows. For q4_0/q4_1/iq4_nl the dwords are nibble bytes `4j..4j + 4`; for

@@ -826,17 +826,15 @@ impl Kind for Xs {
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     unsafe fn amx_build(&mut self, b: usize, nb: usize) {
-        let zero = _mm512_setzero_si512();
-        self.bt.resize(2 * nb, BTile([zero; 64]));
+        // zero-filled once: each tile's other half is never written
+        self.bt.resize(2 * nb, BTile([_mm512_setzero_si512(); 64]));
         self.sc
             .resize(nb, (_mm512_setzero_ps(), [_mm512_setzero_ps(); 8]));
         let flip = _mm512_set1_epi8(-128);
         for g in 0..64 {
             // the grid value itself: (v + 128) ^ 0x80 read as i8
-            let v = _mm512_xor_si512(self.w[g], flip);
-            let even = g % 16 < 8;
-            self.bt[2 * b].0[g] = if even { v } else { zero };
-            self.bt[2 * b + 1].0[g] = if even { zero } else { v };
+            let odd = usize::from(g % 16 >= 8);
+            self.bt[2 * b + odd].0[g] = _mm512_xor_si512(self.w[g], flip);
         }
         self.sc[b] = (self.d, self.ls);
     }

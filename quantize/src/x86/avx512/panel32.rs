@@ -184,6 +184,21 @@ impl Fmt for Q8 {
     }
 }
 
+/// The 16 rows' minimums of the panel block at `p` as f32 (zero for a format without them).
+///
+/// # Safety
+/// `p` points at a whole panel block.
+#[inline]
+#[target_feature(enable = "avx512f,f16c")]
+unsafe fn minimums<F: Fmt>(p: *const u8) -> __m512 {
+    if F::HEAD == 2 {
+        // SAFETY: the 16 minimums are bytes 32..64 of the block (caller).
+        _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(p.add(32).cast()) })
+    } else {
+        _mm512_setzero_ps()
+    }
+}
+
 /// `out[16t + i]` = the reference dot of panel row `i` with token `t`, for `T` tokens whose
 /// rows start at `a[t]` and whose block sums `Σ y` are `s[t][b]` (read only if the format has
 /// a bias): per block the exact `Σ x·y − bias·Σ y` of 8 `vpdpbusd` (each token's quant dwords
@@ -209,7 +224,7 @@ unsafe fn tile<F: Fmt, const T: usize>(
         unsafe {
             let p = panel.add(F::BLOCK * b);
             let dw = _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()));
-            let mw = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(32).cast()));
+            let mw = minimums::<F>(p);
             let x = F::values(p.add(32 * F::HEAD));
             for t in 0..T {
                 let y = a[t].add(F::AB * b);
@@ -346,7 +361,7 @@ unsafe fn amx_tile16<F: Fmt>(
                 let bk = b + k;
                 let pk = panel.add(F::BLOCK * bk);
                 let dw = _mm512_cvtph_ps(_mm256_loadu_si256(pk.cast()));
-                let mw = _mm512_cvtph_ps(_mm256_loadu_si256(pk.add(32).cast()));
+                let mw = minimums::<F>(pk);
                 let dk = dy.as_ptr().add(PANEL_ROWS * F::HEAD * bk);
                 for (t, acc) in sumf.iter_mut().enumerate() {
                     let sumi = _mm512_load_si512(ck.as_ptr().add(PANEL_ROWS * t).cast());
